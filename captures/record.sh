@@ -1,0 +1,363 @@
+#!/usr/bin/env bash
+# record.sh — (re)record pgscope's test captures from real PostgreSQL servers on
+# loopback with tcpdump.  Must run as root (installs packages, runs tcpdump).
+#
+#   captures/record.sh                 record every scenario
+#   captures/record.sh NAME...         record only these (e.g. simple-queries cancel-32)
+#   captures/record.sh --list          list scenario names
+#
+# Servers come from scripts/pg-setup.sh (PG15 on 5432, PG18 on 5433). Each
+# scenario writes captures/NAME.pcap. Afterwards every pcap is checked with
+# tshark (see verify at the end); the summary is printed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+OUT=${PGSCOPE_CAPTURE_DIR:-$HERE}
+WORK=$(mktemp -d /tmp/pgscope-rec.XXXXXX)
+TCPDUMP_PID=
+
+log() { echo "[record] $*" >&2; }
+die() { echo "[record] ERROR: $*" >&2; exit 1; }
+
+cleanup() {
+    if [ -n "$TCPDUMP_PID" ] && kill -0 "$TCPDUMP_PID" 2>/dev/null; then
+        kill -INT "$TCPDUMP_PID" 2>/dev/null || true
+        wait "$TCPDUMP_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ALL_SCENARIOS=(
+    pg18-proto32 pg15-proto32-negotiate pq-unknown-option
+    simple-queries pgbench-extended pgbench-prepared pipeline-error copy
+    listen-notify large-result
+    auth-trust auth-scram auth-md5 auth-cleartext auth-failures
+    tls-sslrequest tls-direct gssenc-refused
+    cancel-30 cancel-32 replication ipv6-simple midstream
+)
+
+if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
+
+"$ROOT/scripts/pg-setup.sh" start >/dev/null
+# shellcheck disable=SC1091
+. "${PGSCOPE_PG_BASE:-/tmp/pgscope-pg}/env"
+
+export PGSSLMODE=disable PGCONNECT_TIMEOUT=10 PGAPPNAME=pgscope-record
+unset PGPASSWORD PGUSER PGDATABASE PGHOST PGPORT PGMAXPROTOCOLVERSION PGMINPROTOCOLVERSION PGOPTIONS || true
+H4=127.0.0.1
+
+psql15() { "$PG15_BIN/psql" -X -q "$@"; }                          # system libpq (15, protocol 3.0)
+psql18() { LD_LIBRARY_PATH="$PG18_LIB" "$PG15_BIN/psql" -X -q "$@"; } # libpq 18 from the npm package
+admin15() { psql15 -h "$PG15_SOCKDIR" -p "$PG15_PORT" -U postgres -d pgscope -v ON_ERROR_STOP=1 "$@" >/dev/null; }
+
+# ------------------------------------------------------------ capture helpers
+cap_start() { # name filter
+    local name=$1 filter=$2
+    rm -f "$OUT/$name.pcap"
+    : >"$WORK/tcpdump.err"
+    tcpdump -i lo -s 0 -U -Z root -w "$OUT/$name.pcap" "$filter" 2>"$WORK/tcpdump.err" &
+    TCPDUMP_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        grep -q "listening on" "$WORK/tcpdump.err" && break
+        kill -0 "$TCPDUMP_PID" 2>/dev/null || { cat "$WORK/tcpdump.err" >&2; die "tcpdump died"; }
+        sleep 0.05
+    done
+    sleep 0.3
+}
+
+cap_stop() {
+    sleep 0.5
+    kill -INT "$TCPDUMP_PID"
+    wait "$TCPDUMP_PID" || true
+    TCPDUMP_PID=
+    grep -E "packets captured" "$WORK/tcpdump.err" | sed 's/^/    /' >&2 || true
+}
+
+port_filter() { echo "tcp port $1"; }
+
+# ------------------------------------------------------------ scenarios
+rec_pg18-proto32() {
+    cap_start pg18-proto32 "$(port_filter "$PG18_PORT")"
+    PGMAXPROTOCOLVERSION=3.2 psql18 -h $H4 -p "$PG18_PORT" -U trust_user -d pgscope \
+        -c "select 1 as one"
+    cap_stop
+}
+
+rec_pg15-proto32-negotiate() {
+    cap_start pg15-proto32-negotiate "$(port_filter "$PG15_PORT")"
+    PGMAXPROTOCOLVERSION=3.2 psql18 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "select 1 as one"
+    cap_stop
+}
+
+rec_pq-unknown-option() {
+    cap_start pq-unknown-option "$(port_filter "$PG15_PORT")"
+    python3 "$HERE/pgwire.py" unknown-option "$PG15_PORT"
+    cap_stop
+}
+
+rec_simple-queries() {
+    admin15 -c "drop table if exists simple_t" -c "drop table if exists nonexistent_table"
+    cap_start simple-queries "$(port_filter "$PG15_PORT")"
+    # every -c is sent as ONE simple Query message (so "select 1; select 2;"
+    # is a multi-statement query string)
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope -v ON_ERROR_STOP=0 \
+        -c "select 1 as one, 'hello' as greeting" \
+        -c "select 1; select 2;" \
+        -c ";" \
+        -c "create table simple_t (id int primary key, v text)" \
+        -c "insert into simple_t select g, 'v' || g from generate_series(1, 5) g" \
+        -c "update simple_t set v = 'updated' where id <= 2" \
+        -c "delete from simple_t where id = 5" \
+        -c "select id, v from simple_t order by id" \
+        -c "drop table if exists nonexistent_table" \
+        -c "select 1/0" \
+        -c "selec 1" \
+        -c "begin" \
+        -c "insert into simple_t values (10, 'in tx')" \
+        -c "commit" \
+        -c "begin" \
+        -c "insert into simple_t values (1, 'duplicate')" \
+        -c "select 1" \
+        -c "rollback" \
+        -c "select count(*) from simple_t" \
+        >/dev/null 2>"$WORK/psql.err" || true
+    cap_stop
+    sed 's/^/    psql: /' "$WORK/psql.err" >&2
+}
+
+pgbench_init_once() {
+    if ! psql15 -h "$PG15_SOCKDIR" -p "$PG15_PORT" -U trust_user -d pgscope -Atc \
+            "select 1 from pgbench_accounts limit 1" >/dev/null 2>&1; then
+        log "pgbench -i -s 1 (not captured)"
+        "$PG15_BIN/pgbench" -i -s 1 -q -h "$PG15_SOCKDIR" -p "$PG15_PORT" -U trust_user pgscope >/dev/null 2>&1
+    fi
+}
+
+rec_pgbench-extended() {
+    pgbench_init_once
+    cap_start pgbench-extended "$(port_filter "$PG15_PORT")"
+    "$PG15_BIN/pgbench" -n -M extended -t 20 -c 2 -h $H4 -p "$PG15_PORT" -U trust_user pgscope \
+        >"$WORK/pgbench.out" 2>&1
+    cap_stop
+    grep -E "transactions actually processed" "$WORK/pgbench.out" | sed 's/^/    /' >&2
+}
+
+rec_pgbench-prepared() {
+    pgbench_init_once
+    cap_start pgbench-prepared "$(port_filter "$PG15_PORT")"
+    "$PG15_BIN/pgbench" -n -M prepared -t 20 -c 2 -h $H4 -p "$PG15_PORT" -U trust_user pgscope \
+        >"$WORK/pgbench.out" 2>&1
+    cap_stop
+    grep -E "transactions actually processed" "$WORK/pgbench.out" | sed 's/^/    /' >&2
+}
+
+rec_pipeline-error() {
+    cap_start pipeline-error "$(port_filter "$PG15_PORT")"
+    python3 "$HERE/pgwire.py" pipeline "$PG15_PORT"
+    cap_stop
+}
+
+rec_copy() {
+    admin15 -c "drop table if exists copy_t" -c "create table copy_t (id int, name text)" \
+        -c "alter table copy_t owner to trust_user"
+    cap_start copy "$(port_filter "$PG15_PORT")"
+    printf '1\talpha\n2\tbeta\n3\tgamma\n4\tdelta\n5\tepsilon\n\\.\n' |
+        psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+            -c "copy copy_t from stdin" \
+            -c "copy copy_t to stdout" >/dev/null
+    cap_stop
+}
+
+rec_listen-notify() {
+    local fifo=$WORK/listen.fifo pid
+    mkfifo "$fifo"
+    cap_start listen-notify "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope <"$fifo" >"$WORK/listener.out" 2>&1 &
+    pid=$!
+    exec 3>"$fifo"
+    echo "LISTEN pgscope_chan;" >&3
+    sleep 1
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "NOTIFY pgscope_chan, 'hello from notifier'" \
+        -c "select pg_notify('pgscope_chan', 'second payload')" >/dev/null
+    sleep 1
+    echo "select 'listener done';" >&3
+    echo '\q' >&3
+    exec 3>&-
+    wait "$pid"
+    cap_stop
+    sed 's/^/    listener: /' "$WORK/listener.out" >&2
+}
+
+rec_large-result() {
+    cap_start large-result "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "select repeat('x', 1000) from generate_series(1, 300)" \
+        -c "select repeat('y', 3000000)" >/dev/null
+    cap_stop
+}
+
+rec_auth-trust() {
+    cap_start auth-trust "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope -c "select 1" >/dev/null
+    cap_stop
+}
+
+rec_auth-scram() {
+    cap_start auth-scram "$(port_filter "$PG15_PORT")"
+    PGPASSWORD=scram-secret-pw psql15 -h $H4 -p "$PG15_PORT" -U scram_user -d pgscope -c "select 1" >/dev/null
+    cap_stop
+}
+
+rec_auth-md5() {
+    cap_start auth-md5 "$(port_filter "$PG15_PORT")"
+    PGPASSWORD=md5-secret-pw psql15 -h $H4 -p "$PG15_PORT" -U md5_user -d pgscope -c "select 1" >/dev/null
+    cap_stop
+}
+
+rec_auth-cleartext() {
+    cap_start auth-cleartext "$(port_filter "$PG15_PORT")"
+    PGPASSWORD=clear-secret-pw psql15 -h $H4 -p "$PG15_PORT" -U clear_user -d pgscope -c "select 1" >/dev/null
+    cap_stop
+}
+
+rec_auth-failures() {
+    cap_start auth-failures "$(port_filter "$PG15_PORT")"
+    # 28P01: wrong password (SCRAM exchange completes, server rejects the proof)
+    PGPASSWORD=wrong-password-pw psql15 -h $H4 -p "$PG15_PORT" -U scram_user -d pgscope -c "select 1" 2>&1 | sed 's/^/    /' >&2 || true
+    sleep 0.2
+    # 28000: role does not exist (pg_hba trust for unknown roles)
+    psql15 -h $H4 -p "$PG15_PORT" -U no_such_role -d pgscope -c "select 1" 2>&1 | sed 's/^/    /' >&2 || true
+    sleep 0.2
+    # 3D000: database does not exist
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d no_such_db -c "select 1" 2>&1 | sed 's/^/    /' >&2 || true
+    cap_stop
+}
+
+rec_tls-sslrequest() {
+    cap_start tls-sslrequest "$(port_filter "$PG15_PORT")"
+    PGSSLMODE=require psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -Atc "select 'tls', ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
+    cap_stop
+}
+
+rec_tls-direct() {
+    cap_start tls-direct "$(port_filter "$PG18_PORT")"
+    psql18 "host=$H4 port=$PG18_PORT user=trust_user dbname=pgscope sslmode=require sslnegotiation=direct" \
+        -Atc "select 'tls', ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
+    cap_stop
+}
+
+rec_gssenc-refused() {
+    # Debian's PG15 is built with GSSAPI and answers 'G'; the npm PG18 build
+    # has no GSSAPI and answers 'N', so this one goes to PG18.
+    cap_start gssenc-refused "$(port_filter "$PG18_PORT")"
+    python3 "$HERE/pgwire.py" gssenc "$PG18_PORT"
+    cap_stop
+}
+
+rec_cancel-30() {
+    cap_start cancel-30 "$(port_filter "$PG15_PORT")"
+    timeout -s INT 1 "$PG15_BIN/psql" -X -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "select pg_sleep(10)" 2>&1 | sed 's/^/    /' >&2 || true
+    cap_stop
+}
+
+rec_cancel-32() {
+    cap_start cancel-32 "$(port_filter "$PG18_PORT")"
+    PGMAXPROTOCOLVERSION=3.2 LD_LIBRARY_PATH="$PG18_LIB" timeout -s INT 1 "$PG15_BIN/psql" -X \
+        -h $H4 -p "$PG18_PORT" -U trust_user -d pgscope \
+        -c "select pg_sleep(10)" 2>&1 | sed 's/^/    /' >&2 || true
+    cap_stop
+}
+
+rec_replication() {
+    admin15 -c "select pg_drop_replication_slot('pgscope_slot') from pg_replication_slots where slot_name = 'pgscope_slot'" \
+        -c "drop table if exists repl_t" -c "create table repl_t (id int, v text)" \
+        -c "alter table repl_t owner to trust_user"
+    local rpid
+    cap_start replication "$(port_filter "$PG15_PORT")"
+    # physical/logical replication connection: IDENTIFY_SYSTEM
+    psql15 "host=$H4 port=$PG15_PORT user=repl_user dbname=pgscope replication=database" \
+        -c "IDENTIFY_SYSTEM" >/dev/null
+    # CREATE_REPLICATION_SLOT ... LOGICAL test_decoding, then START_REPLICATION (CopyBoth)
+    "$PG15_BIN/pg_recvlogical" -h $H4 -p "$PG15_PORT" -U repl_user -d pgscope \
+        -S pgscope_slot --create-slot -P test_decoding
+    "$PG15_BIN/pg_recvlogical" -h $H4 -p "$PG15_PORT" -U repl_user -d pgscope \
+        -S pgscope_slot --start -s 1 -f "$WORK/decoded.txt" &
+    rpid=$!
+    sleep 1
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "insert into repl_t select g, 'row ' || g from generate_series(1, 3) g" \
+        -c "update repl_t set v = 'changed' where id = 2" >/dev/null
+    sleep 2
+    kill -INT "$rpid"
+    wait "$rpid" || true
+    cap_stop
+    admin15 -c "select pg_drop_replication_slot('pgscope_slot')"
+    sed 's/^/    decoded: /' "$WORK/decoded.txt" >&2
+}
+
+rec_ipv6-simple() {
+    [ "${PG_IPV6:-0}" = 1 ] || { log "skip ipv6-simple: server not on ::1"; return 0; }
+    cap_start ipv6-simple "$(port_filter "$PG15_PORT")"
+    psql15 -h ::1 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "select inet_server_addr()" \
+        -c "select 'over ipv6' as msg" \
+        -c "select g from generate_series(1, 3) g" >/dev/null
+    cap_stop
+}
+
+rec_midstream() {
+    local fifo=$WORK/mid.fifo pid
+    mkfifo "$fifo"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope <"$fifo" >"$WORK/mid.out" 2>&1 &
+    pid=$!
+    exec 3>"$fifo"
+    echo "select 'before capture';" >&3
+    sleep 2
+    cap_start midstream "$(port_filter "$PG15_PORT")"
+    echo "select 42;" >&3
+    sleep 0.3
+    echo "select 'after join';" >&3
+    sleep 0.3
+    echo '\q' >&3
+    exec 3>&-
+    wait "$pid"
+    cap_stop
+}
+
+# ------------------------------------------------------------ verification
+port_of() { # name -> port used
+    case "$1" in
+        pg18-proto32|tls-direct|gssenc-refused|cancel-32) echo "$PG18_PORT" ;;
+        *) echo "$PG15_PORT" ;;
+    esac
+}
+
+verify() { # name
+    local f=$OUT/$1.pcap port
+    port=$(port_of "$1")
+    [ -s "$f" ] || { echo "  $1: MISSING"; return 1; }
+    local pk sz nmsg
+    pk=$(capinfos -M -c "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
+    sz=$(stat -c %s "$f")
+    nmsg=$(tshark -r "$f" -d "tcp.port==$port,pgsql" -Y pgsql -T fields -e pgsql.type 2>/dev/null | tr ',' '\n' | grep -c . || true)
+    printf '  %-24s %8s bytes %6s packets %6s pgsql msgs\n' "$1" "$sz" "$pk" "$nmsg"
+}
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=("${ALL_SCENARIOS[@]}")
+for s in "${scenarios[@]}"; do
+    declare -F "rec_$s" >/dev/null || die "unknown scenario $s (see --list)"
+done
+for s in "${scenarios[@]}"; do
+    log "== $s"
+    "rec_$s"
+done
+log "summary:"
+for s in "${scenarios[@]}"; do verify "$s" || true; done

@@ -1,0 +1,260 @@
+//! Packet sources: capture files (pcap, pcapng; through `pcap-parser`, which reads
+//! faster than libpcap's offline path) and live interfaces (libpcap).
+//!
+//! A source hands each packet to a callback as `(timestamp, link type, bytes)`; it
+//! knows nothing about TCP. A truncated last record is a warning, not an error.
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use std::fmt;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One captured frame, borrowed from the source's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// The LINKTYPE_* value of the interface the frame came from.
+    pub linktype: i32,
+    pub data: &'a [u8],
+    /// Length on the wire; larger than `data.len()` when the snaplen cut the frame.
+    pub orig_len: u32,
+}
+
+/// What a source reports when it stops.
+#[derive(Default, Debug, Clone)]
+pub struct SourceStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Kernel/libpcap drops (live capture only).
+    pub dropped: u64,
+    /// Set when a file ended in the middle of a record.
+    pub truncated: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CaptureError(pub String);
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Callback verdict: keep reading or stop (packet count reached, Ctrl-C).
+pub type Flow = std::ops::ControlFlow<()>;
+
+/// Read buffer of the file reader. Records are at most a snaplen (256 KiB) long, so a
+/// record that does not fit is corruption.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame.
+pub fn read_file<R: Read + Send>(
+    name: &str,
+    input: R,
+    stop: &AtomicBool,
+    on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
+) -> Result<SourceStats, CaptureError> {
+    let mut reader = pcap_parser::create_reader(READ_BUFFER, input).map_err(|e| {
+        CaptureError(format!(
+            "{name}: not a pcap or pcapng capture file ({})",
+            describe(&e)
+        ))
+    })?;
+    let mut stats = SourceStats::default();
+    // pcapng: per interface, link type and timestamp unit (ticks per second) and offset.
+    let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
+    let mut legacy: (i32, u64) = (1, 1_000_000);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match reader.next() {
+            Ok((offset, block)) => {
+                let verdict = match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        let unit = if h.is_nanosecond_precision() {
+                            1_000_000_000
+                        } else {
+                            1_000_000
+                        };
+                        legacy = (h.network.0, unit);
+                        Flow::Continue(())
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let ts = b.ts_sec as i64 * 1_000_000_000
+                            + b.ts_usec as i64 * (1_000_000_000 / legacy.1 as i64);
+                        emit(&mut stats, on_packet, ts, legacy.0, b.data, b.origlen)
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        interfaces.clear();
+                        Flow::Continue(())
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let unit = idb.ts_resolution().unwrap_or(1_000_000);
+                        interfaces.push((idb.linktype.0, unit, idb.ts_offset()));
+                        Flow::Continue(())
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let (lt, unit, off) = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or((1, 1_000_000, 0));
+                        let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                        let ts = ticks_to_ns(ticks, unit) + off * 1_000_000_000;
+                        emit(
+                            &mut stats,
+                            on_packet,
+                            ts,
+                            lt,
+                            epb.packet_data(),
+                            epb.origlen,
+                        )
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let lt = interfaces.first().map_or(1, |i| i.0);
+                        emit(&mut stats, on_packet, 0, lt, spb.packet_data(), spb.origlen)
+                    }
+                    PcapBlockOwned::NG(_) => Flow::Continue(()),
+                };
+                reader.consume(offset);
+                if verdict.is_break() {
+                    break;
+                }
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                reader
+                    .refill()
+                    .map_err(|e| CaptureError(format!("{name}: read error ({})", describe(&e))))?;
+            }
+            Err(PcapError::UnexpectedEof) => {
+                stats.truncated = Some(format!(
+                    "{name}: file ends in the middle of a record after {} packets (truncated capture)",
+                    stats.packets
+                ));
+                break;
+            }
+            Err(e) => {
+                let msg = format!(
+                    "{name}: corrupt capture after {} packets ({})",
+                    stats.packets,
+                    describe(&e)
+                );
+                if stats.packets == 0 {
+                    return Err(CaptureError(msg));
+                }
+                stats.truncated = Some(msg);
+                break;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn ticks_to_ns(ticks: u64, unit: u64) -> i64 {
+    if unit == 1_000_000_000 {
+        ticks as i64
+    } else if unit == 1_000_000 {
+        (ticks * 1000) as i64
+    } else {
+        let secs = ticks / unit;
+        let frac = ticks % unit;
+        (secs * 1_000_000_000 + (frac as u128 * 1_000_000_000 / unit as u128) as u64) as i64
+    }
+}
+
+fn emit(
+    stats: &mut SourceStats,
+    on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
+    ts_ns: i64,
+    linktype: i32,
+    data: &[u8],
+    orig_len: u32,
+) -> Flow {
+    stats.packets += 1;
+    stats.bytes += data.len() as u64;
+    on_packet(Packet {
+        ts_ns,
+        linktype,
+        data,
+        orig_len,
+    })
+}
+
+fn describe<I>(e: &PcapError<I>) -> String {
+    match e {
+        PcapError::Eof => "empty file".into(),
+        PcapError::HeaderNotRecognized => "unknown file header".into(),
+        PcapError::ReadError => "read failed".into(),
+        PcapError::UnexpectedEof | PcapError::Incomplete(_) => "unexpected end of file".into(),
+        PcapError::BufferTooSmall => "record too large".into(),
+        PcapError::NomError(_, k) | PcapError::OwnedNomError(_, k) => {
+            format!("malformed block: {k:?}")
+        }
+    }
+}
+
+/// Options for a live capture.
+pub struct LiveOptions<'a> {
+    pub interface: &'a str,
+    pub filter: &'a str,
+    pub snaplen: i32,
+    pub savefile: Option<&'a str>,
+    /// Called once the handle is open (and the savefile created), before any packet:
+    /// the place to drop privileges.
+    pub after_open: &'a mut dyn FnMut() -> Result<(), String>,
+}
+
+/// Captures from a live interface until `stop` is set or the callback breaks.
+pub fn read_live(
+    opts: LiveOptions<'_>,
+    stop: &AtomicBool,
+    on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
+) -> Result<SourceStats, CaptureError> {
+    let err = |what: &str, e: pcap::Error| CaptureError(format!("{}: {what}: {e}", opts.interface));
+    let mut cap = pcap::Capture::from_device(opts.interface)
+        .map_err(|e| err("no such device", e))?
+        .promisc(true)
+        .snaplen(opts.snaplen)
+        .immediate_mode(true)
+        .buffer_size(32 << 20)
+        .timeout(100)
+        .open()
+        .map_err(|e| err("cannot open capture", e))?;
+    cap.filter(opts.filter, true)
+        .map_err(|e| err("bad capture filter", e))?;
+    let linktype = cap.get_datalink().0;
+    let mut save = match opts.savefile {
+        Some(path) => Some(cap.savefile(path).map_err(|e| err("cannot create -w file", e))?),
+        None => None,
+    };
+    (opts.after_open)().map_err(CaptureError)?;
+    let mut stats = SourceStats::default();
+    while !stop.load(Ordering::Relaxed) {
+        match cap.next_packet() {
+            Ok(p) => {
+                if let Some(s) = save.as_mut() {
+                    s.write(&p);
+                }
+                let ts = p.header.ts.tv_sec as i64 * 1_000_000_000 + p.header.ts.tv_usec as i64 * 1000;
+                if emit(&mut stats, on_packet, ts, linktype, p.data, p.header.len).is_break() {
+                    break;
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => continue,
+            Err(e) => return Err(err("capture failed", e)),
+        }
+    }
+    if let Some(mut s) = save {
+        let _ = s.flush();
+    }
+    if let Ok(s) = cap.stats() {
+        stats.dropped = s.dropped as u64 + s.if_dropped as u64;
+    }
+    Ok(stats)
+}

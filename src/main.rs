@@ -1,0 +1,6 @@
+#![allow(dead_code)]
+mod capture;
+mod net;
+mod tcp;
+
+fn main() {}

@@ -1,0 +1,218 @@
+//! Link, IP and TCP headers: a frame becomes a [`Segment`] or nothing.
+//!
+//! Header parsing is etherparse's lax slicer (zero copy, tolerant of frames cut by the
+//! snaplen); this module only maps capture link types onto it.
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use std::net::IpAddr;
+
+pub const LINKTYPE_NULL: i32 = 0;
+pub const LINKTYPE_ETHERNET: i32 = 1;
+pub const LINKTYPE_RAW_OLD1: i32 = 12;
+pub const LINKTYPE_RAW_OLD2: i32 = 14;
+pub const LINKTYPE_RAW: i32 = 101;
+pub const LINKTYPE_LOOP: i32 = 108;
+pub const LINKTYPE_LINUX_SLL: i32 = 113;
+pub const LINKTYPE_IPV4: i32 = 228;
+pub const LINKTYPE_IPV6: i32 = 229;
+pub const LINKTYPE_LINUX_SLL2: i32 = 276;
+
+pub const FLAG_FIN: u8 = 0x01;
+pub const FLAG_SYN: u8 = 0x02;
+pub const FLAG_RST: u8 = 0x04;
+pub const FLAG_ACK: u8 = 0x10;
+
+/// A TCP segment, borrowing its payload from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+    /// Payload bytes the snaplen cut off (they follow `payload` in sequence space).
+    pub missing: u32,
+}
+
+impl Segment<'_> {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// Decodes a frame of the given link type down to TCP. Anything else (ARP, UDP,
+/// fragments, unknown link types, broken headers) gives `None`.
+pub fn parse(linktype: i32, frame: &[u8], orig_len: u32) -> Option<Segment<'_>> {
+    let pkt = match linktype {
+        LINKTYPE_ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok()?,
+        LINKTYPE_RAW | LINKTYPE_RAW_OLD1 | LINKTYPE_RAW_OLD2 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => {
+            LaxSlicedPacket::from_ip(frame).ok()?
+        }
+        // BSD loopback: a 4-byte address family (host or network order); the IP
+        // version nibble tells the family just as well.
+        LINKTYPE_NULL | LINKTYPE_LOOP => LaxSlicedPacket::from_ip(frame.get(4..)?).ok()?,
+        LINKTYPE_LINUX_SLL => {
+            let proto = u16::from_be_bytes([*frame.get(14)?, *frame.get(15)?]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(16..)?)
+        }
+        LINKTYPE_LINUX_SLL2 => {
+            let proto = u16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(20..)?)
+        }
+        _ => return None,
+    };
+    let (src, dst, incomplete) = match &pkt.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                ip.payload().incomplete,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                ip.payload().incomplete,
+            )
+        }
+        _ => return None,
+    };
+    let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else {
+        return None;
+    };
+    let flags = (tcp.fin() as u8) * FLAG_FIN
+        | (tcp.syn() as u8) * FLAG_SYN
+        | (tcp.rst() as u8) * FLAG_RST
+        | (tcp.ack() as u8) * FLAG_ACK;
+    let missing = if incomplete {
+        orig_len.saturating_sub(frame.len() as u32)
+    } else {
+        0
+    };
+    Some(Segment {
+        src,
+        dst,
+        sport: tcp.source_port(),
+        dport: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags,
+        payload: tcp.payload(),
+        missing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_v4(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 5432, 1000, 65535)
+            .ack(77)
+            .psh();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    fn tcp_v6(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv6([0; 16], [1; 16], 64).tcp(5432, 40000, 9, 100).syn();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    fn with_prefix(prefix: &[u8], ip: &[u8]) -> Vec<u8> {
+        let mut v = prefix.to_vec();
+        v.extend_from_slice(ip);
+        v
+    }
+
+    #[test]
+    fn every_link_type_reaches_tcp() {
+        let ip = tcp_v4(b"Qabc");
+        let eth = with_prefix(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00], &ip);
+        let vlan = with_prefix(
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0, 5, 0x08, 0x00],
+            &ip,
+        );
+        let qinq = with_prefix(
+            &[
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 6, 0x08,
+                0x00,
+            ],
+            &ip,
+        );
+        let null = with_prefix(&[2, 0, 0, 0], &ip);
+        let mut sll_hdr = [0u8; 16];
+        sll_hdr[14] = 0x08;
+        let sll = with_prefix(&sll_hdr, &ip);
+        let mut sll2_hdr = [0u8; 20];
+        sll2_hdr[0] = 0x08;
+        let sll2 = with_prefix(&sll2_hdr, &ip);
+        let cases: [(i32, &[u8]); 8] = [
+            (LINKTYPE_RAW, &ip),
+            (LINKTYPE_IPV4, &ip),
+            (LINKTYPE_ETHERNET, &eth),
+            (LINKTYPE_ETHERNET, &vlan),
+            (LINKTYPE_ETHERNET, &qinq),
+            (LINKTYPE_NULL, &null),
+            (LINKTYPE_LINUX_SLL, &sll),
+            (LINKTYPE_LINUX_SLL2, &sll2),
+        ];
+        for (lt, frame) in cases {
+            let s = parse(lt, frame, frame.len() as u32).unwrap_or_else(|| panic!("linktype {lt}"));
+            assert_eq!(s.payload, b"Qabc", "linktype {lt}");
+            assert_eq!((s.sport, s.dport, s.seq, s.ack), (40000, 5432, 1000, 77));
+            assert!(s.has(FLAG_ACK) && !s.has(FLAG_SYN));
+            assert_eq!(s.src, IpAddr::from([10, 0, 0, 1]));
+            assert_eq!(s.missing, 0);
+        }
+    }
+
+    #[test]
+    fn ipv6_and_flags() {
+        let ip = tcp_v6(b"");
+        let s = parse(LINKTYPE_RAW, &ip, ip.len() as u32).unwrap();
+        assert!(s.has(FLAG_SYN));
+        assert_eq!(s.dst, IpAddr::from([1u8; 16]));
+        assert_eq!(s.payload, b"");
+    }
+
+    #[test]
+    fn snaplen_cut_reports_missing_bytes() {
+        let ip = tcp_v4(&[b'x'; 100]);
+        let cut = &ip[..ip.len() - 30];
+        let s = parse(LINKTYPE_RAW, cut, ip.len() as u32).unwrap();
+        assert_eq!(s.payload.len(), 70);
+        assert_eq!(s.missing, 30);
+    }
+
+    #[test]
+    fn garbage_and_other_protocols_are_none() {
+        assert!(parse(LINKTYPE_ETHERNET, &[0u8; 10], 10).is_none());
+        assert!(parse(LINKTYPE_RAW, b"hello world, not ip", 19).is_none());
+        assert!(parse(999, &tcp_v4(b""), 40).is_none());
+        let udp = {
+            let mut out = Vec::new();
+            PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 5)
+                .udp(1, 5432)
+                .write(&mut out, b"x")
+                .unwrap();
+            out
+        };
+        assert!(parse(LINKTYPE_RAW, &udp, udp.len() as u32).is_none());
+        let ip = tcp_v4(b"abc");
+        for cut in 0..40 {
+            assert!(parse(LINKTYPE_RAW, &ip[..cut], ip.len() as u32).is_none());
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! TCP connections: a flow table and per-direction reassembly.
+//!
+//! In-order payload (the common case) goes to the handler straight from the frame.
+//! Only segments that arrive ahead of a hole are copied, up to a per-connection and a
+//! global cap; a hole that cannot be filled becomes an explicit gap.
+
+mod community_id;
+
+pub use community_id::community_id;
+
+use crate::net::{Segment, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::net::IpAddr;
+
+/// Which end sent the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// What is known of a connection when it is first seen; never changes afterwards.
+#[derive(Clone, Debug)]
+pub struct ConnMeta {
+    /// Sequential within a run, starting at 1.
+    pub id: u64,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub start_ns: i64,
+    /// No handshake and no startup packet seen: the capture joined a running connection.
+    pub midstream: bool,
+    pub community_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Fin,
+    Rst,
+    /// Idle longer than the timeout.
+    Idle,
+    /// The table was full; the least recently active connections went first.
+    Evicted,
+    EndOfCapture,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Fin => "fin",
+            CloseReason::Rst => "rst",
+            CloseReason::Idle => "idle",
+            CloseReason::Evicted => "evicted",
+            CloseReason::EndOfCapture => "end_of_capture",
+        }
+    }
+}
+
+/// The next stage. `T` is its per-connection state, stored in the flow table so that a
+/// packet costs one hash lookup.
+pub trait Handler<T> {
+    /// Should a connection that is not on a server port be tracked, given the first
+    /// payload seen from the side that would be the client?
+    fn looks_like_start(&self, payload: &[u8]) -> bool;
+    fn open(&mut self, meta: &ConnMeta) -> T;
+    fn data(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, data: &[u8]);
+    fn gap(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, bytes: u64);
+    fn close(&mut self, meta: &ConnMeta, state: T, ts: i64, reason: CloseReason);
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Out-of-order bytes held per connection (both directions).
+    pub max_conn_buffer: usize,
+    /// Out-of-order bytes held by all connections together.
+    pub max_total_buffer: usize,
+    pub idle_timeout_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100_000,
+            max_conn_buffer: 256 << 10,
+            max_total_buffer: 16 << 20,
+            idle_timeout_ns: 15 * 60 * 1_000_000_000,
+        }
+    }
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct TcpStats {
+    pub segments: u64,
+    pub connections: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub out_of_order: u64,
+    pub retransmitted_bytes: u64,
+    pub evicted: u64,
+    pub idle_closed: u64,
+    /// Peak of buffered out-of-order bytes.
+    pub peak_buffered: usize,
+}
+
+/// A jump forward larger than this is not a hole to wait for but a lost stretch.
+const MAX_HOLE: u32 = 16 << 20;
+const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
+
+type Key = (IpAddr, u16, IpAddr, u16);
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The multiply-rotate hash of rustc: flow keys are not attacker-chosen in a way that
+/// matters here (the table is capped), and SipHash costs a measurable share per packet.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64)
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64)
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64)
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+#[derive(Default)]
+struct Half {
+    /// Next expected sequence number, once known.
+    next: Option<u32>,
+    /// Segments ahead of `next`, sorted by their distance from it.
+    ooo: Vec<(u32, Vec<u8>)>,
+    ooo_bytes: usize,
+    fin: bool,
+}
+
+struct Flow<T> {
+    meta: ConnMeta,
+    client_half: Half,
+    server_half: Half,
+    last_ns: i64,
+    state: T,
+}
+
+impl<T> Flow<T> {
+    /// Gives up on the holes of both directions (close, buffer pressure).
+    fn flush_both<H: Handler<T>>(
+        &mut self,
+        h: &mut H,
+        stats: &mut TcpStats,
+        buffered: &mut usize,
+        limits: &Limits,
+        ts: i64,
+    ) {
+        let Flow {
+            meta,
+            state,
+            client_half,
+            server_half,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            meta,
+            state,
+            handler: h,
+            stats,
+            buffered,
+            limits,
+            ts,
+        };
+        ctx.flush(client_half, Side::Client);
+        ctx.flush(server_half, Side::Server);
+    }
+}
+
+pub struct FlowTable<T> {
+    flows: FastMap<Key, Flow<T>>,
+    ports: Vec<u16>,
+    limits: Limits,
+    next_id: u64,
+    buffered: usize,
+    last_sweep_ns: i64,
+    pub stats: TcpStats,
+}
+
+fn key_of(seg: &Segment<'_>) -> Key {
+    if (seg.src, seg.sport) <= (seg.dst, seg.dport) {
+        (seg.src, seg.sport, seg.dst, seg.dport)
+    } else {
+        (seg.dst, seg.dport, seg.src, seg.sport)
+    }
+}
+
+/// Signed distance from `from` to `to` in sequence space (wraps at 2^32).
+fn seq_diff(to: u32, from: u32) -> i64 {
+    to.wrapping_sub(from) as i32 as i64
+}
+
+impl<T> FlowTable<T> {
+    pub fn new(ports: Vec<u16>, limits: Limits) -> Self {
+        FlowTable {
+            flows: FastMap::default(),
+            ports,
+            limits,
+            next_id: 1,
+            buffered: 0,
+            last_sweep_ns: i64::MIN,
+            stats: TcpStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Bytes held in out-of-order queues right now.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    pub fn process<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &mut H) {
+        self.stats.segments += 1;
+        if ts >= self.last_sweep_ns.saturating_add(SWEEP_INTERVAL_NS) {
+            self.last_sweep_ns = ts;
+            self.sweep_idle(ts, h);
+        }
+        let key = key_of(seg);
+        if !self.flows.contains_key(&key) {
+            let Some(meta) = self.classify(seg, ts, h) else {
+                return;
+            };
+            if self.flows.len() >= self.limits.max_connections {
+                self.evict_oldest(ts, h);
+            }
+            self.stats.connections += 1;
+            let state = h.open(&meta);
+            let flow = Flow {
+                meta,
+                client_half: Half::default(),
+                server_half: Half::default(),
+                last_ns: ts,
+                state,
+            };
+            self.flows.insert(key, flow);
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        // A new SYN on a finished flow is port reuse: end the old connection first.
+        if seg.has(FLAG_SYN) && !seg.has(FLAG_ACK) && flow.client_half.fin {
+            if let Some(old) = self.flows.remove(&key) {
+                self.finish(old, ts, CloseReason::Fin, h);
+            }
+            return self.process(seg, ts, h);
+        }
+        flow.last_ns = ts;
+        let side = if (seg.src, seg.sport) == flow.meta.client {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        let Flow {
+            meta,
+            state,
+            client_half,
+            server_half,
+            ..
+        } = flow;
+        let (this, other) = match side {
+            Side::Client => (client_half, server_half),
+            Side::Server => (server_half, client_half),
+        };
+        let mut ctx = Ctx {
+            meta,
+            state,
+            handler: h,
+            stats: &mut self.stats,
+            buffered: &mut self.buffered,
+            limits: &self.limits,
+            ts,
+        };
+        // An ACK beyond the peer's next byte means the capture missed what was acked:
+        // if segments after that hole are waiting, the hole will never fill.
+        if seg.has(FLAG_ACK) {
+            ctx.acked(other, side.other(), seg.ack);
+        }
+        ctx.segment(this, side, seg);
+        let closed = seg.has(FLAG_RST) || (this.fin && other.fin);
+        self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered);
+        if closed {
+            if let Some(flow) = self.flows.remove(&key) {
+                let reason = if seg.has(FLAG_RST) {
+                    CloseReason::Rst
+                } else {
+                    CloseReason::Fin
+                };
+                self.finish(flow, ts, reason, h);
+            }
+        } else if self.buffered > self.limits.max_total_buffer {
+            self.shed_buffers(ts, h);
+        }
+    }
+
+    /// Decides whether an unknown flow is tracked and who the client is.
+    fn classify<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &H) -> Option<ConnMeta> {
+        let syn = seg.has(FLAG_SYN);
+        let on_port = |p: u16| self.ports.contains(&p);
+        let src_is_client = if syn {
+            !seg.has(FLAG_ACK)
+        } else if on_port(seg.dport) != on_port(seg.sport) {
+            on_port(seg.dport)
+        } else {
+            // Both or neither on a server port: the side opening with a startup packet
+            // is the client; otherwise guess the higher (ephemeral) port.
+            h.looks_like_start(seg.payload) || seg.sport > seg.dport
+        };
+        let startup = src_is_client && h.looks_like_start(seg.payload);
+        if !(on_port(seg.dport) || on_port(seg.sport) || startup) {
+            return None;
+        }
+        if !syn && seg.payload.is_empty() && seg.missing == 0 {
+            return None; // a bare ACK/FIN/RST tells nothing worth a table entry
+        }
+        let (client, server) = if src_is_client {
+            ((seg.src, seg.sport), (seg.dst, seg.dport))
+        } else {
+            ((seg.dst, seg.dport), (seg.src, seg.sport))
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(ConnMeta {
+            id,
+            community_id: community_id(client, server, 6),
+            client,
+            server,
+            start_ns: ts,
+            midstream: !(syn || startup),
+        })
+    }
+
+    fn finish<H: Handler<T>>(&mut self, mut flow: Flow<T>, ts: i64, reason: CloseReason, h: &mut H) {
+        flow.flush_both(h, &mut self.stats, &mut self.buffered, &self.limits, ts);
+        h.close(&flow.meta, flow.state, ts, reason);
+    }
+
+    fn sweep_idle<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+        let limit = ts.saturating_sub(self.limits.idle_timeout_ns);
+        let mut idle: Vec<(u64, Key)> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.last_ns < limit)
+            .map(|(k, f)| (f.meta.id, *k))
+            .collect();
+        idle.sort_unstable();
+        for (_, key) in idle {
+            if let Some(flow) = self.flows.remove(&key) {
+                self.stats.idle_closed += 1;
+                self.finish(flow, ts, CloseReason::Idle, h);
+            }
+        }
+    }
+
+    /// Table full: closes the least recently active eighth, so the scan is amortised.
+    fn evict_oldest<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+        let mut all: Vec<(i64, u64, Key)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_ns, f.meta.id, *k))
+            .collect();
+        all.sort_unstable();
+        let n = (all.len() / 8).max(1);
+        for (_, _, key) in all.into_iter().take(n) {
+            if let Some(flow) = self.flows.remove(&key) {
+                self.stats.evicted += 1;
+                self.finish(flow, ts, CloseReason::Evicted, h);
+            }
+        }
+    }
+
+    /// Over the global buffer cap: give up waiting on the holes of every flow.
+    fn shed_buffers<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+        let mut keys: Vec<(u64, Key)> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.client_half.ooo_bytes + f.server_half.ooo_bytes > 0)
+            .map(|(k, f)| (f.meta.id, *k))
+            .collect();
+        keys.sort_unstable();
+        for (_, key) in keys {
+            if let Some(flow) = self.flows.get_mut(&key) {
+                flow.flush_both(h, &mut self.stats, &mut self.buffered, &self.limits, ts);
+            }
+        }
+    }
+
+    /// Ends every connection still open (end of the capture), oldest first.
+    pub fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+        let mut flows: Vec<Flow<T>> = self.flows.drain().map(|(_, f)| f).collect();
+        flows.sort_unstable_by_key(|f| f.meta.id);
+        for flow in flows {
+            self.finish(flow, ts, CloseReason::EndOfCapture, h);
+        }
+    }
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
+
+/// Borrowed pieces of the table and one flow, for the reassembly steps.
+struct Ctx<'a, T, H> {
+    meta: &'a ConnMeta,
+    state: &'a mut T,
+    handler: &'a mut H,
+    stats: &'a mut TcpStats,
+    buffered: &'a mut usize,
+    limits: &'a Limits,
+    ts: i64,
+}
+
+impl<T, H: Handler<T>> Ctx<'_, T, H> {
+    fn deliver(&mut self, half: &mut Half, side: Side, data: &[u8]) {
+        if !data.is_empty() {
+            self.handler
+                .data(self.meta, self.state, side, self.ts, data);
+            half.next = half.next.map(|n| n.wrapping_add(data.len() as u32));
+        }
+    }
+
+    fn gap(&mut self, half: &mut Half, side: Side, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += bytes;
+        self.handler
+            .gap(self.meta, self.state, side, self.ts, bytes);
+        half.next = half.next.map(|n| n.wrapping_add(bytes as u32));
+    }
+
+    fn segment(&mut self, half: &mut Half, side: Side, seg: &Segment<'_>) {
+        let mut seq = seg.seq;
+        if seg.has(FLAG_SYN) {
+            seq = seq.wrapping_add(1);
+            if half.next.is_none() || half.ooo.is_empty() {
+                half.next = Some(seq);
+            }
+        }
+        let next = *half.next.get_or_insert(seq);
+        let total = seg.payload.len() as u64 + seg.missing as u64;
+        if total > 0 {
+            let rel = seq_diff(seq, next);
+            if rel <= 0 {
+                self.in_order(half, side, seg.payload, seg.missing as u64, (-rel) as u64);
+                self.drain(half, side);
+            } else if rel as u64 > MAX_HOLE as u64 {
+                // Far ahead: a lost stretch rather than a reordering.
+                self.flush(half, side);
+                let n = half.next.unwrap_or(seq);
+                self.gap(half, side, seq_diff(seq, n).max(0) as u64);
+                half.next = Some(seq);
+                self.in_order(half, side, seg.payload, seg.missing as u64, 0);
+            } else {
+                self.stats.out_of_order += 1;
+                self.buffer(half, side, seq, seg.payload, seg.missing);
+            }
+        }
+        if seg.has(FLAG_FIN) {
+            if !half.ooo.is_empty() {
+                self.flush(half, side);
+            }
+            half.fin = true;
+        }
+    }
+
+    /// Delivers a segment that starts at or before `next`, skipping `skip` bytes already seen.
+    fn in_order(&mut self, half: &mut Half, side: Side, payload: &[u8], missing: u64, skip: u64) {
+        let have = payload.len() as u64;
+        if skip >= have + missing {
+            self.stats.retransmitted_bytes += have + missing;
+            return;
+        }
+        self.stats.retransmitted_bytes += skip.min(have);
+        if skip < have {
+            self.deliver(half, side, &payload[skip as usize..]);
+            self.gap(half, side, missing);
+        } else {
+            self.gap(half, side, missing - (skip - have));
+        }
+    }
+
+    fn buffer(&mut self, half: &mut Half, side: Side, seq: u32, payload: &[u8], missing: u32) {
+        let conn_bytes = half.ooo_bytes + payload.len();
+        if conn_bytes > self.limits.max_conn_buffer || missing > 0 {
+            // Over the cap (or itself incomplete): stop waiting for the hole.
+            self.flush(half, side);
+            let n = half.next.unwrap_or(seq);
+            self.gap(half, side, seq_diff(seq, n).max(0) as u64);
+            half.next = Some(seq);
+            self.in_order(half, side, payload, missing as u64, 0);
+            return;
+        }
+        let next = half.next.unwrap_or(seq);
+        let rel = seq_diff(seq, next);
+        let pos = half
+            .ooo
+            .partition_point(|(s, _)| seq_diff(*s, next) <= rel);
+        half.ooo.insert(pos, (seq, payload.to_vec()));
+        half.ooo_bytes += payload.len();
+        *self.buffered += payload.len();
+    }
+
+    /// Delivers queued segments that have become contiguous.
+    fn drain(&mut self, half: &mut Half, side: Side) {
+        while let Some((seq, _)) = half.ooo.first() {
+            let next = half.next.unwrap_or(*seq);
+            let rel = seq_diff(*seq, next);
+            if rel > 0 {
+                break;
+            }
+            let (_, data) = half.ooo.remove(0);
+            half.ooo_bytes -= data.len();
+            *self.buffered -= data.len();
+            self.in_order(half, side, &data, 0, (-rel) as u64);
+        }
+    }
+
+    /// Gives up on every hole of this direction: gaps, then the queued data.
+    fn flush(&mut self, half: &mut Half, side: Side) {
+        while let Some((seq, _)) = half.ooo.first() {
+            let next = half.next.unwrap_or(*seq);
+            let rel = seq_diff(*seq, next);
+            if rel > 0 {
+                self.gap(half, side, rel as u64);
+            }
+            self.drain(half, side);
+        }
+    }
+
+    /// The peer acknowledged up to `ack`: holes before it will not be filled.
+    fn acked(&mut self, half: &mut Half, side: Side, ack: u32) {
+        let (Some(next), Some((first, _))) = (half.next, half.ooo.first()) else {
+            return;
+        };
+        if seq_diff(ack, next) > 0 && seq_diff(*first, ack) <= 0 {
+            let hole = seq_diff(*first, next).max(0) as u64;
+            self.gap(half, side, hole);
+            self.drain(half, side);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

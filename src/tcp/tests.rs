@@ -1,0 +1,187 @@
+use super::*;
+use crate::net::Segment;
+
+/// Records what the table hands on, as (side, bytes) with gaps as '#' runs.
+#[derive(Default)]
+struct Rec {
+    opened: Vec<ConnMeta>,
+    client: Vec<u8>,
+    server: Vec<u8>,
+    closed: Vec<CloseReason>,
+}
+
+impl Handler<()> for Rec {
+    fn looks_like_start(&self, payload: &[u8]) -> bool {
+        payload.starts_with(b"START")
+    }
+    fn open(&mut self, meta: &ConnMeta) {
+        self.opened.push(meta.clone());
+    }
+    fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8]) {
+        match side {
+            Side::Client => self.client.extend_from_slice(data),
+            Side::Server => self.server.extend_from_slice(data),
+        }
+    }
+    fn gap(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, bytes: u64) {
+        let fill = std::iter::repeat_n(b'#', bytes as usize);
+        match side {
+            Side::Client => self.client.extend(fill),
+            Side::Server => self.server.extend(fill),
+        }
+    }
+    fn close(&mut self, _: &ConnMeta, _: (), _: i64, reason: CloseReason) {
+        self.closed.push(reason);
+    }
+}
+
+const C: (u8, u16) = (1, 40000);
+const S: (u8, u16) = (2, 5432);
+
+fn seg(from: (u8, u16), to: (u8, u16), seq: u32, flags: u8, payload: &[u8]) -> Segment<'_> {
+    Segment {
+        src: IpAddr::from([10, 0, 0, from.0]),
+        dst: IpAddr::from([10, 0, 0, to.0]),
+        sport: from.1,
+        dport: to.1,
+        seq,
+        ack: 0,
+        flags,
+        payload,
+        missing: 0,
+    }
+}
+
+fn table() -> FlowTable<()> {
+    FlowTable::new(vec![5432], Limits::default())
+}
+
+#[test]
+fn handshake_roles_and_in_order_data() {
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 100, FLAG_SYN, b""), 1, &mut r);
+    t.process(&seg(S, C, 900, FLAG_SYN | FLAG_ACK, b""), 2, &mut r);
+    t.process(&seg(C, S, 101, FLAG_ACK, b"hello "), 3, &mut r);
+    t.process(&seg(C, S, 107, FLAG_ACK, b"world"), 4, &mut r);
+    t.process(&seg(S, C, 901, FLAG_ACK, b"ok"), 5, &mut r);
+    assert_eq!(r.client, b"hello world");
+    assert_eq!(r.server, b"ok");
+    assert_eq!(r.opened.len(), 1);
+    assert!(!r.opened[0].midstream);
+    assert_eq!(r.opened[0].client.1, 40000);
+    t.process(&seg(C, S, 112, FLAG_FIN | FLAG_ACK, b""), 6, &mut r);
+    t.process(&seg(S, C, 903, FLAG_FIN | FLAG_ACK, b""), 7, &mut r);
+    assert_eq!(r.closed, vec![CloseReason::Fin]);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn reordering_retransmission_overlap_and_wraparound() {
+    let mut t = table();
+    let mut r = Rec::default();
+    let isn = u32::MAX - 3; // data crosses the 2^32 wrap
+    t.process(&seg(C, S, isn, FLAG_SYN, b""), 1, &mut r);
+    let base = isn.wrapping_add(1);
+    t.process(&seg(C, S, base.wrapping_add(6), FLAG_ACK, b"world"), 2, &mut r);
+    t.process(&seg(C, S, base.wrapping_add(3), FLAG_ACK, b"lo "), 3, &mut r);
+    t.process(&seg(C, S, base, FLAG_ACK, b"hel"), 4, &mut r);
+    t.process(&seg(C, S, base, FLAG_ACK, b"hello w"), 5, &mut r); // retransmission
+    t.process(&seg(C, S, base.wrapping_add(9), FLAG_ACK, b"ld!"), 6, &mut r); // overlap
+    assert_eq!(r.client, b"hello world!");
+    assert_eq!(t.stats.gaps, 0);
+    assert_eq!(t.buffered(), 0);
+}
+
+#[test]
+fn lost_segment_becomes_a_gap_when_acked_past() {
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 0, FLAG_SYN, b""), 1, &mut r);
+    t.process(&seg(C, S, 1, FLAG_ACK, b"aaaa"), 2, &mut r);
+    t.process(&seg(C, S, 9, FLAG_ACK, b"cccc"), 3, &mut r); // bytes 5..9 never captured
+    assert_eq!(r.client, b"aaaa");
+    let mut ack = seg(S, C, 0, FLAG_ACK, b"");
+    ack.ack = 13;
+    t.process(&ack, 4, &mut r);
+    assert_eq!(r.client, b"aaaa####cccc");
+    assert_eq!((t.stats.gaps, t.stats.gap_bytes), (1, 4));
+}
+
+#[test]
+fn pending_holes_flush_at_end_of_capture() {
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 10, FLAG_ACK, b"ab"), 1, &mut r);
+    t.process(&seg(C, S, 20, FLAG_ACK, b"cd"), 2, &mut r);
+    t.close_all(3, &mut r);
+    assert_eq!(r.client, b"ab########cd");
+    assert_eq!(r.closed, vec![CloseReason::EndOfCapture]);
+    assert!(r.opened[0].midstream);
+}
+
+#[test]
+fn buffer_cap_forces_gap_instead_of_growth() {
+    let limits = Limits {
+        max_conn_buffer: 8,
+        ..Limits::default()
+    };
+    let mut t = FlowTable::new(vec![5432], limits);
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 0, FLAG_ACK, b"x"), 1, &mut r);
+    t.process(&seg(C, S, 5, FLAG_ACK, b"12345"), 2, &mut r);
+    t.process(&seg(C, S, 10, FLAG_ACK, b"67890"), 3, &mut r);
+    assert_eq!(r.client, b"x####1234567890");
+    assert_eq!(t.buffered(), 0);
+}
+
+#[test]
+fn non_port_flows_need_a_startup_packet() {
+    let mut t = table();
+    let mut r = Rec::default();
+    let a = (3, 50000);
+    let b = (4, 7777);
+    t.process(&seg(a, b, 1, FLAG_ACK, b"GET / HTTP/1.1"), 1, &mut r);
+    assert!(r.opened.is_empty());
+    t.process(&seg(a, b, 1, FLAG_ACK, b"START up"), 2, &mut r);
+    assert_eq!(r.opened.len(), 1);
+    assert!(!r.opened[0].midstream);
+    assert_eq!(r.opened[0].server.1, 7777);
+}
+
+#[test]
+fn midstream_server_first_packet_keeps_roles_by_port() {
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(S, C, 500, FLAG_ACK, b"Z"), 1, &mut r);
+    assert_eq!(r.opened[0].client, (IpAddr::from([10, 0, 0, 1]), 40000));
+    assert_eq!(r.server, b"Z");
+}
+
+#[test]
+fn rst_closes_and_table_cap_evicts() {
+    let limits = Limits {
+        max_connections: 4,
+        ..Limits::default()
+    };
+    let mut t = FlowTable::new(vec![5432], limits);
+    let mut r = Rec::default();
+    for i in 0..10u16 {
+        t.process(&seg((1, 40000 + i), S, 0, FLAG_SYN, b""), i as i64, &mut r);
+    }
+    assert!(t.len() <= 4);
+    assert_eq!(t.stats.evicted, 6);
+    t.process(&seg((1, 40009), S, 1, FLAG_RST, b""), 20, &mut r);
+    assert_eq!(r.closed.last(), Some(&CloseReason::Rst));
+}
+
+#[test]
+fn snaplen_missing_bytes_are_a_gap() {
+    let mut t = table();
+    let mut r = Rec::default();
+    let mut s = seg(C, S, 0, FLAG_ACK, b"abc");
+    s.missing = 2;
+    t.process(&s, 1, &mut r);
+    t.process(&seg(C, S, 5, FLAG_ACK, b"de"), 2, &mut r);
+    assert_eq!(r.client, b"abc##de");
+}
