@@ -1,0 +1,128 @@
+//! Command line, following tcpdump/tshark habits.
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "pgscope",
+    version,
+    about = "Passive PostgreSQL wire-protocol analyzer: decode, follow and summarise what crosses the wire.",
+    after_help = "EXAMPLES:
+  pgscope -r capture.pcap                      browse a capture (TUI on a terminal, JSON when piped)
+  pgscope -r capture.pcap -o text              pgproto-style trace of every message
+  pgscope -r a.pcap -r b.pcapng -o summary     statistics of two files
+  pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
+  sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
+  tcpdump -w - -i lo port 5432 | pgscope -r - -o text"
+)]
+pub struct Cli {
+    /// Read packets from a pcap or pcapng file ('-' = standard input); repeatable, read in order.
+    /// Example: -r capture.pcap
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<String>,
+
+    /// Capture live from an interface (libpcap); 'any' captures on all of them.
+    /// Example: -i eth0
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read")]
+    pub interface: Option<String>,
+
+    /// Capture filter (BPF) for live capture. Default: built from the server ports,
+    /// e.g. 'tcp port 5432'. Example: -f 'tcp port 5432 and host 10.0.0.5'
+    #[arg(short = 'f', long = "filter-bpf", value_name = "BPF")]
+    pub bpf: Option<String>,
+
+    /// PostgreSQL server port; repeatable. Connections to other ports are still decoded
+    /// when they begin with a PostgreSQL startup packet. Example: -p 5432 -p 6432
+    #[arg(short = 'p', long = "port", value_name = "PORT", default_value = "5432")]
+    pub ports: Vec<u16>,
+
+    /// While capturing live, also save the raw packets to this pcap file (created 0600).
+    /// Example: -w raw.pcap
+    #[arg(short = 'w', long = "write", value_name = "FILE", requires = "interface")]
+    pub write: Option<String>,
+
+    /// Stop after N packets. Example: -c 100000
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Output mode. Default: tui when standard output is a terminal, json otherwise
+    /// (text until the TUI exists). Example: -o text
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<OutputMode>,
+
+    /// Which JSON records to write, comma separated, out of message, query, session, anomaly.
+    /// Example: --records message,anomaly
+    #[arg(
+        long = "records",
+        value_delimiter = ',',
+        default_value = "query,session,anomaly",
+        value_enum
+    )]
+    pub records: Vec<RecordKind>,
+
+    /// Show passwords, MD5 hashes and SCRAM exchanges instead of "<redacted>".
+    #[arg(long = "show-secrets")]
+    pub show_secrets: bool,
+
+    /// Replace bind parameter values in query records by "<redacted>".
+    #[arg(long = "redact-params")]
+    pub redact_params: bool,
+
+    /// Snapshot length for live capture. Example: --snaplen 65535
+    #[arg(long = "snaplen", default_value = "262144", value_name = "BYTES")]
+    pub snaplen: i32,
+
+    /// Drop root privileges to this user after opening the live capture handle
+    /// (as tcpdump -Z). Default when started as root: nobody. Example: -Z pgscope
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputMode {
+    Json,
+    Text,
+    Summary,
+    Tui,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Message,
+    Query,
+    Session,
+    Anomaly,
+}
+
+impl Cli {
+    /// The capture filter: the user's, or one built from the server ports.
+    pub fn capture_filter(&self) -> String {
+        if let Some(f) = &self.bpf {
+            return f.clone();
+        }
+        let ports: Vec<String> = self.ports.iter().map(|p| format!("tcp port {p}")).collect();
+        ports.join(" or ")
+    }
+
+    pub fn wants(&self, kind: RecordKind) -> bool {
+        self.records.contains(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_filter() {
+        let c = Cli::try_parse_from(["pgscope", "-r", "x.pcap", "-p", "5432", "-p", "6432"]).unwrap();
+        assert_eq!(c.capture_filter(), "tcp port 5432 or tcp port 6432");
+        let d = Cli::try_parse_from(["pgscope", "-r", "x.pcap"]).unwrap();
+        assert_eq!(d.ports, vec![5432]);
+        assert!(d.wants(RecordKind::Query) && !d.wants(RecordKind::Message));
+        let e = Cli::try_parse_from(["pgscope", "-r", "x", "--records", "message,anomaly"]).unwrap();
+        assert!(e.wants(RecordKind::Message) && !e.wants(RecordKind::Session));
+        assert!(Cli::try_parse_from(["pgscope", "-r", "x", "--records", "bogus"]).is_err());
+        assert!(Cli::try_parse_from(["pgscope", "-r", "x", "-w", "o.pcap"]).is_err());
+    }
+}

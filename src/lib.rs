@@ -1,0 +1,14 @@
+//! pgscope: a passive PostgreSQL wire-protocol analyzer.
+//!
+//! Data flows one way, one stage a module:
+//! capture → net → tcp → pgwire → session → output.
+
+pub mod capture;
+pub mod cli;
+pub mod net;
+pub mod output;
+pub mod pgwire;
+pub mod pipeline;
+pub mod privs;
+pub mod session;
+pub mod tcp;

@@ -1,0 +1,131 @@
+//! Small formatting helpers shared by the presenters: timestamps, wire bytes made safe
+//! for JSON (valid UTF-8) and for terminals (no control characters).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// RFC 3339 UTC with microseconds, e.g. `2026-11-24T02:12:12.123456Z`.
+pub fn rfc3339(ns: i64, out: &mut String) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+}
+
+/// Time of day only, for the text trace: `02:12:12.123456`.
+pub fn time_of_day(ns: i64, out: &mut String) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let sod = secs.rem_euclid(86_400);
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}.{micros:06}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
+/// not part of a valid sequence becomes `\xNN` (never dropped).
+pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Appends wire bytes for a terminal: quotes, backslashes and every control character
+/// (C0, DEL, C1) escaped, invalid UTF-8 as `\xNN`.
+pub fn push_escaped(out: &mut String, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+/// Hex of a byte string, for binary values.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let cases = [
+            (0i64, "1970-01-01T00:00:00.000000Z"),
+            (1_700_000_000_123_456_789, "2023-11-14T22:13:20.123456Z"),
+            (951_782_400_000_000_000, "2000-02-29T00:00:00.000000Z"),
+            (-1_000, "1969-12-31T23:59:59.999999Z"),
+        ];
+        for (ns, want) in cases {
+            let mut s = String::new();
+            rfc3339(ns, &mut s);
+            assert_eq!(s, want);
+        }
+        let mut s = String::new();
+        time_of_day(1_700_000_000_123_456_789, &mut s);
+        assert_eq!(s, "22:13:20.123456");
+    }
+
+    #[test]
+    fn lossless_utf8() {
+        assert!(matches!(utf8_lossless(b"caf\xc3\xa9"), Cow::Borrowed("café")));
+        assert_eq!(utf8_lossless(b"a\xffb\xc3"), "a\\xffb\\xc3");
+    }
+
+    #[test]
+    fn terminal_escaping_leaves_no_control_bytes() {
+        let mut s = String::new();
+        push_escaped(&mut s, b"x\x1b[31mred\x07\"q\"\\\n\xc2\x9b\xff");
+        assert_eq!(s, "x\\u{1b}[31mred\\u{7}\\\"q\\\"\\\\\\n\\u{9b}\\xff");
+        assert!(!s.chars().any(|c| c.is_control()));
+    }
+}

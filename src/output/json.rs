@@ -1,0 +1,337 @@
+//! JSON lines, one flat object per record, with ECS / OpenTelemetry field names
+//! (see docs/schema.md).
+
+use super::fields::{visit, FieldOut, Redaction};
+use super::fmt::rfc3339;
+use super::jsonw::JsonObj;
+use super::{dir_str, AnomalyView, RunStats, Sink};
+use crate::cli::RecordKind;
+use crate::pgwire::Msg;
+use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
+use crate::tcp::ConnMeta;
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+pub struct JsonSink<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    ts: String,
+    records: Vec<RecordKind>,
+    redaction: Redaction,
+    /// Live capture: flush every record so `| jq` sees it at once.
+    flush_each: bool,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W, records: Vec<RecordKind>, redaction: Redaction, flush_each: bool) -> Self {
+        JsonSink {
+            out,
+            buf: Vec::with_capacity(64 << 10),
+            ts: String::with_capacity(32),
+            records,
+            redaction,
+            flush_each,
+        }
+    }
+
+    /// Fields every record starts with.
+    fn head<'b>(
+        buf: &'b mut Vec<u8>,
+        ts_buf: &mut String,
+        ts: i64,
+        dataset: &str,
+        conn: Option<&ConnMeta>,
+    ) -> JsonObj<'b> {
+        ts_buf.clear();
+        rfc3339(ts, ts_buf);
+        let mut o = JsonObj::begin(buf);
+        o.str("@timestamp", ts_buf).str("event.dataset", dataset);
+        if let Some(c) = conn {
+            o.num("pgwire.conn_id", c.id)
+                .display("source.ip", &c.client.0)
+                .num("source.port", c.client.1)
+                .display("destination.ip", &c.server.0)
+                .num("destination.port", c.server.1)
+                .str("network.community_id", &c.community_id);
+        }
+        o
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        if self.buf.len() >= 32 << 10 || self.flush_each {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+            if self.flush_each {
+                self.out.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn time(&mut self, ns: i64) -> &str {
+        self.ts.clear();
+        rfc3339(ns, &mut self.ts);
+        &self.ts
+    }
+}
+
+/// Message fields under `pgwire.msg.`.
+struct MsgFields<'o, 'b> {
+    o: &'o mut JsonObj<'b>,
+    key: String,
+}
+
+impl MsgFields<'_, '_> {
+    fn key(&mut self, k: &str) -> &str {
+        self.key.truncate("pgwire.msg.".len());
+        self.key.push_str(k);
+        &self.key
+    }
+}
+
+impl FieldOut for MsgFields<'_, '_> {
+    fn text(&mut self, key: &'static str, v: &[u8]) {
+        let k = self.key(key).to_string();
+        self.o.bytes(&k, v);
+    }
+    fn num(&mut self, key: &'static str, v: i64) {
+        let k = self.key(key).to_string();
+        self.o.num(&k, v);
+    }
+    fn hex(&mut self, key: &'static str, v: &[u8]) {
+        let mut s = String::with_capacity(v.len() * 2);
+        super::fmt::push_hex(&mut s, v);
+        let k = self.key(key).to_string();
+        self.o.str(&k, &s);
+    }
+    fn redacted(&mut self, key: &'static str) {
+        let k = self.key(key).to_string();
+        self.o.str(&k, "<redacted>");
+    }
+    fn list(&mut self, key: &'static str, items: &mut dyn Iterator<Item = Option<Cow<'_, str>>>) {
+        let v: Vec<Option<Cow<'_, str>>> = items.collect();
+        let k = self.key(key).to_string();
+        self.o.value(&k, &v);
+    }
+    fn pairs(
+        &mut self,
+        key: &'static str,
+        items: &mut dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)>,
+    ) {
+        let map: serde_json::Map<String, serde_json::Value> = items
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+        let k = self.key(key).to_string();
+        self.o.value(&k, &map);
+    }
+}
+
+fn server_message_json(m: &ServerMessage) -> serde_json::Value {
+    serde_json::json!({"severity": m.severity, "code": m.code, "message": m.message})
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn wants_messages(&self) -> bool {
+        self.records.contains(&RecordKind::Message)
+    }
+
+    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
+        let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.message", Some(conn));
+        o.str("pgwire.msg.dir", dir_str(msg.dir));
+        match msg.typ {
+            Some(t) => o.bytes("pgwire.msg.type", &[t]),
+            None => o.null("pgwire.msg.type"),
+        };
+        o.str("pgwire.msg.name", msg.name()).num("pgwire.msg.len", msg.len);
+        let mut f = MsgFields {
+            o: &mut o,
+            key: String::from("pgwire.msg."),
+        };
+        visit(msg, self.redaction, &mut f);
+        o.end();
+        self.emit()
+    }
+
+    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+        if !self.records.contains(&RecordKind::Anomaly) {
+            return Ok(());
+        }
+        let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", conn);
+        o.str("pgwire.anomaly.kind", a.kind);
+        if let Some(d) = a.dir {
+            o.str("pgwire.anomaly.dir", dir_str(d));
+        }
+        o.str("message", a.message);
+        o.end();
+        self.emit()
+    }
+
+    fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+        if !self.records.contains(&RecordKind::Query) {
+            return Ok(());
+        }
+        let start = self.time(q.start_ns).to_string();
+        let mut o = Self::head(&mut self.buf, &mut self.ts, q.end_ns, "pgwire.query", Some(conn));
+        o.str("db.system.name", "postgresql")
+            .opt_str("user.name", s.user.as_deref())
+            .opt_str("db.namespace", s.database.as_deref())
+            .opt_str("service.name", s.application.as_deref())
+            .opt_str("db.query.text", q.text.as_deref())
+            .opt_str("db.operation.name", q.operation.as_deref())
+            .str("pgwire.protocol", q.protocol);
+        if let Some(st) = &q.statement {
+            o.str("pgwire.statement", st);
+        }
+        if let Some(p) = &q.portal {
+            o.str("pgwire.portal", p);
+        }
+        if !q.params.is_empty() {
+            if self.redaction.redact_params {
+                o.str("db.query.parameters", "<redacted>");
+            } else {
+                o.value("db.query.parameters", &q.params);
+            }
+        }
+        o.str("event.start", &start);
+        let end = {
+            let mut e = String::new();
+            rfc3339(q.end_ns, &mut e);
+            e
+        };
+        o.str("event.end", &end)
+            .num("event.duration", q.duration_ns())
+            .opt_str("pgwire.command_tag", q.command_tag.as_deref())
+            .num("db.response.returned_rows", q.rows_returned);
+        if let Some(n) = q.rows_affected {
+            o.num("pgwire.rows_affected", n);
+        }
+        o.str("event.outcome", q.outcome.as_str());
+        if let Some(e) = &q.error {
+            o.str("db.response.status_code", &e.code)
+                .str("error.code", &e.code)
+                .str("error.message", &e.message)
+                .str("pgwire.error.severity", &e.severity);
+        }
+        if let Some(t) = q.tx_status {
+            o.bytes("pgwire.tx_status", &[t]);
+        }
+        if let Some(by) = q.cancelled_by {
+            o.num("pgwire.cancelled_by", by);
+        }
+        if let Some(f) = &q.fingerprint {
+            o.str("pgwire.fingerprint", f);
+        }
+        if !q.notices.is_empty() {
+            let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
+            o.value("pgwire.notices", &v);
+        }
+        if q.notifications > 0 {
+            o.num("pgwire.notifications", q.notifications);
+        }
+        if let Some(c) = &q.copy {
+            o.str("pgwire.copy.direction", c.direction)
+                .num("pgwire.copy.messages_in", c.messages_in)
+                .num("pgwire.copy.bytes_in", c.bytes_in)
+                .num("pgwire.copy.messages_out", c.messages_out)
+                .num("pgwire.copy.bytes_out", c.bytes_out);
+            if c.direction == "both" {
+                o.num("pgwire.copy.xlog_data", c.xlog_data)
+                    .num("pgwire.copy.keepalives", c.keepalives);
+            }
+        }
+        if q.skipped {
+            o.bool("pgwire.skipped", true);
+        }
+        if q.suspended {
+            o.bool("pgwire.suspended", true);
+        }
+        o.end();
+        self.emit()
+    }
+
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+        if !self.records.contains(&RecordKind::Session) {
+            return Ok(());
+        }
+        let start = self.time(s.start_ns).to_string();
+        let mut o = Self::head(&mut self.buf, &mut self.ts, s.end_ns, "pgwire.session", Some(conn));
+        o.str("db.system.name", "postgresql")
+            .opt_str("user.name", s.user.as_deref())
+            .opt_str("db.namespace", s.database.as_deref())
+            .opt_str("service.name", s.application.as_deref());
+        if let Some(r) = &s.replication {
+            o.str("pgwire.replication", r);
+        }
+        if !s.startup_params.is_empty() {
+            let m: serde_json::Map<String, serde_json::Value> = s
+                .startup_params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            o.value("pgwire.startup_params", &m);
+        }
+        o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
+            .opt_str("pgwire.protocol.negotiated", s.protocol_negotiated.as_deref());
+        if !s.unsupported_options.is_empty() {
+            o.value("pgwire.negotiation.unsupported_options", &s.unsupported_options);
+        }
+        o.opt_str("pgwire.encryption", s.encryption);
+        if !s.negotiation.is_empty() {
+            o.value("pgwire.encryption.negotiation", &s.negotiation);
+        }
+        o.opt_str("pgwire.auth.method", s.auth_method.as_deref())
+            .opt_str("pgwire.auth.outcome", s.auth_outcome);
+        if let Some(e) = &s.auth_error {
+            o.str("db.response.status_code", &e.code)
+                .str("error.message", &e.message);
+        }
+        if let Some(pid) = s.backend_pid {
+            o.num("pgwire.backend_pid", pid);
+        }
+        if let Some(n) = s.cancel_key_len {
+            o.num("pgwire.cancel_key_len", n);
+        }
+        if let Some(t) = s.tx_status {
+            o.bytes("pgwire.tx_status", &[t]);
+        }
+        if let Some(c) = &s.cancel_request {
+            o.num("pgwire.cancel.pid", c.pid)
+                .num("pgwire.cancel.key_len", c.key_len);
+            match c.target_conn_id {
+                Some(t) => o.num("pgwire.cancel.target_conn_id", t),
+                None => o.null("pgwire.cancel.target_conn_id"),
+            };
+        }
+        o.num("pgwire.queries", s.queries)
+            .num("pgwire.errors", s.errors)
+            .num("pgwire.rows", s.rows)
+            .num("source.bytes", s.bytes_client)
+            .num("destination.bytes", s.bytes_server)
+            .num("pgwire.messages.frontend", s.messages_client)
+            .num("pgwire.messages.backend", s.messages_server)
+            .num("pgwire.notices", s.notices)
+            .num("pgwire.notifications", s.notifications)
+            .num("pgwire.parameter_changes", s.parameter_changes)
+            .bool("pgwire.midstream", s.midstream)
+            .num("pgwire.gaps", s.gaps)
+            .num("pgwire.resyncs", s.resyncs)
+            .str("event.start", &start);
+        let end = {
+            let mut e = String::new();
+            rfc3339(s.end_ns, &mut e);
+            e
+        };
+        o.str("event.end", &end)
+            .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
+            .str("pgwire.close_reason", s.close_reason)
+            .bool("pgwire.terminated", s.terminated);
+        o.end();
+        self.emit()
+    }
+
+    fn finish(&mut self, _run: &RunStats) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+}

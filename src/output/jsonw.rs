@@ -1,0 +1,139 @@
+//! A flat JSON object written straight into a reused buffer.
+//!
+//! Records are flat objects with dotted ECS keys, so a builder that appends
+//! `"key":value` pairs is all that is needed; string escaping is serde_json's.
+
+use super::fmt::utf8_lossless;
+
+pub struct JsonObj<'a> {
+    buf: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> JsonObj<'a> {
+    pub fn begin(buf: &'a mut Vec<u8>) -> Self {
+        buf.push(b'{');
+        JsonObj { buf, first: true }
+    }
+
+    pub fn end(self) {
+        self.buf.extend_from_slice(b"}\n");
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        self.string(k);
+        self.buf.push(b':');
+    }
+
+    fn string(&mut self, s: &str) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.buf, s);
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        self.key(k);
+        self.string(v);
+        self
+    }
+
+    /// Wire bytes: kept whole, with invalid UTF-8 escaped as `\xNN`.
+    pub fn bytes(&mut self, k: &str, v: &[u8]) -> &mut Self {
+        self.key(k);
+        self.string(&utf8_lossless(v));
+        self
+    }
+
+    /// A value whose Display form needs no escaping (addresses).
+    pub fn display(&mut self, k: &str, v: &dyn std::fmt::Display) -> &mut Self {
+        use std::io::Write;
+        self.key(k);
+        let _ = write!(self.buf, "\"{v}\"");
+        self
+    }
+
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self.null(k),
+        }
+    }
+
+    pub fn num<N: itoa_like::Num>(&mut self, k: &str, v: N) -> &mut Self {
+        self.key(k);
+        v.write(self.buf);
+        self
+    }
+
+    pub fn float(&mut self, k: &str, v: f64) -> &mut Self {
+        self.key(k);
+        let _ = serde_json::to_writer(&mut *self.buf, &v);
+        self
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k);
+        self.buf
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        self
+    }
+
+    pub fn null(&mut self, k: &str) -> &mut Self {
+        self.key(k);
+        self.buf.extend_from_slice(b"null");
+        self
+    }
+
+    /// Any serde value (lists and nested objects, off the hot path).
+    pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
+        self.key(k);
+        let _ = serde_json::to_writer(&mut *self.buf, v);
+        self
+    }
+}
+
+pub mod itoa_like {
+    use std::io::Write;
+
+    pub trait Num: Copy {
+        fn write(self, buf: &mut Vec<u8>);
+    }
+
+    macro_rules! num {
+        ($($t:ty),*) => {$(
+            impl Num for $t {
+                fn write(self, buf: &mut Vec<u8>) {
+                    let _ = write!(buf, "{}", self);
+                }
+            }
+        )*};
+    }
+    num!(u8, u16, u32, u64, usize, i16, i32, i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_valid_json() {
+        let mut buf = Vec::new();
+        let mut o = JsonObj::begin(&mut buf);
+        o.str("a.b", "x\"y\n")
+            .bytes("raw", b"ok\xff\x00")
+            .num("n", -5i32)
+            .bool("t", true)
+            .null("z")
+            .value("list", &["p", "q"]);
+        o.end();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["a.b"], "x\"y\n");
+        assert_eq!(v["raw"], "ok\\xff\u{0}");
+        assert_eq!(v["n"], -5);
+        assert_eq!(v["list"][1], "q");
+        assert!(buf.ends_with(b"}\n"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Presenters. Every one is a [`Sink`]: the pipeline hands it messages, anomalies,
+//! finished statements and finished sessions, and it renders them.
+
+pub mod fields;
+pub mod fmt;
+pub mod json;
+pub mod jsonw;
+pub mod summary;
+pub mod text;
+
+use crate::pgwire::{Dir, Msg};
+use crate::session::record::{QueryRecord, SessionRecord};
+use crate::tcp::ConnMeta;
+use std::io;
+
+/// Figures about the whole run, for the closing summary.
+#[derive(Default, Debug, Clone)]
+pub struct RunStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_segments: u64,
+    pub dropped: u64,
+    pub connections: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub out_of_order: u64,
+    pub retransmitted_bytes: u64,
+    pub evicted: u64,
+    pub idle_closed: u64,
+    pub peak_buffered: usize,
+    pub messages: u64,
+    pub anomalies: u64,
+    pub warnings: Vec<String>,
+}
+
+/// An anomaly as presenters see it.
+pub struct AnomalyView<'a> {
+    pub kind: &'a str,
+    pub dir: Option<Dir>,
+    pub message: &'a str,
+}
+
+pub trait Sink {
+    /// Whether `message` should be called at all (decoding is cheaper without).
+    fn wants_messages(&self) -> bool {
+        false
+    }
+    fn message(&mut self, _conn: &ConnMeta, _ts: i64, _msg: &Msg<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()>;
+    fn query(&mut self, conn: &ConnMeta, session: &SessionRecord, q: &QueryRecord) -> io::Result<()>;
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
+    fn finish(&mut self, run: &RunStats) -> io::Result<()>;
+}
+
+pub fn dir_str(d: Dir) -> &'static str {
+    match d {
+        Dir::Frontend => "frontend",
+        Dir::Backend => "backend",
+    }
+}

@@ -1,0 +1,281 @@
+//! Statistics summary printed at the end of a run (or on Ctrl-C): who connected and
+//! how, the top statements by total time with percentiles, errors by SQLSTATE, a
+//! latency histogram and the capture's anomalies.
+
+use super::fmt::push_escaped;
+use super::{AnomalyView, RunStats, Sink};
+use crate::session::record::{Outcome, QueryRecord, SessionRecord};
+use crate::tcp::ConnMeta;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// Durations kept per statement for exact percentiles; beyond, a reservoir sample.
+const MAX_SAMPLES: usize = 10_000;
+/// Distinct fingerprints tracked; later ones are counted under "(other)".
+const MAX_FINGERPRINTS: usize = 10_000;
+const TOP: usize = 15;
+
+#[derive(Default)]
+struct StmtStats {
+    text: String,
+    calls: u64,
+    errors: u64,
+    rows: u64,
+    total_ns: i128,
+    max_ns: i64,
+    samples: Vec<i64>,
+    seen: u64,
+}
+
+impl StmtStats {
+    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64) {
+        self.calls += 1;
+        self.rows += rows;
+        self.errors += failed as u64;
+        self.total_ns += d as i128;
+        self.max_ns = self.max_ns.max(d);
+        self.seen += 1;
+        if self.samples.len() < MAX_SAMPLES {
+            self.samples.push(d);
+        } else {
+            // Reservoir sampling keeps the percentiles fair and the memory fixed.
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            let j = (*rng % self.seen) as usize;
+            if j < MAX_SAMPLES {
+                self.samples[j] = d;
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counter(BTreeMap<String, u64>);
+
+impl Counter {
+    fn add(&mut self, k: &str) {
+        *self.0.entry(k.to_string()).or_default() += 1;
+    }
+}
+
+pub struct SummarySink<W: Write> {
+    out: W,
+    users: Counter,
+    databases: Counter,
+    apps: Counter,
+    clients: Counter,
+    auth: Counter,
+    encryption: Counter,
+    protocols: Counter,
+    sessions: u64,
+    midstream: u64,
+    stmts: HashMap<String, StmtStats>,
+    errors: BTreeMap<String, (u64, String)>,
+    anomalies: Counter,
+    /// Statement latencies in decade buckets: <10µs, <100µs, ..., ≥10s.
+    histogram: [u64; 8],
+    queries: u64,
+    failed: u64,
+    rng: u64,
+}
+
+impl<W: Write> SummarySink<W> {
+    pub fn new(out: W) -> Self {
+        SummarySink {
+            out,
+            users: Counter::default(),
+            databases: Counter::default(),
+            apps: Counter::default(),
+            clients: Counter::default(),
+            auth: Counter::default(),
+            encryption: Counter::default(),
+            protocols: Counter::default(),
+            sessions: 0,
+            midstream: 0,
+            stmts: HashMap::new(),
+            errors: BTreeMap::new(),
+            anomalies: Counter::default(),
+            histogram: [0; 8],
+            queries: 0,
+            failed: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+fn ms(ns: i64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Escaped and cut to `width` characters, for one table cell.
+fn cell(s: &str, width: usize) -> String {
+    let mut e = String::new();
+    push_escaped(&mut e, s.as_bytes());
+    if e.chars().count() > width {
+        let mut cut: String = e.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        e
+    }
+}
+
+fn section(out: &mut String, title: &str, c: &Counter) {
+    if c.0.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title}:");
+    let mut v: Vec<(&String, &u64)> = c.0.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (k, n) in v.into_iter().take(TOP) {
+        let _ = writeln!(out, "  {n:>8}  {}", cell(k, 60));
+    }
+}
+
+impl<W: Write> Sink for SummarySink<W> {
+    fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+        self.anomalies.add(a.kind);
+        Ok(())
+    }
+
+    fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+        if q.skipped {
+            return Ok(());
+        }
+        self.queries += 1;
+        let failed = q.outcome == Outcome::Failure;
+        self.failed += failed as u64;
+        let d = q.duration_ns();
+        let bucket = (d.max(1) as f64 / 1e3).log10().floor().clamp(0.0, 7.0) as usize;
+        self.histogram[bucket] += 1;
+        if let Some(e) = &q.error {
+            let slot = self
+                .errors
+                .entry(e.code.clone())
+                .or_insert_with(|| (0, e.message.clone()));
+            slot.0 += 1;
+        }
+        let key = match &q.fingerprint {
+            Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => f.clone(),
+            Some(_) => "(other)".to_string(),
+            None => "(unknown)".to_string(),
+        };
+        let st = self.stmts.entry(key).or_default();
+        if st.text.is_empty() {
+            st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
+        }
+        st.add(d, q.rows_returned.max(q.rows_affected.unwrap_or(0)), failed, &mut self.rng);
+        Ok(())
+    }
+
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+        self.sessions += 1;
+        self.midstream += s.midstream as u64;
+        let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unknown)".into());
+        if s.cancel_request.is_some() {
+            self.auth.add("(cancel request)");
+            return Ok(());
+        }
+        self.users.add(&or_unknown(&s.user));
+        self.databases.add(&or_unknown(&s.database));
+        self.apps.add(&or_unknown(&s.application));
+        self.clients.add(&conn.client.0.to_string());
+        let auth = format!(
+            "{} {}",
+            s.auth_method.as_deref().unwrap_or("(unknown)"),
+            s.auth_outcome.unwrap_or("(unknown)")
+        );
+        self.auth.add(&auth);
+        self.encryption.add(s.encryption.unwrap_or("(unknown)"));
+        let proto = match (&s.protocol_requested, &s.protocol_negotiated) {
+            (Some(r), Some(n)) if r != n => format!("{n} (asked {r})"),
+            (_, Some(n)) => n.clone(),
+            _ => "(unknown)".into(),
+        };
+        self.protocols.add(&proto);
+        Ok(())
+    }
+
+    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "pgscope summary: {} packets, {} connections, {} messages, {} statements ({} failed)\n",
+            run.packets, self.sessions, run.messages, self.queries, self.failed
+        );
+        section(&mut o, "Sessions by user", &self.users);
+        section(&mut o, "Sessions by database", &self.databases);
+        section(&mut o, "Sessions by application", &self.apps);
+        section(&mut o, "Sessions by client", &self.clients);
+        section(&mut o, "Authentication", &self.auth);
+        section(&mut o, "Encryption", &self.encryption);
+        section(&mut o, "Protocol versions", &self.protocols);
+
+        let mut stmts: Vec<(&String, &mut StmtStats)> = self.stmts.iter_mut().collect();
+        stmts.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(b.0)));
+        if !stmts.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nTop statements by total time (ms):\n  {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}  statement",
+                "calls", "total", "mean", "p50", "p95", "p99", "max", "rows", "errors"
+            );
+        }
+        for (_, st) in stmts.into_iter().take(TOP) {
+            st.samples.sort_unstable();
+            let total = st.total_ns as f64 / 1e6;
+            let _ = writeln!(
+                o,
+                "  {:>7} {:>10.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>6}  {}",
+                st.calls,
+                total,
+                total / st.calls.max(1) as f64,
+                ms(percentile(&st.samples, 0.50)),
+                ms(percentile(&st.samples, 0.95)),
+                ms(percentile(&st.samples, 0.99)),
+                ms(st.max_ns),
+                st.rows,
+                st.errors,
+                cell(&st.text, 70)
+            );
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(o, "\nErrors by SQLSTATE:");
+            for (code, (n, msg)) in &self.errors {
+                let _ = writeln!(o, "  {n:>8}  {}  {}", cell(code, 5), cell(msg, 70));
+            }
+        }
+        if self.queries > 0 {
+            let _ = writeln!(o, "\nStatement latency:");
+            let labels = [
+                "   <10µs", "  <100µs", "    <1ms", "   <10ms", "  <100ms", "     <1s", "    <10s",
+                "    ≥10s",
+            ];
+            let max = *self.histogram.iter().max().unwrap_or(&1);
+            for (label, n) in labels.iter().zip(self.histogram) {
+                let bar = (n * 50).div_ceil(max.max(1)) as usize;
+                let _ = writeln!(o, "  {label} {:>8} {}", n, "█".repeat(bar));
+            }
+        }
+        let _ = writeln!(
+            o,
+            "\nCapture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",
+            run.tcp_segments, run.gaps, run.gap_bytes, run.out_of_order, run.retransmitted_bytes, run.evicted, self.midstream, run.dropped
+        );
+        section(&mut o, "Anomalies", &self.anomalies);
+        for w in &run.warnings {
+            let _ = writeln!(o, "warning: {}", cell(w, 200));
+        }
+        self.out.write_all(o.as_bytes())?;
+        self.out.flush()
+    }
+}

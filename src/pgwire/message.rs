@@ -1,0 +1,591 @@
+//! Message bodies and the pure, zero-copy decoder.
+
+use super::Dir;
+use super::fields::{Bad, Cursor, ErrorFields, Fields, Formats, List, Oids, Strings, Values};
+
+pub const SSL_REQUEST_CODE: u32 = 80877103;
+pub const GSSENC_REQUEST_CODE: u32 = 80877104;
+pub const CANCEL_REQUEST_CODE: u32 = 80877102;
+
+/// Protocol 3.2 lets cancel keys grow up to 256 bytes; 3.0 keys are 4 bytes.
+const CANCEL_KEY_LEN: std::ops::RangeInclusive<usize> = 4..=256;
+
+/// One framed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Msg<'a> {
+    pub dir: Dir,
+    /// Type byte; `None` for untyped startup packets and one-byte answers.
+    pub typ: Option<u8>,
+    /// The length field (includes itself); total packet length for untyped
+    /// packets; 1 for the one-byte SSL/GSSENC answers.
+    pub len: u32,
+    pub body: Body<'a>,
+}
+
+/// Decoded body; byte strings borrow from the captured data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    // Untyped startup-phase packets (frontend).
+    Startup {
+        major: u16,
+        minor: u16,
+        /// Raw NUL-separated name/value list without the final terminator;
+        /// iterate with [`super::startup_params`].
+        params: &'a [u8],
+    },
+    SslRequest,
+    GssEncRequest,
+    CancelRequest {
+        pid: u32,
+        key: &'a [u8],
+    },
+    UnknownStartup {
+        code: u32,
+    },
+    // One-byte answers (backend).
+    SslResponse {
+        answer: u8,
+    },
+    GssEncResponse {
+        answer: u8,
+    },
+
+    // Frontend typed messages.
+    Query {
+        sql: &'a [u8],
+    },
+    Parse {
+        statement: &'a [u8],
+        query: &'a [u8],
+        param_types: Oids<'a>,
+    },
+    Bind {
+        portal: &'a [u8],
+        statement: &'a [u8],
+        param_formats: Formats<'a>,
+        params: Values<'a>,
+        result_formats: Formats<'a>,
+    },
+    Describe {
+        kind: u8,
+        name: &'a [u8],
+    },
+    Close {
+        kind: u8,
+        name: &'a [u8],
+    },
+    Execute {
+        portal: &'a [u8],
+        max_rows: i32,
+    },
+    Sync,
+    Flush,
+    Terminate,
+    CopyFail {
+        message: &'a [u8],
+    },
+    FunctionCall {
+        oid: u32,
+        arg_formats: Formats<'a>,
+        args: Values<'a>,
+        result_format: u16,
+    },
+    PasswordMessage {
+        password: &'a [u8],
+    },
+    SaslInitialResponse {
+        mechanism: &'a [u8],
+        data: Option<&'a [u8]>,
+    },
+    SaslResponse {
+        data: &'a [u8],
+    },
+    GssResponse {
+        data: &'a [u8],
+    },
+
+    // Both directions.
+    CopyData {
+        data: &'a [u8],
+    },
+    CopyDone,
+
+    // Backend typed messages.
+    AuthenticationOk,
+    AuthenticationKerberosV5,
+    AuthenticationCleartextPassword,
+    AuthenticationMd5Password {
+        salt: [u8; 4],
+    },
+    AuthenticationGss,
+    AuthenticationGssContinue {
+        data: &'a [u8],
+    },
+    AuthenticationSspi,
+    AuthenticationSasl {
+        mechanisms: Strings<'a>,
+    },
+    AuthenticationSaslContinue {
+        data: &'a [u8],
+    },
+    AuthenticationSaslFinal {
+        data: &'a [u8],
+    },
+    AuthenticationUnknown {
+        code: u32,
+        data: &'a [u8],
+    },
+    BackendKeyData {
+        pid: u32,
+        key: &'a [u8],
+    },
+    NegotiateProtocolVersion {
+        newest_minor: u32,
+        /// Names of the `_pq_.` options the server did not recognise.
+        options: Strings<'a>,
+    },
+    ParameterStatus {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
+    ReadyForQuery {
+        status: u8,
+    },
+    RowDescription {
+        fields: Fields<'a>,
+    },
+    DataRow {
+        columns: Values<'a>,
+    },
+    CommandComplete {
+        tag: &'a [u8],
+    },
+    EmptyQueryResponse,
+    ErrorResponse {
+        fields: ErrorFields<'a>,
+    },
+    NoticeResponse {
+        fields: ErrorFields<'a>,
+    },
+    ParseComplete,
+    BindComplete,
+    CloseComplete,
+    NoData,
+    PortalSuspended,
+    ParameterDescription {
+        types: Oids<'a>,
+    },
+    CopyInResponse {
+        format: u8,
+        columns: Formats<'a>,
+    },
+    CopyOutResponse {
+        format: u8,
+        columns: Formats<'a>,
+    },
+    CopyBothResponse {
+        format: u8,
+        columns: Formats<'a>,
+    },
+    NotificationResponse {
+        pid: u32,
+        channel: &'a [u8],
+        payload: &'a [u8],
+    },
+    FunctionCallResponse {
+        value: Option<&'a [u8]>,
+    },
+
+    // Not decoded.
+    /// Type byte not valid in this direction.
+    Unknown {
+        data: &'a [u8],
+    },
+    /// The body's fields are inconsistent with its length.
+    Malformed {
+        reason: &'static str,
+    },
+    /// Longer than the buffer cap; body dropped, `typ` and `len` kept.
+    Oversize,
+}
+
+impl Msg<'_> {
+    /// Message name as used in the PostgreSQL protocol docs. For
+    /// `Malformed` and `Oversize` bodies of a known type byte this is the
+    /// type's name (inspect `body` to tell them apart).
+    pub fn name(&self) -> &'static str {
+        if let Some(n) = self.body.name() {
+            return n;
+        }
+        let by_type = self.typ.and_then(|t| type_name(self.dir, t));
+        match self.body {
+            Body::Unknown { .. } => "Unknown",
+            Body::Malformed { .. } => by_type.unwrap_or("Malformed"),
+            _ => by_type.unwrap_or("Oversize"),
+        }
+    }
+}
+
+impl Body<'_> {
+    /// Name of a decoded body; `None` for the undecoded variants.
+    pub fn name(&self) -> Option<&'static str> {
+        use Body::*;
+        Some(match self {
+            Startup { .. } => "StartupMessage",
+            SslRequest => "SSLRequest",
+            GssEncRequest => "GSSENCRequest",
+            CancelRequest { .. } => "CancelRequest",
+            UnknownStartup { .. } => "UnknownStartup",
+            SslResponse { .. } => "SSLResponse",
+            GssEncResponse { .. } => "GSSENCResponse",
+            Query { .. } => "Query",
+            Parse { .. } => "Parse",
+            Bind { .. } => "Bind",
+            Describe { .. } => "Describe",
+            Close { .. } => "Close",
+            Execute { .. } => "Execute",
+            Sync => "Sync",
+            Flush => "Flush",
+            Terminate => "Terminate",
+            CopyFail { .. } => "CopyFail",
+            FunctionCall { .. } => "FunctionCall",
+            PasswordMessage { .. } => "PasswordMessage",
+            SaslInitialResponse { .. } => "SASLInitialResponse",
+            SaslResponse { .. } => "SASLResponse",
+            GssResponse { .. } => "GSSResponse",
+            CopyData { .. } => "CopyData",
+            CopyDone => "CopyDone",
+            AuthenticationOk => "AuthenticationOk",
+            AuthenticationKerberosV5 => "AuthenticationKerberosV5",
+            AuthenticationCleartextPassword => "AuthenticationCleartextPassword",
+            AuthenticationMd5Password { .. } => "AuthenticationMD5Password",
+            AuthenticationGss => "AuthenticationGSS",
+            AuthenticationGssContinue { .. } => "AuthenticationGSSContinue",
+            AuthenticationSspi => "AuthenticationSSPI",
+            AuthenticationSasl { .. } => "AuthenticationSASL",
+            AuthenticationSaslContinue { .. } => "AuthenticationSASLContinue",
+            AuthenticationSaslFinal { .. } => "AuthenticationSASLFinal",
+            AuthenticationUnknown { .. } => "Authentication",
+            BackendKeyData { .. } => "BackendKeyData",
+            NegotiateProtocolVersion { .. } => "NegotiateProtocolVersion",
+            ParameterStatus { .. } => "ParameterStatus",
+            ReadyForQuery { .. } => "ReadyForQuery",
+            RowDescription { .. } => "RowDescription",
+            DataRow { .. } => "DataRow",
+            CommandComplete { .. } => "CommandComplete",
+            EmptyQueryResponse => "EmptyQueryResponse",
+            ErrorResponse { .. } => "ErrorResponse",
+            NoticeResponse { .. } => "NoticeResponse",
+            ParseComplete => "ParseComplete",
+            BindComplete => "BindComplete",
+            CloseComplete => "CloseComplete",
+            NoData => "NoData",
+            PortalSuspended => "PortalSuspended",
+            ParameterDescription { .. } => "ParameterDescription",
+            CopyInResponse { .. } => "CopyInResponse",
+            CopyOutResponse { .. } => "CopyOutResponse",
+            CopyBothResponse { .. } => "CopyBothResponse",
+            NotificationResponse { .. } => "NotificationResponse",
+            FunctionCallResponse { .. } => "FunctionCallResponse",
+            Unknown { .. } | Malformed { .. } | Oversize => return None,
+        })
+    }
+}
+
+/// Docs name for a type byte valid in `dir` (`'p'` is reported as
+/// PasswordMessage, `'R'` as Authentication: their subtype needs the body).
+pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
+    Some(match (dir, typ) {
+        (_, b'd') => "CopyData",
+        (_, b'c') => "CopyDone",
+        (Dir::Frontend, b'B') => "Bind",
+        (Dir::Frontend, b'C') => "Close",
+        (Dir::Frontend, b'D') => "Describe",
+        (Dir::Frontend, b'E') => "Execute",
+        (Dir::Frontend, b'F') => "FunctionCall",
+        (Dir::Frontend, b'H') => "Flush",
+        (Dir::Frontend, b'P') => "Parse",
+        (Dir::Frontend, b'Q') => "Query",
+        (Dir::Frontend, b'S') => "Sync",
+        (Dir::Frontend, b'X') => "Terminate",
+        (Dir::Frontend, b'f') => "CopyFail",
+        (Dir::Frontend, b'p') => "PasswordMessage",
+        (Dir::Backend, b'1') => "ParseComplete",
+        (Dir::Backend, b'2') => "BindComplete",
+        (Dir::Backend, b'3') => "CloseComplete",
+        (Dir::Backend, b'A') => "NotificationResponse",
+        (Dir::Backend, b'C') => "CommandComplete",
+        (Dir::Backend, b'D') => "DataRow",
+        (Dir::Backend, b'E') => "ErrorResponse",
+        (Dir::Backend, b'G') => "CopyInResponse",
+        (Dir::Backend, b'H') => "CopyOutResponse",
+        (Dir::Backend, b'I') => "EmptyQueryResponse",
+        (Dir::Backend, b'K') => "BackendKeyData",
+        (Dir::Backend, b'N') => "NoticeResponse",
+        (Dir::Backend, b'R') => "Authentication",
+        (Dir::Backend, b'S') => "ParameterStatus",
+        (Dir::Backend, b'T') => "RowDescription",
+        (Dir::Backend, b'V') => "FunctionCallResponse",
+        (Dir::Backend, b'W') => "CopyBothResponse",
+        (Dir::Backend, b'Z') => "ReadyForQuery",
+        (Dir::Backend, b'n') => "NoData",
+        (Dir::Backend, b's') => "PortalSuspended",
+        (Dir::Backend, b't') => "ParameterDescription",
+        (Dir::Backend, b'v') => "NegotiateProtocolVersion",
+        _ => return None,
+    })
+}
+
+/// Whether `typ` is a message type byte the peer in `dir` may send.
+pub fn valid_type(dir: Dir, typ: u8) -> bool {
+    type_name(dir, typ).is_some()
+}
+
+/// Which authentication request the server made last; a frontend `'p'`
+/// message's meaning depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AuthExchange {
+    /// None seen (e.g. mid-stream capture): `'p'` decodes as PasswordMessage.
+    #[default]
+    Unknown,
+    /// Cleartext or MD5 password requested.
+    Password,
+    /// AuthenticationSASL: next `'p'` is SASLInitialResponse.
+    Sasl,
+    /// AuthenticationSASLContinue: next `'p'` is SASLResponse.
+    SaslContinue,
+    /// GSS, SSPI or GSSContinue: `'p'` is GSSResponse.
+    Gss,
+}
+
+/// Connection state the decoder needs beyond the message bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DecodeCtx {
+    pub auth: AuthExchange,
+}
+
+impl DecodeCtx {
+    /// Tracks the authentication exchange from a decoded backend body.
+    pub fn observe(&mut self, body: &Body<'_>) {
+        use Body::*;
+        self.auth = match body {
+            AuthenticationCleartextPassword | AuthenticationMd5Password { .. } => {
+                AuthExchange::Password
+            }
+            AuthenticationSasl { .. } => AuthExchange::Sasl,
+            AuthenticationSaslContinue { .. } => AuthExchange::SaslContinue,
+            AuthenticationGss | AuthenticationSspi | AuthenticationGssContinue { .. } => {
+                AuthExchange::Gss
+            }
+            AuthenticationOk | AuthenticationSaslFinal { .. } => AuthExchange::Unknown,
+            _ => return,
+        };
+    }
+}
+
+/// Decodes the body (after type byte and length) of a typed message.
+pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
+    let mut c = Cursor::new(body);
+    let parsed = match dir {
+        Dir::Frontend => frontend(typ, &mut c, ctx),
+        Dir::Backend => backend(typ, &mut c),
+    };
+    finish(parsed, &c)
+}
+
+/// Decodes an untyped startup-phase packet; `body` follows the length field.
+pub fn decode_startup(body: &[u8]) -> Body<'_> {
+    let mut c = Cursor::new(body);
+    let parsed = startup(&mut c);
+    finish(parsed, &c)
+}
+
+/// Every message must be consumed exactly, as the server itself requires.
+fn finish<'a>(parsed: Result<Body<'a>, Bad>, c: &Cursor<'a>) -> Body<'a> {
+    match parsed {
+        Ok(_) if !c.is_empty() => Body::Malformed {
+            reason: "trailing bytes after the last field",
+        },
+        Ok(b) => b,
+        Err(reason) => Body::Malformed { reason },
+    }
+}
+
+fn startup<'a>(c: &mut Cursor<'a>) -> Result<Body<'a>, Bad> {
+    let code = c.u32()?;
+    Ok(match code {
+        SSL_REQUEST_CODE => Body::SslRequest,
+        GSSENC_REQUEST_CODE => Body::GssEncRequest,
+        CANCEL_REQUEST_CODE => Body::CancelRequest {
+            pid: c.u32()?,
+            key: cancel_key(c)?,
+        },
+        _ if code >> 16 == 3 => Body::Startup {
+            major: 3,
+            minor: code as u16,
+            params: List::<(&[u8], &[u8])>::read_until_nul(c)?.raw(),
+        },
+        _ => {
+            c.rest();
+            Body::UnknownStartup { code }
+        }
+    })
+}
+
+fn cancel_key<'a>(c: &mut Cursor<'a>) -> Result<&'a [u8], Bad> {
+    let key = c.rest();
+    if CANCEL_KEY_LEN.contains(&key.len()) {
+        Ok(key)
+    } else {
+        Err("cancel key length outside 4..=256")
+    }
+}
+
+/// Describe/Close target: 'S' statement or 'P' portal, then its name.
+fn target<'a>(c: &mut Cursor<'a>) -> Result<(u8, &'a [u8]), Bad> {
+    match c.u8()? {
+        k @ (b'S' | b'P') => Ok((k, c.cstr()?)),
+        _ => Err("target kind is not 'S' or 'P'"),
+    }
+}
+
+fn frontend<'a>(typ: u8, c: &mut Cursor<'a>, ctx: &DecodeCtx) -> Result<Body<'a>, Bad> {
+    Ok(match typ {
+        b'Q' => Body::Query { sql: c.cstr()? },
+        b'P' => Body::Parse {
+            statement: c.cstr()?,
+            query: c.cstr()?,
+            param_types: List::read_counted(c)?,
+        },
+        b'B' => Body::Bind {
+            portal: c.cstr()?,
+            statement: c.cstr()?,
+            param_formats: List::read_counted(c)?,
+            params: List::read_counted(c)?,
+            result_formats: List::read_counted(c)?,
+        },
+        b'D' => {
+            let (kind, name) = target(c)?;
+            Body::Describe { kind, name }
+        }
+        b'C' => {
+            let (kind, name) = target(c)?;
+            Body::Close { kind, name }
+        }
+        b'E' => Body::Execute {
+            portal: c.cstr()?,
+            max_rows: c.i32()?,
+        },
+        b'S' => Body::Sync,
+        b'H' => Body::Flush,
+        b'X' => Body::Terminate,
+        b'd' => Body::CopyData { data: c.rest() },
+        b'c' => Body::CopyDone,
+        b'f' => Body::CopyFail { message: c.cstr()? },
+        b'F' => Body::FunctionCall {
+            oid: c.u32()?,
+            arg_formats: List::read_counted(c)?,
+            args: List::read_counted(c)?,
+            result_format: c.u16()?,
+        },
+        b'p' => match ctx.auth {
+            AuthExchange::Unknown | AuthExchange::Password => Body::PasswordMessage {
+                password: c.cstr()?,
+            },
+            AuthExchange::Sasl => Body::SaslInitialResponse {
+                mechanism: c.cstr()?,
+                data: c.value()?,
+            },
+            AuthExchange::SaslContinue => Body::SaslResponse { data: c.rest() },
+            AuthExchange::Gss => Body::GssResponse { data: c.rest() },
+        },
+        _ => Body::Unknown { data: c.rest() },
+    })
+}
+
+fn backend<'a>(typ: u8, c: &mut Cursor<'a>) -> Result<Body<'a>, Bad> {
+    Ok(match typ {
+        b'R' => authentication(c)?,
+        b'K' => Body::BackendKeyData {
+            pid: c.u32()?,
+            key: cancel_key(c)?,
+        },
+        b'v' => {
+            let newest_minor = c.u32()?;
+            let n = c.u32()?;
+            Body::NegotiateProtocolVersion {
+                newest_minor,
+                options: List::read(c, n as usize)?,
+            }
+        }
+        b'S' => Body::ParameterStatus {
+            name: c.cstr()?,
+            value: c.cstr()?,
+        },
+        b'Z' => match c.u8()? {
+            status @ (b'I' | b'T' | b'E') => Body::ReadyForQuery { status },
+            _ => return Err("transaction status is not I, T or E"),
+        },
+        b'T' => Body::RowDescription {
+            fields: List::read_counted(c)?,
+        },
+        b'D' => Body::DataRow {
+            columns: List::read_counted(c)?,
+        },
+        b'C' => Body::CommandComplete { tag: c.cstr()? },
+        b'I' => Body::EmptyQueryResponse,
+        b'E' => Body::ErrorResponse {
+            fields: List::read_until_nul(c)?,
+        },
+        b'N' => Body::NoticeResponse {
+            fields: List::read_until_nul(c)?,
+        },
+        b'1' => Body::ParseComplete,
+        b'2' => Body::BindComplete,
+        b'3' => Body::CloseComplete,
+        b'n' => Body::NoData,
+        b's' => Body::PortalSuspended,
+        b't' => Body::ParameterDescription {
+            types: List::read_counted(c)?,
+        },
+        b'G' | b'H' | b'W' => {
+            let format = c.u8()?;
+            let columns = List::read_counted(c)?;
+            match typ {
+                b'G' => Body::CopyInResponse { format, columns },
+                b'H' => Body::CopyOutResponse { format, columns },
+                _ => Body::CopyBothResponse { format, columns },
+            }
+        }
+        b'd' => Body::CopyData { data: c.rest() },
+        b'c' => Body::CopyDone,
+        b'A' => Body::NotificationResponse {
+            pid: c.u32()?,
+            channel: c.cstr()?,
+            payload: c.cstr()?,
+        },
+        b'V' => Body::FunctionCallResponse { value: c.value()? },
+        _ => Body::Unknown { data: c.rest() },
+    })
+}
+
+fn authentication<'a>(c: &mut Cursor<'a>) -> Result<Body<'a>, Bad> {
+    Ok(match c.u32()? {
+        0 => Body::AuthenticationOk,
+        2 => Body::AuthenticationKerberosV5,
+        3 => Body::AuthenticationCleartextPassword,
+        5 => Body::AuthenticationMd5Password { salt: c.array()? },
+        7 => Body::AuthenticationGss,
+        8 => Body::AuthenticationGssContinue { data: c.rest() },
+        9 => Body::AuthenticationSspi,
+        10 => Body::AuthenticationSasl {
+            mechanisms: List::read_until_nul(c)?,
+        },
+        11 => Body::AuthenticationSaslContinue { data: c.rest() },
+        12 => Body::AuthenticationSaslFinal { data: c.rest() },
+        code => Body::AuthenticationUnknown {
+            code,
+            data: c.rest(),
+        },
+    })
+}

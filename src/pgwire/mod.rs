@@ -1,0 +1,29 @@
+//! PostgreSQL frontend/backend protocol (3.0 and 3.2) for passive capture:
+//! a pure zero-copy message decoder ([`decode`], [`decode_startup`]) and a
+//! per-connection framer ([`ConnDecoder`]) that follows the startup phase,
+//! buffers only messages straddling segments and resynchronises after gaps.
+
+mod fields;
+mod framer;
+mod message;
+#[cfg(test)]
+mod tests;
+
+pub use fields::{
+    ErrorFields, FieldDesc, Fields, Formats, List, ListIter, Oids, Strings, Values,
+    error_field_name, startup_params,
+};
+pub use framer::{Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, Stats};
+pub use message::{
+    AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Msg, SSL_REQUEST_CODE,
+    decode, decode_startup, type_name, valid_type,
+};
+
+/// Direction of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// Client to server.
+    Frontend,
+    /// Server to client.
+    Backend,
+}

@@ -1,0 +1,224 @@
+//! The one-pass pipeline: packet → segment → stream bytes → messages → records → sink.
+
+use crate::capture::Packet;
+use crate::net;
+use crate::output::{AnomalyView, RunStats, Sink};
+use crate::pgwire::{self, AnomalyKind, ConnDecoder, Dir, Event};
+use crate::session::record::QueryRecord;
+use crate::session::{Session, Shared};
+use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
+use std::io;
+
+/// Per-connection state kept in the flow table.
+pub struct Conn {
+    decoder: ConnDecoder,
+    session: Session,
+    encryption_noted: bool,
+}
+
+/// The stages after TCP, as the flow table's handler.
+struct Stage<'s> {
+    sink: &'s mut dyn Sink,
+    want_messages: bool,
+    shared: Shared,
+    queries: Vec<QueryRecord>,
+    messages: u64,
+    anomalies: u64,
+    io_error: Option<io::Error>,
+}
+
+pub struct Pipeline<'s> {
+    table: FlowTable<Conn>,
+    stage: Stage<'s>,
+    last_ts: i64,
+    pub stats: RunStats,
+}
+
+/// A StartupMessage, SSLRequest, GSSENCRequest or CancelRequest alone in a segment.
+pub fn looks_like_startup(p: &[u8]) -> bool {
+    let (Some(len), Some(code)) = (p.get(0..4), p.get(4..8)) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    let code = u32::from_be_bytes([code[0], code[1], code[2], code[3]]);
+    len as usize == p.len()
+        && (8..=10_000).contains(&len)
+        && (code >> 16 == 3
+            || matches!(
+                code,
+                pgwire::SSL_REQUEST_CODE | pgwire::GSSENC_REQUEST_CODE | pgwire::CANCEL_REQUEST_CODE
+            ))
+}
+
+fn dir_of(side: Side) -> Dir {
+    match side {
+        Side::Client => Dir::Frontend,
+        Side::Server => Dir::Backend,
+    }
+}
+
+impl Stage<'_> {
+    fn check(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            self.io_error.get_or_insert(e);
+        }
+    }
+
+    /// Hands finished statements to the sink.
+    fn flush_queries(&mut self, meta: &ConnMeta, session: &Session) {
+        for q in std::mem::take(&mut self.queries).drain(..) {
+            let r = self.sink.query(meta, session.record(), &q);
+            self.check(r);
+        }
+    }
+
+    fn event(&mut self, meta: &ConnMeta, session: &mut Session, ts: i64, ev: Event<'_>) {
+        match ev {
+            Event::Msg(m) => {
+                self.messages += 1;
+                session.on_message(&mut self.shared, ts, &m, &mut self.queries);
+                if self.want_messages {
+                    let r = self.sink.message(meta, ts, &m);
+                    self.check(r);
+                }
+            }
+            Event::Anomaly(a) => {
+                self.anomalies += 1;
+                match a.kind {
+                    AnomalyKind::Resync => session.note_resync(),
+                    AnomalyKind::Gap => session.note_gap(),
+                    _ => {}
+                }
+                let view = AnomalyView {
+                    kind: a.kind.as_str(),
+                    dir: Some(a.dir),
+                    message: &a.message,
+                };
+                let r = self.sink.anomaly(Some(meta), ts, &view);
+                self.check(r);
+            }
+        }
+    }
+
+    fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn) {
+        if !conn.encryption_noted {
+            if let Some(kind) = conn.decoder.encrypted() {
+                conn.encryption_noted = true;
+                conn.session.note_encryption(kind);
+            }
+        }
+        if !self.queries.is_empty() {
+            self.flush_queries(meta, &conn.session);
+        }
+    }
+}
+
+impl Handler<Conn> for Stage<'_> {
+    fn looks_like_start(&self, payload: &[u8]) -> bool {
+        looks_like_startup(payload)
+    }
+
+    fn open(&mut self, meta: &ConnMeta) -> Conn {
+        Conn {
+            decoder: ConnDecoder::new(meta.midstream),
+            session: Session::new(meta.id, meta.start_ns, meta.midstream),
+            encryption_noted: false,
+        }
+    }
+
+    fn data(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, data: &[u8]) {
+        let dir = dir_of(side);
+        let Conn {
+            decoder, session, ..
+        } = conn;
+        session.count_bytes(dir, data.len());
+        decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
+        self.after_feed(meta, conn);
+    }
+
+    fn gap(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, bytes: u64) {
+        let Conn {
+            decoder, session, ..
+        } = conn;
+        decoder.gap(dir_of(side), bytes, &mut |ev| self.event(meta, session, ts, ev));
+        self.after_feed(meta, conn);
+    }
+
+    fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {
+        let session_rec = conn
+            .session
+            .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
+        for q in std::mem::take(&mut self.queries) {
+            let r = self.sink.query(meta, &session_rec, &q);
+            self.check(r);
+        }
+        let r = self.sink.session(meta, &session_rec);
+        self.check(r);
+    }
+}
+
+impl<'s> Pipeline<'s> {
+    pub fn new(sink: &'s mut dyn Sink, ports: Vec<u16>, limits: Limits) -> Self {
+        let want_messages = sink.wants_messages();
+        Pipeline {
+            table: FlowTable::new(ports, limits),
+            stage: Stage {
+                sink,
+                want_messages,
+                shared: Shared::default(),
+                queries: Vec::new(),
+                messages: 0,
+                anomalies: 0,
+                io_error: None,
+            },
+            last_ts: 0,
+            stats: RunStats::default(),
+        }
+    }
+
+    /// Processes one captured frame. Returns an output error (e.g. a closed pipe).
+    pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        self.last_ts = pkt.ts_ns;
+        if let Some(seg) = net::parse(pkt.linktype, pkt.data, pkt.orig_len) {
+            self.table.process(&seg, pkt.ts_ns, &mut self.stage);
+        }
+        match self.stage.io_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
+    pub fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+        self.stats.warnings.push(message.to_string());
+        let view = AnomalyView {
+            kind,
+            dir: None,
+            message,
+        };
+        self.stage.sink.anomaly(None, self.last_ts, &view)
+    }
+
+    /// Ends every open connection and lets the sink write its closing output.
+    pub fn finish(mut self) -> io::Result<RunStats> {
+        self.table.close_all(self.last_ts, &mut self.stage);
+        if let Some(e) = self.stage.io_error.take() {
+            return Err(e);
+        }
+        let t = &self.table.stats;
+        let s = &mut self.stats;
+        s.tcp_segments = t.segments;
+        s.connections = t.connections;
+        s.gaps = t.gaps;
+        s.gap_bytes = t.gap_bytes;
+        s.out_of_order = t.out_of_order;
+        s.retransmitted_bytes = t.retransmitted_bytes;
+        s.evicted = t.evicted;
+        s.idle_closed = t.idle_closed;
+        s.peak_buffered = t.peak_buffered;
+        s.messages = self.stage.messages;
+        s.anomalies = self.stage.anomalies;
+        self.stage.sink.finish(s)?;
+        Ok(self.stats)
+    }
+}

@@ -1,0 +1,787 @@
+//! Per-connection state: startup, negotiation, authentication, and the queries,
+//! matched to their responses through the queue of pending operations.
+//!
+//! The state machine only reads decoded messages; framing is pgwire's job and
+//! rendering the records is output's.
+
+pub mod params;
+pub mod record;
+pub mod sql;
+
+#[cfg(test)]
+mod tests;
+
+use crate::pgwire::{startup_params, Body, Dir, ErrorFields, Msg};
+use record::{CancelInfo, CopyStats, Outcome, QueryRecord, ServerMessage, SessionRecord};
+use std::collections::{HashMap, VecDeque};
+
+/// Pending operations kept per connection; a client that pipelines more without
+/// reading answers is cut here (counted as dropped).
+const MAX_PENDING: usize = 4096;
+/// Prepared statements and portals kept per connection.
+const MAX_NAMED: usize = 4096;
+/// Notices kept per statement.
+const MAX_NOTICES: usize = 16;
+
+/// State shared by all connections: cancel keys and cancels on their way.
+#[derive(Default)]
+pub struct Shared {
+    /// (backend pid, secret key) → connection id.
+    keys: HashMap<(u32, Vec<u8>), u64>,
+    /// Target connection → (cancelling connection, time of the CancelRequest).
+    cancels: HashMap<u64, (u64, i64)>,
+    /// Operations dropped because a connection's queue was full.
+    pub dropped_ops: u64,
+}
+
+impl Shared {
+    /// Forgets a closed connection's key.
+    fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: &[u8]) {
+        if let Some(pid) = pid {
+            let k = (pid, key.to_vec());
+            if self.keys.get(&k) == Some(&conn_id) {
+                self.keys.remove(&k);
+            }
+        }
+        self.cancels.remove(&conn_id);
+    }
+}
+
+struct Statement {
+    sql: String,
+    operation: Option<String>,
+    fingerprint: String,
+    param_types: Vec<u32>,
+}
+
+struct Portal {
+    statement: String,
+    params: Vec<Option<String>>,
+}
+
+/// A request waiting for its answer, in the order the server answers.
+enum Op {
+    /// A Query message: its statements, closed one by one.
+    Simple {
+        statements: VecDeque<String>,
+        whole: String,
+        current: QueryRecord,
+    },
+    Parse { name: String },
+    Bind,
+    Describe,
+    Close,
+    Execute(Box<QueryRecord>),
+    FunctionCall(Box<QueryRecord>),
+    Sync,
+}
+
+/// Which authentication request the server made last.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AuthStage {
+    None,
+    Requested,
+    Ok,
+}
+
+pub struct Session {
+    rec: SessionRecord,
+    key: Vec<u8>,
+    statements: HashMap<String, Statement>,
+    portals: HashMap<String, Portal>,
+    pending: VecDeque<Op>,
+    /// Finished statements waiting for the ReadyForQuery that gives their tx status.
+    done: Vec<QueryRecord>,
+    auth: AuthStage,
+    ready_seen: bool,
+    /// Inside a pipeline after an error: the server skips everything up to Sync.
+    skipping: bool,
+}
+
+impl Session {
+    pub fn new(conn_id: u64, start_ns: i64, midstream: bool) -> Self {
+        Session {
+            rec: SessionRecord {
+                conn_id,
+                start_ns,
+                end_ns: start_ns,
+                midstream,
+                close_reason: "open",
+                ..SessionRecord::default()
+            },
+            key: Vec::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            pending: VecDeque::new(),
+            done: Vec::new(),
+            auth: AuthStage::None,
+            ready_seen: false,
+            skipping: false,
+        }
+    }
+
+    pub fn record(&self) -> &SessionRecord {
+        &self.rec
+    }
+
+    /// Stream bytes seen, for the byte counters (every byte, decoded or not).
+    pub fn count_bytes(&mut self, dir: Dir, n: usize) {
+        match dir {
+            Dir::Frontend => self.rec.bytes_client += n as u64,
+            Dir::Backend => self.rec.bytes_server += n as u64,
+        }
+    }
+
+    pub fn note_gap(&mut self) {
+        self.rec.gaps += 1;
+    }
+
+    pub fn note_resync(&mut self) {
+        self.rec.resyncs += 1;
+    }
+
+    pub fn note_encryption(&mut self, kind: &'static str) {
+        self.rec.encryption = Some(kind);
+        if kind == "tls" && self.rec.negotiation.is_empty() {
+            self.rec.negotiation.push("direct_tls".into());
+        }
+    }
+
+    /// Feeds one decoded message; finished statements are appended to `out`.
+    pub fn on_message(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        msg: &Msg<'_>,
+        out: &mut Vec<QueryRecord>,
+    ) {
+        self.rec.end_ns = ts;
+        match msg.dir {
+            Dir::Frontend => {
+                self.rec.messages_client += 1;
+                self.frontend(shared, ts, msg);
+            }
+            Dir::Backend => {
+                self.rec.messages_server += 1;
+                self.backend(shared, ts, msg, out);
+            }
+        }
+    }
+
+    fn push(&mut self, shared: &mut Shared, op: Op) {
+        if self.skipping {
+            // Sent after the server reported an error: it skips these until Sync.
+            match op {
+                Op::Sync | Op::Simple { .. } => {}
+                Op::Execute(mut r) => {
+                    r.skipped = true;
+                    self.done.push(*r);
+                    return;
+                }
+                _ => return,
+            }
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+            shared.dropped_ops += 1;
+        }
+        self.pending.push_back(op);
+    }
+
+    fn frontend(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>) {
+        let id = self.rec.conn_id;
+        match msg.body {
+            Body::Startup {
+                major,
+                minor,
+                params,
+            } => self.startup(major, minor, params),
+            Body::SslRequest => self.rec.negotiation.push("SSLRequest".into()),
+            Body::GssEncRequest => self.rec.negotiation.push("GSSENCRequest".into()),
+            Body::CancelRequest { pid, key } => {
+                let target = shared.keys.get(&(pid, key.to_vec())).copied();
+                if let Some(t) = target {
+                    shared.cancels.insert(t, (id, ts));
+                }
+                self.rec.cancel_request = Some(CancelInfo {
+                    pid,
+                    key_len: key.len(),
+                    target_conn_id: target,
+                });
+            }
+            Body::Query { sql } => {
+                let whole = lossy(sql);
+                let statements: VecDeque<String> =
+                    sql::split_statements(sql).into_iter().map(lossy).collect();
+                let current = self.simple_record(ts, statements.front().unwrap_or(&whole));
+                self.push(
+                    shared,
+                    Op::Simple {
+                        statements,
+                        whole,
+                        current,
+                    },
+                );
+            }
+            Body::Parse {
+                statement,
+                query,
+                param_types,
+            } => {
+                let name = lossy(statement);
+                if self.statements.len() < MAX_NAMED || self.statements.contains_key(&name) {
+                    self.statements.insert(
+                        name.clone(),
+                        Statement {
+                            sql: lossy(query),
+                            operation: sql::operation(query),
+                            fingerprint: sql::fingerprint(query),
+                            param_types: param_types.iter().collect(),
+                        },
+                    );
+                }
+                self.push(shared, Op::Parse { name });
+            }
+            Body::Bind {
+                portal,
+                statement,
+                param_formats,
+                params,
+                ..
+            } => {
+                let stmt_name = lossy(statement);
+                let types = self
+                    .statements
+                    .get(&stmt_name)
+                    .map(|s| s.param_types.as_slice())
+                    .unwrap_or(&[]);
+                let formats: Vec<u16> = param_formats.iter().collect();
+                let rendered = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let binary = match formats.len() {
+                            0 => false,
+                            1 => formats[0] == 1,
+                            _ => formats.get(i) == Some(&1),
+                        };
+                        let oid = types.get(i).copied().unwrap_or(0);
+                        v.map(|v| params::render(v, binary, oid))
+                    })
+                    .collect();
+                let name = lossy(portal);
+                if self.portals.len() < MAX_NAMED || self.portals.contains_key(&name) {
+                    self.portals.insert(
+                        name,
+                        Portal {
+                            statement: stmt_name,
+                            params: rendered,
+                        },
+                    );
+                }
+                self.push(shared, Op::Bind);
+            }
+            Body::Describe { .. } => self.push(shared, Op::Describe),
+            Body::Close { kind, name } => {
+                let name = lossy(name);
+                if kind == b'S' {
+                    self.statements.remove(&name);
+                } else {
+                    self.portals.remove(&name);
+                }
+                self.push(shared, Op::Close);
+            }
+            Body::Execute { portal, .. } => {
+                let rec = self.extended_record(ts, &lossy(portal));
+                self.push(shared, Op::Execute(Box::new(rec)));
+            }
+            Body::Sync => self.push(shared, Op::Sync),
+            Body::FunctionCall { oid, .. } => {
+                let mut rec = QueryRecord::new(id, "function", ts);
+                rec.text = Some(format!("FunctionCall(oid={oid})"));
+                rec.operation = Some("FUNCTION CALL".into());
+                self.push(shared, Op::FunctionCall(Box::new(rec)));
+            }
+            Body::SaslInitialResponse { mechanism, .. } => {
+                self.rec.auth_method = Some(lossy(mechanism));
+            }
+            Body::CopyData { data } => self.copy_data(Dir::Frontend, data),
+            Body::CopyDone | Body::CopyFail { .. } => {}
+            Body::Terminate => self.rec.terminated = true,
+            _ => {}
+        }
+    }
+
+    fn startup(&mut self, major: u16, minor: u16, raw: &[u8]) {
+        self.rec.protocol_requested = Some(format!("{major}.{minor}"));
+        self.rec.protocol_negotiated = Some(format!("{major}.{minor}"));
+        if self.rec.encryption.is_none() {
+            self.rec.encryption = Some("none");
+        }
+        for (k, v) in startup_params(raw) {
+            let v = lossy(v);
+            match k {
+                b"user" => self.rec.user = Some(v),
+                b"database" => self.rec.database = Some(v),
+                b"application_name" => self.rec.application = Some(v),
+                b"replication" => self.rec.replication = Some(v),
+                _ => self.rec.startup_params.push((lossy(k), v)),
+            }
+        }
+        // The database defaults to the user name.
+        if self.rec.database.is_none() {
+            self.rec.database = self.rec.user.clone();
+        }
+    }
+
+    fn simple_record(&self, ts: i64, text: &str) -> QueryRecord {
+        let mut rec = QueryRecord::new(self.rec.conn_id, "simple", ts);
+        rec.operation = sql::operation(text.as_bytes());
+        rec.fingerprint = Some(sql::fingerprint(text.as_bytes()));
+        rec.text = Some(text.to_string());
+        rec
+    }
+
+    fn extended_record(&self, ts: i64, portal: &str) -> QueryRecord {
+        let mut rec = QueryRecord::new(self.rec.conn_id, "extended", ts);
+        rec.portal = Some(portal.to_string());
+        if let Some(p) = self.portals.get(portal) {
+            rec.params = p.params.clone();
+            rec.statement = Some(p.statement.clone());
+            if let Some(s) = self.statements.get(&p.statement) {
+                rec.text = Some(s.sql.clone());
+                rec.operation = s.operation.clone();
+                rec.fingerprint = Some(s.fingerprint.clone());
+            }
+        }
+        rec
+    }
+
+    /// The record of the statement the server is working on, if any.
+    fn running(&mut self) -> Option<&mut QueryRecord> {
+        match self.pending.front_mut()? {
+            Op::Simple { current, .. } => Some(current),
+            Op::Execute(r) | Op::FunctionCall(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn copy_data(&mut self, dir: Dir, data: &[u8]) {
+        let Some(rec) = self.running() else {
+            return;
+        };
+        let copy = rec.copy.get_or_insert_with(CopyStats::default);
+        match dir {
+            Dir::Frontend => {
+                copy.messages_in += 1;
+                copy.bytes_in += data.len() as u64;
+            }
+            Dir::Backend => {
+                copy.messages_out += 1;
+                copy.bytes_out += data.len() as u64;
+                if copy.direction == "out" {
+                    rec.rows_returned += 1;
+                }
+            }
+        }
+        if copy.direction == "both" {
+            match data.first() {
+                Some(b'w') => copy.xlog_data += 1,
+                Some(b'k') => copy.keepalives += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn backend(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, out: &mut Vec<QueryRecord>) {
+        match msg.body {
+            Body::SslResponse { answer } | Body::GssEncResponse { answer } => {
+                if let Some(last) = self.rec.negotiation.last_mut() {
+                    last.push(':');
+                    last.push(answer as char);
+                }
+                match (msg.body, answer) {
+                    (Body::SslResponse { .. }, b'S') => self.rec.encryption = Some("tls"),
+                    (Body::GssEncResponse { .. }, b'G') => self.rec.encryption = Some("gss"),
+                    _ => {}
+                }
+            }
+            Body::AuthenticationOk => {
+                if self.auth == AuthStage::None {
+                    self.rec.auth_method = Some("trust".into());
+                }
+                self.auth = AuthStage::Ok;
+            }
+            Body::AuthenticationCleartextPassword => self.auth_request("password"),
+            Body::AuthenticationMd5Password { .. } => self.auth_request("md5"),
+            Body::AuthenticationGss | Body::AuthenticationKerberosV5 => self.auth_request("gss"),
+            Body::AuthenticationSspi => self.auth_request("sspi"),
+            Body::AuthenticationSasl { mechanisms } => {
+                let first = mechanisms.iter().next().map(lossy);
+                self.auth_request(first.as_deref().unwrap_or("sasl"));
+            }
+            Body::AuthenticationGssContinue { .. }
+            | Body::AuthenticationSaslContinue { .. }
+            | Body::AuthenticationSaslFinal { .. } => {}
+            Body::BackendKeyData { pid, key } => {
+                self.rec.backend_pid = Some(pid);
+                self.rec.cancel_key_len = Some(key.len());
+                self.key = key.to_vec();
+                shared.keys.insert((pid, key.to_vec()), self.rec.conn_id);
+            }
+            Body::NegotiateProtocolVersion {
+                newest_minor,
+                options,
+            } => {
+                let major = self
+                    .rec
+                    .protocol_requested
+                    .as_deref()
+                    .and_then(|v| v.split('.').next())
+                    .unwrap_or("3")
+                    .to_string();
+                self.rec.protocol_negotiated = Some(format!("{major}.{newest_minor}"));
+                self.rec.unsupported_options = options.iter().map(lossy).collect();
+            }
+            Body::ParameterStatus { name, value } => {
+                let (name, value) = (lossy(name), lossy(value));
+                if self.ready_seen {
+                    self.rec.parameter_changes += 1;
+                }
+                match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
+                    Some(slot) => slot.1 = value,
+                    None => self.rec.server_params.push((name, value)),
+                }
+            }
+            Body::ReadyForQuery { status } => self.ready(shared, status, out),
+            Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
+                self.pop_simple_op();
+            }
+            Body::ParameterDescription { types } => {
+                // Describe of a statement: its parameter types, for decoding Binds.
+                if let Some(Op::Describe) = self.pending.front() {
+                    if let Some(name) = self.last_parsed() {
+                        if let Some(s) = self.statements.get_mut(&name) {
+                            s.param_types = types.iter().collect();
+                        }
+                    }
+                }
+            }
+            Body::RowDescription { .. } => {
+                if let Some(Op::Describe) = self.pending.front() {
+                    self.pending.pop_front();
+                }
+            }
+            Body::DataRow { .. } => {
+                if let Some(r) = self.running() {
+                    r.rows_returned += 1;
+                }
+                self.rec.rows += 1;
+            }
+            Body::CopyInResponse { .. } => self.start_copy("in"),
+            Body::CopyOutResponse { .. } => self.start_copy("out"),
+            Body::CopyBothResponse { .. } => self.start_copy("both"),
+            Body::CopyData { data } => self.copy_data(Dir::Backend, data),
+            Body::CommandComplete { tag } => {
+                let tag = lossy(tag);
+                self.complete(shared, ts, Outcome::Success, Some(tag), None, out);
+            }
+            Body::EmptyQueryResponse => {
+                self.complete(shared, ts, Outcome::Success, None, None, out);
+            }
+            Body::PortalSuspended => {
+                if let Some(r) = self.running() {
+                    r.suspended = true;
+                }
+                self.complete(shared, ts, Outcome::Success, None, None, out);
+            }
+            Body::FunctionCallResponse { .. } => {
+                self.complete(shared, ts, Outcome::Success, None, None, out);
+            }
+            Body::ErrorResponse { fields } => self.error(shared, ts, fields, out),
+            Body::NoticeResponse { fields } => {
+                self.rec.notices += 1;
+                let notice = server_message(fields);
+                if let Some(r) = self.running() {
+                    if r.notices.len() < MAX_NOTICES {
+                        r.notices.push(notice);
+                    }
+                }
+            }
+            Body::NotificationResponse { .. } => {
+                self.rec.notifications += 1;
+                if let Some(r) = self.running() {
+                    r.notifications += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn auth_request(&mut self, method: &str) {
+        self.auth = AuthStage::Requested;
+        // For SASL the client's SASLInitialResponse then names the mechanism it chose.
+        self.rec.auth_method = Some(method.to_string());
+    }
+
+    fn last_parsed(&self) -> Option<String> {
+        self.pending.iter().rev().find_map(|op| match op {
+            Op::Parse { name } => Some(name.clone()),
+            _ => None,
+        })
+    }
+
+    /// Answers that complete a non-statement op (ParseComplete, BindComplete, ...).
+    fn pop_simple_op(&mut self) {
+        if matches!(
+            self.pending.front(),
+            Some(Op::Parse { .. } | Op::Bind | Op::Describe | Op::Close)
+        ) {
+            self.pending.pop_front();
+        }
+    }
+
+    fn start_copy(&mut self, direction: &'static str) {
+        if let Some(r) = self.running() {
+            r.copy.get_or_insert_with(CopyStats::default).direction = direction;
+        }
+    }
+
+    /// Marks the record cancelled if a CancelRequest aimed here while it ran.
+    fn check_cancel(&self, shared: &mut Shared, rec: &mut QueryRecord) {
+        if let Some(&(by, at)) = shared.cancels.get(&self.rec.conn_id) {
+            if rec.start_ns <= at {
+                rec.cancelled_by = Some(by);
+                shared.cancels.remove(&self.rec.conn_id);
+            }
+        }
+    }
+
+    /// A statement finished (CommandComplete, EmptyQueryResponse, PortalSuspended,
+    /// FunctionCallResponse, or an ErrorResponse).
+    fn complete(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        outcome: Outcome,
+        tag: Option<String>,
+        error: Option<ServerMessage>,
+        out: &mut Vec<QueryRecord>,
+    ) {
+        let conn_id = self.rec.conn_id;
+        let finished = match self.pending.front_mut() {
+            Some(Op::Simple {
+                statements,
+                whole,
+                current,
+            }) => {
+                statements.pop_front();
+                let next_text = statements.front().cloned();
+                let mut next = match next_text {
+                    Some(t) => {
+                        let mut r = QueryRecord::new(conn_id, "simple", ts);
+                        r.operation = sql::operation(t.as_bytes());
+                        r.fingerprint = Some(sql::fingerprint(t.as_bytes()));
+                        r.text = Some(t);
+                        r
+                    }
+                    None => {
+                        // More answers than statements we could split: keep the whole text.
+                        let mut r = QueryRecord::new(conn_id, "simple", ts);
+                        r.text = Some(whole.clone());
+                        r.operation = sql::operation(whole.as_bytes());
+                        r.fingerprint = Some(sql::fingerprint(whole.as_bytes()));
+                        r
+                    }
+                };
+                std::mem::swap(current, &mut next);
+                next
+            }
+            Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => match self.pending.pop_front() {
+                Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => *r,
+                _ => return,
+            },
+            _ => return, // an answer to nothing we saw asked (joined mid-stream)
+        };
+        self.finish(shared, finished, ts, outcome, tag, error);
+    }
+
+    fn finish(
+        &mut self,
+        shared: &mut Shared,
+        mut rec: QueryRecord,
+        ts: i64,
+        outcome: Outcome,
+        tag: Option<String>,
+        error: Option<ServerMessage>,
+    ) {
+        rec.end_ns = ts;
+        rec.outcome = outcome;
+        rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
+        rec.command_tag = tag;
+        if rec.operation.is_none() {
+            rec.operation = rec
+                .command_tag
+                .as_deref()
+                .and_then(|t| t.split(' ').next())
+                .map(str::to_string);
+        }
+        rec.error = error;
+        self.check_cancel(shared, &mut rec);
+        self.rec.queries += 1;
+        if outcome == Outcome::Failure {
+            self.rec.errors += 1;
+        }
+        self.done.push(rec);
+    }
+
+    fn error(&mut self, shared: &mut Shared, ts: i64, fields: ErrorFields<'_>, out: &mut Vec<QueryRecord>) {
+        let err = server_message(fields);
+        if !self.ready_seen {
+            // Before the first ReadyForQuery, an error ends the login.
+            self.rec.auth_outcome = Some("failure");
+            self.rec.auth_error = Some(err);
+            self.rec.errors += 1;
+            return;
+        }
+        match self.pending.front() {
+            Some(Op::Simple { .. }) => {
+                self.complete(shared, ts, Outcome::Failure, None, Some(err), out);
+                // The rest of a multi-statement string is not run.
+                if let Some(Op::Simple { statements, .. }) = self.pending.front_mut() {
+                    statements.clear();
+                }
+            }
+            Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
+                self.complete(shared, ts, Outcome::Failure, None, Some(err), out);
+                self.skip_to_sync(ts);
+            }
+            Some(Op::Parse { .. } | Op::Bind | Op::Describe | Op::Close) => {
+                // The statement the client meant to run is the next Execute of
+                // this pipeline segment; the error belongs to it.
+                let failed = self.pending.pop_front();
+                let exec = self
+                    .pending
+                    .iter()
+                    .take_while(|op| !matches!(op, Op::Sync))
+                    .position(|op| matches!(op, Op::Execute(_)));
+                let rec = match exec.and_then(|i| self.pending.remove(i)) {
+                    Some(Op::Execute(r)) => *r,
+                    _ => {
+                        let mut r = QueryRecord::new(self.rec.conn_id, "extended", ts);
+                        if let Some(Op::Parse { name }) = failed {
+                            if let Some(s) = self.statements.remove(&name) {
+                                r.text = Some(s.sql);
+                                r.operation = s.operation;
+                                r.fingerprint = Some(s.fingerprint);
+                            }
+                            r.statement = Some(name);
+                        }
+                        r
+                    }
+                };
+                self.finish(shared, rec, ts, Outcome::Failure, None, Some(err));
+                self.skip_to_sync(ts);
+            }
+            _ => {
+                // Outside any request (e.g. FATAL on shutdown): the session's error.
+                self.rec.errors += 1;
+            }
+        }
+    }
+
+    /// After an error in extended mode the server discards messages up to Sync.
+    fn skip_to_sync(&mut self, ts: i64) {
+        while let Some(op) = self.pending.front() {
+            if matches!(op, Op::Sync | Op::Simple { .. }) {
+                break;
+            }
+            if let Some(Op::Execute(mut r)) = self.pending.pop_front() {
+                r.skipped = true;
+                r.end_ns = ts;
+                self.done.push(*r);
+            }
+        }
+        self.skipping = true;
+    }
+
+    fn ready(&mut self, shared: &mut Shared, status: u8, out: &mut Vec<QueryRecord>) {
+        if !self.ready_seen {
+            self.ready_seen = true;
+            if self.rec.auth_outcome.is_none() {
+                self.rec.auth_outcome = Some("success");
+            }
+        }
+        self.skipping = false;
+        self.rec.tx_status = Some(status);
+        // ReadyForQuery answers the oldest Query or Sync; anything before it that
+        // got no answer (joined mid-stream) is dropped.
+        while let Some(op) = self.pending.pop_front() {
+            if matches!(op, Op::Sync | Op::Simple { .. }) {
+                break;
+            }
+        }
+        shared.cancels.remove(&self.rec.conn_id);
+        for mut r in self.done.drain(..) {
+            r.tx_status = Some(status);
+            out.push(r);
+        }
+    }
+
+    /// The connection ended: flush what is pending and produce the session record.
+    pub fn close(
+        mut self,
+        shared: &mut Shared,
+        ts: i64,
+        reason: &'static str,
+        out: &mut Vec<QueryRecord>,
+    ) -> SessionRecord {
+        out.append(&mut self.done);
+        // Statements still running when the capture or connection ended.
+        for op in self.pending.drain(..) {
+            let rec = match op {
+                Op::Simple { current, .. } => current,
+                Op::Execute(r) | Op::FunctionCall(r) => *r,
+                _ => continue,
+            };
+            let mut rec = rec;
+            rec.end_ns = ts;
+            rec.outcome = Outcome::Unknown;
+            out.push(rec);
+        }
+        if self.rec.auth_outcome.is_none() && self.auth == AuthStage::Requested {
+            self.rec.auth_outcome = Some("incomplete");
+        }
+        self.rec.end_ns = ts.max(self.rec.end_ns);
+        self.rec.close_reason = reason;
+        shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
+        self.rec
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    crate::output::fmt::utf8_lossless(b).into_owned()
+}
+
+fn server_message(fields: ErrorFields<'_>) -> ServerMessage {
+    let get = |c: u8| fields.get(c).map(lossy).unwrap_or_default();
+    let severity = fields.get(b'V').or_else(|| fields.get(b'S')).map(lossy);
+    ServerMessage {
+        severity: severity.unwrap_or_default(),
+        code: get(b'C'),
+        message: get(b'M'),
+    }
+}
+
+/// The row count at the end of a command tag: `INSERT 0 5` → 5, `SELECT 3` → 3.
+pub fn rows_from_tag(tag: &str) -> Option<u64> {
+    let mut words = tag.split(' ');
+    let cmd = words.next()?;
+    if !matches!(
+        cmd,
+        "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "MERGE" | "FETCH" | "MOVE" | "COPY"
+    ) {
+        return None;
+    }
+    tag.rsplit(' ').next()?.parse().ok()
+}

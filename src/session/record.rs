@@ -1,0 +1,160 @@
+//! The records the session stage hands to the presenters.
+
+/// How a statement ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// The fields of an ErrorResponse or NoticeResponse that records keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerMessage {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// `in` (client to server), `out`, or `both` (replication).
+    pub direction: &'static str,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    /// Replication streams: WAL data and keepalive messages inside CopyData.
+    pub xlog_data: u64,
+    pub keepalives: u64,
+}
+
+/// One statement, from its request to its completion.
+#[derive(Clone, Debug)]
+pub struct QueryRecord {
+    pub conn_id: u64,
+    /// `None` when the SQL was never seen (joined mid-stream).
+    pub text: Option<String>,
+    pub operation: Option<String>,
+    pub fingerprint: Option<String>,
+    /// `simple`, `extended` or `function`.
+    pub protocol: &'static str,
+    pub statement: Option<String>,
+    pub portal: Option<String>,
+    /// Bind parameters as text; `None` for SQL NULL.
+    pub params: Vec<Option<String>>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub command_tag: Option<String>,
+    /// DataRow messages (or CopyData rows of COPY TO).
+    pub rows_returned: u64,
+    /// The count in the command tag (INSERT/UPDATE/DELETE/SELECT/COPY/MERGE/...).
+    pub rows_affected: Option<u64>,
+    pub outcome: Outcome,
+    pub error: Option<ServerMessage>,
+    /// Transaction status from the ReadyForQuery that followed (`I`, `T`, `E`).
+    pub tx_status: Option<u8>,
+    pub cancelled_by: Option<u64>,
+    pub notices: Vec<ServerMessage>,
+    pub notifications: u32,
+    pub copy: Option<CopyStats>,
+    /// Not executed: an earlier message of the same pipeline failed.
+    pub skipped: bool,
+    /// Execute stopped at its row limit (PortalSuspended).
+    pub suspended: bool,
+}
+
+impl QueryRecord {
+    pub fn new(conn_id: u64, protocol: &'static str, start_ns: i64) -> Self {
+        QueryRecord {
+            conn_id,
+            text: None,
+            operation: None,
+            fingerprint: None,
+            protocol,
+            statement: None,
+            portal: None,
+            params: Vec::new(),
+            start_ns,
+            end_ns: start_ns,
+            command_tag: None,
+            rows_returned: 0,
+            rows_affected: None,
+            outcome: Outcome::Unknown,
+            error: None,
+            tx_status: None,
+            cancelled_by: None,
+            notices: Vec::new(),
+            notifications: 0,
+            copy: None,
+            skipped: false,
+            suspended: false,
+        }
+    }
+
+    pub fn duration_ns(&self) -> i64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+/// A connection, reported when it ends.
+#[derive(Clone, Debug, Default)]
+pub struct SessionRecord {
+    pub conn_id: u64,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub application: Option<String>,
+    pub replication: Option<String>,
+    /// Other StartupMessage parameters (options, DateStyle, `_pq_.` options, ...).
+    pub startup_params: Vec<(String, String)>,
+    pub protocol_requested: Option<String>,
+    pub protocol_negotiated: Option<String>,
+    pub unsupported_options: Vec<String>,
+    /// `none`, `tls`, `gss`; `None` if the connection was never seen starting.
+    pub encryption: Option<&'static str>,
+    /// What was asked and answered, e.g. `SSLRequest:N`, `GSSENCRequest:N`, `direct_tls`.
+    pub negotiation: Vec<String>,
+    pub auth_method: Option<String>,
+    pub auth_outcome: Option<&'static str>,
+    pub auth_error: Option<ServerMessage>,
+    pub backend_pid: Option<u32>,
+    pub cancel_key_len: Option<usize>,
+    pub server_params: Vec<(String, String)>,
+    pub parameter_changes: u64,
+    pub tx_status: Option<u8>,
+    pub queries: u64,
+    pub errors: u64,
+    pub rows: u64,
+    pub bytes_client: u64,
+    pub bytes_server: u64,
+    pub messages_client: u64,
+    pub messages_server: u64,
+    pub notices: u64,
+    pub notifications: u64,
+    pub midstream: bool,
+    pub gaps: u64,
+    pub resyncs: u64,
+    /// Connections that only carried a CancelRequest.
+    pub cancel_request: Option<CancelInfo>,
+    pub close_reason: &'static str,
+    pub terminated: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CancelInfo {
+    pub pid: u32,
+    pub key_len: usize,
+    pub target_conn_id: Option<u64>,
+}
