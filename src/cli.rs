@@ -23,7 +23,12 @@ pub struct Cli {
 
     /// Capture live from an interface (libpcap); 'any' captures on all of them.
     /// Example: -i eth0
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "read"
+    )]
     pub interface: Option<String>,
 
     /// Capture filter (BPF) for live capture. Default: built from the server ports,
@@ -33,12 +38,22 @@ pub struct Cli {
 
     /// PostgreSQL server port; repeatable. Connections to other ports are still decoded
     /// when they begin with a PostgreSQL startup packet. Example: -p 5432 -p 6432
-    #[arg(short = 'p', long = "port", value_name = "PORT", default_value = "5432")]
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "PORT",
+        default_value = "5432"
+    )]
     pub ports: Vec<u16>,
 
     /// While capturing live, also save the raw packets to this pcap file (created 0600).
     /// Example: -w raw.pcap
-    #[arg(short = 'w', long = "write", value_name = "FILE", requires = "interface")]
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        requires = "interface"
+    )]
     pub write: Option<String>,
 
     /// Stop after N packets. Example: -c 100000
@@ -104,6 +119,17 @@ impl Cli {
         ports.join(" or ")
     }
 
+    /// Checks what clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.read.is_empty() && self.interface.is_none() {
+            return Err("nothing to read: give -r FILE or -i IFACE (see --help)".into());
+        }
+        if self.write.is_some() && self.interface.is_none() {
+            return Err("-w saves a live capture: it needs -i IFACE".into());
+        }
+        Ok(())
+    }
+
     pub fn wants(&self, kind: RecordKind) -> bool {
         self.records.contains(&kind)
     }
@@ -115,14 +141,20 @@ mod tests {
 
     #[test]
     fn defaults_and_filter() {
-        let c = Cli::try_parse_from(["pgscope", "-r", "x.pcap", "-p", "5432", "-p", "6432"]).unwrap();
+        let c =
+            Cli::try_parse_from(["pgscope", "-r", "x.pcap", "-p", "5432", "-p", "6432"]).unwrap();
         assert_eq!(c.capture_filter(), "tcp port 5432 or tcp port 6432");
         let d = Cli::try_parse_from(["pgscope", "-r", "x.pcap"]).unwrap();
         assert_eq!(d.ports, vec![5432]);
         assert!(d.wants(RecordKind::Query) && !d.wants(RecordKind::Message));
-        let e = Cli::try_parse_from(["pgscope", "-r", "x", "--records", "message,anomaly"]).unwrap();
+        let e =
+            Cli::try_parse_from(["pgscope", "-r", "x", "--records", "message,anomaly"]).unwrap();
         assert!(e.wants(RecordKind::Message) && !e.wants(RecordKind::Session));
         assert!(Cli::try_parse_from(["pgscope", "-r", "x", "--records", "bogus"]).is_err());
-        assert!(Cli::try_parse_from(["pgscope", "-r", "x", "-w", "o.pcap"]).is_err());
+        let w = Cli::try_parse_from(["pgscope", "-r", "x", "-w", "o.pcap"]).unwrap();
+        assert!(w.validate().is_err());
+        assert!(d.validate().is_ok());
+        let none = Cli::try_parse_from(["pgscope"]).unwrap();
+        assert!(none.validate().is_err());
     }
 }

@@ -25,11 +25,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> io::Result<()> {
-    if cli.read.is_empty() && cli.interface.is_none() {
-        return Err(io::Error::other(
-            "nothing to read: give -r FILE or -i IFACE (see --help)",
-        ));
-    }
+    cli.validate().map_err(io::Error::other)?;
     let live = cli.interface.is_some();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
@@ -49,9 +45,11 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
             live,
         )),
-        OutputMode::Text | OutputMode::Tui => {
-            Box::new(output::text::TextSink::new(out, redaction, live || stdout_tty))
-        }
+        OutputMode::Text | OutputMode::Tui => Box::new(output::text::TextSink::new(
+            out,
+            redaction,
+            live || stdout_tty,
+        )),
         OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
     };
     let _ = ctrlc_handler();

@@ -46,7 +46,9 @@ pub fn looks_like_startup(p: &[u8]) -> bool {
         && (code >> 16 == 3
             || matches!(
                 code,
-                pgwire::SSL_REQUEST_CODE | pgwire::GSSENC_REQUEST_CODE | pgwire::CANCEL_REQUEST_CODE
+                pgwire::SSL_REQUEST_CODE
+                    | pgwire::GSSENC_REQUEST_CODE
+                    | pgwire::CANCEL_REQUEST_CODE
             ))
 }
 
@@ -101,11 +103,9 @@ impl Stage<'_> {
     }
 
     fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn) {
-        if !conn.encryption_noted {
-            if let Some(kind) = conn.decoder.encrypted() {
-                conn.encryption_noted = true;
-                conn.session.note_encryption(kind);
-            }
+        if let (false, Some(kind)) = (conn.encryption_noted, conn.decoder.encrypted()) {
+            conn.encryption_noted = true;
+            conn.session.note_encryption(kind);
         }
         if !self.queries.is_empty() {
             self.flush_queries(meta, &conn.session);
@@ -140,14 +140,16 @@ impl Handler<Conn> for Stage<'_> {
         let Conn {
             decoder, session, ..
         } = conn;
-        decoder.gap(dir_of(side), bytes, &mut |ev| self.event(meta, session, ts, ev));
+        decoder.gap(dir_of(side), bytes, &mut |ev| {
+            self.event(meta, session, ts, ev)
+        });
         self.after_feed(meta, conn);
     }
 
     fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {
-        let session_rec = conn
-            .session
-            .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
+        let session_rec =
+            conn.session
+                .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
         for q in std::mem::take(&mut self.queries) {
             let r = self.sink.query(meta, &session_rec, &q);
             self.check(r);

@@ -20,7 +20,9 @@ pub fn drop_privileges(user: Option<&str>) -> Result<(), String> {
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     // SAFETY: plain syscalls; order matters (groups and gid before uid).
     let ok = unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
     };
     if !ok {
         return Err(format!(

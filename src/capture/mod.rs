@@ -230,7 +230,10 @@ pub fn read_live(
         .map_err(|e| err("bad capture filter", e))?;
     let linktype = cap.get_datalink().0;
     let mut save = match opts.savefile {
-        Some(path) => Some(cap.savefile(path).map_err(|e| err("cannot create -w file", e))?),
+        Some(path) => Some(
+            cap.savefile(path)
+                .map_err(|e| err("cannot create -w file", e))?,
+        ),
         None => None,
     };
     (opts.after_open)().map_err(CaptureError)?;
@@ -241,7 +244,7 @@ pub fn read_live(
                 if let Some(s) = save.as_mut() {
                     s.write(&p);
                 }
-                let ts = p.header.ts.tv_sec as i64 * 1_000_000_000 + p.header.ts.tv_usec as i64 * 1000;
+                let ts = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * 1000;
                 if emit(&mut stats, on_packet, ts, linktype, p.data, p.header.len).is_break() {
                     break;
                 }

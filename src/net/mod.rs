@@ -86,10 +86,11 @@ pub fn parse(linktype: i32, frame: &[u8], orig_len: u32) -> Option<Segment<'_>> 
     let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else {
         return None;
     };
-    let flags = (tcp.fin() as u8) * FLAG_FIN
-        | (tcp.syn() as u8) * FLAG_SYN
-        | (tcp.rst() as u8) * FLAG_RST
-        | (tcp.ack() as u8) * FLAG_ACK;
+    let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+    let flags = bit(tcp.fin(), FLAG_FIN)
+        | bit(tcp.syn(), FLAG_SYN)
+        | bit(tcp.rst(), FLAG_RST)
+        | bit(tcp.ack(), FLAG_ACK);
     let missing = if incomplete {
         orig_len.saturating_sub(frame.len() as u32)
     } else {
@@ -124,7 +125,9 @@ mod tests {
     }
 
     fn tcp_v6(payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ipv6([0; 16], [1; 16], 64).tcp(5432, 40000, 9, 100).syn();
+        let b = PacketBuilder::ipv6([0; 16], [1; 16], 64)
+            .tcp(5432, 40000, 9, 100)
+            .syn();
         let mut out = Vec::new();
         b.write(&mut out, payload).unwrap();
         out
@@ -141,7 +144,9 @@ mod tests {
         let ip = tcp_v4(b"Qabc");
         let eth = with_prefix(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00], &ip);
         let vlan = with_prefix(
-            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0, 5, 0x08, 0x00],
+            &[
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81, 0x00, 0, 5, 0x08, 0x00,
+            ],
             &ip,
         );
         let qinq = with_prefix(

@@ -2,7 +2,7 @@
 //! writer and the text trace both walk a message through [`visit`].
 
 use super::fmt::utf8_lossless;
-use crate::pgwire::{error_field_name, startup_params, Body, Msg};
+use crate::pgwire::{Body, Msg, error_field_name, startup_params};
 use std::borrow::Cow;
 
 /// Where the fields of a message go.
@@ -16,7 +16,11 @@ pub trait FieldOut {
     /// A list of texts; `None` items are SQL NULLs.
     fn list(&mut self, key: &'static str, items: &mut dyn Iterator<Item = Option<Cow<'_, str>>>);
     /// Name/value pairs (startup parameters, error fields).
-    fn pairs(&mut self, key: &'static str, items: &mut dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)>);
+    fn pairs(
+        &mut self,
+        key: &'static str,
+        items: &mut dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)>,
+    );
 }
 
 /// What to withhold.
@@ -44,7 +48,9 @@ fn texts<'a, I: Iterator<Item = &'a [u8]> + 'a>(
     it.map(|s| Some(utf8_lossless(s)))
 }
 
-fn nums<I: Iterator<Item = T>, T: ToString>(it: I) -> impl Iterator<Item = Option<Cow<'static, str>>> {
+fn nums<I: Iterator<Item = T>, T: ToString>(
+    it: I,
+) -> impl Iterator<Item = Option<Cow<'static, str>>> {
     it.map(|n| Some(Cow::Owned(n.to_string())))
 }
 
@@ -166,7 +172,10 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
         Body::ReadyForQuery { status } => out.text("status", &ch(status)),
         Body::RowDescription { fields } => {
             out.num("nfields", fields.len() as i64);
-            out.list("fields", &mut fields.iter().map(|f| Some(utf8_lossless(f.name))));
+            out.list(
+                "fields",
+                &mut fields.iter().map(|f| Some(utf8_lossless(f.name))),
+            );
         }
         Body::DataRow { columns } => out.num("ncolumns", columns.len() as i64),
         Body::CommandComplete { tag } => out.text("tag", tag),

@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn lossless_utf8() {
-        assert!(matches!(utf8_lossless(b"caf\xc3\xa9"), Cow::Borrowed("café")));
+        assert!(matches!(
+            utf8_lossless(b"caf\xc3\xa9"),
+            Cow::Borrowed("café")
+        ));
         assert_eq!(utf8_lossless(b"a\xffb\xc3"), "a\\xffb\\xc3");
     }
 

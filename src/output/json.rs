@@ -1,10 +1,10 @@
 //! JSON lines, one flat object per record, with ECS / OpenTelemetry field names
 //! (see docs/schema.md).
 
-use super::fields::{visit, FieldOut, Redaction};
+use super::fields::{FieldOut, Redaction, visit};
 use super::fmt::rfc3339;
 use super::jsonw::JsonObj;
-use super::{dir_str, AnomalyView, RunStats, Sink};
+use super::{AnomalyView, RunStats, Sink, dir_str};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
@@ -136,13 +136,20 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
-        let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.message", Some(conn));
+        let mut o = Self::head(
+            &mut self.buf,
+            &mut self.ts,
+            ts,
+            "pgwire.message",
+            Some(conn),
+        );
         o.str("pgwire.msg.dir", dir_str(msg.dir));
         match msg.typ {
             Some(t) => o.bytes("pgwire.msg.type", &[t]),
             None => o.null("pgwire.msg.type"),
         };
-        o.str("pgwire.msg.name", msg.name()).num("pgwire.msg.len", msg.len);
+        o.str("pgwire.msg.name", msg.name())
+            .num("pgwire.msg.len", msg.len);
         let mut f = MsgFields {
             o: &mut o,
             key: String::from("pgwire.msg."),
@@ -171,7 +178,13 @@ impl<W: Write> Sink for JsonSink<W> {
             return Ok(());
         }
         let start = self.time(q.start_ns).to_string();
-        let mut o = Self::head(&mut self.buf, &mut self.ts, q.end_ns, "pgwire.query", Some(conn));
+        let mut o = Self::head(
+            &mut self.buf,
+            &mut self.ts,
+            q.end_ns,
+            "pgwire.query",
+            Some(conn),
+        );
         o.str("db.system.name", "postgresql")
             .opt_str("user.name", s.user.as_deref())
             .opt_str("db.namespace", s.database.as_deref())
@@ -254,7 +267,13 @@ impl<W: Write> Sink for JsonSink<W> {
             return Ok(());
         }
         let start = self.time(s.start_ns).to_string();
-        let mut o = Self::head(&mut self.buf, &mut self.ts, s.end_ns, "pgwire.session", Some(conn));
+        let mut o = Self::head(
+            &mut self.buf,
+            &mut self.ts,
+            s.end_ns,
+            "pgwire.session",
+            Some(conn),
+        );
         o.str("db.system.name", "postgresql")
             .opt_str("user.name", s.user.as_deref())
             .opt_str("db.namespace", s.database.as_deref())
@@ -271,9 +290,15 @@ impl<W: Write> Sink for JsonSink<W> {
             o.value("pgwire.startup_params", &m);
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
-            .opt_str("pgwire.protocol.negotiated", s.protocol_negotiated.as_deref());
+            .opt_str(
+                "pgwire.protocol.negotiated",
+                s.protocol_negotiated.as_deref(),
+            );
         if !s.unsupported_options.is_empty() {
-            o.value("pgwire.negotiation.unsupported_options", &s.unsupported_options);
+            o.value(
+                "pgwire.negotiation.unsupported_options",
+                &s.unsupported_options,
+            );
         }
         o.opt_str("pgwire.encryption", s.encryption);
         if !s.negotiation.is_empty() {

@@ -49,7 +49,12 @@ pub trait Sink {
         Ok(())
     }
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()>;
-    fn query(&mut self, conn: &ConnMeta, session: &SessionRecord, q: &QueryRecord) -> io::Result<()>;
+    fn query(
+        &mut self,
+        conn: &ConnMeta,
+        session: &SessionRecord,
+        q: &QueryRecord,
+    ) -> io::Result<()>;
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }

@@ -166,7 +166,9 @@ impl<W: Write> Sink for SummarySink<W> {
             slot.0 += 1;
         }
         let key = match &q.fingerprint {
-            Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => f.clone(),
+            Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => {
+                f.clone()
+            }
             Some(_) => "(other)".to_string(),
             None => "(unknown)".to_string(),
         };
@@ -174,7 +176,12 @@ impl<W: Write> Sink for SummarySink<W> {
         if st.text.is_empty() {
             st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
         }
-        st.add(d, q.rows_returned.max(q.rows_affected.unwrap_or(0)), failed, &mut self.rng);
+        st.add(
+            d,
+            q.rows_returned.max(q.rows_affected.unwrap_or(0)),
+            failed,
+            &mut self.rng,
+        );
         Ok(())
     }
 
@@ -257,7 +264,13 @@ impl<W: Write> Sink for SummarySink<W> {
         if self.queries > 0 {
             let _ = writeln!(o, "\nStatement latency:");
             let labels = [
-                "   <10µs", "  <100µs", "    <1ms", "   <10ms", "  <100ms", "     <1s", "    <10s",
+                "   <10µs",
+                "  <100µs",
+                "    <1ms",
+                "   <10ms",
+                "  <100ms",
+                "     <1s",
+                "    <10s",
                 "    ≥10s",
             ];
             let max = *self.histogram.iter().max().unwrap_or(&1);
@@ -269,7 +282,14 @@ impl<W: Write> Sink for SummarySink<W> {
         let _ = writeln!(
             o,
             "\nCapture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",
-            run.tcp_segments, run.gaps, run.gap_bytes, run.out_of_order, run.retransmitted_bytes, run.evicted, self.midstream, run.dropped
+            run.tcp_segments,
+            run.gaps,
+            run.gap_bytes,
+            run.out_of_order,
+            run.retransmitted_bytes,
+            run.evicted,
+            self.midstream,
+            run.dropped
         );
         section(&mut o, "Anomalies", &self.anomalies);
         for w in &run.warnings {

@@ -2,7 +2,7 @@
 //! `<= BE CommandComplete(tag="SELECT 1")`, with time and connection. Every byte
 //! from the wire is escaped before it reaches the terminal.
 
-use super::fields::{visit, FieldOut, Redaction};
+use super::fields::{FieldOut, Redaction, visit};
 use super::fmt::{push_escaped, push_hex, time_of_day};
 use super::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{Dir, Msg};
@@ -161,7 +161,13 @@ impl<W: Write> Sink for TextSink<W> {
         let _ = write!(
             self.line,
             "-- closed ({}): {}:{} -> {}:{}, {} queries, {} errors",
-            s.close_reason, conn.client.0, conn.client.1, conn.server.0, conn.server.1, s.queries, s.errors
+            s.close_reason,
+            conn.client.0,
+            conn.client.1,
+            conn.server.0,
+            conn.server.1,
+            s.queries,
+            s.errors
         );
         self.write_line()
     }

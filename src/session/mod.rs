@@ -11,7 +11,7 @@ pub mod sql;
 #[cfg(test)]
 mod tests;
 
-use crate::pgwire::{startup_params, Body, Dir, ErrorFields, Msg};
+use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
 use record::{CancelInfo, CopyStats, Outcome, QueryRecord, ServerMessage, SessionRecord};
 use std::collections::{HashMap, VecDeque};
 
@@ -65,11 +65,14 @@ enum Op {
     Simple {
         statements: VecDeque<String>,
         whole: String,
-        current: QueryRecord,
+        current: Box<QueryRecord>,
     },
-    Parse { name: String },
+    Parse {
+        name: String,
+    },
     Bind,
-    Describe,
+    /// Describe of a prepared statement (its name) or of a portal.
+    Describe(Option<String>),
     Close,
     Execute(Box<QueryRecord>),
     FunctionCall(Box<QueryRecord>),
@@ -213,7 +216,8 @@ impl Session {
                 let whole = lossy(sql);
                 let statements: VecDeque<String> =
                     sql::split_statements(sql).into_iter().map(lossy).collect();
-                let current = self.simple_record(ts, statements.front().unwrap_or(&whole));
+                let first = statements.front().unwrap_or(&whole).clone();
+                let current = Box::new(simple_record(id, ts, first));
                 self.push(
                     shared,
                     Op::Simple {
@@ -281,7 +285,10 @@ impl Session {
                 }
                 self.push(shared, Op::Bind);
             }
-            Body::Describe { .. } => self.push(shared, Op::Describe),
+            Body::Describe { kind, name } => {
+                let stmt = (kind == b'S').then(|| lossy(name));
+                self.push(shared, Op::Describe(stmt));
+            }
             Body::Close { kind, name } => {
                 let name = lossy(name);
                 if kind == b'S' {
@@ -332,14 +339,6 @@ impl Session {
         if self.rec.database.is_none() {
             self.rec.database = self.rec.user.clone();
         }
-    }
-
-    fn simple_record(&self, ts: i64, text: &str) -> QueryRecord {
-        let mut rec = QueryRecord::new(self.rec.conn_id, "simple", ts);
-        rec.operation = sql::operation(text.as_bytes());
-        rec.fingerprint = Some(sql::fingerprint(text.as_bytes()));
-        rec.text = Some(text.to_string());
-        rec
     }
 
     fn extended_record(&self, ts: i64, portal: &str) -> QueryRecord {
@@ -459,16 +458,14 @@ impl Session {
             }
             Body::ParameterDescription { types } => {
                 // Describe of a statement: its parameter types, for decoding Binds.
-                if let Some(Op::Describe) = self.pending.front() {
-                    if let Some(name) = self.last_parsed() {
-                        if let Some(s) = self.statements.get_mut(&name) {
-                            s.param_types = types.iter().collect();
-                        }
-                    }
+                if let Some(Op::Describe(Some(name))) = self.pending.front()
+                    && let Some(s) = self.statements.get_mut(name)
+                {
+                    s.param_types = types.iter().collect();
                 }
             }
             Body::RowDescription { .. } => {
-                if let Some(Op::Describe) = self.pending.front() {
+                if let Some(Op::Describe(_)) = self.pending.front() {
                     self.pending.pop_front();
                 }
             }
@@ -484,28 +481,28 @@ impl Session {
             Body::CopyData { data } => self.copy_data(Dir::Backend, data),
             Body::CommandComplete { tag } => {
                 let tag = lossy(tag);
-                self.complete(shared, ts, Outcome::Success, Some(tag), None, out);
+                self.complete(shared, ts, Outcome::Success, Some(tag), None);
             }
             Body::EmptyQueryResponse => {
-                self.complete(shared, ts, Outcome::Success, None, None, out);
+                self.complete(shared, ts, Outcome::Success, None, None);
             }
             Body::PortalSuspended => {
                 if let Some(r) = self.running() {
                     r.suspended = true;
                 }
-                self.complete(shared, ts, Outcome::Success, None, None, out);
+                self.complete(shared, ts, Outcome::Success, None, None);
             }
             Body::FunctionCallResponse { .. } => {
-                self.complete(shared, ts, Outcome::Success, None, None, out);
+                self.complete(shared, ts, Outcome::Success, None, None);
             }
-            Body::ErrorResponse { fields } => self.error(shared, ts, fields, out),
+            Body::ErrorResponse { fields } => self.error(shared, ts, fields),
             Body::NoticeResponse { fields } => {
                 self.rec.notices += 1;
                 let notice = server_message(fields);
-                if let Some(r) = self.running() {
-                    if r.notices.len() < MAX_NOTICES {
-                        r.notices.push(notice);
-                    }
+                if let Some(r) = self.running()
+                    && r.notices.len() < MAX_NOTICES
+                {
+                    r.notices.push(notice);
                 }
             }
             Body::NotificationResponse { .. } => {
@@ -524,18 +521,11 @@ impl Session {
         self.rec.auth_method = Some(method.to_string());
     }
 
-    fn last_parsed(&self) -> Option<String> {
-        self.pending.iter().rev().find_map(|op| match op {
-            Op::Parse { name } => Some(name.clone()),
-            _ => None,
-        })
-    }
-
     /// Answers that complete a non-statement op (ParseComplete, BindComplete, ...).
     fn pop_simple_op(&mut self) {
         if matches!(
             self.pending.front(),
-            Some(Op::Parse { .. } | Op::Bind | Op::Describe | Op::Close)
+            Some(Op::Parse { .. } | Op::Bind | Op::Describe(_) | Op::Close)
         ) {
             self.pending.pop_front();
         }
@@ -549,11 +539,11 @@ impl Session {
 
     /// Marks the record cancelled if a CancelRequest aimed here while it ran.
     fn check_cancel(&self, shared: &mut Shared, rec: &mut QueryRecord) {
-        if let Some(&(by, at)) = shared.cancels.get(&self.rec.conn_id) {
-            if rec.start_ns <= at {
-                rec.cancelled_by = Some(by);
-                shared.cancels.remove(&self.rec.conn_id);
-            }
+        if let Some(&(by, at)) = shared.cancels.get(&self.rec.conn_id)
+            && rec.start_ns <= at
+        {
+            rec.cancelled_by = Some(by);
+            shared.cancels.remove(&self.rec.conn_id);
         }
     }
 
@@ -566,7 +556,6 @@ impl Session {
         outcome: Outcome,
         tag: Option<String>,
         error: Option<ServerMessage>,
-        out: &mut Vec<QueryRecord>,
     ) {
         let conn_id = self.rec.conn_id;
         let finished = match self.pending.front_mut() {
@@ -576,26 +565,9 @@ impl Session {
                 current,
             }) => {
                 statements.pop_front();
-                let next_text = statements.front().cloned();
-                let mut next = match next_text {
-                    Some(t) => {
-                        let mut r = QueryRecord::new(conn_id, "simple", ts);
-                        r.operation = sql::operation(t.as_bytes());
-                        r.fingerprint = Some(sql::fingerprint(t.as_bytes()));
-                        r.text = Some(t);
-                        r
-                    }
-                    None => {
-                        // More answers than statements we could split: keep the whole text.
-                        let mut r = QueryRecord::new(conn_id, "simple", ts);
-                        r.text = Some(whole.clone());
-                        r.operation = sql::operation(whole.as_bytes());
-                        r.fingerprint = Some(sql::fingerprint(whole.as_bytes()));
-                        r
-                    }
-                };
-                std::mem::swap(current, &mut next);
-                next
+                // More answers than statements we could split: keep the whole text.
+                let text = statements.front().unwrap_or(whole).clone();
+                *std::mem::replace(current, Box::new(simple_record(conn_id, ts, text)))
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => match self.pending.pop_front() {
                 Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => *r,
@@ -635,7 +607,7 @@ impl Session {
         self.done.push(rec);
     }
 
-    fn error(&mut self, shared: &mut Shared, ts: i64, fields: ErrorFields<'_>, out: &mut Vec<QueryRecord>) {
+    fn error(&mut self, shared: &mut Shared, ts: i64, fields: ErrorFields<'_>) {
         let err = server_message(fields);
         if !self.ready_seen {
             // Before the first ReadyForQuery, an error ends the login.
@@ -646,17 +618,17 @@ impl Session {
         }
         match self.pending.front() {
             Some(Op::Simple { .. }) => {
-                self.complete(shared, ts, Outcome::Failure, None, Some(err), out);
+                self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 // The rest of a multi-statement string is not run.
                 if let Some(Op::Simple { statements, .. }) = self.pending.front_mut() {
                     statements.clear();
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
-                self.complete(shared, ts, Outcome::Failure, None, Some(err), out);
+                self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 self.skip_to_sync(ts);
             }
-            Some(Op::Parse { .. } | Op::Bind | Op::Describe | Op::Close) => {
+            Some(Op::Parse { .. } | Op::Bind | Op::Describe(_) | Op::Close) => {
                 // The statement the client meant to run is the next Execute of
                 // this pipeline segment; the error belongs to it.
                 let failed = self.pending.pop_front();
@@ -740,7 +712,7 @@ impl Session {
         // Statements still running when the capture or connection ended.
         for op in self.pending.drain(..) {
             let rec = match op {
-                Op::Simple { current, .. } => current,
+                Op::Simple { current, .. } => *current,
                 Op::Execute(r) | Op::FunctionCall(r) => *r,
                 _ => continue,
             };
@@ -757,6 +729,14 @@ impl Session {
         shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
         self.rec
     }
+}
+
+fn simple_record(conn_id: u64, ts: i64, text: String) -> QueryRecord {
+    let mut rec = QueryRecord::new(conn_id, "simple", ts);
+    rec.operation = sql::operation(text.as_bytes());
+    rec.fingerprint = Some(sql::fingerprint(text.as_bytes()));
+    rec.text = Some(text);
+    rec
 }
 
 fn lossy(b: &[u8]) -> String {

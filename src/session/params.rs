@@ -184,12 +184,22 @@ mod tests {
             (b"hi", oid::TEXT, "hi"),
             (&[0xde, 0xad], oid::BYTEA, "\\xdead"),
             (
-                &[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7],
+                &[
+                    0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7,
+                ],
                 oid::UUID,
                 "12345678-9abc-def0-0001-020304050607",
             ),
-            (&0i64.to_be_bytes(), oid::TIMESTAMPTZ, "2000-01-01T00:00:00.000000Z"),
-            (&0i64.to_be_bytes(), oid::TIMESTAMP, "2000-01-01T00:00:00.000000"),
+            (
+                &0i64.to_be_bytes(),
+                oid::TIMESTAMPTZ,
+                "2000-01-01T00:00:00.000000Z",
+            ),
+            (
+                &0i64.to_be_bytes(),
+                oid::TIMESTAMP,
+                "2000-01-01T00:00:00.000000",
+            ),
             // 12345.678: ndigits 3, weight 1, sign +, dscale 3: 1 2345 6780
             (
                 &[0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c],

@@ -103,7 +103,10 @@ impl Iterator for Scanner<'_> {
                 Tok::Number
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while at(j).is_ascii_alphanumeric() || at(j) == b'_' || at(j) == b'$' || at(j) >= 0x80
+                while at(j).is_ascii_alphanumeric()
+                    || at(j) == b'_'
+                    || at(j) == b'$'
+                    || at(j) >= 0x80
                 {
                     j += 1;
                 }
@@ -181,8 +184,14 @@ fn is_blank(s: &[u8]) -> bool {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let a = s.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(s.len());
-    let b = s.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(a, |p| p + 1);
+    let a = s
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let b = s
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(a, |p| p + 1);
     &s[a..b.max(a)]
 }
 
@@ -249,9 +258,18 @@ mod tests {
     fn splits_respecting_quotes_and_comments() {
         let cases: [(&str, &[&str]); 7] = [
             ("select 1; select 2;", &["select 1", "select 2"]),
-            ("select ';' as x; select 2", &["select ';' as x", "select 2"]),
-            ("select $$a;b$$; select $t$;$t$", &["select $$a;b$$", "select $t$;$t$"]),
-            ("select 1 -- c;\n; select \"a;b\"", &["select 1 -- c;", "select \"a;b\""]),
+            (
+                "select ';' as x; select 2",
+                &["select ';' as x", "select 2"],
+            ),
+            (
+                "select $$a;b$$; select $t$;$t$",
+                &["select $$a;b$$", "select $t$;$t$"],
+            ),
+            (
+                "select 1 -- c;\n; select \"a;b\"",
+                &["select 1 -- c;", "select \"a;b\""],
+            ),
             ("/* ; /* ; */ */ select 1", &["/* ; /* ; */ */ select 1"]),
             (";", &[]),
             ("select E'\\';'", &["select E'\\';'"]),
@@ -268,7 +286,10 @@ mod tests {
     #[test]
     fn operations() {
         assert_eq!(operation(b"  /* hi */ select 1").as_deref(), Some("SELECT"));
-        assert_eq!(operation(b"insert into t values (1)").as_deref(), Some("INSERT"));
+        assert_eq!(
+            operation(b"insert into t values (1)").as_deref(),
+            Some("INSERT")
+        );
         assert_eq!(operation(b"(select 1)"), Some("SELECT".into()));
         assert_eq!(operation(b""), None);
     }
@@ -283,12 +304,25 @@ mod tests {
             normalize(b"select 1 from t where x in (1, 2, 3) and y = $1"),
             "select ? from t where x in (?) and y = ?"
         );
-        assert_ne!(fingerprint(b"select a from t"), fingerprint(b"select b from t"));
+        assert_ne!(
+            fingerprint(b"select a from t"),
+            fingerprint(b"select b from t")
+        );
     }
 
     #[test]
     fn hostile_text_does_not_panic() {
-        for s in ["'", "E'\\", "$a", "$a$ unterminated", "/*", "\"", "--", "$1$", "\u{0}"] {
+        for s in [
+            "'",
+            "E'\\",
+            "$a",
+            "$a$ unterminated",
+            "/*",
+            "\"",
+            "--",
+            "$1$",
+            "\u{0}",
+        ] {
             let _ = split_statements(s.as_bytes());
             let _ = normalize(s.as_bytes());
             let _ = operation(s.as_bytes());

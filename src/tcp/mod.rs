@@ -8,7 +8,7 @@ mod community_id;
 
 pub use community_id::community_id;
 
-use crate::net::{Segment, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use crate::net::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN, Segment};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
@@ -367,7 +367,13 @@ impl<T> FlowTable<T> {
         })
     }
 
-    fn finish<H: Handler<T>>(&mut self, mut flow: Flow<T>, ts: i64, reason: CloseReason, h: &mut H) {
+    fn finish<H: Handler<T>>(
+        &mut self,
+        mut flow: Flow<T>,
+        ts: i64,
+        reason: CloseReason,
+        h: &mut H,
+    ) {
         flow.flush_both(h, &mut self.stats, &mut self.buffered, &self.limits, ts);
         h.close(&flow.meta, flow.state, ts, reason);
     }
@@ -536,9 +542,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         }
         let next = half.next.unwrap_or(seq);
         let rel = seq_diff(seq, next);
-        let pos = half
-            .ooo
-            .partition_point(|(s, _)| seq_diff(*s, next) <= rel);
+        let pos = half.ooo.partition_point(|(s, _)| seq_diff(*s, next) <= rel);
         half.ooo.insert(pos, (seq, payload.to_vec()));
         half.ooo_bytes += payload.len();
         *self.buffered += payload.len();

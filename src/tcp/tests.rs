@@ -83,11 +83,23 @@ fn reordering_retransmission_overlap_and_wraparound() {
     let isn = u32::MAX - 3; // data crosses the 2^32 wrap
     t.process(&seg(C, S, isn, FLAG_SYN, b""), 1, &mut r);
     let base = isn.wrapping_add(1);
-    t.process(&seg(C, S, base.wrapping_add(6), FLAG_ACK, b"world"), 2, &mut r);
-    t.process(&seg(C, S, base.wrapping_add(3), FLAG_ACK, b"lo "), 3, &mut r);
+    t.process(
+        &seg(C, S, base.wrapping_add(6), FLAG_ACK, b"world"),
+        2,
+        &mut r,
+    );
+    t.process(
+        &seg(C, S, base.wrapping_add(3), FLAG_ACK, b"lo "),
+        3,
+        &mut r,
+    );
     t.process(&seg(C, S, base, FLAG_ACK, b"hel"), 4, &mut r);
     t.process(&seg(C, S, base, FLAG_ACK, b"hello w"), 5, &mut r); // retransmission
-    t.process(&seg(C, S, base.wrapping_add(9), FLAG_ACK, b"ld!"), 6, &mut r); // overlap
+    t.process(
+        &seg(C, S, base.wrapping_add(9), FLAG_ACK, b"ld!"),
+        6,
+        &mut r,
+    ); // overlap
     assert_eq!(r.client, b"hello world!");
     assert_eq!(t.stats.gaps, 0);
     assert_eq!(t.buffered(), 0);
