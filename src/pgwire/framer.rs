@@ -17,6 +17,8 @@ const HUNT_MAX_LEN: u32 = 1 << 20;
 const HUNT_KEEP: usize = 64 << 10;
 /// This many well-formed messages in a row mark a boundary.
 const HUNT_CHAIN: usize = 3;
+/// Undecided candidate offsets remembered while hunting.
+const HUNT_MAX_PENDING: usize = 1024;
 /// Emptied buffers larger than this are shrunk back to it.
 const KEEP_CAPACITY: usize = 64 << 10;
 const STARTUP_LEN: std::ops::RangeInclusive<u32> = 8..=10000;
@@ -24,6 +26,8 @@ const STARTUP_LEN: std::ops::RangeInclusive<u32> = 8..=10000;
 const TLS_HANDSHAKE: u8 = 0x16;
 const TYPED_HEADER: usize = 5;
 
+/// What [`ConnDecoder`] reports to its sink.
+#[derive(Debug)]
 pub enum Event<'a> {
     Msg(Msg<'a>),
     Anomaly(Anomaly),
@@ -110,6 +114,7 @@ struct Side {
     skip: u64,
     /// Bytes discarded since sync was lost, reported on resync.
     dropped: u64,
+    hunter: Hunter,
 }
 
 impl Side {
@@ -119,6 +124,7 @@ impl Side {
             buf: Vec::new(),
             skip: 0,
             dropped: 0,
+            hunter: Hunter::default(),
         }
     }
 
@@ -126,6 +132,7 @@ impl Side {
         self.dropped += self.buf.len() as u64;
         self.buf.clear();
         self.skip = 0;
+        self.hunter.reset();
         self.mode = Mode::Hunting;
     }
 }
@@ -142,8 +149,8 @@ enum Whole<'d> {
 
 /// Decoder for one TCP connection (both directions).
 pub struct ConnDecoder {
-    fe: Side,
-    be: Side,
+    /// Indexed by `Dir as usize`.
+    sides: [Side; 2],
     ctx: DecodeCtx,
     /// Capture missed the start (or lost bytes): no startup checks.
     midstream: bool,
@@ -156,6 +163,9 @@ pub struct ConnDecoder {
 }
 
 impl ConnDecoder {
+    /// `midstream`: the capture missed the connection's start, so no
+    /// startup packet is expected and both directions begin by hunting for
+    /// a message boundary.
     pub fn new(midstream: bool) -> Self {
         Self::with_max_message(midstream, MAX_BUFFERED_MESSAGE)
     }
@@ -168,8 +178,7 @@ impl ConnDecoder {
             (Mode::Untyped { first: true }, Mode::Synced)
         };
         ConnDecoder {
-            fe: Side::new(fe),
-            be: Side::new(be),
+            sides: [Side::new(fe), Side::new(be)],
             ctx: DecodeCtx::default(),
             midstream,
             seen_frontend: false,
@@ -194,9 +203,10 @@ impl ConnDecoder {
 
     /// Bytes currently held in the per-direction buffers.
     pub fn buffered_bytes(&self) -> usize {
-        self.fe.buf.len() + self.be.buf.len()
+        self.sides.iter().map(|s| s.buf.len()).sum()
     }
 
+    /// Counters of bytes seen but not decoded.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -242,10 +252,7 @@ impl ConnDecoder {
             kind: AnomalyKind::Gap,
             message: format!("{missing_bytes} bytes missing from the capture"),
         }));
-        let side = match dir {
-            Dir::Frontend => &mut self.fe,
-            Dir::Backend => &mut self.be,
-        };
+        let side = &mut self.sides[dir as usize];
         match side.mode {
             Mode::Ignore => return,
             Mode::Synced => {
@@ -274,17 +281,11 @@ impl ConnDecoder {
     }
 
     fn side(&self, dir: Dir) -> &Side {
-        match dir {
-            Dir::Frontend => &self.fe,
-            Dir::Backend => &self.be,
-        }
+        &self.sides[dir as usize]
     }
 
     fn side_mut(&mut self, dir: Dir) -> &mut Side {
-        match dir {
-            Dir::Frontend => &mut self.fe,
-            Dir::Backend => &mut self.be,
-        }
+        &mut self.sides[dir as usize]
     }
 
     fn drain(&mut self, dir: Dir, mut data: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
@@ -317,14 +318,19 @@ impl ConnDecoder {
         if self.stopped || self.side(dir).mode != Mode::Hunting {
             return None;
         }
-        let found = find_boundary(dir, &self.side(dir).buf, &self.ctx);
-        let side = self.side_mut(dir);
-        let Some(at) = found else {
-            let excess = side.buf.len().saturating_sub(HUNT_KEEP);
-            side.buf.drain(..excess);
-            side.dropped += excess as u64;
+        let side = &mut self.sides[dir as usize];
+        let Some(at) = side.hunter.search(dir, &side.buf, &self.ctx) else {
+            // Keep only bytes that may still start a boundary, bounded.
+            let drop = side
+                .hunter
+                .dead_prefix()
+                .max(side.buf.len().saturating_sub(HUNT_KEEP));
+            side.buf.drain(..drop);
+            side.hunter.shift(drop);
+            side.dropped += drop as u64;
             return None;
         };
+        side.hunter.reset();
         let mut replay = mem::take(&mut side.buf);
         replay.drain(..at);
         side.dropped += at as u64;
@@ -449,19 +455,22 @@ impl ConnDecoder {
 
     fn step_untyped(&mut self, data: &[u8], first: bool, sink: &mut dyn FnMut(Event<'_>)) -> usize {
         let dir = Dir::Frontend;
-        if self.fe.buf.is_empty() && data.first() == Some(&TLS_HANDSHAKE) {
+        let buf = &mut self.side_mut(dir).buf;
+        if buf.is_empty() && data.first() == Some(&TLS_HANDSHAKE) {
             self.stats.ignored += data.len() as u64;
-            self.encryption = Some("tls");
-            self.stop(dir, AnomalyKind::EncryptionSwitch, sink, || {
-                "direct TLS handshake (sslnegotiation=direct); not decoded further".into()
-            });
+            self.encrypt(
+                dir,
+                "tls",
+                "direct TLS handshake (sslnegotiation=direct)",
+                sink,
+            );
             return data.len();
         }
-        if self.fe.buf.len() + data.len() < 4 {
-            self.fe.buf.extend_from_slice(data);
+        if buf.len() + data.len() < 4 {
+            buf.extend_from_slice(data);
             return data.len();
         }
-        let len = u32::from_be_bytes(head(&self.fe.buf, data));
+        let len = u32::from_be_bytes(head(buf, data));
         if !STARTUP_LEN.contains(&len) {
             if first {
                 self.stats.ignored += data.len() as u64;
@@ -471,7 +480,7 @@ impl ConnDecoder {
             self.anomaly(dir, AnomalyKind::Malformed, sink, || {
                 format!("implausible startup packet length {len}; resynchronising")
             });
-            self.fe.mode = Mode::Hunting;
+            self.side_mut(dir).mode = Mode::Hunting;
             return 0;
         }
         let (used, whole) = self.assemble(dir, data, len as usize);
@@ -489,23 +498,21 @@ impl ConnDecoder {
             self.not_postgres(sink);
             return;
         }
-        self.fe.mode = match body {
-            Body::SslRequest => {
-                self.be.mode = Mode::Answer(Answer::Ssl);
-                Mode::Untyped { first: false }
-            }
-            Body::GssEncRequest => {
-                self.be.mode = Mode::Answer(Answer::Gss);
-                Mode::Untyped { first: false }
-            }
-            Body::CancelRequest { .. } => Mode::Ignore,
+        let (frontend, backend) = match body {
+            Body::SslRequest => (Mode::Untyped { first: false }, Some(Answer::Ssl)),
+            Body::GssEncRequest => (Mode::Untyped { first: false }, Some(Answer::Gss)),
+            Body::CancelRequest { .. } => (Mode::Ignore, None),
             Body::Startup { minor, .. } => {
                 self.protocol_minor = Some(minor);
-                Mode::Synced
+                (Mode::Synced, None)
             }
             // The server rejects anything else; assume regular traffic follows.
-            _ => Mode::Synced,
+            _ => (Mode::Synced, None),
         };
+        self.side_mut(Dir::Frontend).mode = frontend;
+        if let Some(answer) = backend {
+            self.side_mut(Dir::Backend).mode = Mode::Answer(answer);
+        }
         self.emit(Dir::Frontend, None, packet.len() as u32, body, sink);
     }
 
@@ -522,29 +529,39 @@ impl ConnDecoder {
             (Answer::Gss, b'G' | b'N') => Body::GssEncResponse { answer: byte },
             (_, b'E') => {
                 // Servers predating the request answer with a typed ErrorResponse.
-                self.be.mode = Mode::Synced;
+                self.side_mut(dir).mode = Mode::Synced;
                 return 0;
             }
             _ => {
                 self.anomaly(dir, AnomalyKind::Malformed, sink, || {
                     format!("unexpected answer {} to an encryption request", label(byte))
                 });
-                self.be.mode = Mode::Hunting;
+                self.side_mut(dir).mode = Mode::Hunting;
                 return 0;
             }
         };
-        self.be.mode = Mode::Synced;
+        self.side_mut(dir).mode = Mode::Synced;
         self.emit(dir, None, 1, body, sink);
-        let scheme = match byte {
-            b'S' => "TLS",
-            b'G' => "GSSAPI encryption",
-            _ => return 1,
-        };
-        self.encryption = Some(if byte == b'S' { "tls" } else { "gss" });
-        self.stop(dir, AnomalyKind::EncryptionSwitch, sink, || {
-            format!("connection switched to {scheme}; not decoded further")
-        });
+        match byte {
+            b'S' => self.encrypt(dir, "tls", "connection switched to TLS", sink),
+            b'G' => self.encrypt(dir, "gss", "connection switched to GSSAPI encryption", sink),
+            _ => {}
+        }
         1
+    }
+
+    /// Encryption started: nothing more can be decoded.
+    fn encrypt(
+        &mut self,
+        dir: Dir,
+        scheme: &'static str,
+        what: &str,
+        sink: &mut dyn FnMut(Event<'_>),
+    ) {
+        self.encryption = Some(scheme);
+        self.stop(dir, AnomalyKind::EncryptionSwitch, sink, || {
+            format!("{what}; not decoded further")
+        });
     }
 
     /// Decodes and emits a complete typed message (header included).
@@ -626,8 +643,9 @@ impl ConnDecoder {
         message: impl FnOnce() -> String,
     ) {
         self.stopped = true;
-        self.fe.buf = Vec::new();
-        self.be.buf = Vec::new();
+        for side in &mut self.sides {
+            side.buf = Vec::new();
+        }
         self.anomaly(dir, kind, sink, message);
     }
 
@@ -653,36 +671,123 @@ fn header(buf: &[u8], data: &[u8]) -> (u8, u32) {
     (typ, u32::from_be_bytes([a, b, c, d]))
 }
 
-/// Earliest offset where a confident chain of messages starts: it ends
-/// exactly at the end of `buf`, has `HUNT_CHAIN` messages, or contains a
-/// ReadyForQuery (fixed length and three possible status bytes).
-fn find_boundary(dir: Dir, buf: &[u8], ctx: &DecodeCtx) -> Option<usize> {
-    (0..buf.len()).find(|&at| chain_ok(dir, buf.get(at..).unwrap_or_default(), ctx))
+/// Incremental boundary search over a side's unsynced bytes, so each byte
+/// is examined about once rather than on every segment.
+#[derive(Default)]
+struct Hunter {
+    /// Offsets into the buffer whose chain ran out of data; re-checked as
+    /// more arrives.
+    pending: Vec<usize>,
+    /// Every other offset below this can never start a boundary.
+    scanned: usize,
 }
 
-fn chain_ok(dir: Dir, mut rest: &[u8], ctx: &DecodeCtx) -> bool {
+impl Hunter {
+    fn reset(&mut self) {
+        self.pending.clear();
+        self.scanned = 0;
+    }
+
+    /// Earliest confident boundary: a chain of messages that ends exactly
+    /// at the end of `buf`, has `HUNT_CHAIN` messages, or contains a
+    /// ReadyForQuery (fixed length, three possible status bytes).
+    fn search(&mut self, dir: Dir, buf: &[u8], ctx: &DecodeCtx) -> Option<usize> {
+        // Bounds the body bytes decoded per call, so crafted input full of
+        // plausible headers cannot make a segment expensive.
+        let mut budget = 4 * HUNT_KEEP;
+        let mut check = |at: usize| chain(dir, buf.get(at..).unwrap_or_default(), ctx, &mut budget);
+        let mut found = None;
+        self.pending.retain(|&at| {
+            if found.is_some() {
+                return true;
+            }
+            match check(at) {
+                Verdict::Boundary => found = Some(at),
+                Verdict::NotBoundary => return false,
+                Verdict::Undecided | Verdict::OutOfBudget => {}
+            }
+            true
+        });
+        if found.is_some() {
+            return found;
+        }
+        while self.scanned + TYPED_HEADER <= buf.len() {
+            let at = self.scanned;
+            match check(at) {
+                Verdict::Boundary => return Some(at),
+                Verdict::NotBoundary => {}
+                Verdict::Undecided => self.pending.push(at),
+                Verdict::OutOfBudget => break,
+            }
+            self.scanned += 1;
+        }
+        // Give up on the oldest candidates rather than grow without bound.
+        let excess = self.pending.len().saturating_sub(HUNT_MAX_PENDING);
+        self.pending.drain(..excess);
+        None
+    }
+
+    /// Length of the buffer prefix that can no longer start a boundary.
+    fn dead_prefix(&self) -> usize {
+        self.pending
+            .first()
+            .map_or(self.scanned, |&p| p.min(self.scanned))
+    }
+
+    /// The buffer lost its first `n` bytes.
+    fn shift(&mut self, n: usize) {
+        self.pending.retain_mut(|p| match p.checked_sub(n) {
+            Some(q) => {
+                *p = q;
+                true
+            }
+            None => false,
+        });
+        self.scanned = self.scanned.saturating_sub(n);
+    }
+}
+
+enum Verdict {
+    Boundary,
+    NotBoundary,
+    /// Needs more data.
+    Undecided,
+    /// The scan's work budget ran out; try again later.
+    OutOfBudget,
+}
+
+fn chain(dir: Dir, mut rest: &[u8], ctx: &DecodeCtx, budget: &mut usize) -> Verdict {
     let mut count = 0;
     loop {
         if rest.is_empty() {
-            return count > 0;
+            return if count > 0 {
+                Verdict::Boundary
+            } else {
+                Verdict::Undecided
+            };
         }
         if rest.len() < TYPED_HEADER {
-            return false;
+            return Verdict::Undecided;
         }
         let (typ, len) = header(rest, &[]);
         if !valid_type(dir, typ) || !(4..=HUNT_MAX_LEN).contains(&len) {
-            return false;
+            return Verdict::NotBoundary;
         }
         let Some((m, tail)) = rest.split_at_checked(len as usize + 1) else {
-            return false;
+            return Verdict::Undecided;
         };
+        let Some(left) = budget.checked_sub(m.len()) else {
+            *budget = 0;
+            return Verdict::OutOfBudget;
+        };
+        *budget = left;
         let body = decode(dir, typ, m.get(TYPED_HEADER..).unwrap_or_default(), ctx);
         if matches!(body, Body::Malformed { .. }) {
-            return false;
+            return Verdict::NotBoundary;
         }
         count += 1;
         if count >= HUNT_CHAIN || matches!(body, Body::ReadyForQuery { .. }) {
-            return true;
+            return Verdict::Boundary;
         }
         rest = tail;
     }

@@ -903,6 +903,42 @@ fn hostile_lengths_do_not_panic() {
 }
 
 #[test]
+fn hostile_startup_lengths() {
+    for len in [0u32, 3, 7, 10001, 0x7fff_ffff, 0xffff_ffff] {
+        let bytes = cat(&[&len.to_be_bytes(), &be32(196608), b"user\0u\0\0"]);
+        // As the first packet: not PostgreSQL.
+        assert_eq!(names(false, &[(Frontend, &bytes)]), ["!not_postgres"]);
+        // After a refused SSLRequest: malformed, then hunt for typed messages.
+        let out = names(
+            false,
+            &[
+                (Frontend, &untyped(SSL_REQUEST_CODE, b"")),
+                (Backend, b"N"),
+                (Frontend, &cat(&[&bytes, &msg(b'Q', b"select 1\0")])),
+            ],
+        );
+        assert_eq!(
+            out[..3],
+            ["SSLRequest", "SSLResponse", "!malformed"],
+            "{out:?}"
+        );
+        assert_eq!(out.last().unwrap(), "Query", "{out:?}");
+    }
+    // An answer byte that is neither accepted nor refused.
+    let out = names(
+        false,
+        &[
+            (Frontend, &untyped(SSL_REQUEST_CODE, b"")),
+            (Backend, &cat(&[b"?", &ready()])),
+        ],
+    );
+    assert_eq!(
+        out,
+        ["SSLRequest", "!malformed", "!resync", "ReadyForQuery"]
+    );
+}
+
+#[test]
 fn unknown_type_skipped_by_length() {
     let stream = cat(&[&ready(), &msg(b'!', b"abc"), &ready()]);
     let out = names(true, &[(Backend, &stream)]);
@@ -960,8 +996,32 @@ fn midstream_hunting() {
     // Nothing plausible: held (bounded) and never emitted.
     let mut d = ConnDecoder::new(true);
     let noise = vec![b'~'; 200_000];
-    d.feed(Frontend, &noise, &mut |e| panic!("emitted {}", render(e)));
-    assert!(d.buffered_bytes() <= 64 << 10);
+    for part in noise.chunks(1000) {
+        d.feed(Frontend, part, &mut |e| panic!("emitted {}", render(e)));
+    }
+    assert!(d.buffered_bytes() < 5, "rejected bytes are not kept");
+    assert_eq!(
+        d.stats().skipped,
+        0,
+        "only counted once a boundary is found"
+    );
+    // A chain of three messages is enough even if more is still partial.
+    let (fe, _) = conversation();
+    let parse_at = startup(2, b"user\0u\0database\0d\0").len() + msg(b'p', b"pw\0").len();
+    let mut d = ConnDecoder::new(true);
+    let mut out = Vec::new();
+    d.feed(
+        Frontend,
+        &cat(&[b"\0\x07garbage", &fe[parse_at..fe.len() - 20]]),
+        &mut |e| out.push(render(e)),
+    );
+    assert!(out[0].contains("skipping 9 bytes"), "{out:#?}");
+    let got: Vec<_> = out[1..]
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(got, ["Parse", "Bind", "Describe", "Execute", "Sync"]);
+    assert!(d.buffered_bytes() > 0);
 }
 
 #[test]
@@ -1023,6 +1083,19 @@ fn not_postgres() {
         );
         assert_eq!(out.len(), 1, "{out:#?}");
         assert!(out[0].contains("not_postgres"));
+    }
+}
+
+#[test]
+fn random_first_packets_are_not_postgres() {
+    let mut rng = XorShift(42);
+    for _ in 0..1000 {
+        let bytes: Vec<u8> = (0..4 + rng.next() % 60).map(|_| rng.next() as u8).collect();
+        let len = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+        if (8..=10000).contains(&len) || bytes[0] == 0x16 {
+            continue;
+        }
+        assert_eq!(names(false, &[(Frontend, &bytes)]), ["!not_postgres"]);
     }
 }
 

@@ -1,1 +1,437 @@
+//! The session state machine fed with wire bytes through the real framer.
 
+use super::record::Outcome;
+use super::*;
+use crate::pgwire::{ConnDecoder, Event};
+
+fn msg(typ: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![typ];
+    v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn startup(params: &[(&str, &str)], minor: u16) -> Vec<u8> {
+    let mut body = vec![0, 3];
+    body.extend_from_slice(&minor.to_be_bytes());
+    for (k, v) in params {
+        body.extend(cstr(k));
+        body.extend(cstr(v));
+    }
+    body.push(0);
+    let mut v = (body.len() as u32 + 4).to_be_bytes().to_vec();
+    v.extend(body);
+    v
+}
+
+fn query(sql: &str) -> Vec<u8> {
+    msg(b'Q', &cstr(sql))
+}
+
+fn parse(name: &str, sql: &str, types: &[u32]) -> Vec<u8> {
+    let mut b = cstr(name);
+    b.extend(cstr(sql));
+    b.extend_from_slice(&(types.len() as u16).to_be_bytes());
+    for t in types {
+        b.extend_from_slice(&t.to_be_bytes());
+    }
+    msg(b'P', &b)
+}
+
+fn bind(portal: &str, stmt: &str, formats: &[u16], params: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(cstr(stmt));
+    b.extend_from_slice(&(formats.len() as u16).to_be_bytes());
+    for f in formats {
+        b.extend_from_slice(&f.to_be_bytes());
+    }
+    b.extend_from_slice(&(params.len() as u16).to_be_bytes());
+    for p in params {
+        match p {
+            Some(v) => {
+                b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                b.extend_from_slice(v);
+            }
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    b.extend_from_slice(&0u16.to_be_bytes());
+    msg(b'B', &b)
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    msg(b'E', &b)
+}
+
+fn sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+fn complete(tag: &str) -> Vec<u8> {
+    msg(b'C', &cstr(tag))
+}
+
+fn ready(status: u8) -> Vec<u8> {
+    msg(b'Z', &[status])
+}
+
+fn data_row() -> Vec<u8> {
+    msg(b'D', &[0, 1, 0, 0, 0, 1, b'1'])
+}
+
+fn error(code: &str, text: &str) -> Vec<u8> {
+    let mut b = vec![b'S'];
+    b.extend(cstr("ERROR"));
+    b.push(b'C');
+    b.extend(cstr(code));
+    b.push(b'M');
+    b.extend(cstr(text));
+    b.push(0);
+    msg(b'E', &b)
+}
+
+fn auth(code: u32, extra: &[u8]) -> Vec<u8> {
+    let mut b = code.to_be_bytes().to_vec();
+    b.extend_from_slice(extra);
+    msg(b'R', &b)
+}
+
+fn key_data(pid: u32, key: &[u8]) -> Vec<u8> {
+    let mut b = pid.to_be_bytes().to_vec();
+    b.extend_from_slice(key);
+    msg(b'K', &b)
+}
+
+struct Conn {
+    dec: ConnDecoder,
+    s: Session,
+    out: Vec<QueryRecord>,
+}
+
+impl Conn {
+    fn new(id: u64) -> Self {
+        Conn {
+            dec: ConnDecoder::new(false),
+            s: Session::new(id, 0, false),
+            out: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, shared: &mut Shared, ts: i64, dir: Dir, parts: &[Vec<u8>]) {
+        let bytes: Vec<u8> = parts.concat();
+        let Conn { dec, s, out } = self;
+        dec.feed(dir, &bytes, &mut |ev| {
+            if let Event::Msg(m) = ev {
+                s.on_message(shared, ts, &m, out);
+            }
+        });
+    }
+
+    /// Startup with trust auth, up to the first ReadyForQuery.
+    fn login(&mut self, shared: &mut Shared, pid: u32, key: &[u8]) {
+        self.feed(
+            shared,
+            1,
+            Dir::Frontend,
+            &[startup(&[("user", "alice")], 0)],
+        );
+        self.feed(
+            shared,
+            2,
+            Dir::Backend,
+            &[auth(0, b""), key_data(pid, key), ready(b'I')],
+        );
+    }
+}
+
+#[test]
+fn simple_multi_statement_query_yields_one_record_per_statement() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[1, 2, 3, 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[query("select 1; select 'a;b'")],
+    );
+    c.feed(
+        &mut sh,
+        20,
+        Dir::Backend,
+        &[data_row(), complete("SELECT 1"), data_row(), data_row()],
+    );
+    c.feed(
+        &mut sh,
+        30,
+        Dir::Backend,
+        &[complete("SELECT 2"), ready(b'I')],
+    );
+    let texts: Vec<_> = c.out.iter().map(|q| q.text.clone().unwrap()).collect();
+    assert_eq!(texts, vec!["select 1", "select 'a;b'"]);
+    assert_eq!(c.out[0].rows_returned, 1);
+    assert_eq!(c.out[1].rows_returned, 2);
+    assert_eq!(c.out[1].rows_affected, Some(2));
+    assert_eq!((c.out[0].start_ns, c.out[0].end_ns), (10, 20));
+    assert_eq!((c.out[1].start_ns, c.out[1].end_ns), (20, 30));
+    assert!(c.out.iter().all(|q| q.tx_status == Some(b'I')));
+    let rec = c.s.record();
+    assert_eq!(rec.user.as_deref(), Some("alice"));
+    assert_eq!(rec.database.as_deref(), Some("alice"));
+    assert_eq!(rec.auth_method.as_deref(), Some("trust"));
+    assert_eq!(rec.auth_outcome, Some("success"));
+}
+
+#[test]
+fn pipeline_error_lands_on_its_statement_and_skips_the_rest() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[
+            parse("", "select 1", &[]),
+            bind("", "", &[], &[]),
+            execute(""),
+            parse("", "select 1/0", &[]),
+            bind("", "", &[], &[]),
+            execute(""),
+            parse("", "select 3", &[]),
+            bind("", "", &[], &[]),
+            execute(""),
+            sync(),
+        ],
+    );
+    c.feed(
+        &mut sh,
+        20,
+        Dir::Backend,
+        &[
+            msg(b'1', b""),
+            msg(b'2', b""),
+            data_row(),
+            complete("SELECT 1"),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            error("22012", "division by zero"),
+            ready(b'I'),
+        ],
+    );
+    assert_eq!(c.out.len(), 3);
+    assert_eq!(c.out[0].outcome, Outcome::Success);
+    assert_eq!(c.out[1].text.as_deref(), Some("select 1/0"));
+    assert_eq!(c.out[1].outcome, Outcome::Failure);
+    assert_eq!(c.out[1].error.as_ref().unwrap().code, "22012");
+    assert!(c.out[2].skipped);
+    assert_eq!(c.out[2].text.as_deref(), Some("select 3"));
+    assert_eq!(c.s.record().errors, 1);
+}
+
+#[test]
+fn parse_error_is_reported_on_the_statement_meant_to_run() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[
+            parse("s1", "selec 1", &[]),
+            bind("", "s1", &[], &[]),
+            execute(""),
+            sync(),
+        ],
+    );
+    c.feed(
+        &mut sh,
+        11,
+        Dir::Backend,
+        &[error("42601", "syntax error"), ready(b'I')],
+    );
+    assert_eq!(c.out.len(), 1);
+    assert_eq!(c.out[0].text.as_deref(), Some("selec 1"));
+    assert_eq!(c.out[0].statement.as_deref(), Some("s1"));
+    assert_eq!(c.out[0].error.as_ref().unwrap().code, "42601");
+}
+
+#[test]
+fn binary_bind_parameters_use_the_parse_types() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[
+            parse("q", "select $1, $2, $3", &[23, 25, 0]),
+            bind(
+                "",
+                "q",
+                &[1, 0, 1],
+                &[Some(&[0, 0, 1, 0]), Some(b"hi"), None],
+            ),
+            execute(""),
+            sync(),
+        ],
+    );
+    c.feed(
+        &mut sh,
+        11,
+        Dir::Backend,
+        &[
+            msg(b'1', b""),
+            msg(b'2', b""),
+            complete("SELECT 1"),
+            ready(b'T'),
+        ],
+    );
+    let q = &c.out[0];
+    assert_eq!(
+        q.params,
+        vec![Some("256".to_string()), Some("hi".to_string()), None]
+    );
+    assert_eq!(q.tx_status, Some(b'T'));
+    assert_eq!(q.operation.as_deref(), Some("SELECT"));
+}
+
+#[test]
+fn cancel_request_is_matched_to_the_running_statement() {
+    let mut sh = Shared::default();
+    let key = [9u8; 32];
+    let mut target = Conn::new(1);
+    target.login(&mut sh, 4242, &key);
+    target.feed(&mut sh, 10, Dir::Frontend, &[query("select pg_sleep(10)")]);
+
+    let mut canceller = Conn::new(2);
+    let mut cancel = (12 + key.len() as u32).to_be_bytes().to_vec();
+    cancel.extend_from_slice(&80877102u32.to_be_bytes());
+    cancel.extend_from_slice(&4242u32.to_be_bytes());
+    cancel.extend_from_slice(&key);
+    canceller.feed(&mut sh, 15, Dir::Frontend, &[cancel]);
+    let info = canceller.s.record().cancel_request.clone().unwrap();
+    assert_eq!(info.target_conn_id, Some(1));
+    assert_eq!(info.key_len, 32);
+
+    target.feed(
+        &mut sh,
+        16,
+        Dir::Backend,
+        &[
+            error("57014", "canceling statement due to user request"),
+            ready(b'I'),
+        ],
+    );
+    assert_eq!(target.out[0].cancelled_by, Some(2));
+    assert_eq!(target.out[0].error.as_ref().unwrap().code, "57014");
+    assert_eq!(target.s.record().cancel_key_len, Some(32));
+}
+
+#[test]
+fn login_failure_is_an_auth_outcome_not_a_query() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "bob")], 2)]);
+    c.feed(&mut sh, 2, Dir::Backend, &[auth(5, &[1, 2, 3, 4])]);
+    c.feed(&mut sh, 3, Dir::Frontend, &[msg(b'p', &cstr("md5abcdef"))]);
+    c.feed(
+        &mut sh,
+        4,
+        Dir::Backend,
+        &[error("28P01", "password authentication failed")],
+    );
+    let rec = c.s.record();
+    assert_eq!(rec.auth_method.as_deref(), Some("md5"));
+    assert_eq!(rec.auth_outcome, Some("failure"));
+    assert_eq!(rec.auth_error.as_ref().unwrap().code, "28P01");
+    assert_eq!(rec.protocol_requested.as_deref(), Some("3.2"));
+    assert!(c.out.is_empty());
+}
+
+#[test]
+fn negotiate_protocol_version_and_copy_in() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.feed(
+        &mut sh,
+        1,
+        Dir::Frontend,
+        &[startup(&[("user", "u"), ("_pq_.x", "1")], 2)],
+    );
+    let mut npv = 0u32.to_be_bytes().to_vec();
+    npv.extend_from_slice(&1u32.to_be_bytes());
+    npv.extend(cstr("_pq_.x"));
+    c.feed(
+        &mut sh,
+        2,
+        Dir::Backend,
+        &[msg(b'v', &npv), auth(0, b""), ready(b'I')],
+    );
+    assert_eq!(c.s.record().protocol_negotiated.as_deref(), Some("3.0"));
+    assert_eq!(c.s.record().unsupported_options, vec!["_pq_.x"]);
+
+    c.feed(&mut sh, 10, Dir::Frontend, &[query("copy t from stdin")]);
+    c.feed(&mut sh, 11, Dir::Backend, &[msg(b'G', &[0, 0, 1, 0, 0])]);
+    c.feed(
+        &mut sh,
+        12,
+        Dir::Frontend,
+        &[msg(b'd', b"1\n"), msg(b'd', b"2\n"), msg(b'c', b"")],
+    );
+    c.feed(
+        &mut sh,
+        13,
+        Dir::Backend,
+        &[complete("COPY 2"), ready(b'I')],
+    );
+    let q = &c.out[0];
+    assert_eq!(q.rows_affected, Some(2));
+    let copy = q.copy.as_ref().unwrap();
+    assert_eq!(
+        (copy.direction, copy.messages_in, copy.bytes_in),
+        ("in", 2, 4)
+    );
+}
+
+#[test]
+fn answers_without_requests_are_ignored_mid_stream() {
+    let mut sh = Shared::default();
+    let mut s = Session::new(1, 0, true);
+    let mut dec = ConnDecoder::new(true);
+    let mut out = Vec::new();
+    let bytes = [complete("SELECT 1"), ready(b'I')].concat();
+    dec.feed(Dir::Backend, &bytes, &mut |ev| {
+        if let Event::Msg(m) = ev {
+            s.on_message(&mut sh, 1, &m, &mut out);
+        }
+    });
+    assert!(out.is_empty());
+    assert_eq!(s.record().tx_status, Some(b'I'));
+}
+
+#[test]
+fn command_tags() {
+    let cases = [
+        ("INSERT 0 5", Some(5)),
+        ("UPDATE 3", Some(3)),
+        ("SELECT 0", Some(0)),
+        ("COPY 12", Some(12)),
+        ("CREATE TABLE", None),
+        ("BEGIN", None),
+        ("MERGE 2", Some(2)),
+    ];
+    for (tag, want) in cases {
+        assert_eq!(rows_from_tag(tag), want, "{tag}");
+    }
+}
