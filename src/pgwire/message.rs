@@ -511,7 +511,14 @@ fn backend<'a>(typ: u8, c: &mut Cursor<'a>) -> Result<Body<'a>, Bad> {
             key: cancel_key(c)?,
         },
         b'v' => {
-            let newest_minor = c.u32()?;
+            // The docs call it the newest minor version, but servers send the whole
+            // version number (major << 16 | minor), as libpq expects.
+            let version = c.u32()?;
+            let newest_minor = if version >> 16 == 3 {
+                version & 0xffff
+            } else {
+                version
+            };
             let n = c.u32()?;
             Body::NegotiateProtocolVersion {
                 newest_minor,

@@ -388,6 +388,15 @@ fn decode_fields() {
         options.iter().collect::<Vec<_>>(),
         [&b"_pq_.a"[..], b"_pq_.b"]
     );
+    // Real servers send the full version, 3 << 16 | minor (PG 15 and 18 do).
+    let npv_full = cat(&[&be32(0x0003_0001), &be32(0)]);
+    assert!(matches!(
+        dec(Backend, b'v', &npv_full),
+        Body::NegotiateProtocolVersion {
+            newest_minor: 1,
+            ..
+        }
+    ));
     let npv_short = cat(&[&be32(0), &be32(3), b"_pq_.a\0_pq_.b\0"]);
     assert!(matches!(
         dec(Backend, b'v', &npv_short),
