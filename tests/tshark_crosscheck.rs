@@ -67,9 +67,29 @@ fn tshark_counts(p: &Path, ports: &[u16]) -> BTreeMap<u16, Counts> {
     for port in ports {
         cmd.arg("-d").arg(format!("tcp.port=={port},pgsql"));
     }
-    cmd.args(["-Y", "pgsql", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=;"]);
-    cmd.args(["-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "pgsql.frontend", "-e", "pgsql.type"]);
-    let out = cmd.output().expect("tshark is installed (apt-get install tshark)");
+    cmd.args([
+        "-Y",
+        "pgsql",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=;",
+    ]);
+    cmd.args([
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "pgsql.frontend",
+        "-e",
+        "pgsql.type",
+    ]);
+    let out = cmd
+        .output()
+        .expect("tshark is installed (apt-get install tshark)");
     // tshark exits non-zero on a truncated capture but still prints what it read.
     let mut all: BTreeMap<u16, Counts> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -80,7 +100,10 @@ fn tshark_counts(p: &Path, ports: &[u16]) -> BTreeMap<u16, Counts> {
         let client = if ports.contains(&dport) { sport } else { dport };
         for (fe, name) in f[2].split(';').zip(f[3].split(';')) {
             let key = tshark_key(fe == "1", name).unwrap_or_else(|| format!("?:{name}"));
-            *all.entry(client).or_default().entry((client, key)).or_default() += 1;
+            *all.entry(client)
+                .or_default()
+                .entry((client, key))
+                .or_default() += 1;
         }
     }
     all
@@ -94,12 +117,19 @@ fn pgscope_counts(p: &Path) -> BTreeMap<u16, Counts> {
         if name == "SSLResponse" || name == "GSSENCResponse" {
             continue; // tshark shows no message for the one-byte answers
         }
-        let dir = if r["pgwire.msg.dir"] == "frontend" { "F" } else { "B" };
+        let dir = if r["pgwire.msg.dir"] == "frontend" {
+            "F"
+        } else {
+            "B"
+        };
         let key = match r["pgwire.msg.type"].as_str() {
             Some(t) => format!("{dir}:{t}"),
             None => format!("{dir}:{name}"),
         };
-        *all.entry(client).or_default().entry((client, key)).or_default() += 1;
+        *all.entry(client)
+            .or_default()
+            .entry((client, key))
+            .or_default() += 1;
     }
     all
 }
@@ -108,16 +138,37 @@ fn pgscope_counts(p: &Path) -> BTreeMap<u16, Counts> {
 /// is checked by the golden and peer tests instead.
 const EXCEPTIONS: &[(&str, &str)] = &[
     // tshark reads the answer to an 8-byte unknown startup code as a message.
-    ("pgsql-events.pcap", "tshark decodes the 1-byte 'N' answer to an unknown startup code as a typed message"),
+    (
+        "pgsql-events.pcap",
+        "tshark decodes the 1-byte 'N' answer to an unknown startup code as a typed message",
+    ),
     // Not PostgreSQL at all: tshark forced onto port 5432 decodes garbage as messages.
-    ("http-on-port-5432.pcap", "not PostgreSQL; tshark decodes HTTP as pgsql when forced"),
-    ("mysql-on-port-5432.pcap", "not PostgreSQL; tshark decodes MySQL as pgsql when forced"),
-    ("pgsql-bug-6080-probe-test-01.pcap", "not PostgreSQL; tshark decodes the probes as pgsql"),
-    ("bad-startup-message-1.pcap", "crafted startup length; tshark decodes the rest as messages"),
-    ("bad-backend-message-1.pcap", "crafted backend length < 4; tshark keeps decoding past it"),
+    (
+        "http-on-port-5432.pcap",
+        "not PostgreSQL; tshark decodes HTTP as pgsql when forced",
+    ),
+    (
+        "mysql-on-port-5432.pcap",
+        "not PostgreSQL; tshark decodes MySQL as pgsql when forced",
+    ),
+    (
+        "pgsql-bug-6080-probe-test-01.pcap",
+        "not PostgreSQL; tshark decodes the probes as pgsql",
+    ),
+    (
+        "bad-startup-message-1.pcap",
+        "crafted startup length; tshark decodes the rest as messages",
+    ),
+    (
+        "bad-backend-message-1.pcap",
+        "crafted backend length < 4; tshark keeps decoding past it",
+    ),
     // tshark 4.0 does not follow a GSSENCRequest answered 'N': it decodes no backend
     // message afterwards, where the real server sent a full login and query answer.
-    ("gssenc-refused.pcap", "tshark drops the backend side after a refused GSSENCRequest"),
+    (
+        "gssenc-refused.pcap",
+        "tshark drops the backend side after a refused GSSENCRequest",
+    ),
 ];
 
 #[test]
@@ -140,10 +191,17 @@ fn message_counts_match_tshark() {
             let o = ours.get(client).cloned().unwrap_or_default();
             compared += 1;
             if &o != t {
-                failures.push(format!("{name} client port {client}:\n  tshark  {t:?}\n  pgscope {o:?}"));
+                failures.push(format!(
+                    "{name} client port {client}:\n  tshark  {t:?}\n  pgscope {o:?}"
+                ));
             }
         }
     }
     assert!(compared > 60, "compared only {compared} connections");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -65,7 +65,8 @@ enum Op {
     Simple {
         statements: VecDeque<String>,
         whole: String,
-        current: Box<QueryRecord>,
+        /// The statement running now; `None` once every statement was answered.
+        current: Option<Box<QueryRecord>>,
     },
     Parse {
         name: String,
@@ -118,7 +119,8 @@ impl Session {
             pending: VecDeque::new(),
             done: Vec::new(),
             auth: AuthStage::None,
-            ready_seen: false,
+            // Joined mid-stream: the login is over, errors belong to statements.
+            ready_seen: midstream,
             skipping: false,
         }
     }
@@ -214,10 +216,15 @@ impl Session {
             }
             Body::Query { sql } => {
                 let whole = lossy(sql);
-                let statements: VecDeque<String> =
-                    sql::split_statements(sql).into_iter().map(lossy).collect();
+                let parts = sql::split_statements(sql);
+                // One statement keeps the text exactly as sent; several are reported apart.
+                let statements: VecDeque<String> = if parts.len() > 1 {
+                    parts.into_iter().map(lossy).collect()
+                } else {
+                    VecDeque::from([whole.clone()])
+                };
                 let first = statements.front().unwrap_or(&whole).clone();
-                let current = Box::new(simple_record(id, ts, first));
+                let current = Some(Box::new(simple_record(id, ts, first)));
                 self.push(
                     shared,
                     Op::Simple {
@@ -359,7 +366,7 @@ impl Session {
     /// The record of the statement the server is working on, if any.
     fn running(&mut self) -> Option<&mut QueryRecord> {
         match self.pending.front_mut()? {
-            Op::Simple { current, .. } => Some(current),
+            Op::Simple { current, .. } => current.as_deref_mut(),
             Op::Execute(r) | Op::FunctionCall(r) => Some(r),
             _ => None,
         }
@@ -565,9 +572,14 @@ impl Session {
                 current,
             }) => {
                 statements.pop_front();
-                // More answers than statements we could split: keep the whole text.
-                let text = statements.front().unwrap_or(whole).clone();
-                *std::mem::replace(current, Box::new(simple_record(conn_id, ts, text)))
+                let next = statements
+                    .front()
+                    .map(|t| Box::new(simple_record(conn_id, ts, t.clone())));
+                match std::mem::replace(current, next) {
+                    Some(done) => *done,
+                    // More answers than statements we could split: keep the whole text.
+                    None => simple_record(conn_id, ts, whole.clone()),
+                }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => match self.pending.pop_front() {
                 Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => *r,
@@ -620,8 +632,14 @@ impl Session {
             Some(Op::Simple { .. }) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 // The rest of a multi-statement string is not run.
-                if let Some(Op::Simple { statements, .. }) = self.pending.front_mut() {
+                if let Some(Op::Simple {
+                    statements,
+                    current,
+                    ..
+                }) = self.pending.front_mut()
+                {
                     statements.clear();
+                    *current = None;
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
@@ -712,7 +730,10 @@ impl Session {
         // Statements still running when the capture or connection ended.
         for op in self.pending.drain(..) {
             let rec = match op {
-                Op::Simple { current, .. } => *current,
+                Op::Simple {
+                    current: Some(current),
+                    ..
+                } => *current,
                 Op::Execute(r) | Op::FunctionCall(r) => *r,
                 _ => continue,
             };

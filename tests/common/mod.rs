@@ -77,14 +77,19 @@ pub fn records(p: &Path, kinds: &str, extra: &[&str]) -> Vec<Value> {
 }
 
 pub fn parse_lines(out: &[u8], p: &Path) -> Vec<Value> {
-    let text = std::str::from_utf8(out).unwrap_or_else(|e| panic!("{}: not UTF-8: {e}", p.display()));
+    let text =
+        std::str::from_utf8(out).unwrap_or_else(|e| panic!("{}: not UTF-8: {e}", p.display()));
     text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad JSON {e}: {l}", p.display())))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad JSON {e}: {l}", p.display()))
+        })
         .collect()
 }
 
 pub fn of_kind<'a>(recs: &'a [Value], dataset: &str) -> Vec<&'a Value> {
-    recs.iter().filter(|r| r["event.dataset"] == dataset).collect()
+    recs.iter()
+        .filter(|r| r["event.dataset"] == dataset)
+        .collect()
 }
 
 pub fn capture(rel: &str) -> PathBuf {
