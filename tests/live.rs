@@ -1,0 +1,108 @@
+//! Live capture end to end: `pgscope -i lo` runs while psql sends queries to a real
+//! server, and the queries appear in its JSON output.
+//!
+//! Needs root (to capture) and a running server: `scripts/test.sh` starts one and runs
+//! this test with `--include-ignored`, as CI does. A bare `cargo test` skips it.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn live_capture_on_loopback_sees_psql_queries() {
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let psql = std::env::var("PSQL").unwrap_or_else(|_| "psql".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
+        .args([
+            "-i",
+            "lo",
+            "-p",
+            &port,
+            "-o",
+            "json",
+            "--records",
+            "query,session",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pgscope");
+    // Give libpcap time to open the handle before the traffic starts.
+    std::thread::sleep(Duration::from_millis(1500));
+    let marker = format!("live_{}", std::process::id());
+    let status = Command::new(&psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "trust_user",
+            "-d",
+            "pgscope",
+            "-X",
+            "-q",
+        ])
+        .args(["-c", &format!("select '{marker}' as m"), "-c", "select 1/0"])
+        .env("PGSSLMODE", "disable")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run psql");
+    assert!(!status.success(), "select 1/0 should make psql fail");
+    // Wait until the queries show up (pgscope flushes every record when live).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let queries: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["event.dataset"] == "pgwire.query")
+        .collect();
+    let mine = queries
+        .iter()
+        .find(|q| {
+            q["db.query.text"]
+                .as_str()
+                .is_some_and(|t| t.contains(&marker))
+        })
+        .unwrap_or_else(|| panic!("marker query not seen; stderr: {err}; output: {out}"));
+    // Other clients may use the server meanwhile: look at our connection only.
+    let conn = mine["pgwire.conn_id"].clone();
+    let div = queries
+        .iter()
+        .find(|q| q["db.query.text"] == "select 1/0" && q["pgwire.conn_id"] == conn)
+        .expect("select 1/0 seen");
+    assert_eq!(div["db.response.status_code"], "22012");
+    let session = recs
+        .iter()
+        .find(|r| r["event.dataset"] == "pgwire.session" && r["pgwire.conn_id"] == conn)
+        .expect("session record at the end");
+    assert_eq!(session["user.name"], "trust_user");
+}
