@@ -21,7 +21,7 @@ struct Stage<'s> {
     sink: &'s mut dyn Sink,
     want_messages: bool,
     shared: Shared,
-    queries: Vec<QueryRecord>,
+    queries: Vec<Box<QueryRecord>>,
     messages: u64,
     anomalies: u64,
     io_error: Option<io::Error>,

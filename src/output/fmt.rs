@@ -19,6 +19,36 @@ pub fn rfc3339(ns: i64, out: &mut String) {
     );
 }
 
+/// RFC 3339 formatting for many records in a row: the text up to the second is
+/// reused while the second does not change.
+#[derive(Default)]
+pub struct TimeCache {
+    sec: Option<i64>,
+    prefix: String,
+}
+
+impl TimeCache {
+    pub fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
+        let sec = ns.div_euclid(1_000_000_000);
+        if self.sec != Some(sec) {
+            self.prefix.clear();
+            rfc3339(sec * 1_000_000_000, &mut self.prefix);
+            self.prefix.truncate(self.prefix.len() - "000000Z".len());
+            self.sec = Some(sec);
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let micros = (ns.rem_euclid(1_000_000_000) / 1000) as u32;
+        let mut digits = [b'0'; 6];
+        let mut m = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+    }
+}
+
 /// Time of day only, for the text trace: `02:12:12.123456`.
 pub fn time_of_day(ns: i64, out: &mut String) {
     let secs = ns.div_euclid(1_000_000_000);
@@ -113,6 +143,13 @@ mod tests {
         let mut s = String::new();
         time_of_day(1_700_000_000_123_456_789, &mut s);
         assert_eq!(s, "22:13:20.123456");
+        let mut cache = TimeCache::default();
+        for (ns, _) in cases.iter().chain(cases.iter()) {
+            let (mut a, mut b) = (String::new(), Vec::new());
+            rfc3339(*ns, &mut a);
+            cache.write(*ns, &mut b);
+            assert_eq!(a.as_bytes(), b);
+        }
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! (see docs/schema.md).
 
 use super::fields::{FieldOut, Redaction, visit};
-use super::fmt::rfc3339;
+use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
 use super::{AnomalyView, RunStats, Sink, dir_str};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
+use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -15,11 +16,12 @@ use std::io::{self, Write};
 pub struct JsonSink<W: Write> {
     out: W,
     buf: Vec<u8>,
-    ts: String,
+    ts: TimeCache,
     records: Vec<RecordKind>,
     redaction: Redaction,
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
+    fingerprints: FingerprintCache,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -27,25 +29,25 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             buf: Vec::with_capacity(64 << 10),
-            ts: String::with_capacity(32),
+            ts: TimeCache::default(),
             records,
             redaction,
             flush_each,
+            fingerprints: FingerprintCache::default(),
         }
     }
 
     /// Fields every record starts with.
     fn head<'b>(
         buf: &'b mut Vec<u8>,
-        ts_buf: &mut String,
+        times: &mut TimeCache,
         ts: i64,
         dataset: &str,
         conn: Option<&ConnMeta>,
     ) -> JsonObj<'b> {
-        ts_buf.clear();
-        rfc3339(ts, ts_buf);
         let mut o = JsonObj::begin(buf);
-        o.str("@timestamp", ts_buf).str("event.dataset", dataset);
+        o.time("@timestamp", ts, times)
+            .str("event.dataset", dataset);
         if let Some(c) = conn {
             o.num("pgwire.conn_id", c.id)
                 .display("source.ip", &c.client.0)
@@ -66,12 +68,6 @@ impl<W: Write> JsonSink<W> {
             }
         }
         Ok(())
-    }
-
-    fn time(&mut self, ns: i64) -> &str {
-        self.ts.clear();
-        rfc3339(ns, &mut self.ts);
-        &self.ts
     }
 }
 
@@ -177,7 +173,6 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
-        let start = self.time(q.start_ns).to_string();
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
@@ -190,7 +185,7 @@ impl<W: Write> Sink for JsonSink<W> {
             .opt_str("db.namespace", s.database.as_deref())
             .opt_str("service.name", s.application.as_deref())
             .opt_str("db.query.text", q.text.as_deref())
-            .opt_str("db.operation.name", q.operation.as_deref())
+            .opt_str("db.operation.name", q.operation_name().as_deref())
             .str("pgwire.protocol", q.protocol);
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
@@ -205,13 +200,8 @@ impl<W: Write> Sink for JsonSink<W> {
                 o.value("db.query.parameters", &q.params);
             }
         }
-        o.str("event.start", &start);
-        let end = {
-            let mut e = String::new();
-            rfc3339(q.end_ns, &mut e);
-            e
-        };
-        o.str("event.end", &end)
+        o.time("event.start", q.start_ns, &mut self.ts)
+            .time("event.end", q.end_ns, &mut self.ts)
             .num("event.duration", q.duration_ns())
             .opt_str("pgwire.command_tag", q.command_tag.as_deref())
             .num("db.response.returned_rows", q.rows_returned);
@@ -231,8 +221,8 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(by) = q.cancelled_by {
             o.num("pgwire.cancelled_by", by);
         }
-        if let Some(f) = &q.fingerprint {
-            o.str("pgwire.fingerprint", f);
+        if let Some(t) = q.text.as_deref() {
+            o.str("pgwire.fingerprint", self.fingerprints.get(t));
         }
         if !q.notices.is_empty() {
             let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
@@ -266,7 +256,6 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Session) {
             return Ok(());
         }
-        let start = self.time(s.start_ns).to_string();
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
@@ -340,13 +329,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .bool("pgwire.midstream", s.midstream)
             .num("pgwire.gaps", s.gaps)
             .num("pgwire.resyncs", s.resyncs)
-            .str("event.start", &start);
-        let end = {
-            let mut e = String::new();
-            rfc3339(s.end_ns, &mut e);
-            e
-        };
-        o.str("event.end", &end)
+            .time("event.start", s.start_ns, &mut self.ts)
+            .time("event.end", s.end_ns, &mut self.ts)
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
             .str("pgwire.close_reason", s.close_reason)
             .bool("pgwire.terminated", s.terminated);

@@ -20,13 +20,24 @@ impl<'a> JsonObj<'a> {
         self.buf.extend_from_slice(b"}\n");
     }
 
+    /// Keys are this program's own ASCII names: written without escaping.
     fn key(&mut self, k: &str) {
         if !self.first {
             self.buf.push(b',');
         }
         self.first = false;
-        self.string(k);
-        self.buf.push(b':');
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+    }
+
+    /// An RFC 3339 timestamp, formatted through a cache of the last second.
+    pub fn time(&mut self, k: &str, ns: i64, cache: &mut super::fmt::TimeCache) -> &mut Self {
+        self.key(k);
+        self.buf.push(b'"');
+        cache.write(ns, self.buf);
+        self.buf.push(b'"');
+        self
     }
 
     fn string(&mut self, s: &str) {
@@ -96,8 +107,6 @@ impl<'a> JsonObj<'a> {
 }
 
 pub mod itoa_like {
-    use std::io::Write;
-
     pub trait Num: Copy {
         fn write(self, buf: &mut Vec<u8>);
     }
@@ -106,7 +115,7 @@ pub mod itoa_like {
         ($($t:ty),*) => {$(
             impl Num for $t {
                 fn write(self, buf: &mut Vec<u8>) {
-                    let _ = write!(buf, "{}", self);
+                    buf.extend_from_slice(itoa::Buffer::new().format(self).as_bytes());
                 }
             }
         )*};

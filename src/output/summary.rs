@@ -5,6 +5,7 @@
 use super::fmt::push_escaped;
 use super::{AnomalyView, RunStats, Sink};
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
+use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -79,6 +80,7 @@ pub struct SummarySink<W: Write> {
     queries: u64,
     failed: u64,
     rng: u64,
+    fingerprints: FingerprintCache,
 }
 
 impl<W: Write> SummarySink<W> {
@@ -101,6 +103,7 @@ impl<W: Write> SummarySink<W> {
             queries: 0,
             failed: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
+            fingerprints: FingerprintCache::default(),
         }
     }
 }
@@ -165,16 +168,17 @@ impl<W: Write> Sink for SummarySink<W> {
                 .or_insert_with(|| (0, e.message.clone()));
             slot.0 += 1;
         }
-        let key = match &q.fingerprint {
+        let fp = q.text.as_deref().map(|t| self.fingerprints.get(t));
+        let key = match fp {
             Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => {
-                f.clone()
+                f.to_string()
             }
             Some(_) => "(other)".to_string(),
             None => "(unknown)".to_string(),
         };
         let st = self.stmts.entry(key).or_default();
         if st.text.is_empty() {
-            st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
+            st.text = q.text.as_deref().unwrap_or("(SQL not seen)").to_string();
         }
         st.add(
             d,

@@ -13,7 +13,9 @@ mod tests;
 
 use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
 use record::{CancelInfo, CopyStats, Outcome, QueryRecord, ServerMessage, SessionRecord};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 /// Pending operations kept per connection; a client that pipelines more without
 /// reading answers is cut here (counted as dropped).
@@ -48,9 +50,7 @@ impl Shared {
 }
 
 struct Statement {
-    sql: String,
-    operation: Option<String>,
-    fingerprint: String,
+    sql: Rc<str>,
     param_types: Vec<u32>,
 }
 
@@ -63,8 +63,9 @@ struct Portal {
 enum Op {
     /// A Query message: its statements, closed one by one.
     Simple {
-        statements: VecDeque<String>,
-        whole: String,
+        /// Statements after the current one.
+        rest: VecDeque<Rc<str>>,
+        whole: Rc<str>,
         /// The statement running now; `None` once every statement was answered.
         current: Option<Box<QueryRecord>>,
     },
@@ -91,11 +92,11 @@ enum AuthStage {
 pub struct Session {
     rec: SessionRecord,
     key: Vec<u8>,
-    statements: HashMap<String, Statement>,
-    portals: HashMap<String, Portal>,
+    statements: FxHashMap<String, Statement>,
+    portals: FxHashMap<String, Portal>,
     pending: VecDeque<Op>,
     /// Finished statements waiting for the ReadyForQuery that gives their tx status.
-    done: Vec<QueryRecord>,
+    done: Vec<Box<QueryRecord>>,
     auth: AuthStage,
     ready_seen: bool,
     /// Inside a pipeline after an error: the server skips everything up to Sync.
@@ -114,8 +115,8 @@ impl Session {
                 ..SessionRecord::default()
             },
             key: Vec::new(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            statements: FxHashMap::default(),
+            portals: FxHashMap::default(),
             pending: VecDeque::new(),
             done: Vec::new(),
             auth: AuthStage::None,
@@ -158,7 +159,7 @@ impl Session {
         shared: &mut Shared,
         ts: i64,
         msg: &Msg<'_>,
-        out: &mut Vec<QueryRecord>,
+        out: &mut Vec<Box<QueryRecord>>,
     ) {
         self.rec.end_ns = ts;
         match msg.dir {
@@ -180,7 +181,7 @@ impl Session {
                 Op::Sync | Op::Simple { .. } => {}
                 Op::Execute(mut r) => {
                     r.skipped = true;
-                    self.done.push(*r);
+                    self.done.push(r);
                     return;
                 }
                 _ => return,
@@ -215,20 +216,31 @@ impl Session {
                 });
             }
             Body::Query { sql } => {
-                let whole = lossy(sql);
-                let parts = sql::split_statements(sql);
-                // One statement keeps the text exactly as sent; several are reported apart.
-                let statements: VecDeque<String> = if parts.len() > 1 {
-                    parts.into_iter().map(lossy).collect()
+                let whole: Rc<str> = lossy(sql).into();
+                // One statement keeps the text exactly as sent; several are reported
+                // apart. Splitting needs a ';' before the end, rare enough to test first.
+                let trimmed = sql.trim_ascii_end();
+                let inner = &trimmed[..trimmed.len().saturating_sub(1)];
+                let mut parts = if inner.contains(&b';') {
+                    sql::split_statements(sql)
                 } else {
-                    VecDeque::from([whole.clone()])
+                    Vec::new()
                 };
-                let first = statements.front().unwrap_or(&whole).clone();
-                let current = Some(Box::new(simple_record(id, ts, first)));
+                let (first, rest) = if parts.len() > 1 {
+                    let rest = parts
+                        .split_off(1)
+                        .into_iter()
+                        .map(|p| lossy(p).into())
+                        .collect();
+                    (lossy(parts[0]).into(), rest)
+                } else {
+                    (whole.clone(), VecDeque::new())
+                };
+                let current = Some(simple_record(id, ts, first));
                 self.push(
                     shared,
                     Op::Simple {
-                        statements,
+                        rest,
                         whole,
                         current,
                     },
@@ -244,9 +256,7 @@ impl Session {
                     self.statements.insert(
                         name.clone(),
                         Statement {
-                            sql: lossy(query),
-                            operation: sql::operation(query),
-                            fingerprint: sql::fingerprint(query),
+                            sql: lossy(query).into(),
                             param_types: param_types.iter().collect(),
                         },
                     );
@@ -307,14 +317,14 @@ impl Session {
             }
             Body::Execute { portal, .. } => {
                 let rec = self.extended_record(ts, &lossy(portal));
-                self.push(shared, Op::Execute(Box::new(rec)));
+                self.push(shared, Op::Execute(rec));
             }
             Body::Sync => self.push(shared, Op::Sync),
             Body::FunctionCall { oid, .. } => {
-                let mut rec = QueryRecord::new(id, "function", ts);
-                rec.text = Some(format!("FunctionCall(oid={oid})"));
-                rec.operation = Some("FUNCTION CALL".into());
-                self.push(shared, Op::FunctionCall(Box::new(rec)));
+                let mut rec = Box::new(QueryRecord::new(id, "function", ts));
+                rec.text = Some(format!("FunctionCall(oid={oid})").into());
+                rec.operation = Some("FUNCTION CALL");
+                self.push(shared, Op::FunctionCall(rec));
             }
             Body::SaslInitialResponse { mechanism, .. } => {
                 self.rec.auth_method = Some(lossy(mechanism));
@@ -348,16 +358,14 @@ impl Session {
         }
     }
 
-    fn extended_record(&self, ts: i64, portal: &str) -> QueryRecord {
-        let mut rec = QueryRecord::new(self.rec.conn_id, "extended", ts);
+    fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
             rec.statement = Some(p.statement.clone());
             if let Some(s) = self.statements.get(&p.statement) {
                 rec.text = Some(s.sql.clone());
-                rec.operation = s.operation.clone();
-                rec.fingerprint = Some(s.fingerprint.clone());
             }
         }
         rec
@@ -367,7 +375,7 @@ impl Session {
     fn running(&mut self) -> Option<&mut QueryRecord> {
         match self.pending.front_mut()? {
             Op::Simple { current, .. } => current.as_deref_mut(),
-            Op::Execute(r) | Op::FunctionCall(r) => Some(r),
+            Op::Execute(r) | Op::FunctionCall(r) => Some(r.as_mut()),
             _ => None,
         }
     }
@@ -399,7 +407,13 @@ impl Session {
         }
     }
 
-    fn backend(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, out: &mut Vec<QueryRecord>) {
+    fn backend(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        msg: &Msg<'_>,
+        out: &mut Vec<Box<QueryRecord>>,
+    ) {
         match msg.body {
             Body::SslResponse { answer } | Body::GssEncResponse { answer } => {
                 if let Some(last) = self.rec.negotiation.last_mut() {
@@ -567,22 +581,19 @@ impl Session {
         let conn_id = self.rec.conn_id;
         let finished = match self.pending.front_mut() {
             Some(Op::Simple {
-                statements,
+                rest,
                 whole,
                 current,
             }) => {
-                statements.pop_front();
-                let next = statements
-                    .front()
-                    .map(|t| Box::new(simple_record(conn_id, ts, t.clone())));
+                let next = rest.pop_front().map(|t| simple_record(conn_id, ts, t));
                 match std::mem::replace(current, next) {
-                    Some(done) => *done,
+                    Some(done) => done,
                     // More answers than statements we could split: keep the whole text.
                     None => simple_record(conn_id, ts, whole.clone()),
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => match self.pending.pop_front() {
-                Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => *r,
+                Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => r,
                 _ => return,
             },
             _ => return, // an answer to nothing we saw asked (joined mid-stream)
@@ -593,7 +604,7 @@ impl Session {
     fn finish(
         &mut self,
         shared: &mut Shared,
-        mut rec: QueryRecord,
+        mut rec: Box<QueryRecord>,
         ts: i64,
         outcome: Outcome,
         tag: Option<String>,
@@ -603,13 +614,6 @@ impl Session {
         rec.outcome = outcome;
         rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
         rec.command_tag = tag;
-        if rec.operation.is_none() {
-            rec.operation = rec
-                .command_tag
-                .as_deref()
-                .and_then(|t| t.split(' ').next())
-                .map(str::to_string);
-        }
         rec.error = error;
         self.check_cancel(shared, &mut rec);
         self.rec.queries += 1;
@@ -632,13 +636,8 @@ impl Session {
             Some(Op::Simple { .. }) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 // The rest of a multi-statement string is not run.
-                if let Some(Op::Simple {
-                    statements,
-                    current,
-                    ..
-                }) = self.pending.front_mut()
-                {
-                    statements.clear();
+                if let Some(Op::Simple { rest, current, .. }) = self.pending.front_mut() {
+                    rest.clear();
                     *current = None;
                 }
             }
@@ -656,14 +655,12 @@ impl Session {
                     .take_while(|op| !matches!(op, Op::Sync))
                     .position(|op| matches!(op, Op::Execute(_)));
                 let rec = match exec.and_then(|i| self.pending.remove(i)) {
-                    Some(Op::Execute(r)) => *r,
+                    Some(Op::Execute(r)) => r,
                     _ => {
-                        let mut r = QueryRecord::new(self.rec.conn_id, "extended", ts);
+                        let mut r = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
                         if let Some(Op::Parse { name }) = failed {
                             if let Some(s) = self.statements.remove(&name) {
                                 r.text = Some(s.sql);
-                                r.operation = s.operation;
-                                r.fingerprint = Some(s.fingerprint);
                             }
                             r.statement = Some(name);
                         }
@@ -689,13 +686,13 @@ impl Session {
             if let Some(Op::Execute(mut r)) = self.pending.pop_front() {
                 r.skipped = true;
                 r.end_ns = ts;
-                self.done.push(*r);
+                self.done.push(r);
             }
         }
         self.skipping = true;
     }
 
-    fn ready(&mut self, shared: &mut Shared, status: u8, out: &mut Vec<QueryRecord>) {
+    fn ready(&mut self, shared: &mut Shared, status: u8, out: &mut Vec<Box<QueryRecord>>) {
         if !self.ready_seen {
             self.ready_seen = true;
             if self.rec.auth_outcome.is_none() {
@@ -724,20 +721,19 @@ impl Session {
         shared: &mut Shared,
         ts: i64,
         reason: &'static str,
-        out: &mut Vec<QueryRecord>,
+        out: &mut Vec<Box<QueryRecord>>,
     ) -> SessionRecord {
         out.append(&mut self.done);
         // Statements still running when the capture or connection ended.
         for op in self.pending.drain(..) {
-            let rec = match op {
+            let mut rec = match op {
                 Op::Simple {
                     current: Some(current),
                     ..
-                } => *current,
-                Op::Execute(r) | Op::FunctionCall(r) => *r,
+                } => current,
+                Op::Execute(r) | Op::FunctionCall(r) => r,
                 _ => continue,
             };
-            let mut rec = rec;
             rec.end_ns = ts;
             rec.outcome = Outcome::Unknown;
             out.push(rec);
@@ -752,10 +748,8 @@ impl Session {
     }
 }
 
-fn simple_record(conn_id: u64, ts: i64, text: String) -> QueryRecord {
-    let mut rec = QueryRecord::new(conn_id, "simple", ts);
-    rec.operation = sql::operation(text.as_bytes());
-    rec.fingerprint = Some(sql::fingerprint(text.as_bytes()));
+fn simple_record(conn_id: u64, ts: i64, text: Rc<str>) -> Box<QueryRecord> {
+    let mut rec = Box::new(QueryRecord::new(conn_id, "simple", ts));
     rec.text = Some(text);
     rec
 }

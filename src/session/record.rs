@@ -1,5 +1,8 @@
 //! The records the session stage hands to the presenters.
 
+use std::borrow::Cow;
+use std::rc::Rc;
+
 /// How a statement ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -43,10 +46,11 @@ pub struct CopyStats {
 #[derive(Clone, Debug)]
 pub struct QueryRecord {
     pub conn_id: u64,
-    /// `None` when the SQL was never seen (joined mid-stream).
-    pub text: Option<String>,
-    pub operation: Option<String>,
-    pub fingerprint: Option<String>,
+    /// `None` when the SQL was never seen (joined mid-stream). Shared with the
+    /// prepared statement it came from, so records of one statement cost no copy.
+    pub text: Option<Rc<str>>,
+    /// Set only where neither the command tag nor the text can name it (FunctionCall).
+    pub operation: Option<&'static str>,
     /// `simple`, `extended` or `function`.
     pub protocol: &'static str,
     pub statement: Option<String>,
@@ -80,7 +84,6 @@ impl QueryRecord {
             conn_id,
             text: None,
             operation: None,
-            fingerprint: None,
             protocol,
             statement: None,
             portal: None,
@@ -104,6 +107,23 @@ impl QueryRecord {
 
     pub fn duration_ns(&self) -> i64 {
         self.end_ns.saturating_sub(self.start_ns)
+    }
+
+    /// `db.operation.name`: what the server says it ran (the command tag), else the
+    /// statement's first keyword.
+    pub fn operation_name(&self) -> Option<Cow<'_, str>> {
+        if let Some(op) = self.operation {
+            return Some(Cow::Borrowed(op));
+        }
+        let from_tag = self
+            .command_tag
+            .as_deref()
+            .and_then(|t| t.split(' ').next())
+            .filter(|w| !w.is_empty());
+        match from_tag {
+            Some(w) => Some(Cow::Borrowed(w)),
+            None => super::sql::operation(self.text.as_deref()?.as_bytes()).map(Cow::Owned),
+        }
     }
 }
 

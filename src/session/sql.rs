@@ -240,14 +240,39 @@ pub fn normalize(sql: &[u8]) -> String {
     out
 }
 
-/// 64-bit FNV-1a of the normalised text, as 16 hex digits.
-pub fn fingerprint(sql: &[u8]) -> String {
+fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in normalize(sql).bytes() {
+    for &b in bytes {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
+}
+
+/// 64-bit FNV-1a of the normalised text, as 16 hex digits.
+pub fn fingerprint(sql: &[u8]) -> String {
+    format!("{:016x}", fnv1a(normalize(sql).as_bytes()))
+}
+
+/// Fingerprints of recently seen texts. Prepared and ORM statements repeat, so most
+/// lookups cost one hash of the raw text instead of a normalisation.
+#[derive(Default)]
+pub struct FingerprintCache {
+    map: std::collections::HashMap<u64, String>,
+}
+
+impl FingerprintCache {
+    const MAX: usize = 4096;
+
+    pub fn get(&mut self, text: &str) -> &str {
+        let key = fnv1a(text.as_bytes());
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
+            self.map.clear();
+        }
+        self.map
+            .entry(key)
+            .or_insert_with(|| fingerprint(text.as_bytes()))
+    }
 }
 
 #[cfg(test)]

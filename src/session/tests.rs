@@ -113,7 +113,7 @@ fn key_data(pid: u32, key: &[u8]) -> Vec<u8> {
 struct Conn {
     dec: ConnDecoder,
     s: Session,
-    out: Vec<QueryRecord>,
+    out: Vec<Box<QueryRecord>>,
 }
 
 impl Conn {
@@ -175,7 +175,7 @@ fn simple_multi_statement_query_yields_one_record_per_statement() {
         Dir::Backend,
         &[complete("SELECT 2"), ready(b'I')],
     );
-    let texts: Vec<_> = c.out.iter().map(|q| q.text.clone().unwrap()).collect();
+    let texts: Vec<_> = c.out.iter().map(|q| q.text.as_deref().unwrap()).collect();
     assert_eq!(texts, vec!["select 1", "select 'a;b'"]);
     assert_eq!(c.out[0].rows_returned, 1);
     assert_eq!(c.out[1].rows_returned, 2);
@@ -303,7 +303,7 @@ fn binary_bind_parameters_use_the_parse_types() {
         vec![Some("256".to_string()), Some("hi".to_string()), None]
     );
     assert_eq!(q.tx_status, Some(b'T'));
-    assert_eq!(q.operation.as_deref(), Some("SELECT"));
+    assert_eq!(q.operation_name().as_deref(), Some("SELECT"));
 }
 
 #[test]

@@ -9,8 +9,7 @@ mod community_id;
 pub use community_id::community_id;
 
 use crate::net::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN, Segment};
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 /// Which end sent the bytes.
@@ -108,46 +107,6 @@ const MAX_HOLE: u32 = 16 << 20;
 const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
 
 type Key = (IpAddr, u16, IpAddr, u16);
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
-/// The multiply-rotate hash of rustc: flow keys are not attacker-chosen in a way that
-/// matters here (the table is capped), and SipHash costs a measurable share per packet.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64)
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.add(i as u64)
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64)
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i)
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64)
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
 
 #[derive(Default)]
 struct Half {
@@ -199,7 +158,7 @@ impl<T> Flow<T> {
 }
 
 pub struct FlowTable<T> {
-    flows: FastMap<Key, Flow<T>>,
+    flows: FxHashMap<Key, Flow<T>>,
     ports: Vec<u16>,
     limits: Limits,
     next_id: u64,
@@ -224,7 +183,7 @@ fn seq_diff(to: u32, from: u32) -> i64 {
 impl<T> FlowTable<T> {
     pub fn new(ports: Vec<u16>, limits: Limits) -> Self {
         FlowTable {
-            flows: FastMap::default(),
+            flows: FxHashMap::default(),
             ports,
             limits,
             next_id: 1,
