@@ -394,9 +394,28 @@ scenarios=("$@")
 for s in "${scenarios[@]}"; do
     declare -F "rec_$s" >/dev/null || die "unknown scenario $s (see --list)"
 done
+# Number of TCP connections (client SYNs) each scenario makes. Other processes
+# on this machine (e.g. live tests) may talk to the same servers while we
+# record; a capture with a different count is thrown away and re-recorded.
+declare -A EXPECT_SYN=(
+    [auth-failures]=3 [cancel-30]=2 [cancel-32]=2 [listen-notify]=2
+    [midstream]=0 [pgbench-extended]=3 [pgbench-prepared]=3 [replication]=4
+)
+syn_count() {
+    tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true
+}
 for s in "${scenarios[@]}"; do
-    log "== $s"
-    "rec_$s"
+    want=${EXPECT_SYN[$s]:-1}
+    for attempt in 1 2 3 4 5; do
+        log "== $s${attempt:+ (attempt $attempt)}"
+        "rec_$s"
+        [ -s "$OUT/$s.pcap" ] || break   # skipped scenario
+        got=$(syn_count "$OUT/$s.pcap")
+        [ "$got" = "$want" ] && break
+        log "$s: $got connections in the capture, expected $want (foreign traffic?); re-recording"
+        [ "$attempt" = 5 ] && die "$s: could not get a clean capture"
+        sleep 2
+    done
 done
 write_secrets
 log "summary:"
