@@ -333,7 +333,12 @@ impl Session {
             Body::SaslInitialResponse { mechanism, .. } => {
                 self.rec.auth_method = Some(lossy(mechanism));
             }
-            Body::CopyData { data } => self.copy_data(Dir::Frontend, data),
+            Body::CopyData { data } => {
+                self.copy_data(Dir::Frontend, data.first().copied(), data.len())
+            }
+            Body::Oversize if msg.typ == Some(b'd') => {
+                self.copy_data(Dir::Frontend, None, msg.len as usize - 4)
+            }
             Body::CopyDone | Body::CopyFail { .. } => {}
             Body::Terminate => self.rec.terminated = true,
             _ => {}
@@ -384,7 +389,8 @@ impl Session {
         }
     }
 
-    fn copy_data(&mut self, dir: Dir, data: &[u8]) {
+    /// One CopyData message: its first byte (replication message kind) and size.
+    fn copy_data(&mut self, dir: Dir, kind: Option<u8>, len: usize) {
         let Some(rec) = self.running() else {
             return;
         };
@@ -392,18 +398,18 @@ impl Session {
         match dir {
             Dir::Frontend => {
                 copy.messages_in += 1;
-                copy.bytes_in += data.len() as u64;
+                copy.bytes_in += len as u64;
             }
             Dir::Backend => {
                 copy.messages_out += 1;
-                copy.bytes_out += data.len() as u64;
+                copy.bytes_out += len as u64;
                 if copy.direction == "out" {
                     rec.rows_returned += 1;
                 }
             }
         }
         if copy.direction == "both" {
-            match data.first() {
+            match kind {
                 Some(b'w') => copy.xlog_data += 1,
                 Some(b'k') => copy.keepalives += 1,
                 _ => {}
@@ -494,7 +500,8 @@ impl Session {
                     self.pending.pop_front();
                 }
             }
-            Body::DataRow { .. } => {
+            // Too large to keep (multi-MB values): still a row.
+            Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
                 if let Some(r) = self.running() {
                     r.rows_returned += 1;
                 }
@@ -503,7 +510,12 @@ impl Session {
             Body::CopyInResponse { .. } => self.start_copy("in"),
             Body::CopyOutResponse { .. } => self.start_copy("out"),
             Body::CopyBothResponse { .. } => self.start_copy("both"),
-            Body::CopyData { data } => self.copy_data(Dir::Backend, data),
+            Body::CopyData { data } => {
+                self.copy_data(Dir::Backend, data.first().copied(), data.len())
+            }
+            Body::Oversize if msg.typ == Some(b'd') => {
+                self.copy_data(Dir::Backend, None, msg.len as usize - 4);
+            }
             Body::CommandComplete { tag } => {
                 let tag = lossy(tag);
                 self.complete(shared, ts, Outcome::Success, Some(tag), None);
