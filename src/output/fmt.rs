@@ -93,14 +93,20 @@ pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Appends wire bytes for a terminal: quotes, backslashes and every control character
-/// (C0, DEL, C1) escaped, invalid UTF-8 as `\xNN`.
+/// Appends wire bytes for a terminal, inside a quoted string: quotes, backslashes and
+/// every control character (C0, DEL, C1) escaped, invalid UTF-8 as `\xNN`.
 pub fn push_escaped(out: &mut String, bytes: &[u8]) {
+    push_sanitized(out, bytes, true);
+}
+
+/// Like [`push_escaped`], for text that is not quoted (table cells): quotes stay as
+/// they are, control characters and invalid UTF-8 are still escaped.
+pub fn push_sanitized(out: &mut String, bytes: &[u8], quoted: bool) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
+                '"' if quoted => out.push_str("\\\""),
+                '\\' if quoted => out.push_str("\\\\"),
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),

@@ -2,10 +2,10 @@
 //! how, the top statements by total time with percentiles, errors by SQLSTATE, a
 //! latency histogram and the capture's anomalies.
 
-use super::fmt::push_escaped;
+use super::fmt::push_sanitized;
 use super::{AnomalyView, RunStats, Sink};
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
-use crate::session::sql::FingerprintCache;
+use crate::session::sql::{normalize, FingerprintCache};
 use crate::tcp::ConnMeta;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -123,7 +123,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 /// Escaped and cut to `width` characters, for one table cell.
 fn cell(s: &str, width: usize) -> String {
     let mut e = String::new();
-    push_escaped(&mut e, s.as_bytes());
+    push_sanitized(&mut e, s.as_bytes(), false);
     if e.chars().count() > width {
         let mut cut: String = e.chars().take(width.saturating_sub(1)).collect();
         cut.push('…');
@@ -178,7 +178,11 @@ impl<W: Write> Sink for SummarySink<W> {
         };
         let st = self.stmts.entry(key).or_default();
         if st.text.is_empty() {
-            st.text = q.text.as_deref().unwrap_or("(SQL not seen)").to_string();
+            // Shown normalised, as pg_stat_statements does: literals vary between calls.
+            st.text = q
+                .text
+                .as_deref()
+                .map_or_else(|| "(SQL not seen)".into(), |t| normalize(t.as_bytes()));
         }
         st.add(
             d,
