@@ -230,10 +230,15 @@ pub fn read_live(
         .map_err(|e| err("bad capture filter", e))?;
     let linktype = cap.get_datalink().0;
     let mut save = match opts.savefile {
-        Some(path) => Some(
-            cap.savefile(path)
-                .map_err(|e| err("cannot create -w file", e))?,
-        ),
+        Some(path) => {
+            // Raw packets may hold credentials: only the owner may read the file.
+            let _ = std::fs::remove_file(path);
+            // SAFETY: umask only swaps the process file-creation mask.
+            let old = unsafe { libc::umask(0o077) };
+            let file = cap.savefile(path);
+            unsafe { libc::umask(old) };
+            Some(file.map_err(|e| err("cannot create -w file", e))?)
+        }
         None => None,
     };
     (opts.after_open)().map_err(CaptureError)?;
