@@ -326,3 +326,16 @@ fn no_secret_reaches_any_output() {
         "--show-secrets revealed nothing: the leak check proves nothing"
     );
 }
+
+/// Every shipped capture, every record kind: valid JSON, no duplicate keys, exit 0.
+#[test]
+fn every_capture_decodes_to_valid_json() {
+    for p in all_captures() {
+        let r = records(&p, "message,query,session,anomaly", &[]);
+        assert!(
+            !r.is_empty() || p.to_string_lossy().contains("probe"),
+            "{}",
+            p.display()
+        );
+    }
+}

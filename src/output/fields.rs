@@ -116,9 +116,11 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             }
             out.list("result_formats", &mut nums(result_formats.iter()));
         }
+        // Body keys must not reuse `name`, `type`, `len` or `dir`: they sit next to the
+        // message's own under `pgwire.msg.`.
         Body::Describe { kind, name } | Body::Close { kind, name } => {
             out.text("kind", &ch(kind));
-            out.text("name", name);
+            out.text("target", name);
         }
         Body::Execute { portal, max_rows } => {
             out.text("portal", portal);
@@ -166,7 +168,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             out.list("unsupported_options", &mut texts(options.iter()));
         }
         Body::ParameterStatus { name, value } => {
-            out.text("name", name);
+            out.text("parameter", name);
             out.text("value", value);
         }
         Body::ReadyForQuery { status } => out.text("status", &ch(status)),

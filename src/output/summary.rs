@@ -5,7 +5,7 @@
 use super::fmt::push_sanitized;
 use super::{AnomalyView, RunStats, Sink};
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
-use crate::session::sql::{normalize, FingerprintCache};
+use crate::session::sql::{FingerprintCache, normalize};
 use crate::tcp::ConnMeta;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

@@ -76,14 +76,53 @@ pub fn records(p: &Path, kinds: &str, extra: &[&str]) -> Vec<Value> {
     parse_lines(&run.stdout, p)
 }
 
+/// Parses JSON lines, failing on invalid JSON and on a key that appears twice in one
+/// object (serde_json would silently keep the last one).
 pub fn parse_lines(out: &[u8], p: &Path) -> Vec<Value> {
     let text =
         std::str::from_utf8(out).unwrap_or_else(|e| panic!("{}: not UTF-8: {e}", p.display()));
     text.lines()
         .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad JSON {e}: {l}", p.display()))
+            let keys: KeyList = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad JSON {e}: {l}", p.display()));
+            let mut sorted = keys.0.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(
+                sorted.len(),
+                keys.0.len(),
+                "{}: duplicate key in {l}",
+                p.display()
+            );
+            serde_json::from_str(l).unwrap()
         })
         .collect()
+}
+
+/// The top-level keys of a JSON object, in order, duplicates kept.
+struct KeyList(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeyList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<KeyList, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(KeyList(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 pub fn of_kind<'a>(recs: &'a [Value], dataset: &str) -> Vec<&'a Value> {
