@@ -92,7 +92,7 @@ impl Stage<'_> {
                 self.anomalies += 1;
                 match a.kind {
                     AnomalyKind::Resync => session.note_resync(),
-                    AnomalyKind::Gap => session.note_gap(),
+                    AnomalyKind::Gap => session.note_gap(a.dir, ts),
                     _ => {}
                 }
                 let view = AnomalyView {

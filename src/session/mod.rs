@@ -105,6 +105,8 @@ pub struct Session {
     ready_seen: bool,
     /// Inside a pipeline after an error: the server skips everything up to Sync.
     skipping: bool,
+    /// Requests were lost in a gap: answers are not attributed until ReadyForQuery.
+    lost_requests: bool,
 }
 
 impl Session {
@@ -127,6 +129,7 @@ impl Session {
             // Joined mid-stream: the login is over, errors belong to statements.
             ready_seen: midstream,
             skipping: false,
+            lost_requests: false,
         }
     }
 
@@ -142,8 +145,35 @@ impl Session {
         }
     }
 
-    pub fn note_gap(&mut self) {
+    /// Bytes were lost in one direction. Lost requests would make later answers land
+    /// on the wrong statements, so what is pending is closed as unknown and answers
+    /// are ignored until the next ReadyForQuery re-anchors the exchange. Lost answers
+    /// need nothing here: the next ReadyForQuery closes what they left open.
+    pub fn note_gap(&mut self, dir: Dir, ts: i64) {
         self.rec.gaps += 1;
+        if dir == Dir::Frontend {
+            let ops: Vec<Op> = self.pending.drain(..).collect();
+            for op in ops {
+                self.unanswered(op, ts);
+            }
+            self.lost_requests = true;
+        }
+    }
+
+    /// An operation that will get no answer we can attribute: its statement, if it
+    /// has one, is reported with an unknown outcome.
+    fn unanswered(&mut self, op: Op, ts: i64) {
+        let mut rec = match op {
+            Op::Simple {
+                current: Some(r), ..
+            }
+            | Op::Execute(r)
+            | Op::FunctionCall(r) => r,
+            _ => return,
+        };
+        rec.end_ns = ts;
+        rec.outcome = Outcome::Unknown;
+        self.done.push(rec);
     }
 
     pub fn note_resync(&mut self) {
@@ -424,6 +454,15 @@ impl Session {
         msg: &Msg<'_>,
         out: &mut Vec<Box<QueryRecord>>,
     ) {
+        if self.lost_requests && !matches!(msg.body, Body::ReadyForQuery { .. }) {
+            // Answers to requests we never saw: count what the session counts, no more.
+            match msg.body {
+                Body::DataRow { .. } => self.rec.rows += 1,
+                Body::ErrorResponse { .. } => self.rec.errors += 1,
+                _ => {}
+            }
+            return;
+        }
         match msg.body {
             Body::SslResponse { answer } | Body::GssEncResponse { answer } => {
                 if let Some(last) = self.rec.negotiation.last_mut() {
@@ -483,7 +522,7 @@ impl Session {
                     None => self.rec.server_params.push((name, value)),
                 }
             }
-            Body::ReadyForQuery { status } => self.ready(shared, status, out),
+            Body::ReadyForQuery { status } => self.ready(shared, ts, status, out),
             Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
                 self.pop_simple_op();
             }
@@ -708,7 +747,7 @@ impl Session {
         self.skipping = true;
     }
 
-    fn ready(&mut self, shared: &mut Shared, status: u8, out: &mut Vec<Box<QueryRecord>>) {
+    fn ready(&mut self, shared: &mut Shared, ts: i64, status: u8, out: &mut Vec<Box<QueryRecord>>) {
         if !self.ready_seen {
             self.ready_seen = true;
             if self.rec.auth_outcome.is_none() {
@@ -717,11 +756,18 @@ impl Session {
         }
         self.skipping = false;
         self.rec.tx_status = Some(status);
-        // ReadyForQuery answers the oldest Query or Sync; anything before it that
-        // got no answer (joined mid-stream) is dropped.
-        while let Some(op) = self.pending.pop_front() {
-            if matches!(op, Op::Sync | Op::Simple { .. }) {
-                break;
+        if self.lost_requests {
+            // The request this answers was lost: nothing pending belongs to it.
+            self.lost_requests = false;
+        } else {
+            // ReadyForQuery answers the oldest Query or Sync; what came before it and
+            // got no answer (answers lost in a gap) is closed as unknown.
+            while let Some(op) = self.pending.pop_front() {
+                let end = matches!(op, Op::Sync | Op::Simple { .. });
+                self.unanswered(op, ts);
+                if end {
+                    break;
+                }
             }
         }
         shared.cancels.remove(&self.rec.conn_id);

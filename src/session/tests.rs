@@ -435,3 +435,75 @@ fn command_tags() {
         assert_eq!(rows_from_tag(tag), want, "{tag}");
     }
 }
+
+#[test]
+fn a_lost_request_does_not_shift_later_answers() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(&mut sh, 10, Dir::Frontend, &[query("select 'a'")]);
+    c.feed(
+        &mut sh,
+        11,
+        Dir::Backend,
+        &[complete("SELECT 1"), ready(b'I')],
+    );
+    // The segment with `select 'b'` is lost; `select 'c'` was queued behind the hole.
+    c.s.note_gap(Dir::Frontend, 12);
+    c.feed(&mut sh, 12, Dir::Frontend, &[query("select 'c'")]);
+    c.feed(
+        &mut sh,
+        13,
+        Dir::Backend,
+        &[complete("SELECT 2"), ready(b'I')],
+    );
+    c.feed(
+        &mut sh,
+        14,
+        Dir::Backend,
+        &[complete("SELECT 3"), ready(b'I')],
+    );
+    let got: Vec<(&str, Option<&str>)> = c
+        .out
+        .iter()
+        .map(|q| (q.text.as_deref().unwrap(), q.command_tag.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("select 'a'", Some("SELECT 1")),
+            ("select 'c'", Some("SELECT 3"))
+        ]
+    );
+    assert_eq!(c.s.record().gaps, 1);
+}
+
+#[test]
+fn lost_answers_close_their_statements_as_unknown() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[
+            bind("", "", &[], &[]),
+            execute(""),
+            sync(),
+            query("select 2"),
+        ],
+    );
+    // Everything up to the first ReadyForQuery was lost in the capture.
+    c.feed(&mut sh, 20, Dir::Backend, &[ready(b'I')]);
+    c.feed(
+        &mut sh,
+        21,
+        Dir::Backend,
+        &[complete("SELECT 1"), ready(b'I')],
+    );
+    assert_eq!(c.out.len(), 2);
+    assert_eq!(c.out[0].outcome, Outcome::Unknown);
+    assert_eq!(c.out[1].text.as_deref(), Some("select 2"));
+    assert_eq!(c.out[1].outcome, Outcome::Success);
+}
