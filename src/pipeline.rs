@@ -14,6 +14,20 @@ pub struct Conn {
     decoder: ConnDecoder,
     session: Session,
     encryption_noted: bool,
+    /// Packet time after which the sink gets the next `session_update`.
+    next_update_ns: i64,
+    /// Startup phases already reported (user known, authenticated, ready).
+    phase: u8,
+}
+
+/// At most this often (capture time) a connection's state goes to `Sink::session_update`,
+/// besides once per startup phase, so live views stay fresh at a fixed cost.
+pub const UPDATE_INTERVAL_NS: i64 = 250_000_000;
+
+/// How far through its startup a session is, to report each step once.
+fn phase(s: &Session) -> u8 {
+    let r = s.record();
+    r.user.is_some() as u8 + r.auth_outcome.is_some() as u8 + r.tx_status.is_some() as u8
 }
 
 /// The stages after TCP, as the flow table's handler.
@@ -102,13 +116,18 @@ impl Stage<'_> {
         }
     }
 
-    fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn) {
+    fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn, ts: i64) {
         if let (false, Some(kind)) = (conn.encryption_noted, conn.decoder.encrypted()) {
             conn.encryption_noted = true;
             conn.session.note_encryption(kind);
         }
         if !self.queries.is_empty() {
             self.flush_queries(meta, &conn.session);
+        }
+        if ts >= conn.next_update_ns || phase(&conn.session) != conn.phase {
+            conn.next_update_ns = ts.saturating_add(UPDATE_INTERVAL_NS);
+            conn.phase = phase(&conn.session);
+            self.sink.session_update(meta, conn.session.record());
         }
     }
 }
@@ -123,6 +142,8 @@ impl Handler<Conn> for Stage<'_> {
             decoder: ConnDecoder::new(meta.midstream),
             session: Session::new(meta.id, meta.start_ns, meta.midstream),
             encryption_noted: false,
+            next_update_ns: i64::MIN,
+            phase: 0,
         }
     }
 
@@ -133,7 +154,7 @@ impl Handler<Conn> for Stage<'_> {
         } = conn;
         session.count_bytes(dir, data.len());
         decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
-        self.after_feed(meta, conn);
+        self.after_feed(meta, conn, ts);
     }
 
     fn gap(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, bytes: u64) {
@@ -143,7 +164,7 @@ impl Handler<Conn> for Stage<'_> {
         decoder.gap(dir_of(side), bytes, &mut |ev| {
             self.event(meta, session, ts, ev)
         });
-        self.after_feed(meta, conn);
+        self.after_feed(meta, conn, ts);
     }
 
     fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {

@@ -16,15 +16,17 @@ const MAX_SAMPLES: usize = 10_000;
 const MAX_FINGERPRINTS: usize = 10_000;
 const TOP: usize = 15;
 
-#[derive(Default)]
-struct StmtStats {
-    text: String,
-    calls: u64,
-    errors: u64,
-    rows: u64,
-    total_ns: i128,
-    max_ns: i64,
-    samples: Vec<i64>,
+/// Per-statement figures (also the TUI's top queries).
+#[derive(Default, Clone)]
+pub(crate) struct StmtStats {
+    pub(crate) text: String,
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) rows: u64,
+    pub(crate) total_ns: i128,
+    pub(crate) max_ns: i64,
+    /// Unsorted duration samples.
+    pub(crate) samples: Vec<i64>,
     seen: u64,
 }
 
@@ -49,6 +51,29 @@ impl StmtStats {
             }
         }
     }
+}
+
+/// Counts a statement under its fingerprint, at most [`MAX_FINGERPRINTS`] of them.
+pub(crate) fn add_statement(
+    stmts: &mut HashMap<String, StmtStats>,
+    q: &QueryRecord,
+    rng: &mut u64,
+) {
+    let key = match &q.fingerprint {
+        Some(f) if stmts.len() < MAX_FINGERPRINTS || stmts.contains_key(f) => f.clone(),
+        Some(_) => "(other)".to_string(),
+        None => "(unknown)".to_string(),
+    };
+    let st = stmts.entry(key).or_default();
+    if st.text.is_empty() {
+        st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
+    }
+    st.add(
+        q.duration_ns(),
+        q.rows_returned.max(q.rows_affected.unwrap_or(0)),
+        q.outcome == Outcome::Failure,
+        rng,
+    );
 }
 
 #[derive(Default)]
@@ -109,7 +134,7 @@ fn ms(ns: i64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
+pub(crate) fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -165,23 +190,7 @@ impl<W: Write> Sink for SummarySink<W> {
                 .or_insert_with(|| (0, e.message.clone()));
             slot.0 += 1;
         }
-        let key = match &q.fingerprint {
-            Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => {
-                f.clone()
-            }
-            Some(_) => "(other)".to_string(),
-            None => "(unknown)".to_string(),
-        };
-        let st = self.stmts.entry(key).or_default();
-        if st.text.is_empty() {
-            st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
-        }
-        st.add(
-            d,
-            q.rows_returned.max(q.rows_affected.unwrap_or(0)),
-            failed,
-            &mut self.rng,
-        );
+        add_statement(&mut self.stmts, q, &mut self.rng);
         Ok(())
     }
 
