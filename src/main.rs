@@ -84,7 +84,18 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::
                 .iter()
                 .map(|n| (n != "-").then(|| std::fs::metadata(n).ok().map(|m| m.len()))?)
                 .sum();
-            (cli.read.join(", "), sizes)
+            // File names only: the header line is short.
+            let first = cli.read.first().map_or("", |n| {
+                std::path::Path::new(n)
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or(n)
+            });
+            let source = match cli.read.len() {
+                0 | 1 => first.to_string(),
+                n => format!("{first} +{} more", n - 1),
+            };
+            (source, sizes)
         }
     };
     let state = tui::state::State::new(Default::default(), source, size);

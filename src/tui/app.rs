@@ -97,8 +97,9 @@ pub const GLOBAL_HELP: &[(&str, &str)] = &[
     ),
     (
         "f",
-        "filter (user= db= app= client= sqlstate= duration>10ms rows>N text~re failed)",
+        "filter: user= db= app= client= sqlstate= (= != ~regex)",
     ),
+    ("", "duration>10ms rows>N text~regex failed; ! negates"),
     ("p Space", "pause the view (capture goes on)"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
@@ -941,13 +942,13 @@ impl App {
         };
         let r = &e.rec;
         tl.title = format!(
-            "#{} {}:{} user={} db={} {}",
+            "#{} {} user={} db={} {}:{}",
             e.meta.id,
-            e.meta.client.0,
-            e.meta.client.1,
+            e.state(),
             r.user.as_deref().unwrap_or("?"),
             r.database.as_deref().unwrap_or("?"),
-            e.state()
+            e.meta.client.0,
+            e.meta.client.1,
         );
         // Lines only ever get appended (or dropped at the front), so the copy is
         // redone only when the count moved.

@@ -139,32 +139,39 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
 
 fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let h = &app.header;
-    let mut l1 = vec![
-        Span::styled("pgscope ", theme.title()),
-        Span::raw(esc(&h.source)),
-    ];
-    match (h.progress, h.finished) {
-        (Some((done, total)), false) => l1.push(Span::raw(format!(
-            " {} {:>3}%",
-            bar(done, total, 10),
-            done * 100 / total.max(1)
-        ))),
-        (None, false) if h.bytes_read > 0 => {
-            l1.push(Span::raw(format!(" read {}", human_bytes(h.bytes_read))))
-        }
-        (None, false) => l1.push(Span::raw(" live")),
-        (_, true) => l1.push(Span::styled(" (end of capture)", theme.warn())),
-    }
-    l1.push(Span::raw(format!(
-        " │ {} sessions ({} open) │ {} queries │ ",
-        h.sessions, h.open_sessions, h.queries
-    )));
+    // Counts first: the source name is the part that may be cut on narrow screens.
+    let open = if h.finished {
+        String::new()
+    } else {
+        format!(" ({} open)", h.open_sessions)
+    };
     let err_style = if h.errors > 0 {
         theme.bad()
     } else {
         Style::new()
     };
-    l1.push(Span::styled(format!("{} errors", h.errors), err_style));
+    let mut l1 = vec![
+        Span::styled("pgscope ", theme.title()),
+        Span::raw(format!(
+            "{} sessions{open} {} queries ",
+            h.sessions, h.queries
+        )),
+        Span::styled(format!("{} errors", h.errors), err_style),
+        Span::raw(" │ "),
+    ];
+    match (h.progress, h.finished) {
+        (Some((done, total)), false) => l1.push(Span::raw(format!(
+            "{} {:>3}% ",
+            bar(done, total, 10),
+            done * 100 / total.max(1)
+        ))),
+        (None, false) if h.bytes_read > 0 => {
+            l1.push(Span::raw(format!("read {} ", human_bytes(h.bytes_read))))
+        }
+        (None, false) => {}
+        (_, true) => l1.push(Span::styled("end of capture ", theme.warn())),
+    }
+    l1.push(Span::raw(esc(&h.source)));
     if app.paused {
         l1.push(Span::styled(
             " PAUSED",
@@ -229,12 +236,6 @@ fn draw_tabs(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         };
         spans.push(Span::styled(label, style));
     }
-    if !app.filter.is_empty() {
-        spans.push(Span::styled(
-            format!(" filter: {}", esc(app.filter.source())),
-            theme.warn(),
-        ));
-    }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -261,7 +262,18 @@ fn draw_footer(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else if let Some(s) = &app.status {
         Line::styled(s.clone(), theme.warn())
     } else {
-        Line::raw("? help  q quit  f filter  p pause  1-6/Tab views  Enter open  Esc back")
+        let hints = "? help  q quit  f filter  p pause  1-6/Tab views  Enter open  Esc back";
+        if app.filter.is_empty() {
+            Line::raw(hints)
+        } else {
+            Line::from(vec![
+                Span::styled(
+                    format!("filter: {}", esc(app.filter.source())),
+                    theme.warn(),
+                ),
+                Span::raw(format!(" │ {hints}")),
+            ])
+        }
     };
     f.render_widget(Paragraph::new(line), area);
 }
@@ -390,9 +402,8 @@ fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         },
     );
     app.offsets[0] = offset;
-    let open = rows.iter().filter(|r| r.state != "closed").count();
     format!(
-        "Sessions: {} shown, {open} open │ sort {} {} (←→ r) │ Enter: timeline",
+        "Sessions: {} shown │ sort {} {} (←→ r) │ Enter: timeline",
         rows.len(),
         sort.name(),
         sort_mark(app.sess_nav.desc)
@@ -445,17 +456,19 @@ fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         },
     );
     app.offsets[1] = offset;
-    let mut title = format!("Timeline {}", esc(&tl.title));
-    if tl.dropped > 0 {
-        title.push_str(&format!(" │ {} older messages not kept", tl.dropped));
-    }
-    title.push_str(if tl.follow {
-        " │ following"
+    // What changes (following, search) first: the session's details may be cut.
+    let mut title = String::from(if tl.follow {
+        "Timeline [following]"
     } else {
-        " │ End/G: follow"
+        "Timeline [End/G: follow]"
     });
     if !tl.search.is_empty() {
-        title.push_str(&format!(" │ /{} (n N)", esc(&tl.search)));
+        title.push_str(&format!(" /{} (n N)", esc(&tl.search)));
+    }
+    title.push(' ');
+    title.push_str(&esc(&tl.title));
+    if tl.dropped > 0 {
+        title.push_str(&format!(" │ {} older messages not kept", tl.dropped));
     }
     title
 }
