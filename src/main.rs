@@ -98,7 +98,8 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::
             (source, sizes)
         }
     };
-    let state = tui::state::State::new(Default::default(), source, size);
+    let mut state = tui::state::State::new(Default::default(), source, size);
+    state.live = cli.interface.is_some();
     let progress = state.input_read.clone();
     let shared = Arc::new(Mutex::new(state));
     let for_capture = shared.clone();

@@ -5,12 +5,12 @@
 
 use super::filter::{self, Filter};
 use super::state::{
-    Bucket, ErrorGroup, Health, MsgLine, QueryEntry, SessionEntry, State, add_error,
+    Bucket, ErrorGroup, Health, MsgLine, QueryEntry, SessionEntry, State, add_error, pad_rates,
 };
 use crate::output::summary::{StmtStats, add_statement, percentile};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtOrd;
 use std::time::{Duration, Instant};
@@ -860,10 +860,14 @@ impl App {
         match self.view {
             View::Sessions => {
                 let keep = self.selected_conn();
+                let with_match = self.sessions_with_matching_queries(st);
                 self.sessions = st
                     .sessions
                     .values()
-                    .filter(|e| self.session_matches(e, st))
+                    .filter(|e| {
+                        self.filter.matches(*e)
+                            && with_match.as_ref().is_none_or(|m| m.contains(&e.meta.id))
+                    })
                     .map(SessionRow::from_entry)
                     .collect();
                 self.sort_sessions(keep);
@@ -905,6 +909,12 @@ impl App {
         h.progress = st.input_size.map(|t| (read.min(t), t));
         h.rates.clear();
         h.rates.extend(st.rates.iter().copied());
+        if st.live && st.finished.is_none() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            pad_rates(&mut h.rates, now);
+        }
         h.health.clone_from(&st.health);
         h.queries = st.total_queries;
         h.errors = st.total_errors;
@@ -915,20 +925,16 @@ impl App {
         h.fatal.clone_from(&st.fatal);
     }
 
-    /// Session-level terms on the session; statement terms hold when one of its
-    /// retained statements matches.
-    fn session_matches(&self, e: &SessionEntry, st: &State) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        if !self.filter.matches(e) {
-            return false;
-        }
-        !self.filter.has_query_terms()
-            || st
-                .queries
+    /// With statement terms in the filter, a session shows when one of its retained
+    /// statements matches: the set of those sessions (one pass over the window).
+    fn sessions_with_matching_queries(&self, st: &State) -> Option<HashSet<u64>> {
+        self.filter.has_query_terms().then(|| {
+            st.queries
                 .iter()
-                .any(|q| q.rec.conn_id == e.meta.id && self.filter.matches(q.as_ref()))
+                .filter(|q| self.filter.matches(q.as_ref()))
+                .map(|q| q.rec.conn_id)
+                .collect()
+        })
     }
 
     fn refresh_timeline(&mut self, st: &State) {

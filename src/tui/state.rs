@@ -214,6 +214,21 @@ pub struct Bucket {
 
 pub const RATE_SECONDS: usize = 120;
 
+/// Appends zero buckets up to second `until`, so that a quiet live capture shows its
+/// rates falling to zero instead of freezing at the last busy second.
+pub fn pad_rates(rates: &mut Vec<Bucket>, until: i64) {
+    let Some(last) = rates.last().map(|b| b.sec) else {
+        return;
+    };
+    let first = (last + 1).max(until - RATE_SECONDS as i64 + 1);
+    rates.extend((first..=until).map(|sec| Bucket {
+        sec,
+        ..Bucket::default()
+    }));
+    let excess = rates.len().saturating_sub(RATE_SECONDS);
+    rates.drain(..excess);
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     pub gaps: u64,
@@ -249,6 +264,8 @@ pub struct State {
     pub input_read: Arc<AtomicU64>,
     pub input_size: Option<u64>,
     pub source: String,
+    /// Live capture: quiet seconds are filled in by the wall clock.
+    pub live: bool,
     rng: u64,
 }
 
@@ -537,5 +554,25 @@ mod tests {
         assert_eq!(st.query_by_seq(19).unwrap().seq, 19);
         assert!(st.query_by_seq(3).is_none());
         assert_eq!(st.rates.len(), 5);
+    }
+
+    #[test]
+    fn quiet_seconds_pad_to_zero() {
+        let b = |sec, queries| Bucket {
+            sec,
+            queries,
+            ..Bucket::default()
+        };
+        let mut r = vec![b(10, 3)];
+        pad_rates(&mut r, 12);
+        assert_eq!(r, vec![b(10, 3), b(11, 0), b(12, 0)]);
+        pad_rates(&mut r, 12);
+        assert_eq!(r.len(), 3);
+        pad_rates(&mut r, 10_000);
+        assert_eq!(r.len(), RATE_SECONDS);
+        assert_eq!(r.last().unwrap().sec, 10_000);
+        let mut empty = Vec::new();
+        pad_rates(&mut empty, 5);
+        assert!(empty.is_empty());
     }
 }

@@ -90,12 +90,13 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
     let tail = &values[values.len().saturating_sub(width)..];
     let max = tail.iter().copied().max().unwrap_or(0).max(1);
     tail.iter()
+        // Zero is the lowest bar; anything above it shows at least the second.
         .map(|&v| {
-            if v == 0 {
-                ' '
+            SPARK[if v == 0 {
+                0
             } else {
-                SPARK[((v * 7).div_ceil(max) as usize).min(7)]
-            }
+                1 + ((v * 6).div_ceil(max) as usize).min(6)
+            }]
         })
         .collect()
 }
@@ -190,26 +191,42 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else {
         &h.rates[..h.rates.len() - 1]
     };
+    // Short labels and sparklines below 100 columns so that the health part shows.
+    let wide = area.width >= 100;
     let series = |get: fn(&Bucket) -> u64| -> (String, u64) {
         let v: Vec<u64> = complete.iter().map(get).collect();
-        (sparkline(&v, 10), v.last().copied().unwrap_or(0))
+        let spark = sparkline(&v, if wide { 12 } else { 5 });
+        (spark, v.last().copied().unwrap_or(0))
     };
     let (qs, qn) = series(|b| b.queries);
     let (es, en) = series(|b| b.errors);
     let (bs, bn) = series(|b| b.bytes);
     let hl = &h.health;
     let mut l2 = vec![
-        Span::raw(format!("q/s {qs} {qn:<5} err/s ")),
+        Span::raw(format!("q/s {qs} {qn} err/s ")),
         Span::styled(es, theme.bad()),
-        Span::raw(format!(" {en:<4} B/s {bs} {:<6} ", human_bytes(bn))),
+        Span::raw(format!(" {en} B/s {bs} {} │ ", human_bytes(bn))),
     ];
-    let health = format!(
-        "│ drops {} gaps {} mid-stream {} encrypted {} anomalies {}",
-        h.dropped_packets, hl.gaps, hl.midstream, hl.encrypted, hl.anomalies
-    );
+    let labels = if wide {
+        ["drops", "gaps", "mid-stream", "encrypted", "anomalies"]
+    } else {
+        ["drops", "gaps", "joins", "enc", "anom"]
+    };
+    let figures = [
+        h.dropped_packets,
+        hl.gaps,
+        hl.midstream,
+        hl.encrypted,
+        hl.anomalies,
+    ];
+    let health: Vec<String> = labels
+        .iter()
+        .zip(figures)
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect();
     let troubled = h.dropped_packets + hl.gaps > 0;
     l2.push(Span::styled(
-        health,
+        health.join(" "),
         if troubled { theme.warn() } else { Style::new() },
     ));
     let lost = hl.sessions_dropped + hl.messages_dropped + hl.queries_dropped;
@@ -375,9 +392,15 @@ fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
             Cell::from(format!("{}{mark}", c.name()))
         })
         .collect();
+    // Text columns take what is left on wide screens; numbers keep their width.
     let widths = shown
         .iter()
-        .map(|&c| Constraint::Length(sess_width(c)))
+        .map(|&c| match c {
+            SessCol::Client | SessCol::User | SessCol::Db | SessCol::App | SessCol::Auth => {
+                Constraint::Min(sess_width(c))
+            }
+            _ => Constraint::Length(sess_width(c)),
+        })
         .collect();
     let rows = &app.sessions;
     let mut offset = app.offsets[0];

@@ -130,7 +130,7 @@ fn timeline_detail_top_errors_and_help() {
 
 #[test]
 fn sparkline_scales() {
-    assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), " ▂▃▅█");
+    assert_eq!(sparkline(&[0, 1, 2, 4, 8], 5), "▁▃▄▅█");
     assert_eq!(sparkline(&[5, 5], 1), "█");
     assert_eq!(sparkline(&[], 4), "");
     assert_eq!(bar(5, 10, 4), "██░░");
