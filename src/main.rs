@@ -78,12 +78,20 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::
     let (source, size) = match &cli.interface {
         Some(iface) => (format!("live {iface}"), None),
         None => {
-            // The progress bar needs every size; standard input has none.
-            let sizes: Option<u64> = cli
-                .read
-                .iter()
-                .map(|n| (n != "-").then(|| std::fs::metadata(n).ok().map(|m| m.len()))?)
-                .sum();
+            // A missing file fails here, before the screen is taken over. The progress
+            // bar needs every size; standard input has none.
+            let mut sizes = Some(0u64);
+            for n in cli.read.iter() {
+                if n == "-" {
+                    sizes = None;
+                    continue;
+                }
+                let len = std::fs::File::open(n)
+                    .and_then(|f| f.metadata())
+                    .map_err(|e| io::Error::other(format!("{n}: {e}")))?
+                    .len();
+                sizes = sizes.map(|s| s + len);
+            }
             // File names only: the header line is short.
             let first = cli.read.first().map_or("", |n| {
                 std::path::Path::new(n)
@@ -123,10 +131,12 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::
     while !worker.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if let Some(e) = tui::state::lock(&shared).fatal.take() {
-        eprintln!("pgscope: {e}");
+    // A capture that failed (e.g. no such interface) fails the run, once the
+    // terminal is back.
+    match tui::state::lock(&shared).fatal.take() {
+        Some(e) => result.and(Err(io::Error::other(e))),
+        None => result,
     }
-    result
 }
 
 /// Reads every packet of the capture through the pipeline into `sink`. `progress`

@@ -125,6 +125,19 @@ fn tui_in_tmux() {
     t.keys(&["Enter"]);
     t.wait_for(&["ERROR 42P01", "DROP TABLE"]);
 
+    // Recent statements, newest first; Enter opens one.
+    t.keys(&["3"]);
+    t.wait_for(&["Queries: 89 most recent first"]);
+    t.keys(&["Enter"]);
+    t.wait_for(&["Query #", "timing"]);
+
+    // Pause shows in the header and freezes the view; p resumes.
+    t.keys(&["p"]);
+    t.wait_for(&["pgscope PAUSED 3 sessions"]);
+    t.keys(&["p"]);
+    let pane = t.wait_for(&["pgscope 3 sessions"]);
+    assert!(!pane.contains("PAUSED"), "{pane}");
+
     // A filter, checked as it is typed, then applied to the sessions.
     t.keys(&["1", "f"]);
     t.type_text("db=plant_service_db rows>x");
@@ -161,4 +174,34 @@ fn tui_in_tmux() {
         !pane.contains("Sessions:"),
         "alternate screen left:\n{pane}"
     );
+}
+
+#[test]
+fn filter_option_is_validated() {
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/external/zeek/greenhouse-app.pcap");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgscope"))
+            .arg("-r")
+            .arg(&capture)
+            .args(args)
+            .output()
+            .expect("run pgscope");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--filter", "db=x bogus=1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--filter: at 6: unknown key \"bogus\""),
+        "{err}"
+    );
+    let (code, err) = run(&["-o", "json", "--filter", "db=x"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("applied by the TUI only"), "{err}");
+    let (code, err) = run(&["-o", "tui"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("needs a terminal"), "{err}");
 }

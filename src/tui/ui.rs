@@ -174,16 +174,11 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     }
     l1.push(Span::raw(esc(&h.source)));
     if app.paused {
-        l1.push(Span::styled(
-            " PAUSED",
-            theme.bad().add_modifier(Modifier::REVERSED),
-        ));
-    }
-    if let Some(e) = &h.fatal {
-        l1.push(Span::styled(
-            format!(" capture failed: {}", esc(e)),
-            theme.bad(),
-        ));
+        l1.insert(
+            1,
+            Span::styled("PAUSED", theme.bad().add_modifier(Modifier::REVERSED)),
+        );
+        l1.insert(2, Span::raw(" "));
     }
     // The newest second is still filling while the capture runs.
     let complete = if h.finished || h.rates.len() < 2 {
@@ -278,6 +273,8 @@ fn draw_footer(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         Line::from(spans)
     } else if let Some(s) = &app.status {
         Line::styled(s.clone(), theme.warn())
+    } else if let Some(e) = &app.header.fatal {
+        Line::styled(format!("capture failed: {}", esc(e)), theme.bad())
     } else {
         let hints = "? help  q quit  f filter  p pause  1-6/Tab views  Enter open  Esc back";
         if app.filter.is_empty() {

@@ -135,3 +135,24 @@ fn sparkline_scales() {
     assert_eq!(sparkline(&[], 4), "");
     assert_eq!(bar(5, 10, 4), "██░░");
 }
+
+#[test]
+fn no_color_means_no_colors() {
+    let shared = sample_state();
+    let mut app = App::new(Filter::default());
+    app.refresh(&lock(&shared), Instant::now());
+    let mut colors = |theme: Theme| {
+        let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+        t.draw(|f| draw(f, &mut app, theme)).unwrap();
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .filter(|c| {
+                c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset
+            })
+            .count()
+    };
+    assert_eq!(colors(PLAIN), 0);
+    assert!(colors(Theme { color: true }) > 0);
+}
