@@ -118,7 +118,10 @@ fn tui_in_tmux() {
     // Top queries and errors; Enter on an error opens the failing statement.
     t.keys(&["5"]);
     let pane = t.wait_for(&["Top queries:", "total▼"]);
-    assert!(pane.contains("COMMIT"), "{pane}");
+    assert!(
+        pane.contains("commit") && pane.contains("drop table t"),
+        "{pane}"
+    );
     t.keys(&["6"]);
     let pane = t.wait_for(&["Errors: 2 groups"]);
     assert!(pane.contains("42804") && pane.contains("42P01"), "{pane}");

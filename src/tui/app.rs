@@ -8,6 +8,7 @@ use super::state::{
     Bucket, ErrorGroup, Health, MsgLine, QueryEntry, SessionEntry, State, add_error, pad_rates,
 };
 use crate::output::summary::{StmtStats, add_statement, percentile};
+use crate::session::sql::normalize;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -332,7 +333,12 @@ fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
             let total = s.total_ns.min(i64::MAX as i128) as i64;
             TopRow {
                 fingerprint: fp.clone(),
-                text: s.text.clone(),
+                // The shape shared by the calls, not the literals of the first one.
+                text: if fp.starts_with('(') {
+                    s.text.clone()
+                } else {
+                    normalize(s.text.as_bytes())
+                },
                 calls: s.calls,
                 total_ns: total,
                 mean_ns: total / s.calls.max(1) as i64,

@@ -457,8 +457,8 @@ fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
             let mut t = String::new();
             time_of_day(l.ts, &mut t);
             let arrow = match l.dir {
-                Some(Dir::Frontend) => "→",
-                Some(Dir::Backend) => "←",
+                Some(Dir::Frontend) => "FE",
+                Some(Dir::Backend) => "BE",
                 None => "!!",
             };
             let row = Row::new(vec![
@@ -570,6 +570,8 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     let kv = |k: &str, v: String| Line::from(vec![label(k), Span::raw(v)]);
     let mut start = String::new();
     rfc3339(r.start_ns, &mut start);
+    let mut end = String::new();
+    time_of_day(r.end_ns, &mut end);
     let mut out = vec![
         kv(
             "session",
@@ -584,7 +586,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
         ),
         kv(
             "timing",
-            format!("{start}  duration {}", human_ns(r.duration_ns())),
+            format!("{start} to {end}  duration {}", human_ns(r.duration_ns())),
         ),
         kv(
             "protocol",
