@@ -7,7 +7,7 @@ use super::filter::{self, Filter};
 use super::state::{
     Bucket, ErrorGroup, Health, MsgLine, QueryEntry, SessionEntry, State, add_error, pad_rates,
 };
-use crate::output::summary::{StmtStats, add_statement, percentile};
+use crate::output::summary::{StmtStats, add_statement};
 use crate::session::sql::normalize;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::cmp::Ordering;
@@ -323,13 +323,23 @@ impl TopRow {
     }
 }
 
+/// The rank `summary::percentile` picks, by selection instead of a full sort: the
+/// refresh runs under the shared lock, once a second, over up to 10,000 samples
+/// per statement.
+fn percentile_unsorted(v: &mut [i64], p: f64) -> i64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let idx = (((v.len() - 1) as f64) * p).round() as usize;
+    *v.select_nth_unstable(idx.min(v.len() - 1)).1
+}
+
 fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
     let all: i128 = stmts.values().map(|s| s.total_ns).sum();
     stmts
         .iter()
         .map(|(fp, s)| {
             let mut samples = s.samples.clone();
-            samples.sort_unstable();
             let total = s.total_ns.min(i64::MAX as i128) as i64;
             TopRow {
                 fingerprint: fp.clone(),
@@ -342,8 +352,8 @@ fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
                 calls: s.calls,
                 total_ns: total,
                 mean_ns: total / s.calls.max(1) as i64,
-                p95_ns: percentile(&samples, 0.95),
-                p99_ns: percentile(&samples, 0.99),
+                p95_ns: percentile_unsorted(&mut samples, 0.95),
+                p99_ns: percentile_unsorted(&mut samples, 0.99),
                 max_ns: s.max_ns,
                 rows: s.rows,
                 errors: s.errors,

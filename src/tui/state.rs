@@ -22,8 +22,12 @@ pub struct Limits {
     /// Closed sessions kept for browsing (open ones are bounded by the flow table).
     pub closed_sessions: usize,
     pub messages_per_session: usize,
+    /// Timeline lines kept over all sessions; the oldest go first.
+    pub messages_total: usize,
     /// The most recent statements, for query detail, filtered statistics and jumps.
     pub queries: usize,
+    /// Bytes of SQL text and parameters kept with them (a statement can be huge).
+    pub query_bytes: usize,
     /// Distinct (SQLSTATE, message) groups.
     pub error_groups: usize,
     /// Characters kept of a timeline summary.
@@ -35,7 +39,9 @@ impl Default for Limits {
         Limits {
             closed_sessions: 2_000,
             messages_per_session: 5_000,
+            messages_total: 300_000,
             queries: 20_000,
+            query_bytes: 64 << 20,
             error_groups: 1_000,
             summary_chars: 300,
         }
@@ -45,6 +51,8 @@ impl Default for Limits {
 /// One timeline line: a message, or an anomaly (`dir` is `None`).
 #[derive(Clone, Debug)]
 pub struct MsgLine {
+    /// Position among all lines of the run, to age them out across sessions.
+    pub seq: u64,
     pub ts: i64,
     pub dir: Option<Dir>,
     pub name: &'static str,
@@ -131,6 +139,17 @@ pub struct QueryEntry {
 /// An optional string as a filter value.
 fn opt(v: &Option<String>) -> Val<'_> {
     v.as_deref().map_or(Val::Missing, Val::Str)
+}
+
+impl QueryEntry {
+    /// Bytes that vary from one statement to another, for the memory bound.
+    fn size(&self) -> usize {
+        let r = &self.rec;
+        r.text.as_ref().map_or(0, String::len)
+            + r.params.iter().flatten().map(String::len).sum::<usize>()
+            + r.notices.iter().map(|n| n.message.len()).sum::<usize>()
+            + 256
+    }
 }
 
 impl Subject for QueryEntry {
@@ -248,6 +267,11 @@ pub struct State {
     closed_order: VecDeque<u64>,
     pub queries: VecDeque<Arc<QueryEntry>>,
     pub next_seq: u64,
+    /// Text and parameter bytes of `queries`.
+    query_bytes: usize,
+    /// Every kept timeline line as (connection, line seq), oldest first.
+    line_order: VecDeque<(u64, u64)>,
+    next_line: u64,
     pub(crate) stmts: HashMap<String, StmtStats>,
     pub errors: HashMap<(String, String), ErrorGroup>,
     pub total_queries: u64,
@@ -318,16 +342,47 @@ impl State {
         self.rates.back_mut().expect("a bucket was just ensured")
     }
 
-    fn push_line(&mut self, conn: &ConnMeta, line: MsgLine) {
+    /// Appends a timeline line, within the per-session and the overall bound.
+    fn push_line(
+        &mut self,
+        conn: &ConnMeta,
+        ts: i64,
+        dir: Option<Dir>,
+        name: &'static str,
+        summary: String,
+    ) {
+        let seq = self.next_line;
+        self.next_line += 1;
         let cap = self.limits.messages_per_session;
-        let ts = line.ts;
         let e = self.entry(conn, ts);
-        if e.messages.len() >= cap {
+        let dropped = e.messages.len() >= cap;
+        if dropped {
             e.messages.pop_front();
             e.messages_dropped += 1;
-            self.health.messages_dropped += 1;
         }
-        self.entry(conn, ts).messages.push_back(line);
+        e.messages.push_back(MsgLine {
+            seq,
+            ts,
+            dir,
+            name,
+            summary,
+        });
+        self.health.messages_dropped += dropped as u64;
+        self.line_order.push_back((conn.id, seq));
+        // The oldest line of the run is the first line of its session, unless that
+        // session dropped it already or is gone: then the entry is stale.
+        while self.line_order.len() > self.limits.messages_total {
+            let Some((id, seq)) = self.line_order.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.sessions.get_mut(&id)
+                && e.messages.front().is_some_and(|l| l.seq == seq)
+            {
+                e.messages.pop_front();
+                e.messages_dropped += 1;
+                self.health.messages_dropped += 1;
+            }
+        }
     }
 
     /// Finds a retained statement by its sequence number.
@@ -409,15 +464,7 @@ impl Sink for TuiSink {
             ref b if starts_work(b) => e.active = true,
             _ => {}
         }
-        st.push_line(
-            conn,
-            MsgLine {
-                ts,
-                dir: Some(msg.dir),
-                name: msg.name(),
-                summary,
-            },
-        );
+        st.push_line(conn, ts, Some(msg.dir), msg.name(), summary);
         Ok(())
     }
 
@@ -428,13 +475,7 @@ impl Sink for TuiSink {
         if let Some(conn) = conn {
             let mut summary = format!("{}: ", a.kind);
             push_escaped(&mut summary, a.message.as_bytes());
-            let line = MsgLine {
-                ts,
-                dir: None,
-                name: "anomaly",
-                summary,
-            };
-            st.push_line(conn, line);
+            st.push_line(conn, ts, None, "anomaly", summary);
         }
         Ok(())
     }
@@ -466,11 +507,15 @@ impl Sink for TuiSink {
         });
         st.next_seq += 1;
         add_error(&mut st.errors, &entry, st.limits.error_groups);
-        if st.queries.len() >= st.limits.queries {
-            st.queries.pop_front();
+        st.query_bytes += entry.size();
+        st.queries.push_back(entry);
+        while st.queries.len() > st.limits.queries || st.query_bytes > st.limits.query_bytes {
+            let Some(old) = st.queries.pop_front() else {
+                break;
+            };
+            st.query_bytes -= old.size();
             st.health.queries_dropped += 1;
         }
-        st.queries.push_back(entry);
         Ok(())
     }
 
@@ -554,6 +599,49 @@ mod tests {
         assert_eq!(st.query_by_seq(19).unwrap().seq, 19);
         assert!(st.query_by_seq(3).is_none());
         assert_eq!(st.rates.len(), 5);
+    }
+
+    #[test]
+    fn overall_bounds_drop_the_oldest() {
+        let limits = Limits {
+            messages_per_session: 4,
+            messages_total: 6,
+            query_bytes: 700,
+            ..Limits::default()
+        };
+        let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let sync = Msg {
+            dir: Dir::Frontend,
+            typ: Some(b'S'),
+            len: 4,
+            body: Body::Sync,
+        };
+        // Session 1 gets 5 lines (one over its own cap), then session 2 gets 4.
+        for i in 0..5 {
+            sink.message(&meta(1), i, &sync).unwrap();
+        }
+        for i in 5..9 {
+            sink.message(&meta(2), i, &sync).unwrap();
+        }
+        {
+            let st = lock(&shared);
+            let ts = |id| -> Vec<i64> { st.sessions[&id].messages.iter().map(|l| l.ts).collect() };
+            assert_eq!(ts(1), [3, 4]);
+            assert_eq!(ts(2), [5, 6, 7, 8]);
+            assert_eq!(st.health.messages_dropped, 3);
+            assert_eq!(st.sessions[&1].messages_dropped, 3);
+        }
+        // Statements with big texts: the byte bound keeps the newest that fit.
+        for i in 0..4 {
+            let mut q = QueryRecord::new(1, "simple", i);
+            q.text = Some("x".repeat(200));
+            sink.query(&meta(1), &SessionRecord::default(), &q).unwrap();
+        }
+        let st = lock(&shared);
+        assert_eq!(st.queries.len(), 1);
+        assert_eq!(st.queries[0].seq, 3);
+        assert_eq!(st.health.queries_dropped, 3);
     }
 
     #[test]
