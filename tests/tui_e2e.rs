@@ -68,11 +68,13 @@ fn tui_in_tmux() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let captures = root.join("captures/external/zeek");
+    // tmux runs the command through the shell: quote the paths.
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     let cmd = format!(
         "{} -r {} -r {}",
-        env!("CARGO_BIN_EXE_pgscope"),
-        captures.join("greenhouse-app.pcap").display(),
-        captures.join("psql-insert-fail-drop-fail.pcap").display()
+        quote(Path::new(env!("CARGO_BIN_EXE_pgscope"))),
+        quote(&captures.join("greenhouse-app.pcap")),
+        quote(&captures.join("psql-insert-fail-drop-fail.pcap"))
     );
     let t = Tmux {
         socket: format!("pgscope-e2e-{}", std::process::id()),

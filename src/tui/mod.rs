@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod filter;
+pub mod rows;
 pub mod state;
 pub mod ui;
 

@@ -2,7 +2,8 @@
 //! shared state, so it runs without the lock. Every string from the wire is escaped
 //! (`esc`) before it reaches a cell.
 
-use super::app::{App, GLOBAL_HELP, InputKind, SessCol, TopCol, View, human_bytes, human_ns};
+use super::app::{App, GLOBAL_HELP, InputKind, View};
+use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
 use crate::output::fmt::{push_escaped, rfc3339, time_of_day};
 use crate::pgwire::Dir;

@@ -6,6 +6,7 @@ use crate::output::fields::Redaction;
 use crate::pgwire::{Body, Dir, Msg};
 use crate::session::record::{Outcome, QueryRecord, ServerMessage, SessionRecord};
 use crate::tcp::ConnMeta;
+use crate::tui::rows::{human_bytes, human_ns, percentile_unsorted};
 use crate::tui::state::{Limits, State, TuiSink, lock};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
