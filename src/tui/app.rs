@@ -148,7 +148,8 @@ pub struct Timeline {
 
 impl Timeline {
     pub fn matches(&self, l: &MsgLine) -> bool {
-        !self.search.is_empty() && contains_ci(&format!("{} {}", l.name, l.summary), &self.search)
+        !self.search.is_empty()
+            && (contains_ci(l.name, &self.search) || contains_ci(&l.summary, &self.search))
     }
 
     fn find(&mut self, forward: bool) -> bool {
@@ -157,7 +158,7 @@ impl Timeline {
             let i = if forward {
                 (self.selected + step) % n
             } else {
-                (self.selected + n - step % n) % n
+                (self.selected + n - step) % n
             };
             if self.matches(&self.lines[i]) {
                 self.selected = i;

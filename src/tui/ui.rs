@@ -323,17 +323,25 @@ fn fit<T: Copy>(cols: &[(T, u16)], width: u16, rest: u16, must: Option<usize>) -
     chosen
 }
 
-/// Draws a table of the rows in view; `rows` builds one row by index.
-#[allow(clippy::too_many_arguments)]
+/// Where a table is: its length, the selected row and the first row shown.
+struct Scroll<'o> {
+    len: usize,
+    selected: usize,
+    offset: &'o mut usize,
+}
+
+/// Draws a table of the rows in view; `row` builds one row by index.
 fn table<'a>(
     f: &mut Frame<'_>,
     area: Rect,
     theme: Theme,
     header: Vec<Cell<'a>>,
     widths: Vec<Constraint>,
-    len: usize,
-    selected: usize,
-    offset: &mut usize,
+    Scroll {
+        len,
+        selected,
+        offset,
+    }: Scroll<'_>,
     mut row: impl FnMut(usize) -> Row<'a>,
 ) {
     let height = (area.height as usize).saturating_sub(1);
@@ -408,9 +416,11 @@ fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         theme,
         header,
         widths,
-        rows.len(),
-        app.sess_nav.selected,
-        &mut offset,
+        Scroll {
+            len: rows.len(),
+            selected: app.sess_nav.selected,
+            offset: &mut offset,
+        },
         |i| {
             let r = &rows[i];
             let cells = shown.iter().map(|&c| Cell::from(esc(&r.cell(c))));
@@ -450,9 +460,11 @@ fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         theme,
         header,
         widths,
-        tl.lines.len(),
-        tl.selected,
-        &mut offset,
+        Scroll {
+            len: tl.lines.len(),
+            selected: tl.selected,
+            offset: &mut offset,
+        },
         |i| {
             let l = &tl.lines[i];
             let mut t = String::new();
@@ -533,9 +545,11 @@ fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> S
         theme,
         header,
         widths,
-        qs.len(),
-        app.query_nav.selected,
-        &mut offset,
+        Scroll {
+            len: qs.len(),
+            selected: app.query_nav.selected,
+            offset: &mut offset,
+        },
         |i| {
             let q = &qs[i];
             let mut t = String::new();
@@ -714,9 +728,11 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> Strin
         theme,
         header,
         widths,
-        rows.len(),
-        app.top_nav.selected,
-        &mut offset,
+        Scroll {
+            len: rows.len(),
+            selected: app.top_nav.selected,
+            offset: &mut offset,
+        },
         |i| {
             let r = &rows[i];
             let mut cells: Vec<Cell> = shown.iter().map(|&c| Cell::from(r.cell(c))).collect();
@@ -762,9 +778,11 @@ fn draw_errors(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> St
         theme,
         header,
         widths,
-        rows.len(),
-        app.err_nav.selected,
-        &mut offset,
+        Scroll {
+            len: rows.len(),
+            selected: app.err_nav.selected,
+            offset: &mut offset,
+        },
         |i| {
             let g = &rows[i];
             let mut t = String::new();
