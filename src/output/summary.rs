@@ -12,6 +12,8 @@ use std::io::{self, Write};
 
 /// Durations kept per statement for exact percentiles; beyond, a reservoir sample.
 const MAX_SAMPLES: usize = 10_000;
+/// Bytes of a statement's text kept as its example (a statement can be megabytes).
+const MAX_TEXT: usize = 4096;
 /// Distinct fingerprints tracked; later ones are counted under "(other)".
 const MAX_FINGERPRINTS: usize = 10_000;
 const TOP: usize = 15;
@@ -31,14 +33,14 @@ pub(crate) struct StmtStats {
 }
 
 impl StmtStats {
-    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64) {
+    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64, max_samples: usize) {
         self.calls += 1;
         self.rows += rows;
         self.errors += failed as u64;
         self.total_ns += d as i128;
         self.max_ns = self.max_ns.max(d);
         self.seen += 1;
-        if self.samples.len() < MAX_SAMPLES {
+        if self.samples.len() < max_samples {
             self.samples.push(d);
         } else {
             // Reservoir sampling keeps the percentiles fair and the memory fixed.
@@ -46,18 +48,20 @@ impl StmtStats {
             *rng ^= *rng >> 7;
             *rng ^= *rng << 17;
             let j = (*rng % self.seen) as usize;
-            if j < MAX_SAMPLES {
+            if j < max_samples {
                 self.samples[j] = d;
             }
         }
     }
 }
 
-/// Counts a statement under its fingerprint, at most [`MAX_FINGERPRINTS`] of them.
+/// Counts a statement under its fingerprint, at most [`MAX_FINGERPRINTS`] of them,
+/// keeping up to `max_samples` durations of each for percentiles.
 pub(crate) fn add_statement(
     stmts: &mut HashMap<String, StmtStats>,
     q: &QueryRecord,
     rng: &mut u64,
+    max_samples: usize,
 ) {
     let key = match &q.fingerprint {
         Some(f) if stmts.len() < MAX_FINGERPRINTS || stmts.contains_key(f) => f.clone(),
@@ -66,13 +70,17 @@ pub(crate) fn add_statement(
     };
     let st = stmts.entry(key).or_default();
     if st.text.is_empty() {
-        st.text = q.text.clone().unwrap_or_else(|| "(SQL not seen)".into());
+        st.text = match &q.text {
+            Some(t) => t[..t.floor_char_boundary(MAX_TEXT)].to_string(),
+            None => "(SQL not seen)".into(),
+        };
     }
     st.add(
         q.duration_ns(),
         q.rows_returned.max(q.rows_affected.unwrap_or(0)),
         q.outcome == Outcome::Failure,
         rng,
+        max_samples,
     );
 }
 
@@ -190,7 +198,7 @@ impl<W: Write> Sink for SummarySink<W> {
                 .or_insert_with(|| (0, e.message.clone()));
             slot.0 += 1;
         }
-        add_statement(&mut self.stmts, q, &mut self.rng);
+        add_statement(&mut self.stmts, q, &mut self.rng, MAX_SAMPLES);
         Ok(())
     }
 

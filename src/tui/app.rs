@@ -737,7 +737,12 @@ impl App {
                 .iter()
                 .filter(|q| self.filter.matches(q.as_ref()))
             {
-                add_statement(&mut stmts, &q.rec, &mut rng);
+                add_statement(
+                    &mut stmts,
+                    &q.rec,
+                    &mut rng,
+                    st.limits.samples_per_statement,
+                );
                 add_error(&mut groups, q, st.limits.error_groups);
             }
             (top_rows(&stmts), groups.into_values().collect::<Vec<_>>())

@@ -28,6 +28,9 @@ pub struct Limits {
     pub queries: usize,
     /// Bytes of SQL text and parameters kept with them (a statement can be huge).
     pub query_bytes: usize,
+    /// Durations kept per fingerprint for the top queries' percentiles (a reservoir
+    /// beyond): fingerprints are bounded, 10,000, so this bounds their memory.
+    pub samples_per_statement: usize,
     /// Distinct (SQLSTATE, message) groups.
     pub error_groups: usize,
     /// Characters kept of a timeline summary.
@@ -42,6 +45,7 @@ impl Default for Limits {
             messages_total: 300_000,
             queries: 20_000,
             query_bytes: 64 << 20,
+            samples_per_statement: 1_000,
             error_groups: 1_000,
             summary_chars: 300,
         }
@@ -499,7 +503,12 @@ impl Sink for TuiSink {
         let b = st.bucket(q.end_ns);
         b.queries += 1;
         b.errors += failed as u64;
-        add_statement(&mut st.stmts, q, &mut st.rng);
+        add_statement(
+            &mut st.stmts,
+            q,
+            &mut st.rng,
+            st.limits.samples_per_statement,
+        );
         let entry = Arc::new(QueryEntry {
             seq: st.next_seq,
             who,
