@@ -156,3 +156,44 @@ fn no_color_means_no_colors() {
     assert_eq!(colors(PLAIN), 0);
     assert!(colors(Theme { color: true }) > 0);
 }
+
+#[test]
+fn detail_shows_parameters_notices_and_sql_lines() {
+    use crate::session::record::{QueryRecord, ServerMessage};
+    use crate::tui::state::{QueryEntry, Who};
+    let mut rec = QueryRecord::new(4, "extended", 1_000_000_000);
+    rec.end_ns = 1_002_500_000;
+    rec.text = Some("select $1,\n\t$2".into());
+    rec.statement = Some("s1".into());
+    rec.portal = Some(String::new());
+    rec.params = vec![Some("it's\x1b".into()), None];
+    rec.notices = vec![ServerMessage {
+        severity: "NOTICE".into(),
+        code: "00000".into(),
+        message: "hello".into(),
+    }];
+    rec.command_tag = Some("SELECT 1".into());
+    let q = QueryEntry {
+        seq: 0,
+        who: Who {
+            client: "10.0.0.4".into(),
+            ..Who::default()
+        },
+        rec,
+    };
+    let text: Vec<String> = detail_lines(&q, PLAIN)
+        .iter()
+        .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+        .collect();
+    let all = text.join("\n");
+    assert!(all.contains("statement \"s1\"  portal \"\""), "{all}");
+    assert!(all.contains("duration 2.5ms"), "{all}");
+    assert!(all.contains("  $1 = 'it's\\u{1b}'"), "{all}");
+    assert!(all.contains("  $2 = NULL"), "{all}");
+    assert!(all.contains("notice      NOTICE 00000 hello"), "{all}");
+    // Real line breaks stay line breaks; tabs become spaces.
+    assert!(
+        text.ends_with(&["SQL".into(), "  select $1,".into(), "      $2".into()]),
+        "{all}"
+    );
+}
