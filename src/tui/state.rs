@@ -110,6 +110,8 @@ impl SessionEntry {
             (_, _, Some(b'T')) => "in transaction",
             (_, _, Some(b'E')) => "failed transaction",
             (_, _, Some(_)) => "idle",
+            // Joined a running connection: its state shows at its next ReadyForQuery.
+            _ if self.meta.midstream => "mid-stream",
             _ => "starting",
         }
     }
