@@ -94,6 +94,9 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::
             }
             // File names only: the header line is short.
             let first = cli.read.first().map_or("", |n| {
+                if n == "-" {
+                    return "stdin";
+                }
                 std::path::Path::new(n)
                     .file_name()
                     .and_then(|f| f.to_str())

@@ -187,8 +187,8 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else {
         &h.rates[..h.rates.len() - 1]
     };
-    // Short labels and sparklines below 100 columns so that the health part shows.
-    let wide = area.width >= 100;
+    // Short labels and sparklines below 130 columns so that the health part shows.
+    let wide = area.width >= 130;
     let series = |get: fn(&Bucket) -> u64| -> (String, u64) {
         let v: Vec<u64> = complete.iter().map(get).collect();
         let spark = sparkline(&v, if wide { 12 } else { 5 });
