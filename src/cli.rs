@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
     about = "Passive PostgreSQL wire-protocol analyzer: decode, follow and summarise what crosses the wire.",
     after_help = "EXAMPLES:
   pgscope -r capture.pcap                      browse a capture (TUI on a terminal, JSON when piped)
+  pgscope -r capture.pcap --filter 'db=shop duration>100ms'   TUI: statements over 100 ms on db shop
   pgscope -r capture.pcap -o text              pgproto-style trace of every message
   pgscope -r a.pcap -r b.pcapng -o summary     statistics of two files
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
