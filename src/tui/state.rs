@@ -454,6 +454,15 @@ impl Sink for TuiSink {
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
         // Formatted before locking, so the lock is held only for the bookkeeping.
         let mut summary = String::new();
+        if let Body::ErrorResponse { fields } | Body::NoticeResponse { fields } = msg.body {
+            // What matters first, before the full field list that the column cuts.
+            for (code, sep) in [(b'S', " "), (b'C', ": "), (b'M', " │ ")] {
+                if let Some((_, v)) = fields.iter().find(|(c, _)| *c == code) {
+                    push_escaped(&mut summary, v);
+                    summary.push_str(sep);
+                }
+            }
+        }
         visit(msg, self.redaction, &mut Args::new(&mut summary));
         if let Some((cut, _)) = summary.char_indices().nth(self.summary_chars) {
             summary.truncate(cut);
@@ -653,6 +662,29 @@ mod tests {
         assert_eq!(st.queries.len(), 1);
         assert_eq!(st.queries[0].seq, 3);
         assert_eq!(st.health.queries_dropped, 3);
+    }
+
+    #[test]
+    fn error_lines_lead_with_code_and_message() {
+        let shared = Arc::new(Mutex::new(State::default()));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let body = b"SERROR\0VERROR\0C42P01\0Mtable \"t\"\x1b does not exist\0\0";
+        let msg = Msg {
+            dir: Dir::Backend,
+            typ: Some(b'E'),
+            len: body.len() as u32 + 4,
+            body: crate::pgwire::decode(Dir::Backend, b'E', body, &Default::default()),
+        };
+        sink.message(&meta(1), 0, &msg).unwrap();
+        let st = lock(&shared);
+        let line = &st.sessions[&1].messages[0];
+        assert_eq!(line.name, "ErrorResponse");
+        assert!(
+            line.summary
+                .starts_with("ERROR 42P01: table \\\"t\\\"\\u{1b} does not exist │ severity="),
+            "{}",
+            line.summary
+        );
     }
 
     #[test]
