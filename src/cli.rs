@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
     about = "Passive PostgreSQL wire-protocol analyzer: decode, follow and summarise what crosses the wire.",
     after_help = "EXAMPLES:
   pgscope -r capture.pcap                      browse a capture (TUI on a terminal, JSON when piped)
+  pgscope -r capture.pcap --filter 'db=shop duration>100ms'   TUI: statements over 100 ms on db shop
   pgscope -r capture.pcap -o text              pgproto-style trace of every message
   pgscope -r a.pcap -r b.pcapng -o summary     statistics of two files
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
@@ -60,8 +61,8 @@ pub struct Cli {
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
-    /// Output mode. Default: tui when standard output is a terminal, json otherwise
-    /// (text until the TUI exists). Example: -o text
+    /// Output mode. Default: tui when standard output is a terminal, json otherwise.
+    /// Example: -o text
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<OutputMode>,
 
@@ -74,6 +75,13 @@ pub struct Cli {
         value_enum
     )]
     pub records: Vec<RecordKind>,
+
+    /// Show only what matches, in the TUI (also editable there with `f`). Terms, all of
+    /// which must hold: user= db= app= client= sqlstate= (= exact or class prefix, != not,
+    /// ~ regex), duration>10ms, rows>100 (> >= < <= = !=), text~REGEX, failed; `!` negates.
+    /// Example: --filter 'db=shop duration>50ms !failed'
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
 
     /// Show passwords, MD5 hashes and SCRAM exchanges instead of "<redacted>".
     #[arg(long = "show-secrets")]

@@ -12,3 +12,4 @@ pub mod pipeline;
 pub mod privs;
 pub mod session;
 pub mod tcp;
+pub mod tui;

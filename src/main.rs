@@ -4,11 +4,14 @@ use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
-use pgscope::{capture, pipeline, privs};
+use pgscope::{capture, pipeline, privs, tui};
 use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -29,31 +32,122 @@ fn run(cli: &Cli) -> io::Result<()> {
     let live = cli.interface.is_some();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
-        OutputMode::Text
+        OutputMode::Tui
     } else {
         OutputMode::Json
     });
+    let filter = tui::filter::parse(cli.filter.as_deref().unwrap_or(""))
+        .map_err(|e| io::Error::other(format!("--filter: {e}")))?;
+    if !filter.is_empty() && mode != OutputMode::Tui {
+        return Err(io::Error::other(
+            "--filter is applied by the TUI only for now (-o tui)",
+        ));
+    }
     let redaction = Redaction {
         show_secrets: cli.show_secrets,
         redact_params: cli.redact_params,
     };
+    let _ = ctrlc_handler();
     let out = io::BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut sink: Box<dyn Sink> = match mode {
+        OutputMode::Tui => return run_tui(cli, redaction, filter),
         OutputMode::Json => Box::new(output::json::JsonSink::new(
             out,
             cli.records.clone(),
             redaction,
             live,
         )),
-        OutputMode::Text | OutputMode::Tui => Box::new(output::text::TextSink::new(
+        OutputMode::Text => Box::new(output::text::TextSink::new(
             out,
             redaction,
             live || stdout_tty,
         )),
         OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
     };
-    let _ = ctrlc_handler();
-    let mut pipe = pipeline::Pipeline::new(sink.as_mut(), cli.ports.clone(), Default::default());
+    capture(cli, sink.as_mut(), None)?;
+    io::stdout().flush()
+}
+
+/// Capture and decoding on a thread of their own, the TUI on this one.
+fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::Result<()> {
+    if !io::stdout().is_terminal() {
+        return Err(io::Error::other(
+            "-o tui needs a terminal on standard output",
+        ));
+    }
+    let (source, size) = match &cli.interface {
+        Some(iface) => (format!("live {iface}"), None),
+        None => {
+            // A missing file fails here, before the screen is taken over. The progress
+            // bar needs every size; standard input has none.
+            let mut sizes = Some(0u64);
+            for n in cli.read.iter() {
+                if n == "-" {
+                    sizes = None;
+                    continue;
+                }
+                let len = std::fs::File::open(n)
+                    .and_then(|f| f.metadata())
+                    .map_err(|e| io::Error::other(format!("{n}: {e}")))?
+                    .len();
+                sizes = sizes.map(|s| s + len);
+            }
+            // File names only: the header line is short.
+            let first = cli.read.first().map_or("", |n| {
+                if n == "-" {
+                    return "stdin";
+                }
+                std::path::Path::new(n)
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or(n)
+            });
+            let source = match cli.read.len() {
+                0 | 1 => first.to_string(),
+                n => format!("{first} +{} more", n - 1),
+            };
+            (source, sizes)
+        }
+    };
+    let mut state = tui::state::State::new(Default::default(), source, size);
+    state.live = cli.interface.is_some();
+    let progress = state.input_read.clone();
+    let shared = Arc::new(Mutex::new(state));
+    let for_capture = shared.clone();
+    let cli_owned = cli.clone();
+    let worker = std::thread::spawn(move || {
+        let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
+        let r = panic::catch_unwind(AssertUnwindSafe(|| {
+            capture(&cli_owned, &mut sink, Some(&progress))
+        }));
+        let mut st = tui::state::lock(&for_capture);
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => st.fatal = Some(e.to_string()),
+            Err(_) => st.crashed = true,
+        }
+    });
+    let result = tui::run(shared.clone(), filter, &STOP);
+    // A live capture notices the stop within its 100 ms read timeout; a blocked read of
+    // standard input may never return, so do not wait for long.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !worker.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A capture that failed (e.g. no such interface) fails the run, once the
+    // terminal is back.
+    match tui::state::lock(&shared).fatal.take() {
+        Some(e) => result.and(Err(io::Error::other(e))),
+        None => result,
+    }
+}
+
+/// Reads every packet of the capture through the pipeline into `sink`. `progress`
+/// (TUI) counts the file bytes read and silences warnings on standard error, which
+/// would land in the middle of the screen; they still reach the sink.
+fn capture(cli: &Cli, sink: &mut dyn Sink, progress: Option<&Arc<AtomicU64>>) -> io::Result<()> {
+    let quiet = progress.is_some();
+    let mut pipe = pipeline::Pipeline::new(sink, cli.ports.clone(), Default::default());
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
     let mut on_packet = |p: capture::Packet<'_>| {
@@ -92,14 +186,21 @@ fn run(cli: &Cli) -> io::Result<()> {
         bytes = stats.bytes;
     } else {
         for name in &cli.read {
-            let stats = if name == "-" {
-                capture::read_file("stdin", io::stdin(), &STOP, &mut on_packet)
+            let input: Box<dyn io::Read + Send> = if name == "-" {
+                Box::new(io::stdin())
             } else {
-                let f = std::fs::File::open(name)
-                    .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
-                capture::read_file(name, f, &STOP, &mut on_packet)
-            }
-            .map_err(io::Error::other)?;
+                Box::new(
+                    std::fs::File::open(name)
+                        .map_err(|e| io::Error::other(format!("{name}: {e}")))?,
+                )
+            };
+            let input = match progress {
+                Some(count) => Box::new(tui::CountingReader::new(input, count.clone())),
+                None => input,
+            };
+            let label = if name == "-" { "stdin" } else { name.as_str() };
+            let stats = capture::read_file(label, input, &STOP, &mut on_packet)
+                .map_err(io::Error::other)?;
             packets += stats.packets;
             bytes += stats.bytes;
             if let Some(w) = stats.truncated {
@@ -117,19 +218,23 @@ fn run(cli: &Cli) -> io::Result<()> {
         return Err(e);
     }
     for w in &warnings {
-        eprintln!("pgscope: warning: {w}");
+        if !quiet {
+            eprintln!("pgscope: warning: {w}");
+        }
         pipe.warn("truncated_capture", w)?;
     }
     if dropped > 0 {
         let w = format!("libpcap dropped {dropped} packets");
-        eprintln!("pgscope: warning: {w}");
+        if !quiet {
+            eprintln!("pgscope: warning: {w}");
+        }
         pipe.warn("capture_drops", &w)?;
     }
     pipe.stats.packets = packets;
     pipe.stats.bytes = bytes;
     pipe.stats.dropped = dropped;
     pipe.finish()?;
-    io::stdout().flush()
+    Ok(())
 }
 
 /// Ctrl-C stops the capture; the pipeline then closes sessions and prints summaries.

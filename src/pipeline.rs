@@ -18,6 +18,24 @@ pub struct Conn {
     decoder: ConnDecoder,
     session: Session,
     encryption_noted: bool,
+    /// Packet time after which the sink gets the next `session_update`.
+    next_update_ns: i64,
+    /// Startup phases already reported (encryption known, user known, authenticated,
+    /// ready).
+    phase: u8,
+}
+
+/// At most this often (capture time) a connection's state goes to `Sink::session_update`,
+/// besides once per startup phase, so live views stay fresh at a fixed cost.
+pub const UPDATE_INTERVAL_NS: i64 = 250_000_000;
+
+/// How far through its startup a session is, to report each step once.
+fn phase(s: &Session) -> u8 {
+    let r = s.record();
+    r.encryption.is_some() as u8
+        + r.user.is_some() as u8
+        + r.auth_outcome.is_some() as u8
+        + r.tx_status.is_some() as u8
 }
 
 /// The stages after TCP, as the flow table's handler.
@@ -106,13 +124,18 @@ impl Stage<'_> {
         }
     }
 
-    fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn) {
+    fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn, ts: i64) {
         if let (false, Some(kind)) = (conn.encryption_noted, conn.decoder.encrypted()) {
             conn.encryption_noted = true;
             conn.session.note_encryption(kind);
         }
         if !self.queries.is_empty() {
             self.flush_queries(meta, &conn.session);
+        }
+        if ts >= conn.next_update_ns || phase(&conn.session) != conn.phase {
+            conn.next_update_ns = ts.saturating_add(UPDATE_INTERVAL_NS);
+            conn.phase = phase(&conn.session);
+            self.sink.session_update(meta, conn.session.record());
         }
     }
 }
@@ -127,6 +150,8 @@ impl Handler<Conn> for Stage<'_> {
             decoder: ConnDecoder::new(meta.midstream),
             session: Session::new(meta.id, meta.start_ns, meta.midstream),
             encryption_noted: false,
+            next_update_ns: i64::MIN,
+            phase: 0,
         }
     }
 
@@ -137,7 +162,7 @@ impl Handler<Conn> for Stage<'_> {
         } = conn;
         session.count_bytes(dir, data.len());
         decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
-        self.after_feed(meta, conn);
+        self.after_feed(meta, conn, ts);
     }
 
     fn gap(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, bytes: u64) {
@@ -147,7 +172,7 @@ impl Handler<Conn> for Stage<'_> {
         decoder.gap(dir_of(side), bytes, &mut |ev| {
             self.event(meta, session, ts, ev)
         });
-        self.after_feed(meta, conn);
+        self.after_feed(meta, conn, ts);
     }
 
     fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {
@@ -226,5 +251,63 @@ impl<'s> Pipeline<'s> {
         s.anomalies = self.stage.anomalies;
         self.stage.sink.finish(s)?;
         Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::record::SessionRecord;
+    use std::sync::atomic::AtomicBool;
+
+    /// Keeps what `session_update` reported, per connection.
+    #[derive(Default)]
+    struct Updates(Vec<(u64, Option<String>, Option<u8>)>, u64);
+
+    impl Sink for Updates {
+        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> io::Result<()> {
+            self.1 += 1;
+            Ok(())
+        }
+        fn session(&mut self, _: &ConnMeta, _: &SessionRecord) -> io::Result<()> {
+            Ok(())
+        }
+        fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
+            self.0.push((conn.id, s.user.clone(), s.tx_status));
+        }
+        fn finish(&mut self, _: &RunStats) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn open_sessions_are_reported_now_and_then() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/captures/external/zeek/greenhouse-app.pcap"
+        );
+        let mut sink = Updates::default();
+        let mut pipe = Pipeline::new(&mut sink, vec![5432], Limits::default());
+        let file = std::fs::File::open(path).unwrap();
+        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
+            pipe.packet(&p).unwrap();
+            crate::capture::Flow::Continue(())
+        })
+        .unwrap();
+        drop(pipe);
+        // Each of the two connections is reported with its user and, once ready, its
+        // transaction status; far fewer times than it has statements (84).
+        for conn in [1, 2] {
+            let mine: Vec<_> = sink.0.iter().filter(|u| u.0 == conn).collect();
+            assert!(
+                mine.iter()
+                    .any(|u| u.1.as_deref() == Some("user") && u.2.is_some())
+            );
+            assert!(mine.len() >= 3, "{mine:?}");
+        }
+        assert!(sink.0.len() < sink.1 as usize, "{} updates", sink.0.len());
     }
 }

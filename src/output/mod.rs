@@ -56,6 +56,9 @@ pub trait Sink {
         q: &QueryRecord,
     ) -> io::Result<()>;
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
+    /// The state of a still open session, for live views. Called now and then (see
+    /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
+    fn session_update(&mut self, _conn: &ConnMeta, _s: &SessionRecord) {}
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 

@@ -13,31 +13,35 @@ use std::io::{self, Write};
 
 /// Durations kept per statement for exact percentiles; beyond, a reservoir sample.
 const MAX_SAMPLES: usize = 10_000;
+/// Bytes of a statement's text kept as its example (a statement can be megabytes).
+const MAX_TEXT: usize = 4096;
 /// Distinct fingerprints tracked; later ones are counted under "(other)".
 const MAX_FINGERPRINTS: usize = 10_000;
 const TOP: usize = 15;
 
-#[derive(Default)]
-struct StmtStats {
-    text: String,
-    calls: u64,
-    errors: u64,
-    rows: u64,
-    total_ns: i128,
-    max_ns: i64,
-    samples: Vec<i64>,
+/// Per-statement figures (also the TUI's top queries).
+#[derive(Default, Clone)]
+pub(crate) struct StmtStats {
+    pub(crate) text: String,
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) rows: u64,
+    pub(crate) total_ns: i128,
+    pub(crate) max_ns: i64,
+    /// Unsorted duration samples.
+    pub(crate) samples: Vec<i64>,
     seen: u64,
 }
 
 impl StmtStats {
-    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64) {
+    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64, max_samples: usize) {
         self.calls += 1;
         self.rows += rows;
         self.errors += failed as u64;
         self.total_ns += d as i128;
         self.max_ns = self.max_ns.max(d);
         self.seen += 1;
-        if self.samples.len() < MAX_SAMPLES {
+        if self.samples.len() < max_samples {
             self.samples.push(d);
         } else {
             // Reservoir sampling keeps the percentiles fair and the memory fixed.
@@ -45,11 +49,46 @@ impl StmtStats {
             *rng ^= *rng >> 7;
             *rng ^= *rng << 17;
             let j = (*rng % self.seen) as usize;
-            if j < MAX_SAMPLES {
+            if j < max_samples {
                 self.samples[j] = d;
             }
         }
     }
+}
+
+/// Counts a statement under its fingerprint, at most [`MAX_FINGERPRINTS`] of them,
+/// keeping up to `max_samples` durations of each for percentiles.
+pub(crate) fn add_statement(
+    stmts: &mut HashMap<String, StmtStats>,
+    fingerprints: &mut FingerprintCache,
+    q: &QueryRecord,
+    rng: &mut u64,
+    max_samples: usize,
+) {
+    let fp = q.text.as_deref().map(|t| fingerprints.get(t));
+    let key = match fp {
+        Some(f) if stmts.len() < MAX_FINGERPRINTS || stmts.contains_key(f) => f.to_string(),
+        Some(_) => "(other)".to_string(),
+        None => "(unknown)".to_string(),
+    };
+    let st = stmts.entry(key).or_default();
+    if st.text.is_empty() {
+        // Shown normalised, as pg_stat_statements does: literals vary between calls.
+        st.text = match q.text.as_deref() {
+            Some(t) => {
+                let n = normalize(t.as_bytes());
+                n[..n.floor_char_boundary(MAX_TEXT)].to_string()
+            }
+            None => "(SQL not seen)".into(),
+        };
+    }
+    st.add(
+        q.duration_ns(),
+        q.rows_returned.max(q.rows_affected.unwrap_or(0)),
+        q.outcome == Outcome::Failure,
+        rng,
+        max_samples,
+    );
 }
 
 #[derive(Default)]
@@ -112,7 +151,7 @@ fn ms(ns: i64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
+pub(crate) fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -168,27 +207,12 @@ impl<W: Write> Sink for SummarySink<W> {
                 .or_insert_with(|| (0, e.message.clone()));
             slot.0 += 1;
         }
-        let fp = q.text.as_deref().map(|t| self.fingerprints.get(t));
-        let key = match fp {
-            Some(f) if self.stmts.len() < MAX_FINGERPRINTS || self.stmts.contains_key(f) => {
-                f.to_string()
-            }
-            Some(_) => "(other)".to_string(),
-            None => "(unknown)".to_string(),
-        };
-        let st = self.stmts.entry(key).or_default();
-        if st.text.is_empty() {
-            // Shown normalised, as pg_stat_statements does: literals vary between calls.
-            st.text = q
-                .text
-                .as_deref()
-                .map_or_else(|| "(SQL not seen)".into(), |t| normalize(t.as_bytes()));
-        }
-        st.add(
-            d,
-            q.rows_returned.max(q.rows_affected.unwrap_or(0)),
-            failed,
+        add_statement(
+            &mut self.stmts,
+            &mut self.fingerprints,
+            q,
             &mut self.rng,
+            MAX_SAMPLES,
         );
         Ok(())
     }

@@ -50,13 +50,17 @@ impl<W: Write> TextSink<W> {
     }
 }
 
-/// Renders `k=v, k=v` into a line.
-struct Args<'a> {
+/// Renders `k=v, k=v` into a line (also the TUI timeline's summary column).
+pub(crate) struct Args<'a> {
     line: &'a mut String,
     first: bool,
 }
 
-impl Args<'_> {
+impl<'a> Args<'a> {
+    pub(crate) fn new(line: &'a mut String) -> Self {
+        Args { line, first: true }
+    }
+
     fn key(&mut self, k: &str) {
         if !self.first {
             self.line.push_str(", ");
@@ -134,10 +138,7 @@ impl<W: Write> Sink for TextSink<W> {
         });
         self.line.push_str(msg.name());
         self.line.push('(');
-        let mut args = Args {
-            line: &mut self.line,
-            first: true,
-        };
+        let mut args = Args::new(&mut self.line);
         visit(msg, self.redaction, &mut args);
         self.line.push(')');
         self.write_line()

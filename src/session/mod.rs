@@ -19,7 +19,7 @@ use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
 use record::{CancelInfo, CopyStats, Outcome, QueryRecord, ServerMessage, SessionRecord};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Pending operations kept per connection; a client that pipelines more without
 /// reading answers is cut here (counted as dropped).
@@ -54,7 +54,7 @@ impl Shared {
 }
 
 struct Statement {
-    sql: Rc<str>,
+    sql: Arc<str>,
     param_types: Vec<u32>,
 }
 
@@ -68,8 +68,8 @@ enum Op {
     /// A Query message: its statements, closed one by one.
     Simple {
         /// Statements after the current one.
-        rest: VecDeque<Rc<str>>,
-        whole: Rc<str>,
+        rest: VecDeque<Arc<str>>,
+        whole: Arc<str>,
         /// The statement running now; `None` once every statement was answered.
         current: Option<Box<QueryRecord>>,
     },
@@ -250,7 +250,7 @@ impl Session {
                 });
             }
             Body::Query { sql } => {
-                let whole: Rc<str> = lossy(sql).into();
+                let whole: Arc<str> = lossy(sql).into();
                 // One statement keeps the text exactly as sent; several are reported
                 // apart. Splitting needs a ';' before the end, rare enough to test first.
                 let trimmed = sql.trim_ascii_end();
@@ -810,7 +810,7 @@ impl Session {
     }
 }
 
-fn simple_record(conn_id: u64, ts: i64, text: Rc<str>) -> Box<QueryRecord> {
+fn simple_record(conn_id: u64, ts: i64, text: Arc<str>) -> Box<QueryRecord> {
     let mut rec = Box::new(QueryRecord::new(conn_id, "simple", ts));
     rec.text = Some(text);
     rec

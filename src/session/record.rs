@@ -1,7 +1,7 @@
 //! The records the session stage hands to the presenters.
 
 use std::borrow::Cow;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// How a statement ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct QueryRecord {
     pub conn_id: u64,
     /// `None` when the SQL was never seen (joined mid-stream). Shared with the
     /// prepared statement it came from, so records of one statement cost no copy.
-    pub text: Option<Rc<str>>,
+    pub text: Option<Arc<str>>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
     /// `simple`, `extended` or `function`.

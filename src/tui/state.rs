@@ -1,0 +1,719 @@
+//! What the capture thread knows, shared with the UI thread: a [`TuiSink`] updates it
+//! under a short lock, the UI copies the part it shows. Everything is bounded; what had
+//! to go is counted.
+
+use super::filter::{Key, Subject, Val};
+use crate::output::fields::{Redaction, visit};
+use crate::output::fmt::push_escaped;
+use crate::output::summary::{StmtStats, add_statement};
+use crate::output::text::Args;
+use crate::output::{AnomalyView, RunStats, Sink};
+use crate::pgwire::{Body, Dir, Msg};
+use crate::session::record::{Outcome, QueryRecord, SessionRecord};
+use crate::session::sql::FingerprintCache;
+use crate::tcp::ConnMeta;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bounds on what is kept, so a long live run does not grow without end.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Closed sessions kept for browsing (open ones are bounded by the flow table).
+    pub closed_sessions: usize,
+    pub messages_per_session: usize,
+    /// Timeline lines kept over all sessions; the oldest go first.
+    pub messages_total: usize,
+    /// The most recent statements, for query detail, filtered statistics and jumps.
+    pub queries: usize,
+    /// Bytes of SQL text and parameters kept with them (a statement can be huge).
+    pub query_bytes: usize,
+    /// Durations kept per fingerprint for the top queries' percentiles (a reservoir
+    /// beyond): fingerprints are bounded, 10,000, so this bounds their memory.
+    pub samples_per_statement: usize,
+    /// Distinct (SQLSTATE, message) groups.
+    pub error_groups: usize,
+    /// Characters kept of a timeline summary.
+    pub summary_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            closed_sessions: 2_000,
+            messages_per_session: 5_000,
+            messages_total: 300_000,
+            queries: 20_000,
+            query_bytes: 64 << 20,
+            samples_per_statement: 1_000,
+            error_groups: 1_000,
+            summary_chars: 300,
+        }
+    }
+}
+
+/// One timeline line: a message, or an anomaly (`dir` is `None`).
+#[derive(Clone, Debug)]
+pub struct MsgLine {
+    /// Position among all lines of the run, to age them out across sessions.
+    pub seq: u64,
+    pub ts: i64,
+    pub dir: Option<Dir>,
+    pub name: &'static str,
+    /// Fields as `k="v", ...`, already escaped for the terminal (as the text trace).
+    pub summary: String,
+}
+
+pub struct SessionEntry {
+    pub meta: ConnMeta,
+    /// The client address as text, for `client=` (without the port, as for statements).
+    pub client_ip: String,
+    pub rec: SessionRecord,
+    pub closed: bool,
+    /// A statement was sent and its ReadyForQuery not yet seen.
+    pub active: bool,
+    /// Status byte of the last ReadyForQuery.
+    pub tx: Option<u8>,
+    pub last_ts: i64,
+    pub messages: VecDeque<MsgLine>,
+    pub messages_dropped: u64,
+}
+
+impl SessionEntry {
+    fn new(meta: &ConnMeta, ts: i64) -> Self {
+        SessionEntry {
+            meta: meta.clone(),
+            client_ip: meta.client.0.to_string(),
+            rec: SessionRecord {
+                conn_id: meta.id,
+                start_ns: meta.start_ns,
+                end_ns: ts,
+                midstream: meta.midstream,
+                close_reason: "open",
+                ..SessionRecord::default()
+            },
+            closed: false,
+            active: false,
+            tx: None,
+            last_ts: ts,
+            messages: VecDeque::new(),
+            messages_dropped: 0,
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        match (self.closed, self.active, self.tx) {
+            // Still open when the capture ended: not a real close.
+            (true, ..) if self.rec.close_reason == "end_of_capture" => "open at end",
+            (true, ..) => "closed",
+            (_, true, _) => "active",
+            (_, _, Some(b'T')) => "in transaction",
+            (_, _, Some(b'E')) => "failed transaction",
+            (_, _, Some(_)) => "idle",
+            // Joined a running connection: its state shows at its next ReadyForQuery.
+            _ if self.meta.midstream => "mid-stream",
+            _ => "starting",
+        }
+    }
+
+    pub fn end_ns(&self) -> i64 {
+        if self.closed {
+            self.rec.end_ns
+        } else {
+            self.last_ts
+        }
+    }
+}
+
+/// Who ran a statement, kept with it for filtering.
+#[derive(Clone, Debug, Default)]
+pub struct Who {
+    pub client: String,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub application: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct QueryEntry {
+    /// Position in the run, for jumps that survive the window moving.
+    pub seq: u64,
+    pub who: Who,
+    pub rec: QueryRecord,
+    /// Fingerprint of the statement's text (`(unknown)` without text).
+    pub fingerprint: String,
+}
+
+/// An optional string as a filter value.
+fn opt(v: &Option<String>) -> Val<'_> {
+    v.as_deref().map_or(Val::Missing, Val::Str)
+}
+
+impl QueryEntry {
+    /// Bytes that vary from one statement to another, for the memory bound.
+    fn size(&self) -> usize {
+        let r = &self.rec;
+        r.text.as_deref().map_or(0, str::len)
+            + r.params.iter().flatten().map(String::len).sum::<usize>()
+            + r.notices.iter().map(|n| n.message.len()).sum::<usize>()
+            + 256
+    }
+}
+
+impl Subject for QueryEntry {
+    fn get(&self, key: Key) -> Val<'_> {
+        match key {
+            Key::User => opt(&self.who.user),
+            Key::Db => opt(&self.who.database),
+            Key::App => opt(&self.who.application),
+            Key::Client => Val::Str(&self.who.client),
+            Key::Sqlstate => self
+                .rec
+                .error
+                .as_ref()
+                .map_or(Val::Missing, |e| Val::Str(&e.code)),
+            Key::Text => self.rec.text.as_deref().map_or(Val::Missing, Val::Str),
+            Key::Duration => Val::Num(self.rec.duration_ns()),
+            Key::Rows => Val::Num(
+                self.rec
+                    .rows_returned
+                    .max(self.rec.rows_affected.unwrap_or(0)) as i64,
+            ),
+            Key::Failed => Val::Bool(self.rec.outcome == Outcome::Failure),
+        }
+    }
+}
+
+impl Subject for SessionEntry {
+    fn get(&self, key: Key) -> Val<'_> {
+        match key {
+            Key::User => opt(&self.rec.user),
+            Key::Db => opt(&self.rec.database),
+            Key::App => opt(&self.rec.application),
+            Key::Client => Val::Str(&self.client_ip),
+            Key::Failed => Val::Bool(self.rec.errors > 0),
+            _ => Val::NotApplicable,
+        }
+    }
+}
+
+/// Errors grouped by SQLSTATE and message.
+#[derive(Clone, Debug)]
+pub struct ErrorGroup {
+    pub code: String,
+    pub message: String,
+    pub count: u64,
+    pub last_ns: i64,
+    pub last_seq: u64,
+}
+
+/// Adds a failed statement to the groups, keeping at most `cap` of them.
+pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &QueryEntry, cap: usize) {
+    let Some(e) = &q.rec.error else { return };
+    let key = (e.code.clone(), e.message.clone());
+    let key = if groups.len() < cap || groups.contains_key(&key) {
+        key
+    } else {
+        (String::new(), "(other errors)".to_string())
+    };
+    let g = groups
+        .entry(key)
+        .or_insert_with_key(|(code, message)| ErrorGroup {
+            code: code.clone(),
+            message: message.clone(),
+            count: 0,
+            last_ns: 0,
+            last_seq: 0,
+        });
+    g.count += 1;
+    g.last_ns = q.rec.end_ns;
+    g.last_seq = q.seq;
+}
+
+/// Per-second counters, by capture time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub sec: i64,
+    pub queries: u64,
+    pub errors: u64,
+    pub bytes: u64,
+}
+
+pub const RATE_SECONDS: usize = 120;
+
+/// Appends zero buckets up to second `until`, so that a quiet live capture shows its
+/// rates falling to zero instead of freezing at the last busy second.
+pub fn pad_rates(rates: &mut Vec<Bucket>, until: i64) {
+    let Some(last) = rates.last().map(|b| b.sec) else {
+        return;
+    };
+    let first = (last + 1).max(until - RATE_SECONDS as i64 + 1);
+    rates.extend((first..=until).map(|sec| Bucket {
+        sec,
+        ..Bucket::default()
+    }));
+    let excess = rates.len().saturating_sub(RATE_SECONDS);
+    rates.drain(..excess);
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    pub gaps: u64,
+    pub midstream: u64,
+    pub encrypted: u64,
+    pub anomalies: u64,
+    pub sessions_dropped: u64,
+    pub messages_dropped: u64,
+    pub queries_dropped: u64,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub limits: Limits,
+    pub sessions: HashMap<u64, SessionEntry>,
+    /// Closed sessions, oldest first, to forget the oldest beyond the limit.
+    closed_order: VecDeque<u64>,
+    pub queries: VecDeque<Arc<QueryEntry>>,
+    pub next_seq: u64,
+    /// Text and parameter bytes of `queries`.
+    query_bytes: usize,
+    /// Every kept timeline line as (connection, line seq), oldest first.
+    line_order: VecDeque<(u64, u64)>,
+    next_line: u64,
+    pub(crate) stmts: HashMap<String, StmtStats>,
+    pub errors: HashMap<(String, String), ErrorGroup>,
+    pub total_queries: u64,
+    pub total_errors: u64,
+    pub rates: VecDeque<Bucket>,
+    pub health: Health,
+    /// Set when the capture has ended (and with what figures).
+    pub finished: Option<RunStats>,
+    /// Why the capture thread stopped, if it failed.
+    pub fatal: Option<String>,
+    /// The capture thread panicked (the terminal is already restored by then).
+    pub crashed: bool,
+    /// Bytes read so far of `input_size` (offline files).
+    pub input_read: Arc<AtomicU64>,
+    pub input_size: Option<u64>,
+    pub source: String,
+    /// Live capture: quiet seconds are filled in by the wall clock.
+    pub live: bool,
+    rng: u64,
+    pub(crate) fingerprints: FingerprintCache,
+}
+
+impl State {
+    pub fn new(limits: Limits, source: String, input_size: Option<u64>) -> Self {
+        State {
+            limits,
+            source,
+            input_size,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            ..State::default()
+        }
+    }
+
+    fn entry(&mut self, conn: &ConnMeta, ts: i64) -> &mut SessionEntry {
+        let health = &mut self.health;
+        let e = self.sessions.entry(conn.id).or_insert_with(|| {
+            health.midstream += conn.midstream as u64;
+            SessionEntry::new(conn, ts)
+        });
+        e.last_ts = e.last_ts.max(ts);
+        e
+    }
+
+    fn bucket(&mut self, ts: i64) -> &mut Bucket {
+        let sec = ts.div_euclid(1_000_000_000);
+        let last = self.rates.back().map(|b| b.sec);
+        match last {
+            Some(l) if sec <= l => {
+                // Late packets land in the newest bucket rather than reopening old ones.
+            }
+            Some(l) => {
+                // Quiet seconds count as zeros, up to the window.
+                let first = (l + 1).max(sec - RATE_SECONDS as i64 + 1);
+                for s in first..=sec {
+                    self.rates.push_back(Bucket {
+                        sec: s,
+                        ..Bucket::default()
+                    });
+                }
+            }
+            None => self.rates.push_back(Bucket {
+                sec,
+                ..Bucket::default()
+            }),
+        }
+        while self.rates.len() > RATE_SECONDS {
+            self.rates.pop_front();
+        }
+        self.rates.back_mut().expect("a bucket was just ensured")
+    }
+
+    /// Appends a timeline line, within the per-session and the overall bound.
+    fn push_line(
+        &mut self,
+        conn: &ConnMeta,
+        ts: i64,
+        dir: Option<Dir>,
+        name: &'static str,
+        summary: String,
+    ) {
+        let seq = self.next_line;
+        self.next_line += 1;
+        let cap = self.limits.messages_per_session;
+        let e = self.entry(conn, ts);
+        let dropped = e.messages.len() >= cap;
+        if dropped {
+            e.messages.pop_front();
+            e.messages_dropped += 1;
+        }
+        e.messages.push_back(MsgLine {
+            seq,
+            ts,
+            dir,
+            name,
+            summary,
+        });
+        self.health.messages_dropped += dropped as u64;
+        self.line_order.push_back((conn.id, seq));
+        // The oldest line of the run is the first line of its session, unless that
+        // session dropped it already or is gone: then the entry is stale.
+        while self.line_order.len() > self.limits.messages_total {
+            let Some((id, seq)) = self.line_order.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.sessions.get_mut(&id)
+                && e.messages.front().is_some_and(|l| l.seq == seq)
+            {
+                e.messages.pop_front();
+                e.messages_dropped += 1;
+                self.health.messages_dropped += 1;
+            }
+        }
+    }
+
+    /// Finds a retained statement by its sequence number.
+    pub fn query_by_seq(&self, seq: u64) -> Option<&Arc<QueryEntry>> {
+        let first = self.queries.front()?.seq;
+        self.queries
+            .get(seq.checked_sub(first)? as usize)
+            .filter(|q| q.seq == seq)
+    }
+
+    fn set_record(&mut self, conn: &ConnMeta, s: &SessionRecord, ts: i64) {
+        let e = self.entry(conn, ts);
+        let was_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        e.rec = s.clone();
+        let now_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        self.health.encrypted += (now_encrypted && !was_encrypted) as u64;
+    }
+}
+
+/// The shared state, as both threads hold it.
+pub type SharedState = Arc<Mutex<State>>;
+
+/// Locks, shrugging off a poisoned lock: the data is counters and copies, still usable.
+pub fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The presenter that feeds the TUI.
+pub struct TuiSink {
+    shared: SharedState,
+    redaction: Redaction,
+    summary_chars: usize,
+}
+
+impl TuiSink {
+    pub fn new(shared: SharedState, redaction: Redaction) -> Self {
+        let summary_chars = lock(&shared).limits.summary_chars;
+        TuiSink {
+            shared,
+            redaction,
+            summary_chars,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared)
+    }
+}
+
+/// Frontend messages that start work the server answers with ReadyForQuery.
+fn starts_work(b: &Body<'_>) -> bool {
+    matches!(
+        b,
+        Body::Query { .. } | Body::Execute { .. } | Body::FunctionCall { .. } | Body::Sync
+    )
+}
+
+impl Sink for TuiSink {
+    fn wants_messages(&self) -> bool {
+        true
+    }
+
+    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
+        // Formatted before locking, so the lock is held only for the bookkeeping.
+        let mut summary = String::new();
+        if let Body::ErrorResponse { fields } | Body::NoticeResponse { fields } = msg.body {
+            // What matters first, before the full field list that the column cuts.
+            for (code, sep) in [(b'S', " "), (b'C', ": "), (b'M', " │ ")] {
+                if let Some((_, v)) = fields.iter().find(|(c, _)| *c == code) {
+                    push_escaped(&mut summary, v);
+                    summary.push_str(sep);
+                }
+            }
+        }
+        visit(msg, self.redaction, &mut Args::new(&mut summary));
+        if let Some((cut, _)) = summary.char_indices().nth(self.summary_chars) {
+            summary.truncate(cut);
+            summary.push('…');
+        }
+        let mut st = self.lock();
+        st.bucket(ts).bytes += msg.len as u64;
+        let e = st.entry(conn, ts);
+        match msg.body {
+            Body::ReadyForQuery { status } => {
+                e.active = false;
+                e.tx = Some(status);
+            }
+            ref b if starts_work(b) => e.active = true,
+            _ => {}
+        }
+        st.push_line(conn, ts, Some(msg.dir), msg.name(), summary);
+        Ok(())
+    }
+
+    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+        let mut st = self.lock();
+        st.health.anomalies += 1;
+        st.health.gaps += (a.kind == "gap") as u64;
+        if let Some(conn) = conn {
+            let mut summary = format!("{}: ", a.kind);
+            push_escaped(&mut summary, a.message.as_bytes());
+            st.push_line(conn, ts, None, "anomaly", summary);
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+        let who = Who {
+            client: conn.client.0.to_string(),
+            user: s.user.clone(),
+            database: s.database.clone(),
+            application: s.application.clone(),
+        };
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.set_record(conn, s, q.end_ns);
+        if q.skipped {
+            return Ok(());
+        }
+        let failed = q.outcome == Outcome::Failure;
+        st.total_queries += 1;
+        st.total_errors += failed as u64;
+        let b = st.bucket(q.end_ns);
+        b.queries += 1;
+        b.errors += failed as u64;
+        add_statement(
+            &mut st.stmts,
+            &mut st.fingerprints,
+            q,
+            &mut st.rng,
+            st.limits.samples_per_statement,
+        );
+        let fingerprint = match q.text.as_deref() {
+            Some(t) => st.fingerprints.get(t).to_string(),
+            None => "(unknown)".to_string(),
+        };
+        let entry = Arc::new(QueryEntry {
+            seq: st.next_seq,
+            who,
+            rec: q.clone(),
+            fingerprint,
+        });
+        st.next_seq += 1;
+        add_error(&mut st.errors, &entry, st.limits.error_groups);
+        st.query_bytes += entry.size();
+        st.queries.push_back(entry);
+        while st.queries.len() > st.limits.queries || st.query_bytes > st.limits.query_bytes {
+            let Some(old) = st.queries.pop_front() else {
+                break;
+            };
+            st.query_bytes -= old.size();
+            st.health.queries_dropped += 1;
+        }
+        Ok(())
+    }
+
+    fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
+        let ts = s.end_ns;
+        self.lock().set_record(conn, s, ts);
+    }
+
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+        let mut st = self.lock();
+        st.set_record(conn, s, s.end_ns);
+        st.entry(conn, s.end_ns).closed = true;
+        st.closed_order.push_back(conn.id);
+        while st.closed_order.len() > st.limits.closed_sessions {
+            if let Some(old) = st.closed_order.pop_front() {
+                st.sessions.remove(&old);
+                st.health.sessions_dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
+        self.lock().finished = Some(run.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    pub(crate) fn meta(id: u64) -> ConnMeta {
+        ConnMeta {
+            id,
+            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8)), 40000),
+            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5432),
+            start_ns: 0,
+            midstream: false,
+            community_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn bounded_and_counted() {
+        let limits = Limits {
+            closed_sessions: 2,
+            messages_per_session: 3,
+            queries: 4,
+            ..Limits::default()
+        };
+        let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let rec = SessionRecord::default();
+        for id in 1..=4 {
+            let m = meta(id);
+            for i in 0..5 {
+                let msg = Msg {
+                    dir: Dir::Frontend,
+                    typ: Some(b'S'),
+                    len: 4,
+                    body: Body::Sync,
+                };
+                sink.message(&m, i * 1_000_000_000, &msg).unwrap();
+                let mut q = QueryRecord::new(id, "simple", i);
+                q.text = Some("select 1".into());
+                sink.query(&m, &rec, &q).unwrap();
+            }
+            sink.session(&m, &rec).unwrap();
+        }
+        let st = lock(&shared);
+        assert_eq!(st.sessions.len(), 2);
+        assert_eq!(st.health.sessions_dropped, 2);
+        assert!(st.sessions.values().all(|s| s.messages.len() == 3));
+        assert_eq!(st.health.messages_dropped, 8);
+        assert_eq!(st.queries.len(), 4);
+        assert_eq!(st.health.queries_dropped, 16);
+        let fp = crate::session::sql::fingerprint(b"select 1");
+        assert_eq!(st.stmts[&fp].calls, 20);
+        assert_eq!(st.query_by_seq(19).unwrap().seq, 19);
+        assert!(st.query_by_seq(3).is_none());
+        assert_eq!(st.rates.len(), 5);
+    }
+
+    #[test]
+    fn overall_bounds_drop_the_oldest() {
+        let limits = Limits {
+            messages_per_session: 4,
+            messages_total: 6,
+            query_bytes: 700,
+            ..Limits::default()
+        };
+        let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let sync = Msg {
+            dir: Dir::Frontend,
+            typ: Some(b'S'),
+            len: 4,
+            body: Body::Sync,
+        };
+        // Session 1 gets 5 lines (one over its own cap), then session 2 gets 4.
+        for i in 0..5 {
+            sink.message(&meta(1), i, &sync).unwrap();
+        }
+        for i in 5..9 {
+            sink.message(&meta(2), i, &sync).unwrap();
+        }
+        {
+            let st = lock(&shared);
+            let ts = |id| -> Vec<i64> { st.sessions[&id].messages.iter().map(|l| l.ts).collect() };
+            assert_eq!(ts(1), [3, 4]);
+            assert_eq!(ts(2), [5, 6, 7, 8]);
+            assert_eq!(st.health.messages_dropped, 3);
+            assert_eq!(st.sessions[&1].messages_dropped, 3);
+        }
+        // Statements with big texts: the byte bound keeps the newest that fit.
+        for i in 0..4 {
+            let mut q = QueryRecord::new(1, "simple", i);
+            q.text = Some("x".repeat(200).into());
+            sink.query(&meta(1), &SessionRecord::default(), &q).unwrap();
+        }
+        let st = lock(&shared);
+        assert_eq!(st.queries.len(), 1);
+        assert_eq!(st.queries[0].seq, 3);
+        assert_eq!(st.health.queries_dropped, 3);
+    }
+
+    #[test]
+    fn error_lines_lead_with_code_and_message() {
+        let shared = Arc::new(Mutex::new(State::default()));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let body = b"SERROR\0VERROR\0C42P01\0Mtable \"t\"\x1b does not exist\0\0";
+        let msg = Msg {
+            dir: Dir::Backend,
+            typ: Some(b'E'),
+            len: body.len() as u32 + 4,
+            body: crate::pgwire::decode(Dir::Backend, b'E', body, &Default::default()),
+        };
+        sink.message(&meta(1), 0, &msg).unwrap();
+        let st = lock(&shared);
+        let line = &st.sessions[&1].messages[0];
+        assert_eq!(line.name, "ErrorResponse");
+        assert!(
+            line.summary
+                .starts_with("ERROR 42P01: table \\\"t\\\"\\u{1b} does not exist │ severity="),
+            "{}",
+            line.summary
+        );
+    }
+
+    #[test]
+    fn quiet_seconds_pad_to_zero() {
+        let b = |sec, queries| Bucket {
+            sec,
+            queries,
+            ..Bucket::default()
+        };
+        let mut r = vec![b(10, 3)];
+        pad_rates(&mut r, 12);
+        assert_eq!(r, vec![b(10, 3), b(11, 0), b(12, 0)]);
+        pad_rates(&mut r, 12);
+        assert_eq!(r.len(), 3);
+        pad_rates(&mut r, 10_000);
+        assert_eq!(r.len(), RATE_SECONDS);
+        assert_eq!(r.last().unwrap().sec, 10_000);
+        let mut empty = Vec::new();
+        pad_rates(&mut empty, 5);
+        assert!(empty.is_empty());
+    }
+}
