@@ -76,8 +76,8 @@ pub struct Cli {
     )]
     pub records: Vec<RecordKind>,
 
-    /// Show only what matches, in the TUI (also editable there with `f`). Terms, all of
-    /// which must hold: user= db= app= client= sqlstate= (= exact or class prefix, != not,
+    /// Keep only the statements and sessions that match (TUI: editable with `f`; JSON,
+    /// text and summary: filters query and session records). Terms, all of which must hold: user= db= app= client= sqlstate= (= exact or class prefix, != not,
     /// ~ regex), duration>10ms, rows>100 (> >= < <= = !=), text~REGEX, failed; `!` negates.
     /// Example: --filter 'db=shop duration>50ms !failed'
     #[arg(long = "filter", value_name = "EXPR")]

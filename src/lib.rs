@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod filter;
 pub mod net;
 pub mod output;
 pub mod pgwire;

@@ -4,7 +4,7 @@ use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
-use pgscope::{capture, pipeline, privs, tui};
+use pgscope::{capture, filter, pipeline, privs, tui};
 use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -36,13 +36,8 @@ fn run(cli: &Cli) -> io::Result<()> {
     } else {
         OutputMode::Json
     });
-    let filter = tui::filter::parse(cli.filter.as_deref().unwrap_or(""))
+    let filter = filter::parse(cli.filter.as_deref().unwrap_or(""))
         .map_err(|e| io::Error::other(format!("--filter: {e}")))?;
-    if !filter.is_empty() && mode != OutputMode::Tui {
-        return Err(io::Error::other(
-            "--filter is applied by the TUI only for now (-o tui)",
-        ));
-    }
     let redaction = Redaction {
         show_secrets: cli.show_secrets,
         redact_params: cli.redact_params,
@@ -64,12 +59,20 @@ fn run(cli: &Cli) -> io::Result<()> {
         )),
         OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
     };
-    capture(cli, sink.as_mut(), None)?;
+    if filter.is_empty() {
+        capture(cli, sink.as_mut(), None)?;
+    } else {
+        capture(
+            cli,
+            &mut output::filtered::Filtered::new(sink.as_mut(), filter),
+            None,
+        )?;
+    }
     io::stdout().flush()
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
-fn run_tui(cli: &Cli, redaction: Redaction, filter: tui::filter::Filter) -> io::Result<()> {
+fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
             "-o tui needs a terminal on standard output",

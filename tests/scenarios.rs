@@ -339,3 +339,27 @@ fn every_capture_decodes_to_valid_json() {
         );
     }
 }
+
+/// `--filter` keeps the matching statements in JSON too (the TUI's language).
+#[test]
+fn filter_applies_to_json_records() {
+    let path = capture("simple-queries.pcap");
+    let p = path.to_str().unwrap();
+    let run = pgscope(&[
+        "-r",
+        p,
+        "--records",
+        "query",
+        "--filter",
+        "failed sqlstate=2",
+    ]);
+    let q = parse_lines(&run.stdout, &path);
+    let codes: Vec<&str> = q
+        .iter()
+        .map(|q| q["db.response.status_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["22012", "23505", "25P02"]);
+    let bad = pgscope(&["-r", p, "--filter", "rows>lots"]);
+    assert_eq!(bad.status, 2);
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+}

@@ -2,6 +2,7 @@
 //! finished statements and finished sessions, and it renders them.
 
 pub mod fields;
+pub mod filtered;
 pub mod fmt;
 pub mod json;
 pub mod jsonw;

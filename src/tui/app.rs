@@ -3,9 +3,9 @@
 //! which the caller runs under the shared lock. No terminal needed, so all of it is
 //! unit-tested.
 
-use super::filter::{self, Filter};
 use super::rows::{SessCol, SessionRow, TopCol, TopRow, top_rows};
 use super::state::{Bucket, ErrorGroup, Health, MsgLine, QueryEntry, State, add_error, pad_rates};
+use crate::filter::{self, Filter};
 use crate::output::summary::add_statement;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::cmp::Ordering;

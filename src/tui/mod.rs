@@ -5,11 +5,11 @@
 //! at a bounded frame rate and handles keys. The capture never waits on drawing.
 
 pub mod app;
-pub mod filter;
 pub mod rows;
 pub mod state;
 pub mod ui;
 
+use crate::filter;
 use app::App;
 use crossterm::event::{self, Event, KeyEventKind};
 use state::{SharedState, lock};

@@ -2,7 +2,7 @@
 //! under a short lock, the UI copies the part it shows. Everything is bounded; what had
 //! to go is counted.
 
-use super::filter::{Key, Subject, Val};
+use crate::filter::{self, Key, Subject, Val};
 use crate::output::fields::{Redaction, visit};
 use crate::output::fmt::push_escaped;
 use crate::output::summary::{StmtStats, add_statement};
@@ -145,11 +145,6 @@ pub struct QueryEntry {
     pub fingerprint: String,
 }
 
-/// An optional string as a filter value.
-fn opt(v: &Option<String>) -> Val<'_> {
-    v.as_deref().map_or(Val::Missing, Val::Str)
-}
-
 impl QueryEntry {
     /// Bytes that vary from one statement to another, for the memory bound.
     fn size(&self) -> usize {
@@ -161,40 +156,27 @@ impl QueryEntry {
     }
 }
 
+impl Who {
+    fn view(&self) -> filter::Who<'_> {
+        filter::Who {
+            client: &self.client,
+            user: self.user.as_deref(),
+            database: self.database.as_deref(),
+            application: self.application.as_deref(),
+        }
+    }
+}
+
 impl Subject for QueryEntry {
     fn get(&self, key: Key) -> Val<'_> {
-        match key {
-            Key::User => opt(&self.who.user),
-            Key::Db => opt(&self.who.database),
-            Key::App => opt(&self.who.application),
-            Key::Client => Val::Str(&self.who.client),
-            Key::Sqlstate => self
-                .rec
-                .error
-                .as_ref()
-                .map_or(Val::Missing, |e| Val::Str(&e.code)),
-            Key::Text => self.rec.text.as_deref().map_or(Val::Missing, Val::Str),
-            Key::Duration => Val::Num(self.rec.duration_ns()),
-            Key::Rows => Val::Num(
-                self.rec
-                    .rows_returned
-                    .max(self.rec.rows_affected.unwrap_or(0)) as i64,
-            ),
-            Key::Failed => Val::Bool(self.rec.outcome == Outcome::Failure),
-        }
+        filter::statement_value(key, self.who.view(), &self.rec)
     }
 }
 
 impl Subject for SessionEntry {
     fn get(&self, key: Key) -> Val<'_> {
-        match key {
-            Key::User => opt(&self.rec.user),
-            Key::Db => opt(&self.rec.database),
-            Key::App => opt(&self.rec.application),
-            Key::Client => Val::Str(&self.client_ip),
-            Key::Failed => Val::Bool(self.rec.errors > 0),
-            _ => Val::NotApplicable,
-        }
+        let who = filter::Who::of(&self.client_ip, &self.rec);
+        filter::session_value(key, who, self.rec.errors)
     }
 }
 

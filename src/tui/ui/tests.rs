@@ -1,8 +1,8 @@
 //! Rendering into ratatui's TestBackend, asserting on the buffer's text.
 
 use super::*;
+use crate::filter::Filter;
 use crate::tui::app::tests::sample_state;
-use crate::tui::filter::Filter;
 use crate::tui::state::lock;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;

@@ -9,6 +9,7 @@
 //! `sqlstate=` also matches a class prefix (`sqlstate=23` is every integrity violation).
 //! A term about something the subject does not have (`duration>` for a session) holds.
 
+use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use regex::Regex;
 use std::fmt;
 
@@ -71,6 +72,88 @@ pub enum Val<'a> {
 /// Anything a filter can be applied to.
 pub trait Subject {
     fn get(&self, key: Key) -> Val<'_>;
+}
+
+/// Who ran a statement: the fields the session-level keys look at.
+#[derive(Clone, Copy)]
+pub struct Who<'a> {
+    pub client: &'a str,
+    pub user: Option<&'a str>,
+    pub database: Option<&'a str>,
+    pub application: Option<&'a str>,
+}
+
+impl<'a> Who<'a> {
+    pub fn of(client: &'a str, s: &'a SessionRecord) -> Self {
+        Who {
+            client,
+            user: s.user.as_deref(),
+            database: s.database.as_deref(),
+            application: s.application.as_deref(),
+        }
+    }
+
+    fn value(self, key: Key) -> Option<Val<'a>> {
+        let opt = |v: Option<&'a str>| v.map_or(Val::Missing, Val::Str);
+        Some(match key {
+            Key::User => opt(self.user),
+            Key::Db => opt(self.database),
+            Key::App => opt(self.application),
+            Key::Client => Val::Str(self.client),
+            _ => return None,
+        })
+    }
+}
+
+/// A statement's value for `key`, the same for every presenter.
+pub fn statement_value<'a>(key: Key, who: Who<'a>, q: &'a QueryRecord) -> Val<'a> {
+    if let Some(v) = who.value(key) {
+        return v;
+    }
+    match key {
+        Key::Sqlstate => q.error.as_ref().map_or(Val::Missing, |e| Val::Str(&e.code)),
+        Key::Text => q.text.as_deref().map_or(Val::Missing, Val::Str),
+        Key::Duration => Val::Num(q.duration_ns()),
+        Key::Rows => Val::Num(q.rows_returned.max(q.rows_affected.unwrap_or(0)) as i64),
+        Key::Failed => Val::Bool(q.outcome == Outcome::Failure),
+        _ => Val::NotApplicable,
+    }
+}
+
+/// A session's value for `key`: statement keys do not apply to it.
+pub fn session_value<'a>(key: Key, who: Who<'a>, errors: u64) -> Val<'a> {
+    if let Some(v) = who.value(key) {
+        return v;
+    }
+    match key {
+        Key::Failed => Val::Bool(errors > 0),
+        _ => Val::NotApplicable,
+    }
+}
+
+/// A statement with its session, as the record presenters see it.
+pub struct StatementView<'a> {
+    pub client: &'a str,
+    pub session: &'a SessionRecord,
+    pub query: &'a QueryRecord,
+}
+
+impl Subject for StatementView<'_> {
+    fn get(&self, key: Key) -> Val<'_> {
+        statement_value(key, Who::of(self.client, self.session), self.query)
+    }
+}
+
+/// A session record alone.
+pub struct SessionView<'a> {
+    pub client: &'a str,
+    pub session: &'a SessionRecord,
+}
+
+impl Subject for SessionView<'_> {
+    fn get(&self, key: Key) -> Val<'_> {
+        session_value(key, Who::of(self.client, self.session), self.session.errors)
+    }
 }
 
 #[derive(Clone, Debug)]
