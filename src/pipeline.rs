@@ -236,17 +236,8 @@ impl<'s> Pipeline<'s> {
         if let Some(e) = self.stage.io_error.take() {
             return Err(e);
         }
-        let t = &self.table.stats;
         let s = &mut self.stats;
-        s.tcp_segments = t.segments;
-        s.connections = t.connections;
-        s.gaps = t.gaps;
-        s.gap_bytes = t.gap_bytes;
-        s.out_of_order = t.out_of_order;
-        s.retransmitted_bytes = t.retransmitted_bytes;
-        s.evicted = t.evicted;
-        s.idle_closed = t.idle_closed;
-        s.peak_buffered = t.peak_buffered;
+        s.tcp = self.table.stats.clone();
         s.messages = self.stage.messages;
         s.anomalies = self.stage.anomalies;
         self.stage.sink.finish(s)?;

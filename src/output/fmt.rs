@@ -6,17 +6,10 @@ use std::fmt::Write as _;
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T02:12:12.123456Z`.
 pub fn rfc3339(ns: i64, out: &mut String) {
-    let secs = ns.div_euclid(1_000_000_000);
-    let micros = ns.rem_euclid(1_000_000_000) / 1000;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
+    let (y, m, d) = civil_from_days(ns.div_euclid(1_000_000_000).div_euclid(86_400));
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T");
+    time_of_day(ns, out);
+    out.push('Z');
 }
 
 /// RFC 3339 formatting for many records in a row: the text up to the second is

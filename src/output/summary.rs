@@ -314,12 +314,12 @@ impl<W: Write> Sink for SummarySink<W> {
         let _ = writeln!(
             o,
             "\nCapture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",
-            run.tcp_segments,
-            run.gaps,
-            run.gap_bytes,
-            run.out_of_order,
-            run.retransmitted_bytes,
-            run.evicted,
+            run.tcp.segments,
+            run.tcp.gaps,
+            run.tcp.gap_bytes,
+            run.tcp.out_of_order,
+            run.tcp.retransmitted_bytes,
+            run.tcp.evicted,
             self.midstream,
             run.dropped
         );
