@@ -60,7 +60,7 @@ struct Statement {
 
 struct Portal {
     statement: String,
-    params: Vec<Option<String>>,
+    params: Arc<[Option<String>]>,
 }
 
 /// A request waiting for its answer, in the order the server answers.
@@ -286,7 +286,18 @@ impl Session {
                 param_types,
             } => {
                 let name = lossy(statement);
-                if self.statements.len() < MAX_NAMED || self.statements.contains_key(&name) {
+                // Drivers re-parse the same unnamed statement again and again: keep the
+                // text already held when it is the same.
+                let same = self
+                    .statements
+                    .get(&name)
+                    .is_some_and(|s| s.sql.as_bytes() == query);
+                if same {
+                    if let Some(s) = self.statements.get_mut(&name) {
+                        s.param_types.clear();
+                        s.param_types.extend(param_types.iter());
+                    }
+                } else if self.statements.len() < MAX_NAMED || self.statements.contains_key(&name) {
                     self.statements.insert(
                         name.clone(),
                         Statement {

@@ -56,7 +56,8 @@ pub struct QueryRecord {
     pub statement: Option<String>,
     pub portal: Option<String>,
     /// Bind parameters as text; `None` for SQL NULL.
-    pub params: Vec<Option<String>>,
+    /// Shared with the portal they were bound to.
+    pub params: Arc<[Option<String>]>,
     pub start_ns: i64,
     pub end_ns: i64,
     pub command_tag: Option<String>,
@@ -87,7 +88,7 @@ impl QueryRecord {
             protocol,
             statement: None,
             portal: None,
-            params: Vec::new(),
+            params: Arc::from([]),
             start_ns,
             end_ns: start_ns,
             command_tag: None,

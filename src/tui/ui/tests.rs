@@ -166,7 +166,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
     rec.text = Some("select $1,\n\t$2".into());
     rec.statement = Some("s1".into());
     rec.portal = Some(String::new());
-    rec.params = vec![Some("it's\x1b".into()), None];
+    rec.params = vec![Some("it's\x1b".into()), None].into();
     rec.notices = vec![ServerMessage {
         severity: "NOTICE".into(),
         code: "00000".into(),
