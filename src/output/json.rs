@@ -122,6 +122,14 @@ impl FieldOut for MsgFields<'_, '_> {
     }
 }
 
+/// Name/value pairs as a JSON object.
+fn object(pairs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect()
+}
+
 fn server_message_json(m: &ServerMessage) -> serde_json::Value {
     serde_json::json!({"severity": m.severity, "code": m.code, "message": m.message})
 }
@@ -271,12 +279,7 @@ impl<W: Write> Sink for JsonSink<W> {
             o.str("pgwire.replication", r);
         }
         if !s.startup_params.is_empty() {
-            let m: serde_json::Map<String, serde_json::Value> = s
-                .startup_params
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect();
-            o.value("pgwire.startup_params", &m);
+            o.value("pgwire.startup_params", &object(&s.startup_params));
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
             .opt_str(
@@ -315,6 +318,12 @@ impl<W: Write> Sink for JsonSink<W> {
                 Some(t) => o.num("pgwire.cancel.target_conn_id", t),
                 None => o.null("pgwire.cancel.target_conn_id"),
             };
+        }
+        if !s.server_params.is_empty() {
+            o.value("pgwire.server_params", &object(&s.server_params));
+        }
+        if !s.notification_list.is_empty() {
+            o.value("pgwire.notification_list", &s.notification_list);
         }
         o.num("pgwire.queries", s.queries)
             .num("pgwire.errors", s.errors)

@@ -16,7 +16,9 @@ pub mod sql;
 mod tests;
 
 use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
-use record::{CancelInfo, CopyStats, Outcome, QueryRecord, ServerMessage, SessionRecord};
+use record::{
+    CancelInfo, CopyStats, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord,
+};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -592,8 +594,19 @@ impl Session {
                     r.notices.push(notice);
                 }
             }
-            Body::NotificationResponse { .. } => {
+            Body::NotificationResponse {
+                pid,
+                channel,
+                payload,
+            } => {
                 self.rec.notifications += 1;
+                if self.rec.notification_list.len() < MAX_NOTICES {
+                    self.rec.notification_list.push(Notification {
+                        pid,
+                        channel: lossy(channel),
+                        payload: lossy(payload),
+                    });
+                }
                 if let Some(r) = self.running() {
                     r.notifications += 1;
                 }

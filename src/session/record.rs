@@ -164,6 +164,8 @@ pub struct SessionRecord {
     pub messages_server: u64,
     pub notices: u64,
     pub notifications: u64,
+    /// The first NotificationResponses (sender pid, channel, payload).
+    pub notification_list: Vec<Notification>,
     pub midstream: bool,
     pub gaps: u64,
     pub resyncs: u64,
@@ -171,6 +173,13 @@ pub struct SessionRecord {
     pub cancel_request: Option<CancelInfo>,
     pub close_reason: &'static str,
     pub terminated: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Notification {
+    pub pid: u32,
+    pub channel: String,
+    pub payload: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
