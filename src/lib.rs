@@ -11,4 +11,5 @@ pub mod pgwire;
 pub mod pipeline;
 pub mod privs;
 pub mod session;
+pub mod synth;
 pub mod tcp;
