@@ -469,7 +469,8 @@ impl Session {
                     self.pending.pop_front();
                 }
             }
-            Body::DataRow { .. } => {
+            // A DataRow over the buffer cap is still a row.
+            Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
                 if let Some(r) = self.running() {
                     r.rows_returned += 1;
                 }
