@@ -17,6 +17,9 @@ const HUNT_MAX_LEN: u32 = 1 << 20;
 const HUNT_KEEP: usize = 64 << 10;
 /// This many well-formed messages in a row mark a boundary.
 const HUNT_CHAIN: usize = 3;
+/// Candidate boundaries kept waiting for more bytes; past this, new ones are
+/// judged broken (only crafted input has that many plausible headers at once).
+const HUNT_WAITING: usize = 256;
 /// Emptied buffers larger than this are shrunk back to it.
 const KEEP_CAPACITY: usize = 64 << 10;
 const STARTUP_LEN: std::ops::RangeInclusive<u32> = 8..=10000;
@@ -110,6 +113,70 @@ struct Side {
     skip: u64,
     /// Bytes discarded since sync was lost, reported on resync.
     dropped: u64,
+    hunt: Hunt,
+}
+
+/// Where the boundary search stands, so that each feed while hunting judges only
+/// the new offsets instead of rescanning the whole buffer (quadratic in the
+/// number of segments otherwise). Offsets count from the start of the hunt.
+#[derive(Default)]
+struct Hunt {
+    /// Offset of `buf[0]` (bytes trimmed from the front so far).
+    base: u64,
+    /// Every offset below this was judged: broken, or waiting.
+    scanned: u64,
+    /// Offsets whose chain ran past the end of `buf`, with the end it needs.
+    waiting: Vec<(u64, u64)>,
+}
+
+impl Hunt {
+    /// Forgets every verdict (the decoding context changed).
+    fn restart(&mut self) {
+        self.scanned = self.base;
+        self.waiting.clear();
+    }
+
+    /// Earliest offset into `buf` where a boundary can now be confirmed.
+    fn find(&mut self, dir: Dir, buf: &[u8], ctx: &DecodeCtx) -> Option<usize> {
+        let base = self.base;
+        let end = base + buf.len() as u64;
+        let at_rel = |at: u64| buf.get((at - base) as usize..).unwrap_or_default();
+        // Waiting offsets come before any new one: the earliest confirmed wins.
+        let mut best: Option<u64> = None;
+        let mut waiting = mem::take(&mut self.waiting);
+        waiting.retain_mut(|(at, need)| {
+            if *at < base {
+                return false;
+            }
+            if *need > end {
+                return true;
+            }
+            match chain(dir, at_rel(*at), ctx) {
+                Chain::Found => best = Some(best.map_or(*at, |b| b.min(*at))),
+                Chain::Short(n) => {
+                    *need = *at + n as u64;
+                    return true;
+                }
+                Chain::Broken => {}
+            }
+            false
+        });
+        self.waiting = waiting;
+        if let Some(at) = best {
+            return Some((at - base) as usize);
+        }
+        for at in self.scanned.max(base)..end {
+            match chain(dir, at_rel(at), ctx) {
+                Chain::Found => return Some((at - base) as usize),
+                Chain::Short(n) if self.waiting.len() < HUNT_WAITING => {
+                    self.waiting.push((at, at + n as u64));
+                }
+                _ => {}
+            }
+            self.scanned = at + 1;
+        }
+        None
+    }
 }
 
 impl Side {
@@ -119,14 +186,21 @@ impl Side {
             buf: Vec::new(),
             skip: 0,
             dropped: 0,
+            hunt: Hunt::default(),
         }
+    }
+
+    /// Starts looking for a boundary from the first byte of `buf`.
+    fn hunt(&mut self) {
+        self.mode = Mode::Hunting;
+        self.hunt = Hunt::default();
     }
 
     fn lose_sync(&mut self) {
         self.dropped += self.buf.len() as u64;
         self.buf.clear();
         self.skip = 0;
-        self.mode = Mode::Hunting;
+        self.hunt();
     }
 }
 
@@ -317,11 +391,12 @@ impl ConnDecoder {
         if self.stopped || self.side(dir).mode != Mode::Hunting {
             return None;
         }
-        let found = find_boundary(dir, &self.side(dir).buf, &self.ctx);
+        let ctx = self.ctx;
         let side = self.side_mut(dir);
-        let Some(at) = found else {
+        let Some(at) = side.hunt.find(dir, &side.buf, &ctx) else {
             let excess = side.buf.len().saturating_sub(HUNT_KEEP);
             side.buf.drain(..excess);
+            side.hunt.base += excess as u64;
             side.dropped += excess as u64;
             return None;
         };
@@ -397,7 +472,7 @@ impl ConnDecoder {
             // Hunt again from the byte after this bogus type byte.
             let side = self.side_mut(dir);
             side.dropped += 1;
-            side.mode = Mode::Hunting;
+            side.hunt();
             if side.buf.is_empty() {
                 return 1;
             }
@@ -471,7 +546,7 @@ impl ConnDecoder {
             self.anomaly(dir, AnomalyKind::Malformed, sink, || {
                 format!("implausible startup packet length {len}; resynchronising")
             });
-            self.fe.mode = Mode::Hunting;
+            self.fe.hunt();
             return 0;
         }
         let (used, whole) = self.assemble(dir, data, len as usize);
@@ -529,7 +604,7 @@ impl ConnDecoder {
                 self.anomaly(dir, AnomalyKind::Malformed, sink, || {
                     format!("unexpected answer {} to an encryption request", label(byte))
                 });
-                self.be.mode = Mode::Hunting;
+                self.be.hunt();
                 return 0;
             }
         };
@@ -557,7 +632,12 @@ impl ConnDecoder {
             &self.ctx,
         );
         if dir == Dir::Backend {
+            let before = self.ctx;
             self.ctx.observe(&body);
+            if self.ctx != before {
+                // Frontend 'p' messages decode differently now.
+                self.fe.hunt.restart();
+            }
             if let Body::NegotiateProtocolVersion { newest_minor, .. } = body {
                 let newest = u16::try_from(newest_minor).unwrap_or(u16::MAX);
                 self.protocol_minor = Some(self.protocol_minor.map_or(newest, |m| m.min(newest)));
@@ -653,36 +733,45 @@ fn header(buf: &[u8], data: &[u8]) -> (u8, u32) {
     (typ, u32::from_be_bytes([a, b, c, d]))
 }
 
-/// Earliest offset where a confident chain of messages starts: it ends
-/// exactly at the end of `buf`, has `HUNT_CHAIN` messages, or contains a
-/// ReadyForQuery (fixed length and three possible status bytes).
-fn find_boundary(dir: Dir, buf: &[u8], ctx: &DecodeCtx) -> Option<usize> {
-    (0..buf.len()).find(|&at| chain_ok(dir, buf.get(at..).unwrap_or_default(), ctx))
+/// Verdict on a candidate boundary: a confident chain of messages starts there
+/// if it ends exactly at the end of the bytes, has `HUNT_CHAIN` messages, or
+/// contains a ReadyForQuery (fixed length and three possible status bytes).
+enum Chain {
+    Found,
+    Broken,
+    /// Cut short by the end of the bytes; this many are needed to judge it.
+    Short(usize),
 }
 
-fn chain_ok(dir: Dir, mut rest: &[u8], ctx: &DecodeCtx) -> bool {
+fn chain(dir: Dir, bytes: &[u8], ctx: &DecodeCtx) -> Chain {
+    let mut rest = bytes;
     let mut count = 0;
     loop {
+        let used = bytes.len() - rest.len();
         if rest.is_empty() {
-            return count > 0;
+            return if count > 0 {
+                Chain::Found
+            } else {
+                Chain::Short(used + TYPED_HEADER)
+            };
         }
         if rest.len() < TYPED_HEADER {
-            return false;
+            return Chain::Short(used + TYPED_HEADER);
         }
         let (typ, len) = header(rest, &[]);
         if !valid_type(dir, typ) || !(4..=HUNT_MAX_LEN).contains(&len) {
-            return false;
+            return Chain::Broken;
         }
         let Some((m, tail)) = rest.split_at_checked(len as usize + 1) else {
-            return false;
+            return Chain::Short(used + len as usize + 1);
         };
         let body = decode(dir, typ, m.get(TYPED_HEADER..).unwrap_or_default(), ctx);
         if matches!(body, Body::Malformed { .. }) {
-            return false;
+            return Chain::Broken;
         }
         count += 1;
         if count >= HUNT_CHAIN || matches!(body, Body::ReadyForQuery { .. }) {
-            return true;
+            return Chain::Found;
         }
         rest = tail;
     }
