@@ -199,7 +199,9 @@ impl<T> Flow<T> {
 }
 
 pub struct FlowTable<T> {
-    flows: FastMap<Key, Flow<T>>,
+    /// Boxed: a flow with its handler state is about a kilobyte, and the table's
+    /// spare and (while growing) doubled slots should cost a pointer, not that.
+    flows: FastMap<Key, Box<Flow<T>>>,
     ports: Vec<u16>,
     limits: Limits,
     next_id: u64,
@@ -263,13 +265,13 @@ impl<T> FlowTable<T> {
             }
             self.stats.connections += 1;
             let state = h.open(&meta);
-            let flow = Flow {
+            let flow = Box::new(Flow {
                 meta,
                 client_half: Half::default(),
                 server_half: Half::default(),
                 last_ns: ts,
                 state,
-            };
+            });
             self.flows.insert(key, flow);
         }
         let Some(flow) = self.flows.get_mut(&key) else {
@@ -294,7 +296,7 @@ impl<T> FlowTable<T> {
             client_half,
             server_half,
             ..
-        } = flow;
+        } = &mut **flow;
         let (this, other) = match side {
             Side::Client => (client_half, server_half),
             Side::Server => (server_half, client_half),
@@ -369,7 +371,7 @@ impl<T> FlowTable<T> {
 
     fn finish<H: Handler<T>>(
         &mut self,
-        mut flow: Flow<T>,
+        mut flow: Box<Flow<T>>,
         ts: i64,
         reason: CloseReason,
         h: &mut H,
@@ -430,7 +432,7 @@ impl<T> FlowTable<T> {
 
     /// Ends every connection still open (end of the capture), oldest first.
     pub fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
-        let mut flows: Vec<Flow<T>> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut flows: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| f.meta.id);
         for flow in flows {
             self.finish(flow, ts, CloseReason::EndOfCapture, h);
