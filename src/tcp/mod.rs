@@ -280,7 +280,7 @@ impl<T> FlowTable<T> {
         // A new SYN on a finished flow is port reuse: end the old connection first.
         if seg.has(FLAG_SYN) && !seg.has(FLAG_ACK) && flow.client_half.fin {
             if let Some(old) = self.flows.remove(&key) {
-                self.finish(old, ts, CloseReason::Fin, h);
+                self.finish(*old, ts, CloseReason::Fin, h);
             }
             return self.process(seg, ts, h);
         }
@@ -325,7 +325,7 @@ impl<T> FlowTable<T> {
                 } else {
                     CloseReason::Fin
                 };
-                self.finish(flow, ts, reason, h);
+                self.finish(*flow, ts, reason, h);
             }
         } else if self.buffered > self.limits.max_total_buffer {
             self.shed_buffers(ts, h);
@@ -371,7 +371,7 @@ impl<T> FlowTable<T> {
 
     fn finish<H: Handler<T>>(
         &mut self,
-        mut flow: Box<Flow<T>>,
+        mut flow: Flow<T>,
         ts: i64,
         reason: CloseReason,
         h: &mut H,
@@ -392,7 +392,7 @@ impl<T> FlowTable<T> {
         for (_, key) in idle {
             if let Some(flow) = self.flows.remove(&key) {
                 self.stats.idle_closed += 1;
-                self.finish(flow, ts, CloseReason::Idle, h);
+                self.finish(*flow, ts, CloseReason::Idle, h);
             }
         }
     }
@@ -409,7 +409,7 @@ impl<T> FlowTable<T> {
         for (_, _, key) in all.into_iter().take(n) {
             if let Some(flow) = self.flows.remove(&key) {
                 self.stats.evicted += 1;
-                self.finish(flow, ts, CloseReason::Evicted, h);
+                self.finish(*flow, ts, CloseReason::Evicted, h);
             }
         }
     }
@@ -435,7 +435,7 @@ impl<T> FlowTable<T> {
         let mut flows: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| f.meta.id);
         for flow in flows {
-            self.finish(flow, ts, CloseReason::EndOfCapture, h);
+            self.finish(*flow, ts, CloseReason::EndOfCapture, h);
         }
     }
 }
