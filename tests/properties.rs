@@ -352,3 +352,12 @@ proptest! {
         run_pipeline(&bytes);
     }
 }
+
+/// Capture files that once crashed the pipeline fuzz target.
+#[test]
+fn fuzz_regressions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        run_pipeline(&std::fs::read(entry.unwrap().path()).unwrap());
+    }
+}

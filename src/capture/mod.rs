@@ -105,7 +105,7 @@ pub fn read_file<R: Read + Send>(
                             .copied()
                             .unwrap_or((1, 1_000_000, 0));
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts = ticks_to_ns(ticks, unit) + off * 1_000_000_000;
+                        let ts = ticks_to_ns(ticks, unit, off);
                         emit(
                             &mut stats,
                             on_packet,
@@ -156,16 +156,13 @@ pub fn read_file<R: Read + Send>(
     Ok(stats)
 }
 
-fn ticks_to_ns(ticks: u64, unit: u64) -> i64 {
-    if unit == 1_000_000_000 {
-        ticks as i64
-    } else if unit == 1_000_000 {
-        (ticks * 1000) as i64
-    } else {
-        let secs = ticks / unit;
-        let frac = ticks % unit;
-        (secs * 1_000_000_000 + (frac as u128 * 1_000_000_000 / unit as u128) as u64) as i64
-    }
+/// Timestamp ticks of `unit` per second to nanoseconds. A corrupt block can hold any
+/// ticks, unit or offset: out-of-range values saturate instead of overflowing.
+fn ticks_to_ns(ticks: u64, unit: u64, offset_secs: i64) -> i64 {
+    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(unit.max(1));
+    i64::try_from(ns)
+        .unwrap_or(i64::MAX)
+        .saturating_add(offset_secs.saturating_mul(1_000_000_000))
 }
 
 fn emit(
@@ -260,4 +257,18 @@ pub fn read_live(
         stats.dropped = s.dropped as u64 + s.if_dropped as u64;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticks_to_ns;
+
+    #[test]
+    fn timestamps_saturate() {
+        assert_eq!(ticks_to_ns(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(ticks_to_ns(7, 1_000_000_000, 2), 2_000_000_007);
+        assert_eq!(ticks_to_ns(3, 1024, 0), 2_929_687);
+        assert_eq!(ticks_to_ns(u64::MAX, 1_000_000, 0), i64::MAX);
+        assert_eq!(ticks_to_ns(1, 0, i64::MIN), i64::MIN + 1_000_000_000);
+    }
 }
