@@ -48,8 +48,11 @@ impl std::error::Error for CaptureError {}
 /// Callback verdict: keep reading or stop (packet count reached, Ctrl-C).
 pub type Flow = std::ops::ControlFlow<()>;
 
-/// Read buffer of the file reader. Records are at most a snaplen (256 KiB) long, so a
-/// record that does not fit is corruption.
+/// Read buffer of the file reader: it starts small (most captures are small, and a
+/// megabyte zeroed per file dominated the cost of fuzzing) and grows for larger
+/// records up to the cap. Records are at most a snaplen (256 KiB) long, so a record
+/// that does not fit in the cap is corruption.
+const READ_BUFFER_START: usize = 64 << 10;
 const READ_BUFFER: usize = 1 << 20;
 
 /// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame.
@@ -59,7 +62,8 @@ pub fn read_file<R: Read + Send>(
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
-    let mut reader = pcap_parser::create_reader(READ_BUFFER, input).map_err(|e| {
+    let mut capacity = READ_BUFFER_START;
+    let mut reader = pcap_parser::create_reader(capacity, input).map_err(|e| {
         CaptureError(format!(
             "{name}: not a pcap or pcapng capture file ({})",
             describe(&e)
@@ -131,6 +135,10 @@ pub fn read_file<R: Read + Send>(
                 reader
                     .refill()
                     .map_err(|e| CaptureError(format!("{name}: read error ({})", describe(&e))))?;
+            }
+            Err(PcapError::BufferTooSmall) if capacity < READ_BUFFER => {
+                capacity = (capacity * 4).min(READ_BUFFER);
+                reader.grow(capacity);
             }
             Err(PcapError::UnexpectedEof) => {
                 stats.truncated = Some(format!(
@@ -261,7 +269,29 @@ pub fn read_live(
 
 #[cfg(test)]
 mod tests {
-    use super::ticks_to_ns;
+    use super::*;
+    use crate::synth::PcapWriter;
+
+    fn lengths(file: &[u8]) -> (Vec<usize>, SourceStats) {
+        let mut lens = Vec::new();
+        let stats = read_file("t", file, &AtomicBool::new(false), &mut |p| {
+            lens.push(p.data.len());
+            Flow::Continue(())
+        })
+        .unwrap();
+        (lens, stats)
+    }
+
+    #[test]
+    fn buffer_grows_for_large_records_up_to_the_cap() {
+        let mut w = PcapWriter::new(Vec::new(), 1, 1 << 21).unwrap();
+        for n in [10, 200_000, 900_000, 10, 1_100_000, 10] {
+            w.record(0, &vec![0; n], n as u32).unwrap();
+        }
+        let (lens, stats) = lengths(&w.into_inner());
+        assert_eq!(lens, [10, 200_000, 900_000, 10]);
+        assert!(stats.truncated.unwrap().contains("record too large"));
+    }
 
     #[test]
     fn timestamps_saturate() {
