@@ -157,6 +157,8 @@ struct Half {
     ooo: Vec<(u32, Vec<u8>)>,
     ooo_bytes: usize,
     fin: bool,
+    /// Payload of this direction was seen: a SYN no longer moves `next`.
+    started: bool,
 }
 
 struct Flow<T> {
@@ -484,13 +486,16 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let mut seq = seg.seq;
         if seg.has(FLAG_SYN) {
             seq = seq.wrapping_add(1);
-            if half.next.is_none() || half.ooo.is_empty() {
+            // A retransmitted or duplicated SYN arriving after data must not rewind
+            // the stream (that re-delivered or misplaced what came since).
+            if !half.started {
                 half.next = Some(seq);
             }
         }
         let next = *half.next.get_or_insert(seq);
         let total = seg.payload.len() as u64 + seg.missing as u64;
         if total > 0 {
+            half.started = true;
             let rel = seq_diff(seq, next);
             if rel <= 0 {
                 self.in_order(half, side, seg.payload, seg.missing as u64, (-rel) as u64);
