@@ -502,11 +502,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
                 self.drain(half, side);
             } else if rel as u64 > MAX_HOLE as u64 {
                 // Far ahead: a lost stretch rather than a reordering.
-                self.flush(half, side);
-                let n = half.next.unwrap_or(seq);
-                self.gap(half, side, seq_diff(seq, n).max(0) as u64);
-                half.next = Some(seq);
-                self.in_order(half, side, seg.payload, seg.missing as u64, 0);
+                self.give_up_until(half, side, seq, seg.payload, seg.missing);
             } else {
                 self.stats.out_of_order += 1;
                 self.buffer(half, side, seq, seg.payload, seg.missing);
@@ -540,11 +536,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let conn_bytes = half.ooo_bytes + payload.len();
         if conn_bytes > self.limits.max_conn_buffer || missing > 0 {
             // Over the cap (or itself incomplete): stop waiting for the hole.
-            self.flush(half, side);
-            let n = half.next.unwrap_or(seq);
-            self.gap(half, side, seq_diff(seq, n).max(0) as u64);
-            half.next = Some(seq);
-            self.in_order(half, side, payload, missing as u64, 0);
+            self.give_up_until(half, side, seq, payload, missing);
             return;
         }
         let next = half.next.unwrap_or(seq);
@@ -553,6 +545,24 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         half.ooo.insert(pos, (seq, payload.to_vec()));
         half.ooo_bytes += payload.len();
         *self.buffered += payload.len();
+    }
+
+    /// Stops waiting for the holes before `seq`, then delivers the segment at `seq`.
+    /// The queued data may already reach past `seq`: that overlap is not repeated.
+    fn give_up_until(
+        &mut self,
+        half: &mut Half,
+        side: Side,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+    ) {
+        self.flush(half, side);
+        let rel = seq_diff(seq, *half.next.get_or_insert(seq));
+        if rel > 0 {
+            self.gap(half, side, rel as u64);
+        }
+        self.in_order(half, side, payload, missing as u64, (-rel).max(0) as u64);
     }
 
     /// Delivers queued segments that have become contiguous.
