@@ -169,7 +169,9 @@ fn tcp_seg(client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Segme
 }
 
 /// A segment of one direction: (from the client?, offset into its stream, length).
+/// Offset `SYN` stands for a retransmitted SYN (client) or SYN-ACK (server).
 type Piece = (bool, usize, usize);
+const SYN: usize = usize::MAX;
 
 /// Two streams, a partition of each into segments plus extra overlapping or
 /// duplicate segments, all shuffled; and the two initial sequence numbers.
@@ -180,10 +182,11 @@ fn pieces() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Vec<Piece>, u32, u32)> {
         vec(0u16..1000, 0..12),
         vec(0u16..1000, 0..12),
         vec((any::<bool>(), 0u16..1000, 1usize..400), 0..10),
+        vec(any::<bool>(), 0..3),
         any::<u32>(),
         any::<u32>(),
     )
-        .prop_flat_map(|(c, s, ccuts, scuts, extra, isn_c, isn_s)| {
+        .prop_flat_map(|(c, s, ccuts, scuts, extra, syns, isn_c, isn_s)| {
             let mut ps: Vec<Piece> = Vec::new();
             for (is_client, data, cuts) in [(true, &c, &ccuts), (false, &s, &scuts)] {
                 let mut off = 0;
@@ -199,6 +202,7 @@ fn pieces() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Vec<Piece>, u32, u32)> {
                 let start = n * at as usize / 1000;
                 ps.push((is_client, start, len.min(n - start)));
             }
+            ps.extend(syns.into_iter().map(|is_client| (is_client, SYN, 0)));
             (
                 Just(c),
                 Just(s),
@@ -277,6 +281,11 @@ proptest! {
         t.process(&tcp_seg(false, isn_s, sack, FLAG_SYN | FLAG_ACK, b""), 2, &mut r);
         for (is_client, off, len) in ps {
             let (data, isn, ack) = if is_client { (&c, isn_c, cack) } else { (&s, isn_s, sack) };
+            if off == SYN {
+                let flags = if is_client { FLAG_SYN } else { FLAG_SYN | FLAG_ACK };
+                t.process(&tcp_seg(is_client, isn, ack, flags, b""), 3, &mut r);
+                continue;
+            }
             let seq = isn.wrapping_add(1).wrapping_add(off as u32);
             t.process(&tcp_seg(is_client, seq, ack, FLAG_ACK, &data[off..off + len]), 3, &mut r);
         }
