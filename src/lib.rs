@@ -12,5 +12,6 @@ pub mod pgwire;
 pub mod pipeline;
 pub mod privs;
 pub mod session;
+pub mod synth;
 pub mod tcp;
 pub mod tui;

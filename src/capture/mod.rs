@@ -48,8 +48,11 @@ impl std::error::Error for CaptureError {}
 /// Callback verdict: keep reading or stop (packet count reached, Ctrl-C).
 pub type Flow = std::ops::ControlFlow<()>;
 
-/// Read buffer of the file reader. Records are at most a snaplen (256 KiB) long, so a
-/// record that does not fit is corruption.
+/// Read buffer of the file reader: it starts small (most captures are small, and a
+/// megabyte zeroed per file dominated the cost of fuzzing) and grows for larger
+/// records up to the cap. Records are at most a snaplen (256 KiB) long, so a record
+/// that does not fit in the cap is corruption.
+const READ_BUFFER_START: usize = 64 << 10;
 const READ_BUFFER: usize = 1 << 20;
 
 /// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame.
@@ -59,7 +62,8 @@ pub fn read_file<R: Read + Send>(
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
-    let mut reader = pcap_parser::create_reader(READ_BUFFER, input).map_err(|e| {
+    let mut capacity = READ_BUFFER_START;
+    let mut reader = pcap_parser::create_reader(capacity, input).map_err(|e| {
         CaptureError(format!(
             "{name}: not a pcap or pcapng capture file ({})",
             describe(&e)
@@ -105,7 +109,7 @@ pub fn read_file<R: Read + Send>(
                             .copied()
                             .unwrap_or((1, 1_000_000, 0));
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts = ticks_to_ns(ticks, unit) + off * 1_000_000_000;
+                        let ts = ticks_to_ns(ticks, unit, off);
                         emit(
                             &mut stats,
                             on_packet,
@@ -132,6 +136,10 @@ pub fn read_file<R: Read + Send>(
                     .refill()
                     .map_err(|e| CaptureError(format!("{name}: read error ({})", describe(&e))))?;
             }
+            Err(PcapError::BufferTooSmall) if capacity < READ_BUFFER => {
+                capacity = (capacity * 4).min(READ_BUFFER);
+                reader.grow(capacity);
+            }
             Err(PcapError::UnexpectedEof) => {
                 stats.truncated = Some(format!(
                     "{name}: file ends in the middle of a record after {} packets (truncated capture)",
@@ -156,16 +164,13 @@ pub fn read_file<R: Read + Send>(
     Ok(stats)
 }
 
-fn ticks_to_ns(ticks: u64, unit: u64) -> i64 {
-    if unit == 1_000_000_000 {
-        ticks as i64
-    } else if unit == 1_000_000 {
-        (ticks * 1000) as i64
-    } else {
-        let secs = ticks / unit;
-        let frac = ticks % unit;
-        (secs * 1_000_000_000 + (frac as u128 * 1_000_000_000 / unit as u128) as u64) as i64
-    }
+/// Timestamp ticks of `unit` per second to nanoseconds. A corrupt block can hold any
+/// ticks, unit or offset: out-of-range values saturate instead of overflowing.
+fn ticks_to_ns(ticks: u64, unit: u64, offset_secs: i64) -> i64 {
+    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(unit.max(1));
+    i64::try_from(ns)
+        .unwrap_or(i64::MAX)
+        .saturating_add(offset_secs.saturating_mul(1_000_000_000))
 }
 
 fn emit(
@@ -265,4 +270,40 @@ pub fn read_live(
         stats.dropped = s.dropped as u64 + s.if_dropped as u64;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::PcapWriter;
+
+    fn lengths(file: &[u8]) -> (Vec<usize>, SourceStats) {
+        let mut lens = Vec::new();
+        let stats = read_file("t", file, &AtomicBool::new(false), &mut |p| {
+            lens.push(p.data.len());
+            Flow::Continue(())
+        })
+        .unwrap();
+        (lens, stats)
+    }
+
+    #[test]
+    fn buffer_grows_for_large_records_up_to_the_cap() {
+        let mut w = PcapWriter::new(Vec::new(), 1, 1 << 21).unwrap();
+        for n in [10, 200_000, 900_000, 10, 1_100_000, 10] {
+            w.record(0, &vec![0; n], n as u32).unwrap();
+        }
+        let (lens, stats) = lengths(&w.into_inner());
+        assert_eq!(lens, [10, 200_000, 900_000, 10]);
+        assert!(stats.truncated.unwrap().contains("record too large"));
+    }
+
+    #[test]
+    fn timestamps_saturate() {
+        assert_eq!(ticks_to_ns(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(ticks_to_ns(7, 1_000_000_000, 2), 2_000_000_007);
+        assert_eq!(ticks_to_ns(3, 1024, 0), 2_929_687);
+        assert_eq!(ticks_to_ns(u64::MAX, 1_000_000, 0), i64::MAX);
+        assert_eq!(ticks_to_ns(1, 0, i64::MIN), i64::MIN + 1_000_000_000);
+    }
 }

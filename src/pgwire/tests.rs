@@ -1034,6 +1034,38 @@ fn midstream_hunting() {
 }
 
 #[test]
+fn hunting_in_small_feeds_is_linear() {
+    // Mid-stream noise (say TLS joined late) in small segments: rescanning the whole
+    // hunt buffer on every feed made this quadratic (minutes for a few megabytes).
+    let mut x: u32 = 0x9e37_79b9;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut d = ConnDecoder::new(true);
+    let started = std::time::Instant::now();
+    for part in noise.chunks(16) {
+        d.feed(Backend, part, &mut |_| {});
+    }
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    assert!(d.buffered_bytes() <= 64 << 10);
+    // Real messages after the noise are still found, even fed byte by byte.
+    let stream = cat(&[&ready(), &msg(b'C', b"SELECT 1\0"), &ready()]);
+    let mut out = Vec::new();
+    for b in stream.chunks(1) {
+        d.feed(Backend, b, &mut |e| out.push(render(e)));
+    }
+    assert!(
+        out.last().is_some_and(|m| m.contains("ReadyForQuery")),
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn gaps() {
     // Gap inside a partially received message keeps sync.
     let big = data_row(&[Some(&[b'x'; 1000])]);

@@ -795,7 +795,8 @@ impl Session {
             }
         }
         shared.cancels.remove(&self.rec.conn_id);
-        for mut r in self.done.drain(..) {
+        // Taken rather than drained: an idle connection keeps no spare record slots.
+        for mut r in std::mem::take(&mut self.done) {
             r.tx_status = Some(status);
             out.push(r);
         }

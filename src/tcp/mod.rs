@@ -116,6 +116,8 @@ struct Half {
     ooo: Vec<(u32, Vec<u8>)>,
     ooo_bytes: usize,
     fin: bool,
+    /// Payload of this direction was seen: a SYN no longer moves `next`.
+    started: bool,
 }
 
 struct Flow<T> {
@@ -158,7 +160,9 @@ impl<T> Flow<T> {
 }
 
 pub struct FlowTable<T> {
-    flows: FxHashMap<Key, Flow<T>>,
+    /// Boxed: a flow with its handler state is about a kilobyte, and the table's
+    /// spare and (while growing) doubled slots should cost a pointer, not that.
+    flows: FxHashMap<Key, Box<Flow<T>>>,
     ports: Vec<u16>,
     limits: Limits,
     next_id: u64,
@@ -222,13 +226,13 @@ impl<T> FlowTable<T> {
             }
             self.stats.connections += 1;
             let state = h.open(&meta);
-            let flow = Flow {
+            let flow = Box::new(Flow {
                 meta,
                 client_half: Half::default(),
                 server_half: Half::default(),
                 last_ns: ts,
                 state,
-            };
+            });
             self.flows.insert(key, flow);
         }
         let Some(flow) = self.flows.get_mut(&key) else {
@@ -237,7 +241,7 @@ impl<T> FlowTable<T> {
         // A new SYN on a finished flow is port reuse: end the old connection first.
         if seg.has(FLAG_SYN) && !seg.has(FLAG_ACK) && flow.client_half.fin {
             if let Some(old) = self.flows.remove(&key) {
-                self.finish(old, ts, CloseReason::Fin, h);
+                self.finish(*old, ts, CloseReason::Fin, h);
             }
             return self.process(seg, ts, h);
         }
@@ -253,7 +257,7 @@ impl<T> FlowTable<T> {
             client_half,
             server_half,
             ..
-        } = flow;
+        } = &mut **flow;
         let (this, other) = match side {
             Side::Client => (client_half, server_half),
             Side::Server => (server_half, client_half),
@@ -282,7 +286,7 @@ impl<T> FlowTable<T> {
                 } else {
                     CloseReason::Fin
                 };
-                self.finish(flow, ts, reason, h);
+                self.finish(*flow, ts, reason, h);
             }
         } else if self.buffered > self.limits.max_total_buffer {
             self.shed_buffers(ts, h);
@@ -349,7 +353,7 @@ impl<T> FlowTable<T> {
         for (_, key) in idle {
             if let Some(flow) = self.flows.remove(&key) {
                 self.stats.idle_closed += 1;
-                self.finish(flow, ts, CloseReason::Idle, h);
+                self.finish(*flow, ts, CloseReason::Idle, h);
             }
         }
     }
@@ -366,7 +370,7 @@ impl<T> FlowTable<T> {
         for (_, _, key) in all.into_iter().take(n) {
             if let Some(flow) = self.flows.remove(&key) {
                 self.stats.evicted += 1;
-                self.finish(flow, ts, CloseReason::Evicted, h);
+                self.finish(*flow, ts, CloseReason::Evicted, h);
             }
         }
     }
@@ -389,10 +393,10 @@ impl<T> FlowTable<T> {
 
     /// Ends every connection still open (end of the capture), oldest first.
     pub fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
-        let mut flows: Vec<Flow<T>> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut flows: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| f.meta.id);
         for flow in flows {
-            self.finish(flow, ts, CloseReason::EndOfCapture, h);
+            self.finish(*flow, ts, CloseReason::EndOfCapture, h);
         }
     }
 }
@@ -441,24 +445,23 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let mut seq = seg.seq;
         if seg.has(FLAG_SYN) {
             seq = seq.wrapping_add(1);
-            if half.next.is_none() || half.ooo.is_empty() {
+            // A retransmitted or duplicated SYN arriving after data must not rewind
+            // the stream (that re-delivered or misplaced what came since).
+            if !half.started {
                 half.next = Some(seq);
             }
         }
         let next = *half.next.get_or_insert(seq);
         let total = seg.payload.len() as u64 + seg.missing as u64;
         if total > 0 {
+            half.started = true;
             let rel = seq_diff(seq, next);
             if rel <= 0 {
                 self.in_order(half, side, seg.payload, seg.missing as u64, (-rel) as u64);
                 self.drain(half, side);
             } else if rel as u64 > MAX_HOLE as u64 {
                 // Far ahead: a lost stretch rather than a reordering.
-                self.flush(half, side);
-                let n = half.next.unwrap_or(seq);
-                self.gap(half, side, seq_diff(seq, n).max(0) as u64);
-                half.next = Some(seq);
-                self.in_order(half, side, seg.payload, seg.missing as u64, 0);
+                self.give_up_until(half, side, seq, seg.payload, seg.missing);
             } else {
                 self.stats.out_of_order += 1;
                 self.buffer(half, side, seq, seg.payload, seg.missing);
@@ -492,11 +495,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let conn_bytes = half.ooo_bytes + payload.len();
         if conn_bytes > self.limits.max_conn_buffer || missing > 0 {
             // Over the cap (or itself incomplete): stop waiting for the hole.
-            self.flush(half, side);
-            let n = half.next.unwrap_or(seq);
-            self.gap(half, side, seq_diff(seq, n).max(0) as u64);
-            half.next = Some(seq);
-            self.in_order(half, side, payload, missing as u64, 0);
+            self.give_up_until(half, side, seq, payload, missing);
             return;
         }
         let next = half.next.unwrap_or(seq);
@@ -505,6 +504,24 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         half.ooo.insert(pos, (seq, payload.to_vec()));
         half.ooo_bytes += payload.len();
         *self.buffered += payload.len();
+    }
+
+    /// Stops waiting for the holes before `seq`, then delivers the segment at `seq`.
+    /// The queued data may already reach past `seq`: that overlap is not repeated.
+    fn give_up_until(
+        &mut self,
+        half: &mut Half,
+        side: Side,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+    ) {
+        self.flush(half, side);
+        let rel = seq_diff(seq, *half.next.get_or_insert(seq));
+        if rel > 0 {
+            self.gap(half, side, rel as u64);
+        }
+        self.in_order(half, side, payload, missing as u64, (-rel).max(0) as u64);
     }
 
     /// Delivers queued segments that have become contiguous.

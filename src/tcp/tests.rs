@@ -197,3 +197,35 @@ fn snaplen_missing_bytes_are_a_gap() {
     t.process(&seg(C, S, 5, FLAG_ACK, b"de"), 2, &mut r);
     assert_eq!(r.client, b"abc##de");
 }
+
+#[test]
+fn late_duplicate_syn_does_not_rewind_the_stream() {
+    // Found by fuzzing: a SYN seen again after data reset the expected sequence
+    // number, so later segments were held as a hole and retransmissions re-delivered.
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 100, FLAG_SYN, b""), 1, &mut r);
+    t.process(&seg(S, C, 900, FLAG_SYN | FLAG_ACK, b""), 2, &mut r);
+    t.process(&seg(S, C, 901, FLAG_ACK, b"first "), 3, &mut r);
+    t.process(&seg(S, C, 900, FLAG_SYN | FLAG_ACK, b""), 4, &mut r);
+    t.process(&seg(S, C, 907, FLAG_ACK, b"second"), 5, &mut r);
+    t.process(&seg(S, C, 901, FLAG_ACK, b"first "), 6, &mut r);
+    assert_eq!(r.server, b"first second");
+    assert_eq!(t.stats.gaps, 0);
+}
+
+#[test]
+fn giving_up_a_hole_does_not_repeat_queued_bytes() {
+    // Found by fuzzing: a snaplen-cut segment overlapping queued data made the table
+    // give up the hole and then rewind to the segment's start, repeating the overlap.
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 100, FLAG_SYN, b""), 1, &mut r);
+    t.process(&seg(C, S, 111, 0, b"abcdef"), 2, &mut r);
+    let cut = Segment {
+        missing: 3,
+        ..seg(C, S, 115, 0, b"efgh")
+    };
+    t.process(&cut, 3, &mut r);
+    assert_eq!(r.client, b"##########abcdefgh###");
+}
