@@ -33,6 +33,16 @@ fn live_capture_on_loopback_sees_psql_queries() {
         .expect("start pgscope");
     // Give libpcap time to open the handle before the traffic starts.
     std::thread::sleep(Duration::from_millis(1500));
+    // Started as root, it runs as nobody once the capture handle is open (as tcpdump -Z).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            uid.split_whitespace().skip(1).all(|u| u == "65534"),
+            "privileges not dropped: {uid}"
+        );
+    }
     let marker = format!("live_{}", std::process::id());
     let status = Command::new(&psql)
         .args([
