@@ -1034,9 +1034,10 @@ fn midstream_hunting() {
 }
 
 #[test]
-fn hunting_in_small_feeds_is_linear() {
-    // Mid-stream noise (say TLS joined late) in small segments: rescanning the whole
-    // hunt buffer on every feed made this quadratic (minutes for a few megabytes).
+fn hunting_through_noise_in_small_feeds_stays_bounded() {
+    // Mid-stream noise (say TLS joined late) in small segments. Rescanning the whole
+    // hunt buffer on every feed made this quadratic (minutes for a few megabytes); the
+    // time is measured in docs/hardening.md, not here: this checks memory and recovery.
     let mut x: u32 = 0x9e37_79b9;
     let noise: Vec<u8> = (0..2_000_000)
         .map(|_| {
@@ -1047,12 +1048,10 @@ fn hunting_in_small_feeds_is_linear() {
         })
         .collect();
     let mut d = ConnDecoder::new(true);
-    let started = std::time::Instant::now();
     for part in noise.chunks(16) {
         d.feed(Backend, part, &mut |_| {});
+        assert!(d.buffered_bytes() <= 64 << 10);
     }
-    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
-    assert!(d.buffered_bytes() <= 64 << 10);
     // Real messages after the noise are still found, even fed byte by byte.
     let stream = cat(&[&ready(), &msg(b'C', b"SELECT 1\0"), &ready()]);
     let mut out = Vec::new();
