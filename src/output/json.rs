@@ -10,6 +10,7 @@ use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
 
@@ -22,6 +23,8 @@ pub struct JsonSink<W: Write> {
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
     fingerprints: FingerprintCache,
+    /// The rendered connection fields of each open connection.
+    conns: FxHashMap<u64, Box<[u8]>>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -34,13 +37,16 @@ impl<W: Write> JsonSink<W> {
             redaction,
             flush_each,
             fingerprints: FingerprintCache::default(),
+            conns: FxHashMap::default(),
         }
     }
 
-    /// Fields every record starts with.
+    /// Fields every record starts with. The connection's part is rendered once per
+    /// connection (formatting addresses is most of a record's cost otherwise).
     fn head<'b>(
         buf: &'b mut Vec<u8>,
         times: &mut TimeCache,
+        conns: &mut FxHashMap<u64, Box<[u8]>>,
         ts: i64,
         dataset: &str,
         conn: Option<&ConnMeta>,
@@ -49,12 +55,18 @@ impl<W: Write> JsonSink<W> {
         o.time("@timestamp", ts, times)
             .str("event.dataset", dataset);
         if let Some(c) = conn {
-            o.num("pgwire.conn_id", c.id)
-                .display("source.ip", &c.client.0)
-                .num("source.port", c.client.1)
-                .display("destination.ip", &c.server.0)
-                .num("destination.port", c.server.1)
-                .str("network.community_id", &c.community_id);
+            let fields = conns.entry(c.id).or_insert_with(|| {
+                let mut v = Vec::with_capacity(192);
+                let mut f = JsonObj::fragment(&mut v);
+                f.num("pgwire.conn_id", c.id)
+                    .display("source.ip", &c.client.0)
+                    .num("source.port", c.client.1)
+                    .display("destination.ip", &c.server.0)
+                    .num("destination.port", c.server.1)
+                    .str("network.community_id", &c.community_id);
+                v.into_boxed_slice()
+            });
+            o.raw(fields);
         }
         o
     }
@@ -143,6 +155,7 @@ impl<W: Write> Sink for JsonSink<W> {
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
+            &mut self.conns,
             ts,
             "pgwire.message",
             Some(conn),
@@ -167,7 +180,14 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Anomaly) {
             return Ok(());
         }
-        let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", conn);
+        let mut o = Self::head(
+            &mut self.buf,
+            &mut self.ts,
+            &mut self.conns,
+            ts,
+            "pgwire.anomaly",
+            conn,
+        );
         o.str("pgwire.anomaly.kind", a.kind);
         if let Some(d) = a.dir {
             o.str("pgwire.anomaly.dir", dir_str(d));
@@ -184,6 +204,7 @@ impl<W: Write> Sink for JsonSink<W> {
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
+            &mut self.conns,
             q.end_ns,
             "pgwire.query",
             Some(conn),
@@ -262,11 +283,13 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         if !self.records.contains(&RecordKind::Session) {
+            self.conns.remove(&conn.id);
             return Ok(());
         }
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
+            &mut self.conns,
             s.end_ns,
             "pgwire.session",
             Some(conn),
@@ -344,6 +367,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .str("pgwire.close_reason", s.close_reason)
             .bool("pgwire.terminated", s.terminated);
         o.end();
+        // The connection's last record: its rendered fields are not needed any more.
+        self.conns.remove(&conn.id);
         self.emit()
     }
 

@@ -16,6 +16,24 @@ impl<'a> JsonObj<'a> {
         JsonObj { buf, first: true }
     }
 
+    /// Fields to be appended to other objects with [`JsonObj::raw`]: no braces, each
+    /// field preceded by a comma.
+    pub fn fragment(buf: &'a mut Vec<u8>) -> Self {
+        JsonObj { buf, first: false }
+    }
+
+    /// Appends fields rendered by [`JsonObj::fragment`].
+    pub fn raw(&mut self, fields: &[u8]) -> &mut Self {
+        if self.first {
+            self.buf
+                .extend_from_slice(fields.strip_prefix(b",").unwrap_or(fields));
+        } else {
+            self.buf.extend_from_slice(fields);
+        }
+        self.first = false;
+        self
+    }
+
     pub fn end(self) {
         self.buf.extend_from_slice(b"}\n");
     }
