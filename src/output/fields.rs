@@ -102,15 +102,16 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             if r.redact_params {
                 out.redacted("params");
             } else {
-                let binary = |i: usize| match param_formats.len() {
-                    0 => false,
-                    1 => param_formats.iter().next() == Some(1),
-                    _ => param_formats.iter().nth(i) == Some(1),
-                };
                 out.list(
                     "params",
                     &mut params.iter().enumerate().map(|(i, v)| {
-                        v.map(|v| Cow::Owned(crate::session::params::render(v, binary(i), 0)))
+                        v.map(|v| {
+                            Cow::Owned(crate::session::params::render(
+                                v,
+                                param_formats.is_binary(i),
+                                0,
+                            ))
+                        })
                     }),
                 );
             }

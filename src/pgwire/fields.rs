@@ -241,6 +241,15 @@ impl<'a, T: Item<'a>> List<'a, T> {
     }
 }
 
+impl Formats<'_> {
+    /// Whether parameter (or column) `i` is in binary format: no codes means all text,
+    /// one code applies to all, otherwise one code each.
+    pub fn is_binary(&self, i: usize) -> bool {
+        let at = if self.len() == 1 { 0 } else { i };
+        self.iter().nth(at) == Some(1)
+    }
+}
+
 impl<'a> ErrorFields<'a> {
     /// Value of the first field with this code (e.g. `b'C'` for SQLSTATE).
     pub fn get(&self, code: u8) -> Option<&'a [u8]> {

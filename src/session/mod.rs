@@ -323,18 +323,12 @@ impl Session {
                     .get(&stmt_name)
                     .map(|s| s.param_types.as_slice())
                     .unwrap_or(&[]);
-                let formats: Vec<u16> = param_formats.iter().collect();
                 let rendered = params
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        let binary = match formats.len() {
-                            0 => false,
-                            1 => formats[0] == 1,
-                            _ => formats.get(i) == Some(&1),
-                        };
                         let oid = types.get(i).copied().unwrap_or(0);
-                        v.map(|v| params::render(v, binary, oid))
+                        v.map(|v| params::render(v, param_formats.is_binary(i), oid))
                     })
                     .collect();
                 let name = lossy(portal);
