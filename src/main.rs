@@ -1,7 +1,7 @@
 //! pgscope: a passive PostgreSQL wire-protocol analyzer.
 
 use clap::Parser;
-use pgscope::cli::{Cli, OutputMode};
+use pgscope::cli::{Cli, OutputMode, RecordKind};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
 use pgscope::{capture, filter, pipeline, privs, tui};
@@ -43,21 +43,25 @@ fn run(cli: &Cli) -> io::Result<()> {
         redact_params: cli.redact_params,
     };
     let _ = ctrlc_handler();
-    let out = io::BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let out = io::BufWriter::with_capacity(64 << 10, io::stdout());
     let mut sink: Box<dyn Sink> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter),
-        OutputMode::Json => Box::new(output::json::JsonSink::new(
-            out,
-            cli.records.clone(),
-            redaction,
-            live,
-        )),
+        // Message records borrow the capture buffer: they are written in place.
+        OutputMode::Json if cli.wants(RecordKind::Message) => Box::new(
+            output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
+        ),
+        // Records alone are formatted on a second core.
+        OutputMode::Json => Box::new(output::threaded::Threaded::new(Box::new(
+            output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
+        ))),
+        OutputMode::Summary => Box::new(output::threaded::Threaded::new(Box::new(
+            output::summary::SummarySink::new(out),
+        ))),
         OutputMode::Text => Box::new(output::text::TextSink::new(
             out,
             redaction,
             live || stdout_tty,
         )),
-        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
     };
     if filter.is_empty() {
         capture(cli, sink.as_mut(), None)?;

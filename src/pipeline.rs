@@ -90,10 +90,13 @@ impl Stage<'_> {
 
     /// Hands finished statements to the sink.
     fn flush_queries(&mut self, meta: &ConnMeta, session: &Session) {
-        for q in std::mem::take(&mut self.queries).drain(..) {
-            let r = self.sink.query(meta, session.record(), &q);
+        let mut queries = std::mem::take(&mut self.queries);
+        for q in queries.drain(..) {
+            let r = self.sink.query_owned(meta, session.record(), q);
             self.check(r);
         }
+        // Keep the vector's capacity for the next statements.
+        self.queries = queries;
     }
 
     fn event(&mut self, meta: &ConnMeta, session: &mut Session, ts: i64, ev: Event<'_>) {
@@ -180,7 +183,7 @@ impl Handler<Conn> for Stage<'_> {
             conn.session
                 .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
         for q in std::mem::take(&mut self.queries) {
-            let r = self.sink.query(meta, &session_rec, &q);
+            let r = self.sink.query_owned(meta, &session_rec, q);
             self.check(r);
         }
         let r = self.sink.session(meta, &session_rec);

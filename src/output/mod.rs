@@ -8,6 +8,7 @@ pub mod json;
 pub mod jsonw;
 pub mod summary;
 pub mod text;
+pub mod threaded;
 
 use crate::pgwire::{Dir, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -48,6 +49,15 @@ pub trait Sink {
         session: &SessionRecord,
         q: &QueryRecord,
     ) -> io::Result<()>;
+    /// The same, handing the record over (a sink that keeps or sends it saves a copy).
+    fn query_owned(
+        &mut self,
+        conn: &ConnMeta,
+        session: &SessionRecord,
+        q: Box<QueryRecord>,
+    ) -> io::Result<()> {
+        self.query(conn, session, &q)
+    }
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.

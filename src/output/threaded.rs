@@ -1,0 +1,163 @@
+//! Records formatted on a second core: the pipeline hands finished statements,
+//! sessions and anomalies over in batches, and a writer thread runs the real sink.
+//! Used for record output (JSON, summary) when no per-message records are wanted,
+//! since messages borrow the capture buffer.
+
+use super::{AnomalyView, RunStats, Sink};
+use crate::pgwire::Dir;
+use crate::session::record::{QueryRecord, SessionRecord};
+use crate::tcp::ConnMeta;
+use rustc_hash::FxHashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+/// Records per hand-over: large enough that the channel costs nothing per record.
+const BATCH: usize = 512;
+/// Batches in flight; the pipeline waits when the writer falls this far behind.
+const IN_FLIGHT: usize = 16;
+
+/// What a statement record needs of its connection and session.
+type Origin = Arc<(ConnMeta, SessionRecord)>;
+
+enum Item {
+    Query(Origin, Box<QueryRecord>),
+    Session(Box<(ConnMeta, SessionRecord)>),
+    Anomaly(Option<Box<ConnMeta>>, i64, String, Option<Dir>, String),
+    /// The last item: the run's figures for the real sink's `finish`.
+    Finish(Box<RunStats>),
+}
+
+pub struct Threaded {
+    tx: Option<SyncSender<Vec<Item>>>,
+    batch: Vec<Item>,
+    worker: Option<JoinHandle<io::Result<()>>>,
+    /// Per open connection, the origin last sent (user, db and app are all a
+    /// statement record takes from its session).
+    origins: FxHashMap<u64, Origin>,
+}
+
+impl Threaded {
+    pub fn new(sink: Box<dyn Sink + Send>) -> Self {
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let worker = std::thread::spawn(move || write_all(sink, rx));
+        Threaded {
+            tx: Some(tx),
+            batch: Vec::with_capacity(BATCH),
+            worker: Some(worker),
+            origins: FxHashMap::default(),
+        }
+    }
+
+    fn push(&mut self, item: Item) -> io::Result<()> {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The writer stopped (its error is reported by finish): stop feeding it.
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        self.tx = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("output thread panicked")),
+            None => Ok(()),
+        }
+    }
+
+    fn origin(&mut self, conn: &ConnMeta, s: &SessionRecord) -> Origin {
+        let same = |o: &Origin| {
+            o.1.user == s.user && o.1.database == s.database && o.1.application == s.application
+        };
+        match self.origins.get(&conn.id) {
+            Some(o) if same(o) => o.clone(),
+            _ => {
+                let light = SessionRecord {
+                    conn_id: s.conn_id,
+                    user: s.user.clone(),
+                    database: s.database.clone(),
+                    application: s.application.clone(),
+                    ..SessionRecord::default()
+                };
+                let o = Arc::new((conn.clone(), light));
+                self.origins.insert(conn.id, o.clone());
+                o
+            }
+        }
+    }
+}
+
+fn write_all(mut sink: Box<dyn Sink + Send>, rx: Receiver<Vec<Item>>) -> io::Result<()> {
+    while let Ok(batch) = rx.recv() {
+        for item in batch {
+            match item {
+                Item::Query(o, q) => sink.query(&o.0, &o.1, &q)?,
+                Item::Session(b) => sink.session(&b.0, &b.1)?,
+                Item::Anomaly(conn, ts, kind, dir, message) => {
+                    let view = AnomalyView {
+                        kind: &kind,
+                        dir,
+                        message: &message,
+                    };
+                    sink.anomaly(conn.as_deref(), ts, &view)?
+                }
+                Item::Finish(run) => return sink.finish(&run),
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Sink for Threaded {
+    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+        let item = Item::Anomaly(
+            conn.map(|c| Box::new(c.clone())),
+            ts,
+            a.kind.to_string(),
+            a.dir,
+            a.message.to_string(),
+        );
+        self.push(item)
+    }
+
+    fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+        self.query_owned(conn, s, Box::new(q.clone()))
+    }
+
+    fn query_owned(
+        &mut self,
+        conn: &ConnMeta,
+        s: &SessionRecord,
+        q: Box<QueryRecord>,
+    ) -> io::Result<()> {
+        let origin = self.origin(conn, s);
+        self.push(Item::Query(origin, q))
+    }
+
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+        self.origins.remove(&conn.id);
+        self.push(Item::Session(Box::new((conn.clone(), s.clone()))))
+    }
+
+    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
+        self.batch.push(Item::Finish(Box::new(run.clone())));
+        self.send()?;
+        self.join()
+    }
+}
