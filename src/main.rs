@@ -13,6 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// mimalloc: many small, short-lived allocations (per statement), some freed on the
+/// output thread; measurably faster than glibc's malloc for that pattern.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {

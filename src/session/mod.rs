@@ -789,10 +789,13 @@ impl Session {
             }
         }
         shared.cancels.remove(&self.rec.conn_id);
-        // Taken rather than drained: an idle connection keeps no spare record slots.
-        for mut r in std::mem::take(&mut self.done) {
+        for mut r in self.done.drain(..) {
             r.tx_status = Some(status);
             out.push(r);
+        }
+        // A big pipeline's slots are released; the usual few are kept for the next one.
+        if self.done.capacity() > 16 {
+            self.done = Vec::new();
         }
     }
 
