@@ -83,11 +83,13 @@ pub struct Cli {
     #[arg(long = "filter", value_name = "EXPR")]
     pub filter: Option<String>,
 
-    /// Show passwords, MD5 hashes and SCRAM exchanges instead of "<redacted>".
+    /// Show passwords, MD5 hashes, SCRAM exchanges and cancel keys instead of
+    /// "<redacted>" (for your own test traffic). Example: -o text --show-secrets
     #[arg(long = "show-secrets")]
     pub show_secrets: bool,
 
-    /// Replace bind parameter values in query records by "<redacted>".
+    /// Replace bind parameter values by "<redacted>" (they may hold personal data).
+    /// Example: --redact-params
     #[arg(long = "redact-params")]
     pub redact_params: bool,
 
