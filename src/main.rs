@@ -51,11 +51,11 @@ fn run(cli: &Cli) -> io::Result<()> {
     let out = io::BufWriter::with_capacity(64 << 10, io::stdout());
     let mut sink: Box<dyn Sink> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter),
-        // Message records borrow the capture buffer: they are written in place.
-        OutputMode::Json if cli.wants(RecordKind::Message) => Box::new(
+        // Message records borrow the capture buffer, and live records are written as
+        // they come: both in place. Offline records are formatted on a second core.
+        OutputMode::Json if live || cli.wants(RecordKind::Message) => Box::new(
             output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
         ),
-        // Records alone are formatted on a second core.
         OutputMode::Json => Box::new(output::threaded::Threaded::new(Box::new(
             output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
         ))),

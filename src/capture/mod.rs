@@ -233,6 +233,12 @@ pub fn read_live(
         .map_err(|e| err("cannot open capture", e))?;
     cap.filter(opts.filter, true)
         .map_err(|e| err("bad capture filter", e))?;
+    // Non-blocking, with our own poll: libpcap's read timeout does not return on an
+    // idle interface with TPACKET_V3, and Ctrl-C must stop the capture there too.
+    let mut cap = cap
+        .setnonblock()
+        .map_err(|e| err("cannot set non-blocking mode", e))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&cap);
     let linktype = cap.get_datalink().0;
     let mut save = match opts.savefile {
         Some(path) => {
@@ -259,7 +265,15 @@ pub fn read_live(
                     break;
                 }
             }
-            Err(pcap::Error::TimeoutExpired) => continue,
+            Err(pcap::Error::TimeoutExpired) => {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+            }
             Err(e) => return Err(err("capture failed", e)),
         }
     }
