@@ -114,6 +114,7 @@ impl Stage<'_> {
                 match a.kind {
                     AnomalyKind::Resync => session.note_resync(),
                     AnomalyKind::Gap => session.note_gap(a.dir, ts),
+                    AnomalyKind::NotPostgres => session.note_not_postgres(),
                     _ => {}
                 }
                 let view = AnomalyView {
@@ -186,8 +187,12 @@ impl Handler<Conn> for Stage<'_> {
             let r = self.sink.query_owned(meta, &session_rec, q);
             self.check(r);
         }
-        let r = self.sink.session(meta, &session_rec);
-        self.check(r);
+        // Another protocol on a PostgreSQL port: its anomaly record said so; a session
+        // record would only be noise.
+        if !session_rec.not_postgres {
+            let r = self.sink.session(meta, &session_rec);
+            self.check(r);
+        }
     }
 }
 

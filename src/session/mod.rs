@@ -178,6 +178,10 @@ impl Session {
         self.done.push(rec);
     }
 
+    pub fn note_not_postgres(&mut self) {
+        self.rec.not_postgres = true;
+    }
+
     pub fn note_resync(&mut self) {
         self.rec.resyncs += 1;
     }

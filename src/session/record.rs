@@ -173,6 +173,8 @@ pub struct SessionRecord {
     pub cancel_request: Option<CancelInfo>,
     pub close_reason: &'static str,
     pub terminated: bool,
+    /// The connection turned out not to speak PostgreSQL (no session record is written).
+    pub not_postgres: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
