@@ -36,7 +36,17 @@ fn every_view_of_every_capture_draws() {
     captures(&root.join("captures"), &mut files);
     captures(&root.join("../shared/captures/external"), &mut files);
     assert!(files.len() >= 2, "no captures found");
+    let secrets: Vec<String> = std::fs::read_to_string(root.join("captures/secrets.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut auth_screens = 0;
     for path in &files {
+        let is_auth = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("auth-"));
         let name = path.display().to_string();
         // Small bounds so that the dropping paths run too.
         let limits = Limits {
@@ -70,7 +80,61 @@ fn every_view_of_every_capture_draws() {
                 let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
                 t.draw(|f| draw(f, &mut app, Theme { color: true }))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
+                // No password, MD5 hash or SCRAM proof on any screen of the auth captures.
+                if is_auth {
+                    let screen: String = t
+                        .backend()
+                        .buffer()
+                        .content()
+                        .iter()
+                        .map(|c| c.symbol())
+                        .collect();
+                    for secret in &secrets {
+                        assert!(!screen.contains(secret.as_str()), "{name} shows {secret}");
+                    }
+                    auth_screens += 1;
+                }
             }
         }
     }
+    assert!(auth_screens > 0, "no authentication capture was drawn");
+}
+
+/// The control for the secrets check above: with --show-secrets the cleartext
+/// password does reach the timeline, so a leak would have been seen.
+#[test]
+fn shown_secrets_do_reach_the_screen() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("captures/auth-cleartext.pcap");
+    let shared = Arc::new(Mutex::new(State::new(Limits::default(), "t".into(), None)));
+    let show = Redaction {
+        show_secrets: true,
+        ..Redaction::default()
+    };
+    let mut sink = TuiSink::new(shared.clone(), show);
+    let mut pipe = pipeline::Pipeline::new(&mut sink, vec![5432], Default::default());
+    let file = std::fs::File::open(&path).unwrap();
+    capture::read_file("t", file, &AtomicBool::new(false), &mut |p| {
+        pipe.packet(&p).unwrap();
+        capture::Flow::Continue(())
+    })
+    .unwrap();
+    pipe.finish().unwrap();
+    let mut app = App::new(Default::default());
+    // Sessions, open the first one's timeline, go to its top.
+    for code in [KeyCode::Char('1'), KeyCode::Enter, KeyCode::Char('g')] {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        app.refresh(&lock(&shared), Instant::now());
+    }
+    let mut t = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    t.draw(|f| draw(f, &mut app, Theme { color: false }))
+        .unwrap();
+    let screen: String = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("clear-secret-pw"), "{screen}");
 }
