@@ -77,7 +77,25 @@ pub fn read_file<R: Read + Send>(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        match reader.next() {
+        // pcap-parser can panic on crafted blocks (an unchecked length subtraction
+        // in its pcapng block parser, found by fuzzing): treat that as corruption.
+        let r = &mut reader;
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let r = r; // moved in, so the block may borrow the reader past the closure
+            r.next()
+        }));
+        let Ok(next) = next else {
+            let msg = format!(
+                "{name}: corrupt capture after {} packets (malformed block)",
+                stats.packets
+            );
+            if stats.packets == 0 {
+                return Err(CaptureError(msg));
+            }
+            stats.truncated = Some(msg);
+            break;
+        };
+        match next {
             Ok((offset, block)) => {
                 let verdict = match block {
                     PcapBlockOwned::LegacyHeader(h) => {
