@@ -1,12 +1,6 @@
 use super::*;
+use crate::synth::{data_row, msg};
 use Dir::{Backend, Frontend};
-
-fn msg(typ: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![typ];
-    v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
 
 fn untyped(code: u32, rest: &[u8]) -> Vec<u8> {
     let mut v = (rest.len() as u32 + 8).to_be_bytes().to_vec();
@@ -34,20 +28,6 @@ fn startup(minor: u16, params: &[u8]) -> Vec<u8> {
 
 fn ready() -> Vec<u8> {
     msg(b'Z', b"I")
-}
-
-fn data_row(cols: &[Option<&[u8]>]) -> Vec<u8> {
-    let mut b = (cols.len() as u16).to_be_bytes().to_vec();
-    for c in cols {
-        match c {
-            Some(v) => {
-                b.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                b.extend_from_slice(v);
-            }
-            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-    }
-    msg(b'D', &b)
 }
 
 /// Owned rendering of events so runs can be compared.

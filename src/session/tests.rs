@@ -4,12 +4,7 @@ use super::record::Outcome;
 use super::*;
 use crate::pgwire::{ConnDecoder, Event};
 
-fn msg(typ: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![typ];
-    v.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
+use crate::synth::msg;
 
 fn cstr(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
