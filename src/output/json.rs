@@ -89,37 +89,39 @@ struct MsgFields<'o, 'b> {
     key: String,
 }
 
-impl MsgFields<'_, '_> {
-    fn key(&mut self, k: &str) -> &str {
+impl<'b> MsgFields<'_, 'b> {
+    /// The object and the full key `pgwire.msg.<k>`, borrowed apart so that writing a
+    /// field does not copy its key.
+    fn at(&mut self, k: &str) -> (&mut JsonObj<'b>, &str) {
         self.key.truncate("pgwire.msg.".len());
         self.key.push_str(k);
-        &self.key
+        (&mut *self.o, &self.key)
     }
 }
 
 impl FieldOut for MsgFields<'_, '_> {
     fn text(&mut self, key: &'static str, v: &[u8]) {
-        let k = self.key(key).to_string();
-        self.o.bytes(&k, v);
+        let (o, k) = self.at(key);
+        o.bytes(k, v);
     }
     fn num(&mut self, key: &'static str, v: i64) {
-        let k = self.key(key).to_string();
-        self.o.num(&k, v);
+        let (o, k) = self.at(key);
+        o.num(k, v);
     }
     fn hex(&mut self, key: &'static str, v: &[u8]) {
         let mut s = String::with_capacity(v.len() * 2);
         super::fmt::push_hex(&mut s, v);
-        let k = self.key(key).to_string();
-        self.o.str(&k, &s);
+        let (o, k) = self.at(key);
+        o.str(k, &s);
     }
     fn redacted(&mut self, key: &'static str) {
-        let k = self.key(key).to_string();
-        self.o.str(&k, "<redacted>");
+        let (o, k) = self.at(key);
+        o.str(k, "<redacted>");
     }
     fn list(&mut self, key: &'static str, items: &mut dyn Iterator<Item = Option<Cow<'_, str>>>) {
         let v: Vec<Option<Cow<'_, str>>> = items.collect();
-        let k = self.key(key).to_string();
-        self.o.value(&k, &v);
+        let (o, k) = self.at(key);
+        o.value(k, &v);
     }
     fn pairs(
         &mut self,
@@ -129,8 +131,8 @@ impl FieldOut for MsgFields<'_, '_> {
         let map: serde_json::Map<String, serde_json::Value> = items
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
             .collect();
-        let k = self.key(key).to_string();
-        self.o.value(&k, &map);
+        let (o, k) = self.at(key);
+        o.value(k, &map);
     }
 }
 
