@@ -8,18 +8,20 @@
 // instead of a few hundred bytes.
 #![allow(clippy::vec_box)]
 
+mod named;
 pub mod params;
 pub mod record;
 pub mod sql;
+mod texts;
 
 #[cfg(test)]
 mod tests;
 
 use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
+use named::Named;
 use record::{
     CancelInfo, CopyStats, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord,
 };
-use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub struct Shared {
     cancels: HashMap<u64, (u64, i64)>,
     /// Operations dropped because a connection's queue was full.
     pub dropped_ops: u64,
+    texts: texts::Texts,
 }
 
 impl Shared {
@@ -98,8 +101,8 @@ enum AuthStage {
 pub struct Session {
     rec: SessionRecord,
     key: Vec<u8>,
-    statements: FxHashMap<String, Statement>,
-    portals: FxHashMap<String, Portal>,
+    statements: Named<Statement>,
+    portals: Named<Portal>,
     pending: VecDeque<Op>,
     /// Finished statements waiting for the ReadyForQuery that gives their tx status.
     done: Vec<Box<QueryRecord>>,
@@ -123,8 +126,8 @@ impl Session {
                 ..SessionRecord::default()
             },
             key: Vec::new(),
-            statements: FxHashMap::default(),
-            portals: FxHashMap::default(),
+            statements: Named::new(MAX_NAMED),
+            portals: Named::new(MAX_NAMED),
             pending: VecDeque::new(),
             done: Vec::new(),
             auth: AuthStage::None,
@@ -256,7 +259,7 @@ impl Session {
                 });
             }
             Body::Query { sql } => {
-                let whole: Arc<str> = lossy(sql).into();
+                let whole = shared.texts.get(sql);
                 // One statement keeps the text exactly as sent; several are reported
                 // apart. Splitting needs a ';' before the end, rare enough to test first.
                 let trimmed = sql.trim_ascii_end();
@@ -292,25 +295,20 @@ impl Session {
                 param_types,
             } => {
                 let name = lossy(statement);
-                // Drivers re-parse the same unnamed statement again and again: keep the
-                // text already held when it is the same.
-                let same = self
-                    .statements
-                    .get(&name)
-                    .is_some_and(|s| s.sql.as_bytes() == query);
-                if same {
-                    if let Some(s) = self.statements.get_mut(&name) {
+                let sql = shared.texts.get(query);
+                match self.statements.get_mut(&name) {
+                    Some(s) => {
+                        s.sql = sql;
                         s.param_types.clear();
                         s.param_types.extend(param_types.iter());
                     }
-                } else if self.statements.len() < MAX_NAMED || self.statements.contains_key(&name) {
-                    self.statements.insert(
+                    None => self.statements.insert(
                         name.clone(),
                         Statement {
-                            sql: lossy(query).into(),
+                            sql,
                             param_types: param_types.iter().collect(),
                         },
-                    );
+                    ),
                 }
                 self.push(shared, Op::Parse { name });
             }
@@ -335,16 +333,13 @@ impl Session {
                         v.map(|v| params::render(v, param_formats.is_binary(i), oid))
                     })
                     .collect();
-                let name = lossy(portal);
-                if self.portals.len() < MAX_NAMED || self.portals.contains_key(&name) {
-                    self.portals.insert(
-                        name,
-                        Portal {
-                            statement: stmt_name,
-                            params: rendered,
-                        },
-                    );
-                }
+                self.portals.insert(
+                    lossy(portal),
+                    Portal {
+                        statement: stmt_name,
+                        params: rendered,
+                    },
+                );
                 self.push(shared, Op::Bind);
             }
             Body::Describe { kind, name } => {

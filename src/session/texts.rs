@@ -1,0 +1,66 @@
+//! SQL texts seen recently, shared by every connection: a statement sent again and
+//! again (pgbench, ORMs, poolers) is checked as UTF-8 and allocated once, and all
+//! its records share the one copy.
+
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// Longer texts are not kept (each use gets its own copy).
+const MAX_TEXT: usize = 16 << 10;
+/// The cache starts over once it holds this many bytes of text.
+const MAX_BYTES: usize = 8 << 20;
+
+#[derive(Default)]
+pub struct Texts {
+    map: FxHashMap<Box<[u8]>, Arc<str>>,
+    bytes: usize,
+}
+
+impl Texts {
+    /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
+    pub fn get(&mut self, raw: &[u8]) -> Arc<str> {
+        if let Some(t) = self.map.get(raw) {
+            return t.clone();
+        }
+        let t: Arc<str> = crate::output::fmt::utf8_lossless(raw).into();
+        if raw.len() <= MAX_TEXT {
+            if self.bytes + raw.len() > MAX_BYTES {
+                self.map.clear();
+                self.bytes = 0;
+            }
+            self.bytes += raw.len();
+            self.map.insert(raw.into(), t.clone());
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_share_one_text() {
+        let mut t = Texts::default();
+        let a = t.get(b"select 1");
+        let b = t.get(b"select 1");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*t.get(b"bad \xff"), "bad \\xff");
+        let long = vec![b'x'; MAX_TEXT + 1];
+        let (c, d) = (t.get(&long), t.get(&long));
+        assert!(!Arc::ptr_eq(&c, &d));
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn starts_over_when_full() {
+        let mut t = Texts::default();
+        for i in 0..(MAX_BYTES / MAX_TEXT + 2) {
+            let mut s = vec![b'a'; MAX_TEXT];
+            s[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            t.get(&s);
+        }
+        assert!(t.bytes <= MAX_BYTES);
+        assert!(t.map.len() < MAX_BYTES / MAX_TEXT + 2);
+    }
+}
