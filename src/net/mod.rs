@@ -1,9 +1,12 @@
 //! Link, IP and TCP headers: a frame becomes a [`Segment`] or nothing.
 //!
-//! Header parsing is etherparse's lax slicer (zero copy, tolerant of frames cut by the
+//! Header parsing is etherparse's (zero copy, lax: tolerant of frames cut by the
 //! snaplen); this module only maps capture link types onto it.
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, Ethernet2Slice, IpNumber, LaxIpSlice, LaxNetSlice, LaxSlicedPacket, TcpSlice,
+    TransportSlice,
+};
 use std::net::IpAddr;
 
 pub const LINKTYPE_NULL: i32 = 0;
@@ -45,25 +48,62 @@ impl Segment<'_> {
 
 /// Decodes a frame of the given link type down to TCP. Anything else (ARP, UDP,
 /// fragments, unknown link types, broken headers) gives `None`.
+///
+/// IP straight after the link header (nearly every frame) goes through etherparse's
+/// IP and TCP slices alone; VLAN tags and other link extensions take its full packet
+/// slicer, whose large result costs more to build than the rest of the parse.
 pub fn parse(linktype: i32, frame: &[u8], orig_len: u32) -> Option<Segment<'_>> {
-    let pkt = match linktype {
-        LINKTYPE_ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok()?,
+    let (ether_type, rest) = match linktype {
+        LINKTYPE_ETHERNET => {
+            let eth = Ethernet2Slice::from_slice_without_fcs(frame).ok()?;
+            (eth.ether_type(), eth.payload_slice())
+        }
         LINKTYPE_RAW | LINKTYPE_RAW_OLD1 | LINKTYPE_RAW_OLD2 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => {
-            LaxSlicedPacket::from_ip(frame).ok()?
+            return from_ip(frame, frame.len(), orig_len);
         }
         // BSD loopback: a 4-byte address family (host or network order); the IP
         // version nibble tells the family just as well.
-        LINKTYPE_NULL | LINKTYPE_LOOP => LaxSlicedPacket::from_ip(frame.get(4..)?).ok()?,
+        LINKTYPE_NULL | LINKTYPE_LOOP => return from_ip(frame.get(4..)?, frame.len(), orig_len),
         LINKTYPE_LINUX_SLL => {
             let proto = u16::from_be_bytes([*frame.get(14)?, *frame.get(15)?]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(16..)?)
+            (EtherType(proto), frame.get(16..)?)
         }
         LINKTYPE_LINUX_SLL2 => {
             let proto = u16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
-            LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(20..)?)
+            (EtherType(proto), frame.get(20..)?)
         }
         _ => return None,
     };
+    match ether_type {
+        EtherType::IPV4 | EtherType::IPV6 => from_ip(rest, frame.len(), orig_len),
+        _ => from_sliced(
+            LaxSlicedPacket::from_ether_type(ether_type, rest),
+            frame.len(),
+            orig_len,
+        ),
+    }
+}
+
+/// The TCP segment in an IP packet (`captured` is the whole frame's captured length).
+fn from_ip(ip: &[u8], captured: usize, orig_len: u32) -> Option<Segment<'_>> {
+    let (ip, None) = LaxIpSlice::from_slice(ip).ok()? else {
+        return None; // broken IPv6 extension headers
+    };
+    let payload = ip.payload();
+    if payload.ip_number != IpNumber::TCP || payload.fragmented {
+        return None;
+    }
+    let tcp = TcpSlice::from_slice(payload.payload).ok()?;
+    segment(
+        ip.source_addr(),
+        ip.destination_addr(),
+        &tcp,
+        missing(payload.incomplete, captured, orig_len),
+    )
+}
+
+/// The TCP segment of a packet sliced whole (after VLAN tags and the like).
+fn from_sliced(pkt: LaxSlicedPacket<'_>, captured: usize, orig_len: u32) -> Option<Segment<'_>> {
     let (src, dst, incomplete) = match &pkt.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
@@ -86,16 +126,24 @@ pub fn parse(linktype: i32, frame: &[u8], orig_len: u32) -> Option<Segment<'_>> 
     let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else {
         return None;
     };
+    segment(src, dst, tcp, missing(incomplete, captured, orig_len))
+}
+
+/// Payload bytes the snaplen cut off.
+fn missing(incomplete: bool, captured: usize, orig_len: u32) -> u32 {
+    if incomplete {
+        orig_len.saturating_sub(captured as u32)
+    } else {
+        0
+    }
+}
+
+fn segment<'a>(src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'a>, missing: u32) -> Option<Segment<'a>> {
     let bit = |on: bool, flag: u8| if on { flag } else { 0 };
     let flags = bit(tcp.fin(), FLAG_FIN)
         | bit(tcp.syn(), FLAG_SYN)
         | bit(tcp.rst(), FLAG_RST)
         | bit(tcp.ack(), FLAG_ACK);
-    let missing = if incomplete {
-        orig_len.saturating_sub(frame.len() as u32)
-    } else {
-        0
-    };
     Some(Segment {
         src,
         dst,
