@@ -19,6 +19,7 @@ mod tests;
 
 use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
 use named::Named;
+use params::Params;
 use record::{
     CancelInfo, CopyStats, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord,
 };
@@ -43,6 +44,8 @@ pub struct Shared {
     /// Operations dropped because a connection's queue was full.
     pub dropped_ops: u64,
     texts: texts::Texts,
+    /// Reused while building each Bind's parameters.
+    scratch: Vec<u8>,
 }
 
 impl Shared {
@@ -65,7 +68,7 @@ struct Statement {
 
 struct Portal {
     statement: String,
-    params: Arc<[Option<String>]>,
+    params: Params,
 }
 
 /// A request waiting for its answer, in the order the server answers.
@@ -325,14 +328,11 @@ impl Session {
                     .get(&stmt_name)
                     .map(|s| s.param_types.as_slice())
                     .unwrap_or(&[]);
-                let rendered = params
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        let oid = types.get(i).copied().unwrap_or(0);
-                        v.map(|v| params::render(v, param_formats.is_binary(i), oid))
-                    })
-                    .collect();
+                let values = params.iter().enumerate().map(|(i, v)| {
+                    let oid = types.get(i).copied().unwrap_or(0);
+                    (v, param_formats.is_binary(i), oid)
+                });
+                let rendered = Params::build(&mut shared.scratch, values);
                 self.portals.insert(
                     lossy(portal),
                     Portal {
@@ -838,6 +838,9 @@ fn simple_record(conn_id: u64, ts: i64, text: Arc<str>) -> Box<QueryRecord> {
 }
 
 fn lossy(b: &[u8]) -> String {
+    if b.is_empty() {
+        return String::new(); // the unnamed statement or portal, on every message
+    }
     crate::output::fmt::utf8_lossless(b).into_owned()
 }
 
@@ -853,13 +856,15 @@ fn server_message(fields: ErrorFields<'_>) -> ServerMessage {
 
 /// The row count at the end of a command tag: `INSERT 0 5` → 5, `SELECT 3` → 3.
 pub fn rows_from_tag(tag: &str) -> Option<u64> {
-    let mut words = tag.split(' ');
-    let cmd = words.next()?;
+    // Byte scans: tags are short, and this runs once per statement.
+    let b = tag.as_bytes();
+    let first = b.iter().position(|&c| c == b' ')?;
     if !matches!(
-        cmd,
-        "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "MERGE" | "FETCH" | "MOVE" | "COPY"
+        &b[..first],
+        b"INSERT" | b"UPDATE" | b"DELETE" | b"SELECT" | b"MERGE" | b"FETCH" | b"MOVE" | b"COPY"
     ) {
         return None;
     }
-    tag.rsplit(' ').next()?.parse().ok()
+    let last = b.iter().rposition(|&c| c == b' ')?;
+    tag[last + 1..].parse().ok()
 }

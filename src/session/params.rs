@@ -1,7 +1,9 @@
 //! Bind parameter values rendered as text: text-format values as they are, binary
 //! values decoded by type OID where the type is known, hex otherwise.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Longest rendered value; longer ones are cut and marked.
 pub const MAX_PARAM_CHARS: usize = 256;
@@ -26,10 +28,118 @@ pub mod oid {
     pub const UUID: u32 = 2950;
 }
 
+/// Bytes of a value kept for rendering: enough for [`MAX_PARAM_CHARS`] of text (or
+/// of hex); binary numerics are kept whole up to a larger cap, since a cut one can
+/// no longer be decoded.
+const MAX_KEPT: usize = 4 * MAX_PARAM_CHARS;
+const MAX_KEPT_NUMERIC: usize = 16 << 10;
+
+/// Flags of a kept value.
+const NULL: u8 = 1;
+const BINARY: u8 = 2;
+/// Flags (1), type OID (4), length on the wire (4), bytes kept (4).
+const ENTRY_HEAD: usize = 13;
+
+/// The bind parameters of one portal as they came: one shared allocation per Bind,
+/// rendered as text (by format and type) only when a presenter asks, on its thread.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Params(Option<Arc<[u8]>>);
+
+impl Params {
+    /// Builds from `(value, binary, type_oid)` per parameter, `None` for SQL NULL;
+    /// `scratch` is reused from one Bind to the next.
+    pub fn build<'v>(
+        scratch: &mut Vec<u8>,
+        values: impl Iterator<Item = (Option<&'v [u8]>, bool, u32)>,
+    ) -> Params {
+        scratch.clear();
+        for (v, binary, oid) in values {
+            let keep = if binary && oid == oid::NUMERIC {
+                MAX_KEPT_NUMERIC
+            } else {
+                MAX_KEPT
+            };
+            let kept = v.map_or(&[][..], |v| &v[..v.len().min(keep)]);
+            let flags = if v.is_none() { NULL } else { 0 } | if binary { BINARY } else { 0 };
+            scratch.push(flags);
+            scratch.extend_from_slice(&oid.to_le_bytes());
+            let wire_len = v.map_or(0, |v| u32::try_from(v.len()).unwrap_or(u32::MAX));
+            scratch.extend_from_slice(&wire_len.to_le_bytes());
+            scratch.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+            scratch.extend_from_slice(kept);
+        }
+        if scratch.is_empty() {
+            Params(None)
+        } else {
+            Params(Some(Arc::from(&scratch[..])))
+        }
+    }
+
+    /// Text-format values (tests and synthetic records).
+    pub fn from_texts(values: &[Option<&str>]) -> Params {
+        let it = values.iter().map(|v| (v.map(str::as_bytes), false, 0));
+        Params::build(&mut Vec::new(), it)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u8, u32, usize, &[u8])> {
+        let mut rest: &[u8] = self.0.as_deref().unwrap_or_default();
+        std::iter::from_fn(move || {
+            let head = rest.get(..ENTRY_HEAD)?;
+            let word =
+                |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+            let (oid, wire_len, kept) = (word(1), word(5) as usize, word(9) as usize);
+            let value = rest.get(ENTRY_HEAD..ENTRY_HEAD + kept)?;
+            rest = &rest[ENTRY_HEAD + kept..];
+            Some((head[0], oid, wire_len, value))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Bytes held, for memory bounds.
+    pub fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Each value as text, `None` for SQL NULL.
+    pub fn iter(&self) -> impl Iterator<Item = Option<Cow<'_, str>>> {
+        self.entries().map(|(flags, oid, wire_len, v)| {
+            (flags & NULL == 0).then(|| render_kept(v, wire_len, flags & BINARY != 0, oid))
+        })
+    }
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for Params {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 /// Renders one parameter. `binary` is its format code; `type_oid` 0 when unknown.
 pub fn render(value: &[u8], binary: bool, type_oid: u32) -> String {
+    render_kept(value, value.len(), binary, type_oid).into_owned()
+}
+
+/// Renders the first bytes of a value of `wire_len` bytes.
+fn render_kept(value: &[u8], wire_len: usize, binary: bool, type_oid: u32) -> Cow<'_, str> {
     let mut out = if !binary {
-        crate::output::fmt::utf8_lossless(value).into_owned()
+        let text = crate::output::fmt::utf8_lossless(value);
+        if text.len() <= MAX_PARAM_CHARS && value.len() == wire_len {
+            return text;
+        }
+        text.into_owned()
     } else {
         decode_binary(value, type_oid).unwrap_or_else(|| {
             let mut s = String::from("\\x");
@@ -43,9 +153,9 @@ pub fn render(value: &[u8], binary: bool, type_oid: u32) -> String {
             cut -= 1;
         }
         out.truncate(cut);
-        let _ = write!(out, "…({} bytes)", value.len());
+        let _ = write!(out, "…({wire_len} bytes)");
     }
-    out
+    Cow::Owned(out)
 }
 
 fn be<const N: usize>(v: &[u8]) -> Option<[u8; N]> {
@@ -212,6 +322,57 @@ mod tests {
         for (v, t, want) in cases {
             assert_eq!(render(v, true, t), want, "oid {t}");
         }
+    }
+
+    #[test]
+    fn params_keep_values_and_render_them_later() {
+        let big = vec![b'z'; 5000];
+        let mut numeric_big = vec![0u8; 8 + 2 * 2000];
+        // 2000 base-10000 digits (0x07d0), weight 999 (0x03e7): longer than MAX_KEPT.
+        numeric_big[..4].copy_from_slice(&[0x07, 0xd0, 0x03, 0xe7]);
+        let values: Vec<(Option<&[u8]>, bool, u32)> = vec![
+            (Some(b"42"), false, 0),
+            (None, false, 0),
+            (Some(&[0, 0, 1, 0]), true, oid::INT4),
+            (Some(&big), false, 0),
+            (Some(&numeric_big), true, oid::NUMERIC),
+            (Some(b""), false, 0),
+        ];
+        let p = Params::build(&mut Vec::new(), values.iter().copied());
+        let got: Vec<Option<Cow<'_, str>>> = p.iter().collect();
+        assert_eq!(got.len(), 6);
+        assert_eq!(p.len(), 6);
+        assert_eq!(got[0].as_deref(), Some("42"));
+        assert_eq!(got[1], None);
+        assert_eq!(got[2].as_deref(), Some("256"));
+        // Cut when kept, and marked with the length on the wire.
+        let cut = got[3].as_deref().unwrap();
+        assert!(
+            cut.starts_with("zzz") && cut.ends_with("…(5000 bytes)"),
+            "{cut}"
+        );
+        assert!(p.bytes() < 2 * MAX_KEPT + numeric_big.len() + 6 * ENTRY_HEAD);
+        // A long binary numeric is still decoded (then cut for display).
+        let n = got[4].as_deref().unwrap();
+        assert!(
+            n.starts_with("00000") && n.ends_with("…(4008 bytes)"),
+            "{n}"
+        );
+        assert!(!n.starts_with("\\x"), "{n}");
+        assert_eq!(got[5].as_deref(), Some(""));
+        for (v, binary, oid) in values {
+            if let Some(v) = v {
+                let whole = render(v, binary, oid);
+                let one = Params::build(&mut Vec::new(), [(Some(v), binary, oid)].into_iter());
+                let kept: Vec<_> = one.iter().collect();
+                assert_eq!(kept[0].as_deref(), Some(whole.as_str()));
+            }
+        }
+        assert!(Params::build(&mut Vec::new(), std::iter::empty()).is_empty());
+        assert_eq!(
+            serde_json::to_string(&Params::from_texts(&[Some("a\""), None])).unwrap(),
+            r#"["a\"",null]"#
+        );
     }
 
     #[test]

@@ -55,9 +55,8 @@ pub struct QueryRecord {
     pub protocol: &'static str,
     pub statement: Option<String>,
     pub portal: Option<String>,
-    /// Bind parameters as text; `None` for SQL NULL.
-    /// Shared with the portal they were bound to.
-    pub params: Arc<[Option<String>]>,
+    /// Bind parameters, shared with the portal they were bound to.
+    pub params: super::params::Params,
     pub start_ns: i64,
     pub end_ns: i64,
     pub command_tag: Option<String>,
@@ -88,7 +87,7 @@ impl QueryRecord {
             protocol,
             statement: None,
             portal: None,
-            params: Arc::from([]),
+            params: Default::default(),
             start_ns,
             end_ns: start_ns,
             command_tag: None,

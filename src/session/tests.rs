@@ -293,10 +293,8 @@ fn binary_bind_parameters_use_the_parse_types() {
         ],
     );
     let q = &c.out[0];
-    assert_eq!(
-        q.params,
-        vec![Some("256".to_string()), Some("hi".to_string()), None].into()
-    );
+    let params: Vec<_> = q.params.iter().collect();
+    assert_eq!(params, [Some("256".into()), Some("hi".into()), None]);
     assert_eq!(q.tx_status, Some(b'T'));
     assert_eq!(q.operation_name().as_deref(), Some("SELECT"));
 }

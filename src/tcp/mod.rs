@@ -106,7 +106,9 @@ pub struct TcpStats {
 const MAX_HOLE: u32 = 16 << 20;
 const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
 
-type Key = (IpAddr, u16, IpAddr, u16);
+/// A connection's endpoints in canonical order, as plain integers: hashed and
+/// compared on every packet, so no enum walks (IPv4 as IPv4-mapped IPv6).
+type Key = (u128, u128, u32);
 
 #[derive(Default)]
 struct Half {
@@ -172,11 +174,13 @@ pub struct FlowTable<T> {
 }
 
 fn key_of(seg: &Segment<'_>) -> Key {
-    if (seg.src, seg.sport) <= (seg.dst, seg.dport) {
-        (seg.src, seg.sport, seg.dst, seg.dport)
-    } else {
-        (seg.dst, seg.dport, seg.src, seg.sport)
-    }
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    };
+    let (a, b) = ((bits(seg.src), seg.sport), (bits(seg.dst), seg.dport));
+    let ((x, xp), (y, yp)) = if a <= b { (a, b) } else { (b, a) };
+    (x, y, u32::from(xp) << 16 | u32::from(yp))
 }
 
 /// Signed distance from `from` to `to` in sequence space (wraps at 2^32).

@@ -150,7 +150,7 @@ impl QueryEntry {
     fn size(&self) -> usize {
         let r = &self.rec;
         r.text.as_deref().map_or(0, str::len)
-            + r.params.iter().flatten().map(String::len).sum::<usize>()
+            + r.params.bytes()
             + r.notices.iter().map(|n| n.message.len()).sum::<usize>()
             + 256
     }

@@ -651,9 +651,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     if !r.params.is_empty() {
         out.push(Line::styled("parameters", theme.title()));
         for (i, p) in r.params.iter().enumerate() {
-            let v = p
-                .as_deref()
-                .map_or("NULL".into(), |v| format!("'{}'", esc(v)));
+            let v = p.map_or("NULL".into(), |v| format!("'{}'", esc(&v)));
             out.push(Line::raw(format!("  ${} = {v}", i + 1)));
         }
     }

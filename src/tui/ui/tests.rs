@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::filter::Filter;
+use crate::session::params::Params;
 use crate::tui::app::tests::sample_state;
 use crate::tui::state::lock;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -166,7 +167,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
     rec.text = Some("select $1,\n\t$2".into());
     rec.statement = Some("s1".into());
     rec.portal = Some(String::new());
-    rec.params = vec![Some("it's\x1b".into()), None].into();
+    rec.params = Params::from_texts(&[Some("it's\x1b"), None]);
     rec.notices = vec![ServerMessage {
         severity: "NOTICE".into(),
         code: "00000".into(),
