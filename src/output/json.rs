@@ -13,6 +13,7 @@ use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -23,6 +24,7 @@ pub struct JsonSink<W: Write> {
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
     fingerprints: FingerprintCache,
+    texts: TextCache,
     /// The rendered connection fields of each open connection.
     conns: FxHashMap<u64, Box<[u8]>>,
 }
@@ -37,6 +39,7 @@ impl<W: Write> JsonSink<W> {
             redaction,
             flush_each,
             fingerprints: FingerprintCache::default(),
+            texts: TextCache::default(),
             conns: FxHashMap::default(),
         }
     }
@@ -80,6 +83,30 @@ impl<W: Write> JsonSink<W> {
             }
         }
         Ok(())
+    }
+}
+
+/// Per statement text, by its shared allocation (held here, so the address cannot
+/// be reused for another text while cached): the text as a JSON string and its
+/// fingerprint, rendered once instead of per record.
+#[derive(Default)]
+struct TextCache {
+    map: FxHashMap<usize, (Arc<str>, Box<[u8]>, Box<str>)>,
+}
+
+impl TextCache {
+    const MAX: usize = 4096;
+
+    fn get(&mut self, text: &Arc<str>, fingerprints: &mut FingerprintCache) -> (&[u8], &str) {
+        let key = Arc::as_ptr(text) as *const u8 as usize;
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
+            self.map.clear();
+        }
+        let e = self.map.entry(key).or_insert_with(|| {
+            let json = serde_json::to_vec(&**text).unwrap_or_default();
+            (text.clone(), json.into(), fingerprints.get(text).into())
+        });
+        (&e.1, &e.2)
     }
 }
 
@@ -203,6 +230,10 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
+        let text = q
+            .text
+            .as_ref()
+            .map(|t| self.texts.get(t, &mut self.fingerprints));
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
@@ -214,9 +245,12 @@ impl<W: Write> Sink for JsonSink<W> {
         o.str("db.system.name", "postgresql")
             .opt_str("user.name", s.user.as_deref())
             .opt_str("db.namespace", s.database.as_deref())
-            .opt_str("service.name", s.application.as_deref())
-            .opt_str("db.query.text", q.text.as_deref())
-            .opt_str("db.operation.name", q.operation_name().as_deref())
+            .opt_str("service.name", s.application.as_deref());
+        match text {
+            Some((json, _)) => o.rendered("db.query.text", json),
+            None => o.null("db.query.text"),
+        };
+        o.opt_str("db.operation.name", q.operation_name().as_deref())
             .str("pgwire.protocol", q.protocol);
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
@@ -252,8 +286,8 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(by) = q.cancelled_by {
             o.num("pgwire.cancelled_by", by);
         }
-        if let Some(t) = q.text.as_deref() {
-            o.str("pgwire.fingerprint", self.fingerprints.get(t));
+        if let Some((_, fingerprint)) = text {
+            o.str("pgwire.fingerprint", fingerprint);
         }
         if !q.notices.is_empty() {
             let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();

@@ -63,6 +63,13 @@ impl<'a> JsonObj<'a> {
         let _ = serde_json::to_writer(&mut *self.buf, s);
     }
 
+    /// A value already rendered as JSON.
+    pub fn rendered(&mut self, k: &str, json: &[u8]) -> &mut Self {
+        self.key(k);
+        self.buf.extend_from_slice(json);
+        self
+    }
+
     pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
         self.key(k);
         self.string(v);

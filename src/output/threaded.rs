@@ -22,7 +22,10 @@ const IN_FLIGHT: usize = 16;
 type Origin = Arc<(ConnMeta, SessionRecord)>;
 
 enum Item {
-    Query(Origin, Box<QueryRecord>),
+    /// What later statement records of a connection are written with (sent when it
+    /// changes: an `Arc` cloned per record would bounce its count between cores).
+    Origin(Origin),
+    Query(Box<QueryRecord>),
     Session(Box<(ConnMeta, SessionRecord)>),
     Anomaly(Option<Box<ConnMeta>>, i64, String, Option<Dir>, String),
     /// The last item: the run's figures for the real sink's `finish`.
@@ -81,12 +84,13 @@ impl Threaded {
         }
     }
 
-    fn origin(&mut self, conn: &ConnMeta, s: &SessionRecord) -> Origin {
+    /// Sends the connection's origin first if it is new or changed.
+    fn origin(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         let same = |o: &Origin| {
             o.1.user == s.user && o.1.database == s.database && o.1.application == s.application
         };
         match self.origins.get(&conn.id) {
-            Some(o) if same(o) => o.clone(),
+            Some(o) if same(o) => Ok(()),
             _ => {
                 let light = SessionRecord {
                     conn_id: s.conn_id,
@@ -97,18 +101,28 @@ impl Threaded {
                 };
                 let o = Arc::new((conn.clone(), light));
                 self.origins.insert(conn.id, o.clone());
-                o
+                self.push(Item::Origin(o))
             }
         }
     }
 }
 
 fn write_all(mut sink: Box<dyn Sink + Send>, rx: Receiver<Vec<Item>>) -> io::Result<()> {
+    let mut origins: FxHashMap<u64, Origin> = FxHashMap::default();
     while let Ok(batch) = rx.recv() {
         for item in batch {
             match item {
-                Item::Query(o, q) => sink.query(&o.0, &o.1, &q)?,
-                Item::Session(b) => sink.session(&b.0, &b.1)?,
+                Item::Origin(o) => {
+                    origins.insert(o.0.id, o);
+                }
+                Item::Query(q) => match origins.get(&q.conn_id) {
+                    Some(o) => sink.query(&o.0, &o.1, &q)?,
+                    None => debug_assert!(false, "statement before its origin"),
+                },
+                Item::Session(b) => {
+                    origins.remove(&b.0.id);
+                    sink.session(&b.0, &b.1)?
+                }
                 Item::Anomaly(conn, ts, kind, dir, message) => {
                     let view = AnomalyView {
                         kind: &kind,
@@ -146,8 +160,8 @@ impl Sink for Threaded {
         s: &SessionRecord,
         q: Box<QueryRecord>,
     ) -> io::Result<()> {
-        let origin = self.origin(conn, s);
-        self.push(Item::Query(origin, q))
+        self.origin(conn, s)?;
+        self.push(Item::Query(q))
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
