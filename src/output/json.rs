@@ -91,7 +91,13 @@ impl<W: Write> JsonSink<W> {
 /// fingerprint, rendered once instead of per record.
 #[derive(Default)]
 struct TextCache {
-    map: FxHashMap<usize, (Arc<str>, Box<[u8]>, Box<str>)>,
+    map: FxHashMap<usize, CachedText>,
+}
+
+struct CachedText {
+    _held: Arc<str>,
+    json: Box<[u8]>,
+    fingerprint: Box<str>,
 }
 
 impl TextCache {
@@ -102,11 +108,12 @@ impl TextCache {
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
-        let e = self.map.entry(key).or_insert_with(|| {
-            let json = serde_json::to_vec(&**text).unwrap_or_default();
-            (text.clone(), json.into(), fingerprints.get(text).into())
+        let e = self.map.entry(key).or_insert_with(|| CachedText {
+            _held: text.clone(),
+            json: serde_json::to_vec(&**text).unwrap_or_default().into(),
+            fingerprint: fingerprints.get(text).into(),
         });
-        (&e.1, &e.2)
+        (&e.json, &e.fingerprint)
     }
 }
 
