@@ -29,7 +29,9 @@ const TYPED_HEADER: usize = 5;
 /// What [`ConnDecoder`] reports to its sink.
 #[derive(Debug)]
 pub enum Event<'a> {
-    Msg(Msg<'a>),
+    /// By reference: a body is over a hundred bytes, and copying it per message
+    /// right after the decoder wrote it stalled on store forwarding.
+    Msg(&'a Msg<'a>),
     Anomaly(Anomaly),
 }
 
@@ -442,7 +444,15 @@ impl ConnDecoder {
         // The whole message counts, including header bytes already buffered.
         self.stats.skipped += used + buffered;
         let skipped = (len as u64 + 1).saturating_sub(TYPED_HEADER as u64);
-        self.emit(dir, Some(typ), len, Body::Oversize, sink);
+        self.emit(
+            &Msg {
+                dir,
+                typ: Some(typ),
+                len,
+                body: Body::Oversize,
+            },
+            sink,
+        );
         self.anomaly(dir, AnomalyKind::Oversize, sink, || {
             format!(
                 "message type {} of {} bytes exceeds the {cap} byte buffer; {skipped} body bytes skipped",
@@ -513,7 +523,15 @@ impl ConnDecoder {
         if let Some(answer) = backend {
             self.side_mut(Dir::Backend).mode = Mode::Answer(answer);
         }
-        self.emit(Dir::Frontend, None, packet.len() as u32, body, sink);
+        self.emit(
+            &Msg {
+                dir: Dir::Frontend,
+                typ: None,
+                len: packet.len() as u32,
+                body,
+            },
+            sink,
+        );
     }
 
     fn step_answer(
@@ -541,7 +559,15 @@ impl ConnDecoder {
             }
         };
         self.side_mut(dir).mode = Mode::Synced;
-        self.emit(dir, None, 1, body, sink);
+        self.emit(
+            &Msg {
+                dir,
+                typ: None,
+                len: 1,
+                body,
+            },
+            sink,
+        );
         match byte {
             b'S' => self.encrypt(dir, "tls", "connection switched to TLS", sink),
             b'G' => self.encrypt(dir, "gss", "connection switched to GSSAPI encryption", sink),
@@ -567,54 +593,41 @@ impl ConnDecoder {
     /// Decodes and emits a complete typed message (header included).
     fn emit_typed(&mut self, dir: Dir, m: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
         let (typ, len) = header(m, &[]);
-        let body = decode(
+        let msg = Msg {
             dir,
-            typ,
-            m.get(TYPED_HEADER..).unwrap_or_default(),
-            &self.ctx,
-        );
+            typ: Some(typ),
+            len,
+            body: decode(
+                dir,
+                typ,
+                m.get(TYPED_HEADER..).unwrap_or_default(),
+                &self.ctx,
+            ),
+        };
         if dir == Dir::Backend {
-            self.ctx.observe(&body);
-            if let Body::NegotiateProtocolVersion { newest_minor, .. } = body {
+            self.ctx.observe(&msg.body);
+            if let Body::NegotiateProtocolVersion { newest_minor, .. } = msg.body {
                 let newest = u16::try_from(newest_minor).unwrap_or(u16::MAX);
                 self.protocol_minor = Some(self.protocol_minor.map_or(newest, |m| m.min(newest)));
             }
         }
-        self.emit(dir, Some(typ), len, body, sink);
+        self.emit(&msg, sink);
     }
 
     /// Emits a message, followed by an anomaly if its body was not decoded.
-    fn emit(
-        &mut self,
-        dir: Dir,
-        typ: Option<u8>,
-        len: u32,
-        body: Body<'_>,
-        sink: &mut dyn FnMut(Event<'_>),
-    ) {
-        sink(Event::Msg(Msg {
-            dir,
-            typ,
-            len,
-            body,
-        }));
-        match body {
+    fn emit(&mut self, msg: &Msg<'_>, sink: &mut dyn FnMut(Event<'_>)) {
+        sink(Event::Msg(msg));
+        let (dir, len) = (msg.dir, msg.len);
+        match msg.body {
             Body::Unknown { .. } => self.anomaly(dir, AnomalyKind::UnknownMessage, sink, || {
                 format!(
                     "message type {} is not valid from the {}; skipped {len} bytes",
-                    label(typ.unwrap_or(0)),
+                    label(msg.typ.unwrap_or(0)),
                     dir_name(dir)
                 )
             }),
             Body::Malformed { reason } => self.anomaly(dir, AnomalyKind::Malformed, sink, || {
-                let name = Msg {
-                    dir,
-                    typ,
-                    len,
-                    body,
-                }
-                .name();
-                format!("malformed {name}: {reason}")
+                format!("malformed {}: {reason}", msg.name())
             }),
             _ => {}
         }
