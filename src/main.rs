@@ -49,33 +49,40 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     let _ = ctrlc_handler();
     let out = io::BufWriter::with_capacity(64 << 10, io::stdout());
-    let mut sink: Box<dyn Sink> = match mode {
+    let ports = cli.ports.clone();
+    // Offline records: TCP on this thread, decoding on a second, formatting on a
+    // third. Message records borrow the capture buffer and live records are written
+    // as they come: both in place, on this thread (so are filtered records, whose
+    // filter borrows the sink).
+    let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
+    let mut sink: Box<dyn Sink + Send> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter),
-        // Message records borrow the capture buffer, and live records are written as
-        // they come: both in place. Offline records are formatted on a second core.
-        OutputMode::Json if live || cli.wants(RecordKind::Message) => Box::new(
-            output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
-        ),
-        OutputMode::Json => Box::new(output::threaded::Threaded::new(Box::new(
-            output::json::JsonSink::new(out, cli.records.clone(), redaction, live),
-        ))),
-        OutputMode::Summary => Box::new(output::threaded::Threaded::new(Box::new(
-            output::summary::SummarySink::new(out),
-        ))),
+        OutputMode::Json => Box::new(output::json::JsonSink::new(
+            out,
+            cli.records.clone(),
+            redaction,
+            live,
+        )),
+        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
         OutputMode::Text => Box::new(output::text::TextSink::new(
             out,
             redaction,
             live || stdout_tty,
         )),
     };
+    if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
+        let sink = Box::new(output::threaded::Threaded::new(sink));
+        let staged = pipeline::staged::Staged::new(sink, ports, Default::default());
+        capture(cli, Box::new(staged), None)?;
+        return io::stdout().flush();
+    }
     if filter.is_empty() {
-        capture(cli, sink.as_mut(), None)?;
+        let pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
+        capture(cli, Box::new(pipe), None)?;
     } else {
-        capture(
-            cli,
-            &mut output::filtered::Filtered::new(sink.as_mut(), filter),
-            None,
-        )?;
+        let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
+        let pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        capture(cli, Box::new(pipe), None)?;
     }
     io::stdout().flush()
 }
@@ -130,7 +137,9 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
-            capture(&cli_owned, &mut sink, Some(&progress))
+            let pipe =
+                pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+            capture(&cli_owned, Box::new(pipe), Some(&progress))
         }));
         let mut st = tui::state::lock(&for_capture);
         match r {
@@ -157,9 +166,12 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
 /// Reads every packet of the capture through the pipeline into `sink`. `progress`
 /// (TUI) counts the file bytes read and silences warnings on standard error, which
 /// would land in the middle of the screen; they still reach the sink.
-fn capture(cli: &Cli, sink: &mut dyn Sink, progress: Option<&Arc<AtomicU64>>) -> io::Result<()> {
+fn capture(
+    cli: &Cli,
+    mut pipe: Box<dyn pipeline::Feed + '_>,
+    progress: Option<&Arc<AtomicU64>>,
+) -> io::Result<()> {
     let quiet = progress.is_some();
-    let mut pipe = pipeline::Pipeline::new(sink, cli.ports.clone(), Default::default());
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
     let mut on_packet = |p: capture::Packet<'_>| {
@@ -242,11 +254,11 @@ fn capture(cli: &Cli, sink: &mut dyn Sink, progress: Option<&Arc<AtomicU64>>) ->
         }
         pipe.warn("capture_drops", &w)?;
     }
-    pipe.stats.packets = packets;
-    pipe.stats.bytes = bytes;
-    pipe.stats.dropped = dropped;
-    pipe.finish()?;
-    Ok(())
+    let stats = pipe.stats();
+    stats.packets = packets;
+    stats.bytes = bytes;
+    stats.dropped = dropped;
+    pipe.finish()
 }
 
 /// Ctrl-C stops the capture; the pipeline then closes sessions and prints summaries.

@@ -13,6 +13,8 @@ use crate::session::{Session, Shared};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
 use std::io;
 
+pub mod staged;
+
 /// Per-connection state kept in the flow table.
 pub struct Conn {
     decoder: ConnDecoder,
@@ -39,7 +41,7 @@ fn phase(s: &Session) -> u8 {
 }
 
 /// The stages after TCP, as the flow table's handler.
-struct Stage<'s> {
+pub(crate) struct Stage<'s> {
     sink: &'s mut dyn Sink,
     want_messages: bool,
     shared: Shared,
@@ -47,6 +49,45 @@ struct Stage<'s> {
     messages: u64,
     anomalies: u64,
     io_error: Option<io::Error>,
+}
+
+/// What the capture loop feeds: [`Pipeline`] on the calling thread, or
+/// [`staged::Staged`] with decoding on a thread of its own.
+pub trait Feed {
+    fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
+    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()>;
+    fn stats(&mut self) -> &mut RunStats;
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+impl Feed for Pipeline<'_> {
+    fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        Pipeline::packet(self, pkt)
+    }
+    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+        Pipeline::warn(self, kind, message)
+    }
+    fn stats(&mut self) -> &mut RunStats {
+        &mut self.stats
+    }
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Pipeline::finish(*self).map(drop)
+    }
+}
+
+impl Feed for staged::Staged {
+    fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        staged::Staged::packet(self, pkt)
+    }
+    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+        staged::Staged::warn(self, kind, message)
+    }
+    fn stats(&mut self) -> &mut RunStats {
+        &mut self.stats
+    }
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        staged::Staged::finish(*self)
+    }
 }
 
 pub struct Pipeline<'s> {
@@ -81,7 +122,29 @@ fn dir_of(side: Side) -> Dir {
     }
 }
 
-impl Stage<'_> {
+impl<'s> Stage<'s> {
+    pub(crate) fn new(sink: &'s mut dyn Sink) -> Self {
+        Stage {
+            want_messages: sink.wants_messages(),
+            sink,
+            shared: Shared::default(),
+            queries: Vec::new(),
+            messages: 0,
+            anomalies: 0,
+            io_error: None,
+        }
+    }
+
+    /// A run-level warning for the anomaly stream.
+    pub(crate) fn warn(&mut self, ts: i64, kind: &str, message: &str) -> io::Result<()> {
+        let view = AnomalyView {
+            kind,
+            dir: None,
+            message,
+        };
+        self.sink.anomaly(None, ts, &view)
+    }
+
     fn check(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
             self.io_error.get_or_insert(e);
@@ -198,18 +261,9 @@ impl Handler<Conn> for Stage<'_> {
 
 impl<'s> Pipeline<'s> {
     pub fn new(sink: &'s mut dyn Sink, ports: Vec<u16>, limits: Limits) -> Self {
-        let want_messages = sink.wants_messages();
         Pipeline {
             table: FlowTable::new(ports, limits),
-            stage: Stage {
-                sink,
-                want_messages,
-                shared: Shared::default(),
-                queries: Vec::new(),
-                messages: 0,
-                anomalies: 0,
-                io_error: None,
-            },
+            stage: Stage::new(sink),
             last_ts: 0,
             stats: RunStats::default(),
         }
@@ -230,12 +284,7 @@ impl<'s> Pipeline<'s> {
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
     pub fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
-        let view = AnomalyView {
-            kind,
-            dir: None,
-            message,
-        };
-        self.stage.sink.anomaly(None, self.last_ts, &view)
+        self.stage.warn(self.last_ts, kind, message)
     }
 
     /// Ends every open connection and lets the sink write its closing output.
