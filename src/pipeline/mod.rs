@@ -166,9 +166,9 @@ impl<'s> Stage<'s> {
         match ev {
             Event::Msg(m) => {
                 self.messages += 1;
-                session.on_message(&mut self.shared, ts, &m, &mut self.queries);
+                session.on_message(&mut self.shared, ts, m, &mut self.queries);
                 if self.want_messages {
-                    let r = self.sink.message(meta, ts, &m);
+                    let r = self.sink.message(meta, ts, m);
                     self.check(r);
                 }
             }

@@ -125,7 +125,7 @@ impl Conn {
         let Conn { dec, s, out } = self;
         dec.feed(dir, &bytes, &mut |ev| {
             if let Event::Msg(m) = ev {
-                s.on_message(shared, ts, &m, out);
+                s.on_message(shared, ts, m, out);
             }
         });
     }
@@ -406,7 +406,7 @@ fn answers_without_requests_are_ignored_mid_stream() {
     let bytes = [complete("SELECT 1"), ready(b'I')].concat();
     dec.feed(Dir::Backend, &bytes, &mut |ev| {
         if let Event::Msg(m) = ev {
-            s.on_message(&mut sh, 1, &m, &mut out);
+            s.on_message(&mut sh, 1, m, &mut out);
         }
     });
     assert!(out.is_empty());
