@@ -26,7 +26,7 @@ pub struct JsonSink<W: Write> {
     fingerprints: FingerprintCache,
     texts: TextCache,
     /// The rendered connection fields of each open connection.
-    conns: FxHashMap<u64, Box<[u8]>>,
+    conns: FxHashMap<u64, ConnFields>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -49,27 +49,20 @@ impl<W: Write> JsonSink<W> {
     fn head<'b>(
         buf: &'b mut Vec<u8>,
         times: &mut TimeCache,
-        conns: &mut FxHashMap<u64, Box<[u8]>>,
+        conns: &mut FxHashMap<u64, ConnFields>,
         ts: i64,
         dataset: &str,
-        conn: Option<&ConnMeta>,
+        conn: Option<(&ConnMeta, Option<&SessionRecord>)>,
     ) -> JsonObj<'b> {
         let mut o = JsonObj::begin(buf);
         o.time("@timestamp", ts, times)
-            .str("event.dataset", dataset);
-        if let Some(c) = conn {
-            let fields = conns.entry(c.id).or_insert_with(|| {
-                let mut v = Vec::with_capacity(192);
-                let mut f = JsonObj::fragment(&mut v);
-                f.num("pgwire.conn_id", c.id)
-                    .display("source.ip", &c.client.0)
-                    .num("source.port", c.client.1)
-                    .display("destination.ip", &c.server.0)
-                    .num("destination.port", c.server.1)
-                    .str("network.community_id", &c.community_id);
-                v.into_boxed_slice()
-            });
-            o.raw(fields);
+            .plain("event.dataset", dataset);
+        if let Some((c, origin)) = conn {
+            let fields = conns.entry(c.id).or_insert_with(|| ConnFields::new(c));
+            o.raw(&fields.head);
+            if let Some(s) = origin {
+                o.raw(fields.origin(s));
+            }
         }
         o
     }
@@ -83,6 +76,47 @@ impl<W: Write> JsonSink<W> {
             }
         }
         Ok(())
+    }
+}
+
+/// A connection's fields, rendered once: its addresses, and who it is (as of the
+/// last statement; that changes only with a new login on the same connection).
+struct ConnFields {
+    head: Box<[u8]>,
+    origin: Option<(Origin, Box<[u8]>)>,
+}
+
+type Origin = [Option<String>; 3];
+
+impl ConnFields {
+    fn new(c: &ConnMeta) -> Self {
+        let mut v = Vec::with_capacity(192);
+        let mut f = JsonObj::fragment(&mut v);
+        f.num("pgwire.conn_id", c.id)
+            .display("source.ip", &c.client.0)
+            .num("source.port", c.client.1)
+            .display("destination.ip", &c.server.0)
+            .num("destination.port", c.server.1)
+            .str("network.community_id", &c.community_id);
+        ConnFields {
+            head: v.into(),
+            origin: None,
+        }
+    }
+
+    fn origin(&mut self, s: &SessionRecord) -> &[u8] {
+        let same = |o: &Origin| o[0] == s.user && o[1] == s.database && o[2] == s.application;
+        if !self.origin.as_ref().is_some_and(|(o, _)| same(o)) {
+            let mut v = Vec::with_capacity(96);
+            let mut f = JsonObj::fragment(&mut v);
+            f.plain("db.system.name", "postgresql")
+                .opt_str("user.name", s.user.as_deref())
+                .opt_str("db.namespace", s.database.as_deref())
+                .opt_str("service.name", s.application.as_deref());
+            let who = [s.user.clone(), s.database.clone(), s.application.clone()];
+            self.origin = Some((who, v.into()));
+        }
+        self.origin.as_ref().map_or(&[], |(_, v)| v)
     }
 }
 
@@ -194,7 +228,7 @@ impl<W: Write> Sink for JsonSink<W> {
             &mut self.conns,
             ts,
             "pgwire.message",
-            Some(conn),
+            Some((conn, None)),
         );
         o.str("pgwire.msg.dir", dir_str(msg.dir));
         match msg.typ {
@@ -222,7 +256,7 @@ impl<W: Write> Sink for JsonSink<W> {
             &mut self.conns,
             ts,
             "pgwire.anomaly",
-            conn,
+            conn.map(|c| (c, None)),
         );
         o.str("pgwire.anomaly.kind", a.kind);
         if let Some(d) = a.dir {
@@ -247,18 +281,14 @@ impl<W: Write> Sink for JsonSink<W> {
             &mut self.conns,
             q.end_ns,
             "pgwire.query",
-            Some(conn),
+            Some((conn, Some(s))),
         );
-        o.str("db.system.name", "postgresql")
-            .opt_str("user.name", s.user.as_deref())
-            .opt_str("db.namespace", s.database.as_deref())
-            .opt_str("service.name", s.application.as_deref());
         match text {
             Some((json, _)) => o.rendered("db.query.text", json),
             None => o.null("db.query.text"),
         };
         o.opt_str("db.operation.name", q.operation_name().as_deref())
-            .str("pgwire.protocol", q.protocol);
+            .plain("pgwire.protocol", q.protocol);
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
         }
@@ -280,7 +310,7 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(n) = q.rows_affected {
             o.num("pgwire.rows_affected", n);
         }
-        o.str("event.outcome", q.outcome.as_str());
+        o.plain("event.outcome", q.outcome.as_str());
         if let Some(e) = &q.error {
             o.str("db.response.status_code", &e.code)
                 .str("error.code", &e.code)
@@ -294,7 +324,7 @@ impl<W: Write> Sink for JsonSink<W> {
             o.num("pgwire.cancelled_by", by);
         }
         if let Some((_, fingerprint)) = text {
-            o.str("pgwire.fingerprint", fingerprint);
+            o.plain("pgwire.fingerprint", fingerprint);
         }
         if !q.notices.is_empty() {
             let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
@@ -335,12 +365,8 @@ impl<W: Write> Sink for JsonSink<W> {
             &mut self.conns,
             s.end_ns,
             "pgwire.session",
-            Some(conn),
+            Some((conn, Some(s))),
         );
-        o.str("db.system.name", "postgresql")
-            .opt_str("user.name", s.user.as_deref())
-            .opt_str("db.namespace", s.database.as_deref())
-            .opt_str("service.name", s.application.as_deref());
         if let Some(r) = &s.replication {
             o.str("pgwire.replication", r);
         }

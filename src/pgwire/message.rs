@@ -384,6 +384,10 @@ impl DecodeCtx {
 }
 
 /// Decodes the body (after type byte and length) of a typed message.
+// Inlined so the body is built where the caller keeps it: returned through a
+// temporary, it was copied with wide loads right after narrow stores, and the
+// store-forwarding stall was the framer's largest single cost.
+#[inline(always)]
 pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
     let mut c = Cursor::new(body);
     let parsed = match dir {
@@ -401,6 +405,7 @@ pub fn decode_startup(body: &[u8]) -> Body<'_> {
 }
 
 /// Every message must be consumed exactly, as the server itself requires.
+#[inline(always)]
 fn finish<'a>(parsed: Result<Body<'a>, Bad>, c: &Cursor<'a>) -> Body<'a> {
     match parsed {
         Ok(_) if !c.is_empty() => Body::Malformed {
@@ -449,6 +454,7 @@ fn target<'a>(c: &mut Cursor<'a>) -> Result<(u8, &'a [u8]), Bad> {
     }
 }
 
+#[inline(always)]
 fn frontend<'a>(typ: u8, c: &mut Cursor<'a>, ctx: &DecodeCtx) -> Result<Body<'a>, Bad> {
     Ok(match typ {
         b'Q' => Body::Query { sql: c.cstr()? },
@@ -503,6 +509,7 @@ fn frontend<'a>(typ: u8, c: &mut Cursor<'a>, ctx: &DecodeCtx) -> Result<Body<'a>
     })
 }
 
+#[inline(always)]
 fn backend<'a>(typ: u8, c: &mut Cursor<'a>) -> Result<Body<'a>, Bad> {
     Ok(match typ {
         b'R' => authentication(c)?,

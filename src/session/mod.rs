@@ -220,6 +220,9 @@ impl Session {
         }
     }
 
+    // Inlined so each operation is built in the queue's slot, not copied there from
+    // a temporary just written (a store-forwarding stall on every message).
+    #[inline(always)]
     fn push(&mut self, shared: &mut Shared, op: Op) {
         if self.skipping {
             // Sent after the server reported an error: it skips these until Sync.
