@@ -19,9 +19,10 @@ use std::thread::JoinHandle;
 /// A batch is handed over once it holds this many stream bytes or events.
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_EVENTS: usize = 4096;
-/// Batches in flight: the reader waits when the decoder falls this far behind.
-/// Emptied batches come back to be refilled, so memory stays at a few of them.
-const IN_FLIGHT: usize = 4;
+/// Batches in all: a fixed pool going round, so memory stays at a few of them and
+/// none is allocated while running (fresh large allocations are fresh pages the
+/// kernel must zero). The reader waits for an empty one when the decoder is behind.
+const POOL: usize = 6;
 
 /// What the flow table reported, in order.
 enum Ev {
@@ -59,6 +60,16 @@ struct Batch {
     bytes: Vec<u8>,
 }
 
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            events: Vec::with_capacity(BATCH_EVENTS),
+            // One segment may go past the mark before the batch is sent.
+            bytes: Vec::with_capacity(BATCH_BYTES + (256 << 10)),
+        }
+    }
+}
+
 /// The flow table's handler on the reading side: records, does not decode.
 struct Recorder {
     batch: Batch,
@@ -76,10 +87,8 @@ impl Recorder {
     }
 
     fn send(&mut self) {
-        let next = self.empty.try_recv().unwrap_or_else(|_| Batch {
-            events: Vec::with_capacity(BATCH_EVENTS),
-            bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-        });
+        // Only a stopped decoder keeps the pool: then any batch will do.
+        let next = self.empty.recv().unwrap_or_default();
         let batch = std::mem::replace(&mut self.batch, next);
         // A failed send means the decoder stopped (output error): `Staged` asks it why.
         if self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_err()) {
@@ -135,13 +144,16 @@ pub struct Staged {
 impl Staged {
     /// Starts the decoding thread, which owns `sink` from now on.
     pub fn new(sink: Box<dyn Sink + Send>, ports: Vec<u16>, limits: Limits) -> Self {
-        let (tx, rx) = sync_channel(IN_FLIGHT);
-        let (back, empty) = sync_channel(IN_FLIGHT + 2);
+        let (tx, rx) = sync_channel(POOL);
+        let (back, empty) = sync_channel(POOL);
+        for _ in 1..POOL {
+            let _ = back.send(Batch::new());
+        }
         let worker = std::thread::spawn(move || decode_all(sink, rx, back));
         Staged {
             table: FlowTable::new(ports, limits),
             rec: Recorder {
-                batch: Batch::default(),
+                batch: Batch::new(),
                 tx: Some(tx),
                 empty,
             },
@@ -252,8 +264,8 @@ fn decode_all(
             }
         }
         batch.bytes.clear();
-        // The reader may have enough spares already; then this one is freed.
-        let _ = back.try_send(batch);
+        // Back to the pool (the reader may be gone at the end: then it is dropped).
+        let _ = back.send(batch);
     }
     Ok(())
 }
