@@ -32,8 +32,14 @@ enum Item {
     Finish(Box<RunStats>),
 }
 
+/// Written statement records come back to be dropped where they were made: their
+/// shared texts and parameters then have their counts changed by one thread only,
+/// and their memory is freed into the heap it came from.
+type Done = Vec<Box<QueryRecord>>;
+
 pub struct Threaded {
     tx: Option<SyncSender<Vec<Item>>>,
+    done: Receiver<Done>,
     batch: Vec<Item>,
     worker: Option<JoinHandle<io::Result<()>>>,
     /// Per open connection, the origin last sent (user, db and app are all a
@@ -44,9 +50,11 @@ pub struct Threaded {
 impl Threaded {
     pub fn new(sink: Box<dyn Sink + Send>) -> Self {
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let worker = std::thread::spawn(move || write_all(sink, rx));
+        let (back, done) = sync_channel(4);
+        let worker = std::thread::spawn(move || write_all(sink, rx, back));
         Threaded {
             tx: Some(tx),
+            done,
             batch: Vec::with_capacity(BATCH),
             worker: Some(worker),
             origins: FxHashMap::default(),
@@ -62,6 +70,9 @@ impl Threaded {
     }
 
     fn send(&mut self) -> io::Result<()> {
+        while let Ok(done) = self.done.try_recv() {
+            drop(done);
+        }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         if sent {
@@ -107,18 +118,31 @@ impl Threaded {
     }
 }
 
-fn write_all(mut sink: Box<dyn Sink + Send>, rx: Receiver<Vec<Item>>) -> io::Result<()> {
+fn write_all(
+    mut sink: Box<dyn Sink + Send>,
+    rx: Receiver<Vec<Item>>,
+    back: SyncSender<Done>,
+) -> io::Result<()> {
     let mut origins: FxHashMap<u64, Origin> = FxHashMap::default();
+    let mut done = Vec::with_capacity(BATCH);
     while let Ok(batch) = rx.recv() {
         for item in batch {
             match item {
                 Item::Origin(o) => {
                     origins.insert(o.0.id, o);
                 }
-                Item::Query(q) => match origins.get(&q.conn_id) {
-                    Some(o) => sink.query(&o.0, &o.1, &q)?,
-                    None => debug_assert!(false, "statement before its origin"),
-                },
+                Item::Query(q) => {
+                    match origins.get(&q.conn_id) {
+                        Some(o) => sink.query(&o.0, &o.1, &q)?,
+                        None => debug_assert!(false, "statement before its origin"),
+                    }
+                    done.push(q);
+                    if done.len() >= BATCH {
+                        // Dropped here instead when the pipeline is not taking them.
+                        let _ =
+                            back.try_send(std::mem::replace(&mut done, Vec::with_capacity(BATCH)));
+                    }
+                }
                 Item::Session(b) => {
                     origins.remove(&b.0.id);
                     sink.session(&b.0, &b.1)?
