@@ -13,15 +13,24 @@ pub fn rfc3339(ns: i64, out: &mut String) {
 }
 
 /// RFC 3339 formatting for many records in a row: the text up to the second is
-/// reused while the second does not change.
+/// reused while the second does not change, and the whole text while the time does
+/// not (a statement record's `@timestamp` is its `event.end`).
 #[derive(Default)]
 pub struct TimeCache {
     sec: Option<i64>,
     prefix: String,
+    last: Option<(i64, [u8; 7])>,
 }
 
 impl TimeCache {
     pub fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
+        if let Some((last, tail)) = self.last
+            && last == ns
+        {
+            out.extend_from_slice(self.prefix.as_bytes());
+            out.extend_from_slice(&tail);
+            return;
+        }
         let sec = ns.div_euclid(1_000_000_000);
         if self.sec != Some(sec) {
             self.prefix.clear();
@@ -37,8 +46,11 @@ impl TimeCache {
             *d = b'0' + (m % 10) as u8;
             m /= 10;
         }
-        out.extend_from_slice(&digits);
-        out.push(b'Z');
+        let tail = [
+            digits[0], digits[1], digits[2], digits[3], digits[4], digits[5], b'Z',
+        ];
+        out.extend_from_slice(&tail);
+        self.last = Some((ns, tail));
     }
 }
 

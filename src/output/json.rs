@@ -318,7 +318,13 @@ impl<W: Write> Sink for JsonSink<W> {
                 .str("pgwire.error.severity", &e.severity);
         }
         if let Some(t) = q.tx_status {
-            o.bytes("pgwire.tx_status", &[t]);
+            // `I`, `T` or `E` from the wire: anything else is escaped.
+            let mut c = [0; 4];
+            if t.is_ascii_alphabetic() {
+                o.plain("pgwire.tx_status", char::from(t).encode_utf8(&mut c));
+            } else {
+                o.bytes("pgwire.tx_status", &[t]);
+            }
         }
         if let Some(by) = q.cancelled_by {
             o.num("pgwire.cancelled_by", by);

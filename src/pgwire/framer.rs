@@ -390,7 +390,7 @@ impl ConnDecoder {
             return data.len();
         }
         let (typ, len) = header(&side.buf, data);
-        if !(4..=MAX_MESSAGE_LEN).contains(&len) || (!valid_type(dir, typ) && len > HUNT_MAX_LEN) {
+        if !(4..=MAX_MESSAGE_LEN).contains(&len) || (len > HUNT_MAX_LEN && !valid_type(dir, typ)) {
             let kind = if valid_type(dir, typ) {
                 AnomalyKind::Malformed
             } else {

@@ -565,7 +565,8 @@ impl Session {
                 self.copy_data(Dir::Backend, None, msg.len as usize - 4);
             }
             Body::CommandComplete { tag } => {
-                let tag = lossy(tag);
+                // Tags repeat ("UPDATE 1", "SELECT 1"): shared like statement texts.
+                let tag = shared.texts.get(tag);
                 self.complete(shared, ts, Outcome::Success, Some(tag), None);
             }
             Body::EmptyQueryResponse => {
@@ -650,7 +651,7 @@ impl Session {
         shared: &mut Shared,
         ts: i64,
         outcome: Outcome,
-        tag: Option<String>,
+        tag: Option<Arc<str>>,
         error: Option<ServerMessage>,
     ) {
         let conn_id = self.rec.conn_id;
@@ -682,7 +683,7 @@ impl Session {
         mut rec: Box<QueryRecord>,
         ts: i64,
         outcome: Outcome,
-        tag: Option<String>,
+        tag: Option<Arc<str>>,
         error: Option<ServerMessage>,
     ) {
         rec.end_ns = ts;

@@ -59,7 +59,7 @@ pub struct QueryRecord {
     pub params: super::params::Params,
     pub start_ns: i64,
     pub end_ns: i64,
-    pub command_tag: Option<String>,
+    pub command_tag: Option<Arc<str>>,
     /// DataRow messages (or CopyData rows of COPY TO).
     pub rows_returned: u64,
     /// The count in the command tag (INSERT/UPDATE/DELETE/SELECT/COPY/MERGE/...).
