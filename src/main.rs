@@ -57,8 +57,10 @@ fn run(cli: &Cli) -> io::Result<()> {
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter),
+        // JSON lines are gathered in the sink's own buffer and written in whole lines:
+        // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
-            out,
+            io::stdout(),
             cli.records.clone(),
             redaction,
             live,
