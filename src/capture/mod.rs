@@ -143,7 +143,9 @@ pub fn read_file<R: Read + Send>(
                     }
                     PcapBlockOwned::NG(_) => Flow::Continue(()),
                 };
-                reader.consume(offset);
+                // Without the shift `consume` does past half the buffer (which moved
+                // every byte once more); `refill` shifts what is left, a record at most.
+                reader.consume_noshift(offset);
                 if verdict.is_break() {
                     break;
                 }
