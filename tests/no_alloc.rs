@@ -77,10 +77,10 @@ fn whole_messages_do_not_allocate() {
     // Straddling messages reuse the direction's buffer once it exists.
     let split = |d: &mut ConnDecoder, sink: &mut dyn FnMut(Event<'_>)| {
         for part in fe.chunks(7) {
-            d.feed(Dir::Frontend, part, sink);
+            d.feed(Dir::Frontend, part, &mut |e| sink(e));
         }
         for part in be.chunks(3) {
-            d.feed(Dir::Backend, part, sink);
+            d.feed(Dir::Backend, part, &mut |e| sink(e));
         }
     };
     split(&mut d, &mut sink);

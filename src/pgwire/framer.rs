@@ -214,7 +214,9 @@ impl ConnDecoder {
     }
 
     /// Feeds in-order stream bytes of one direction.
-    pub fn feed(&mut self, dir: Dir, data: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
+    // Generic over the sink along the per-message path, so the next stage's handler
+    // is inlined there; the rare paths take it as `dyn`.
+    pub fn feed<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) {
         if self.stopped {
             self.stats.ignored += data.len() as u64;
             return;
@@ -290,7 +292,7 @@ impl ConnDecoder {
         &mut self.sides[dir as usize]
     }
 
-    fn drain(&mut self, dir: Dir, mut data: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
+    fn drain<S: FnMut(Event<'_>)>(&mut self, dir: Dir, mut data: &[u8], sink: &mut S) {
         while !data.is_empty() {
             if self.stopped {
                 self.stats.ignored += data.len() as u64;
@@ -377,7 +379,7 @@ impl ConnDecoder {
         }
     }
 
-    fn step_synced(&mut self, dir: Dir, data: &[u8], sink: &mut dyn FnMut(Event<'_>)) -> usize {
+    fn step_synced<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) -> usize {
         let side = self.side_mut(dir);
         if side.skip > 0 {
             let n = side.skip.min(data.len() as u64);
@@ -591,7 +593,7 @@ impl ConnDecoder {
     }
 
     /// Decodes and emits a complete typed message (header included).
-    fn emit_typed(&mut self, dir: Dir, m: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
+    fn emit_typed<S: FnMut(Event<'_>)>(&mut self, dir: Dir, m: &[u8], sink: &mut S) {
         let (typ, len) = header(m, &[]);
         let msg = Msg {
             dir,
@@ -615,7 +617,7 @@ impl ConnDecoder {
     }
 
     /// Emits a message, followed by an anomaly if its body was not decoded.
-    fn emit(&mut self, msg: &Msg<'_>, sink: &mut dyn FnMut(Event<'_>)) {
+    fn emit<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
         sink(Event::Msg(msg));
         let (dir, len) = (msg.dir, msg.len);
         match msg.body {
@@ -633,11 +635,11 @@ impl ConnDecoder {
         }
     }
 
-    fn anomaly(
+    fn anomaly<S: FnMut(Event<'_>) + ?Sized>(
         &self,
         dir: Dir,
         kind: AnomalyKind,
-        sink: &mut dyn FnMut(Event<'_>),
+        sink: &mut S,
         message: impl FnOnce() -> String,
     ) {
         sink(Event::Anomaly(Anomaly {
