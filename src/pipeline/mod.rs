@@ -115,6 +115,13 @@ pub fn looks_like_startup(p: &[u8]) -> bool {
             ))
 }
 
+/// A frame's headers, then the flow table: the part both pipelines share.
+fn to_table<T, H: Handler<T>>(table: &mut FlowTable<T>, handler: &mut H, pkt: &Packet<'_>) {
+    if let Some(seg) = net::parse(pkt.linktype, pkt.data, pkt.orig_len) {
+        table.process(&seg, pkt.ts_ns, handler);
+    }
+}
+
 fn dir_of(side: Side) -> Dir {
     match side {
         Side::Client => Dir::Frontend,
@@ -272,9 +279,7 @@ impl<'s> Pipeline<'s> {
     /// Processes one captured frame. Returns an output error (e.g. a closed pipe).
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = pkt.ts_ns;
-        if let Some(seg) = net::parse(pkt.linktype, pkt.data, pkt.orig_len) {
-            self.table.process(&seg, pkt.ts_ns, &mut self.stage);
-        }
+        to_table(&mut self.table, &mut self.stage, pkt);
         match self.stage.io_error.take() {
             Some(e) => Err(e),
             None => Ok(()),

@@ -6,9 +6,8 @@
 //! Used for offline record output, where decoding one busy thread's worth of
 //! messages is what limits the rate (see docs/benchmark.md).
 
-use super::{Conn, Stage, looks_like_startup};
+use super::{Conn, Stage, looks_like_startup, to_table};
 use crate::capture::Packet;
-use crate::net;
 use crate::output::{RunStats, Sink};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
 use rustc_hash::FxHashMap;
@@ -167,9 +166,7 @@ impl Staged {
     /// stopped on one (e.g. a closed pipe).
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = pkt.ts_ns;
-        if let Some(seg) = net::parse(pkt.linktype, pkt.data, pkt.orig_len) {
-            self.table.process(&seg, pkt.ts_ns, &mut self.rec);
-        }
+        to_table(&mut self.table, &mut self.rec, pkt);
         if self.rec.tx.is_none() {
             return Err(self.join());
         }
