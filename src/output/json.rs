@@ -84,9 +84,44 @@ impl<W: Write> JsonSink<W> {
 struct ConnFields {
     head: Box<[u8]>,
     origin: Option<(Origin, Box<[u8]>)>,
+    /// The statement fields of the statements this connection runs (a few, again
+    /// and again), rendered once each.
+    statements: Vec<StatementPart>,
 }
 
 type Origin = [Option<String>; 3];
+
+/// `db.query.text` to `pgwire.portal` of a statement record, and what they came from.
+struct StatementPart {
+    /// The shared text, held so that its address stays its own.
+    text: Option<Arc<str>>,
+    operation: Option<String>,
+    protocol: &'static str,
+    statement: Option<String>,
+    portal: Option<String>,
+    json: Box<[u8]>,
+}
+
+/// String equality that never compares empty strings: glibc's AVX-512 `memcmp` of
+/// zero bytes at an empty `String`'s dangling pointer is very slow.
+fn same(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.len() == b.len() && (a.is_empty() || a == b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl StatementPart {
+    fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
+        let text = |t: &Option<Arc<str>>| t.as_ref().map(|t| Arc::as_ptr(t) as *const u8);
+        text(&self.text) == text(&q.text)
+            && std::ptr::eq(self.protocol, q.protocol)
+            && same(self.operation.as_deref(), operation)
+            && same(self.statement.as_deref(), q.statement.as_deref())
+            && same(self.portal.as_deref(), q.portal.as_deref())
+    }
+}
 
 impl ConnFields {
     fn new(c: &ConnMeta) -> Self {
@@ -101,11 +136,58 @@ impl ConnFields {
         ConnFields {
             head: v.into(),
             origin: None,
+            statements: Vec::new(),
         }
     }
 
+    /// The statement fields of `q`; `text` is its text as JSON.
+    fn statement(&mut self, q: &QueryRecord, text: Option<&[u8]>) -> &[u8] {
+        const MAX: usize = 64;
+        let operation = q.operation_name();
+        let i = match self
+            .statements
+            .iter()
+            .position(|p| p.matches(q, operation.as_deref()))
+        {
+            Some(i) => i,
+            None => {
+                let mut v = Vec::with_capacity(256);
+                let mut o = JsonObj::fragment(&mut v);
+                match text {
+                    Some(json) => o.rendered("db.query.text", json),
+                    None => o.null("db.query.text"),
+                };
+                o.opt_str("db.operation.name", operation.as_deref())
+                    .plain("pgwire.protocol", q.protocol);
+                if let Some(st) = &q.statement {
+                    o.str("pgwire.statement", st);
+                }
+                if let Some(p) = &q.portal {
+                    o.str("pgwire.portal", p);
+                }
+                if self.statements.len() >= MAX {
+                    self.statements.clear();
+                }
+                self.statements.push(StatementPart {
+                    text: q.text.clone(),
+                    operation: operation.map(|o| o.into_owned()),
+                    protocol: q.protocol,
+                    statement: q.statement.clone(),
+                    portal: q.portal.clone(),
+                    json: v.into(),
+                });
+                self.statements.len() - 1
+            }
+        };
+        &self.statements[i].json
+    }
+
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
-        let same = |o: &Origin| o[0] == s.user && o[1] == s.database && o[2] == s.application;
+        let same = |o: &Origin| {
+            same(o[0].as_deref(), s.user.as_deref())
+                && same(o[1].as_deref(), s.database.as_deref())
+                && same(o[2].as_deref(), s.application.as_deref())
+        };
         if !self.origin.as_ref().is_some_and(|(o, _)| same(o)) {
             let mut v = Vec::with_capacity(96);
             let mut f = JsonObj::fragment(&mut v);
@@ -283,17 +365,8 @@ impl<W: Write> Sink for JsonSink<W> {
             "pgwire.query",
             Some((conn, Some(s))),
         );
-        match text {
-            Some((json, _)) => o.rendered("db.query.text", json),
-            None => o.null("db.query.text"),
-        };
-        o.opt_str("db.operation.name", q.operation_name().as_deref())
-            .plain("pgwire.protocol", q.protocol);
-        if let Some(st) = &q.statement {
-            o.str("pgwire.statement", st);
-        }
-        if let Some(p) = &q.portal {
-            o.str("pgwire.portal", p);
+        if let Some(fields) = self.conns.get_mut(&conn.id) {
+            o.raw(fields.statement(q, text.map(|t| t.0)));
         }
         if !q.params.is_empty() {
             if self.redaction.redact_params {
