@@ -673,6 +673,13 @@ impl ConnDecoder {
 
 /// First `N` bytes of `buf ++ data` (zero-padded if shorter).
 fn head<const N: usize>(buf: &[u8], data: &[u8]) -> [u8; N] {
+    // Nearly always the whole header is in `data`: one load, not a byte loop over
+    // a chained iterator, on every message.
+    if buf.is_empty()
+        && let Some(h) = data.first_chunk::<N>()
+    {
+        return *h;
+    }
     let mut h = [0; N];
     for (d, s) in h.iter_mut().zip(buf.iter().chain(data)) {
         *d = *s;
