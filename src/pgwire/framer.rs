@@ -673,8 +673,11 @@ impl ConnDecoder {
 
 /// First `N` bytes of `buf ++ data` (zero-padded if shorter).
 fn head<const N: usize>(buf: &[u8], data: &[u8]) -> [u8; N] {
-    // Nearly always the whole header is in `data`: one load, not a byte loop over
-    // a chained iterator, on every message.
+    // Nearly always the whole header is on one side: one load, not a byte loop
+    // over a chained iterator, on every message.
+    if let Some(h) = buf.first_chunk::<N>() {
+        return *h;
+    }
     if buf.is_empty()
         && let Some(h) = data.first_chunk::<N>()
     {
