@@ -200,6 +200,7 @@ impl Session {
     }
 
     /// Feeds one decoded message; finished statements are appended to `out`.
+    #[inline]
     pub fn on_message(
         &mut self,
         shared: &mut Shared,
@@ -243,6 +244,7 @@ impl Session {
         self.pending.push_back(op);
     }
 
+    #[inline(never)]
     fn frontend(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>) {
         let id = self.rec.conn_id;
         match msg.body {
@@ -456,6 +458,7 @@ impl Session {
         }
     }
 
+    #[inline(never)]
     fn backend(
         &mut self,
         shared: &mut Shared,
