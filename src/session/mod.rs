@@ -23,6 +23,7 @@ use params::Params;
 use record::{
     CancelInfo, CopyStats, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord,
 };
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ pub struct Shared {
     /// (backend pid, secret key) → connection id.
     keys: HashMap<(u32, Vec<u8>), u64>,
     /// Target connection → (cancelling connection, time of the CancelRequest).
-    cancels: HashMap<u64, (u64, i64)>,
+    cancels: FxHashMap<u64, (u64, i64)>,
     /// Operations dropped because a connection's queue was full.
     pub dropped_ops: u64,
     texts: texts::Texts,
@@ -794,7 +795,10 @@ impl Session {
                 }
             }
         }
-        shared.cancels.remove(&self.rec.conn_id);
+        // Checked first: cancels are rare and this runs on every ReadyForQuery.
+        if !shared.cancels.is_empty() {
+            shared.cancels.remove(&self.rec.conn_id);
+        }
         for mut r in self.done.drain(..) {
             r.tx_status = Some(status);
             out.push(r);
