@@ -4,7 +4,7 @@
 use super::fields::{FieldOut, Redaction, visit};
 use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
-use super::{AnomalyView, RunStats, Sink, dir_str};
+use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
@@ -100,16 +100,6 @@ struct StatementPart {
     statement: Option<String>,
     portal: Option<String>,
     json: Box<[u8]>,
-}
-
-/// String equality that never compares empty strings: glibc's AVX-512 `memcmp` of
-/// zero bytes at an empty `String`'s dangling pointer is very slow.
-fn same(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.len() == b.len() && (a.is_empty() || a == b),
-        (None, None) => true,
-        _ => false,
-    }
 }
 
 impl StatementPart {

@@ -98,7 +98,9 @@ impl Threaded {
     /// Sends the connection's origin first if it is new or changed.
     fn origin(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         let same = |o: &Origin| {
-            o.1.user == s.user && o.1.database == s.database && o.1.application == s.application
+            super::same(o.1.user.as_deref(), s.user.as_deref())
+                && super::same(o.1.database.as_deref(), s.database.as_deref())
+                && super::same(o.1.application.as_deref(), s.application.as_deref())
         };
         match self.origins.get(&conn.id) {
             Some(o) if same(o) => Ok(()),
