@@ -49,22 +49,25 @@ impl<W: Write> JsonSink<W> {
     fn head<'b>(
         buf: &'b mut Vec<u8>,
         times: &mut TimeCache,
-        conns: &mut FxHashMap<u64, ConnFields>,
         ts: i64,
         dataset: &str,
-        conn: Option<(&ConnMeta, Option<&SessionRecord>)>,
+        conn: Option<(&mut ConnFields, Option<&SessionRecord>)>,
     ) -> JsonObj<'b> {
         let mut o = JsonObj::begin(buf);
         o.time("@timestamp", ts, times)
             .plain("event.dataset", dataset);
-        if let Some((c, origin)) = conn {
-            let fields = conns.entry(c.id).or_insert_with(|| ConnFields::new(c));
+        if let Some((fields, origin)) = conn {
             o.raw(&fields.head);
             if let Some(s) = origin {
                 o.raw(fields.origin(s));
             }
         }
         o
+    }
+
+    /// The rendered fields of a connection, made at its first record.
+    fn fields<'c>(conns: &'c mut FxHashMap<u64, ConnFields>, c: &ConnMeta) -> &'c mut ConnFields {
+        conns.entry(c.id).or_insert_with(|| ConnFields::new(c))
     }
 
     fn emit(&mut self) -> io::Result<()> {
@@ -294,13 +297,13 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
+        let fields = Self::fields(&mut self.conns, conn);
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
-            &mut self.conns,
             ts,
             "pgwire.message",
-            Some((conn, None)),
+            Some((fields, None)),
         );
         o.str("pgwire.msg.dir", dir_str(msg.dir));
         match msg.typ {
@@ -322,14 +325,8 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Anomaly) {
             return Ok(());
         }
-        let mut o = Self::head(
-            &mut self.buf,
-            &mut self.ts,
-            &mut self.conns,
-            ts,
-            "pgwire.anomaly",
-            conn.map(|c| (c, None)),
-        );
+        let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
+        let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", fields);
         o.str("pgwire.anomaly.kind", a.kind);
         if let Some(d) = a.dir {
             o.str("pgwire.anomaly.dir", dir_str(d));
@@ -347,17 +344,15 @@ impl<W: Write> Sink for JsonSink<W> {
             .text
             .as_ref()
             .map(|t| self.texts.get(t, &mut self.fingerprints));
+        let fields = Self::fields(&mut self.conns, conn);
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
-            &mut self.conns,
             q.end_ns,
             "pgwire.query",
-            Some((conn, Some(s))),
+            Some((&mut *fields, Some(s))),
         );
-        if let Some(fields) = self.conns.get_mut(&conn.id) {
-            o.raw(fields.statement(q, text.map(|t| t.0)));
-        }
+        o.raw(fields.statement(q, text.map(|t| t.0)));
         if !q.params.is_empty() {
             if self.redaction.redact_params {
                 o.str("db.query.parameters", "<redacted>");
@@ -428,13 +423,13 @@ impl<W: Write> Sink for JsonSink<W> {
             self.conns.remove(&conn.id);
             return Ok(());
         }
+        let fields = Self::fields(&mut self.conns, conn);
         let mut o = Self::head(
             &mut self.buf,
             &mut self.ts,
-            &mut self.conns,
             s.end_ns,
             "pgwire.session",
-            Some((conn, Some(s))),
+            Some((fields, Some(s))),
         );
         if let Some(r) = &s.replication {
             o.str("pgwire.replication", r);
