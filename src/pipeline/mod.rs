@@ -75,21 +75,6 @@ impl Feed for Pipeline<'_> {
     }
 }
 
-impl Feed for staged::Staged {
-    fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
-        staged::Staged::packet(self, pkt)
-    }
-    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
-        staged::Staged::warn(self, kind, message)
-    }
-    fn stats(&mut self) -> &mut RunStats {
-        &mut self.stats
-    }
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        staged::Staged::finish(*self)
-    }
-}
-
 pub struct Pipeline<'s> {
     table: FlowTable<Conn>,
     stage: Stage<'s>,

@@ -6,7 +6,7 @@
 //! Used for offline record output, where decoding one busy thread's worth of
 //! messages is what limits the rate (see docs/benchmark.md).
 
-use super::{Conn, Stage, looks_like_startup, to_table};
+use super::{Conn, Feed, Stage, looks_like_startup, to_table};
 use crate::capture::Packet;
 use crate::output::{RunStats, Sink};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
@@ -137,7 +137,7 @@ pub struct Staged {
     rec: Recorder,
     worker: Option<JoinHandle<io::Result<()>>>,
     last_ts: i64,
-    pub stats: RunStats,
+    stats: RunStats,
 }
 
 impl Staged {
@@ -162,19 +162,35 @@ impl Staged {
         }
     }
 
+    /// Closes the hand-over and waits for the decoding thread: its output error, if
+    /// it stopped on one.
+    fn wait(&mut self) -> io::Result<()> {
+        self.rec.tx = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("decoding thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Feed for Staged {
     /// Processes one captured frame. Returns the decoder's output error, if it
     /// stopped on one (e.g. a closed pipe).
-    pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+    fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = pkt.ts_ns;
         to_table(&mut self.table, &mut self.rec, pkt);
         if self.rec.tx.is_none() {
-            return Err(self.join());
+            return Err(self
+                .wait()
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
         }
         Ok(())
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
-    pub fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.rec.push(Ev::Warn {
             ts: self.last_ts,
@@ -184,30 +200,19 @@ impl Staged {
         Ok(())
     }
 
+    fn stats(&mut self) -> &mut RunStats {
+        &mut self.stats
+    }
+
     /// Ends every open connection, lets the sink write its closing output and waits
     /// for the decoding thread.
-    pub fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.table.close_all(self.last_ts, &mut self.rec);
         let mut stats = std::mem::take(&mut self.stats);
         stats.tcp = self.table.stats.clone();
         self.rec.push(Ev::Finish(Box::new(stats)));
         self.rec.send();
-        self.rec.tx = None;
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other("decoding thread panicked")),
-            None => Ok(()),
-        }
-    }
-
-    /// The decoder's error once it has stopped.
-    fn join(&mut self) -> io::Error {
-        self.rec.tx = None;
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("decoding thread panicked"),
-            _ => io::ErrorKind::BrokenPipe.into(),
-        }
+        self.wait()
     }
 }
 
