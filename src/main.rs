@@ -48,7 +48,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         redact_params: cli.redact_params,
     };
     let _ = ctrlc_handler();
-    let out = io::BufWriter::with_capacity(64 << 10, io::stdout());
+    let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
     let ports = cli.ports.clone();
     // Offline records: TCP on this thread, decoding on a second, formatting on a
     // third. Message records borrow the capture buffer and live records are written
@@ -65,9 +65,9 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
             live,
         )),
-        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out)),
+        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out())),
         OutputMode::Text => Box::new(output::text::TextSink::new(
-            out,
+            out(),
             redaction,
             live || stdout_tty,
         )),

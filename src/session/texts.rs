@@ -1,6 +1,6 @@
-//! SQL texts seen recently, shared by every connection: a statement sent again and
-//! again (pgbench, ORMs, poolers) is checked as UTF-8 and allocated once, and all
-//! its records share the one copy.
+//! SQL texts (and command tags) seen recently, shared by every connection: a
+//! statement sent again and again (pgbench, ORMs, poolers) is checked as UTF-8 and
+//! allocated once, and all its records share the one copy.
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
