@@ -7,7 +7,7 @@ use pgscope::output::json::JsonSink;
 use pgscope::pgwire::{ConnDecoder, Dir, Event};
 use pgscope::pipeline::Pipeline;
 use pgscope::synth::{self, From, PcapWriter, TcpConn};
-use pgscope::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
+use pgscope::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -129,8 +129,8 @@ struct Streams {
 }
 
 impl Handler<()> for Streams {
-    fn looks_like_start(&self, _: &[u8]) -> bool {
-        false
+    fn shape(&self, _: &[u8]) -> Shape {
+        Shape::Unknown
     }
     fn open(&mut self, _: &ConnMeta) {}
     fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8]) {

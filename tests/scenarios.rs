@@ -191,6 +191,23 @@ fn midstream_capture_still_yields_later_queries() {
 }
 
 #[test]
+fn midstream_on_no_server_port_is_found_by_message_shape() {
+    // As if the server's port were not known: the roles come from the messages.
+    let p = capture("midstream.pcap");
+    let run = pgscope(&["-r", p.to_str().unwrap(), "-o", "json", "-p", "9999"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let r = parse_lines(&run.stdout, &p);
+    let texts: Vec<&str> = queries(&r)
+        .iter()
+        .map(|q| q["db.query.text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["select 42;", "select 'after join';"]);
+    let s = sessions(&r)[0];
+    assert_eq!(s["pgwire.midstream"], true);
+    assert_eq!(s["destination.port"], 5432);
+}
+
+#[test]
 fn copy_row_counts_are_exact() {
     let r = recs("copy.pcap");
     let q = queries(&r);

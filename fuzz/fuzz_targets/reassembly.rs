@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pgscope::net::Segment;
-use pgscope::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
+use pgscope::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
 use std::net::IpAddr;
 
 /// Per connection: the low byte of the next expected sequence number of each side.
@@ -24,8 +24,12 @@ fn slot(side: Side) -> usize {
 }
 
 impl Handler<Expect> for Check {
-    fn looks_like_start(&self, payload: &[u8]) -> bool {
-        payload.first() == Some(&0)
+    fn shape(&self, payload: &[u8]) -> Shape {
+        if payload.first() == Some(&0) {
+            Shape::Startup
+        } else {
+            Shape::Unknown
+        }
     }
     fn open(&mut self, _: &ConnMeta) -> Expect {
         Expect::default()

@@ -506,8 +506,16 @@ impl ConnDecoder {
 
     fn on_untyped(&mut self, packet: &[u8], first: bool, sink: &mut dyn FnMut(Event<'_>)) {
         let body = decode_startup(packet.get(4..).unwrap_or_default());
-        if first && matches!(body, Body::UnknownStartup { .. }) {
-            self.not_postgres(sink);
+        if first && let Body::UnknownStartup { code } = body {
+            // Scanners probe with such packets (e.g. version 255.255): say what came.
+            self.stop(Dir::Frontend, AnomalyKind::NotPostgres, sink, || {
+                format!(
+                    "first client packet is an untyped packet with unknown code {code:#010x} \
+                     (protocol {}.{}?), not a PostgreSQL startup packet",
+                    code >> 16,
+                    code & 0xffff
+                )
+            });
             return;
         }
         let (frontend, backend) = match body {
@@ -779,6 +787,22 @@ enum Verdict {
     Undecided,
     /// The scan's work budget ran out; try again later.
     OutOfBudget,
+}
+
+/// Which peer sent `payload`, judged by its shape alone: `Some(dir)` when, from
+/// its first byte, it is a chain of whole messages valid from `dir` and not from
+/// the other side (as the boundary hunt judges a chain). Mid-stream role inference.
+pub fn sender_of(payload: &[u8]) -> Option<Dir> {
+    let ctx = DecodeCtx::default();
+    let fits = |dir| {
+        let mut budget = 4 * HUNT_KEEP;
+        matches!(chain(dir, payload, &ctx, &mut budget), Verdict::Boundary)
+    };
+    match (fits(Dir::Frontend), fits(Dir::Backend)) {
+        (true, false) => Some(Dir::Frontend),
+        (false, true) => Some(Dir::Backend),
+        _ => None,
+    }
 }
 
 fn chain(dir: Dir, mut rest: &[u8], ctx: &DecodeCtx, budget: &mut usize) -> Verdict {

@@ -13,7 +13,9 @@ pub use fields::{
     ErrorFields, FieldDesc, Fields, Formats, List, ListIter, Oids, Strings, Values,
     error_field_name, startup_params,
 };
-pub use framer::{Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, Stats};
+pub use framer::{
+    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, Stats, sender_of,
+};
 pub use message::{
     AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Msg, SSL_REQUEST_CODE,
     decode, decode_startup, type_name, valid_type,

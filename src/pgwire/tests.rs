@@ -753,6 +753,29 @@ fn conversation() -> (Vec<u8>, Vec<u8>) {
     (fe, be)
 }
 
+#[test]
+fn sender_told_by_message_shape() {
+    let (fe, be) = conversation();
+    // From the Parse on (past startup and password), and from the first ReadyForQuery.
+    let fe_at = fe.iter().position(|&b| b == b'P').unwrap();
+    let be_at = be.iter().position(|&b| b == b'Z').unwrap();
+    assert_eq!(sender_of(&fe[fe_at..]), Some(Frontend));
+    assert_eq!(sender_of(&be[be_at..]), Some(Backend));
+    assert_eq!(sender_of(&msg(b'Q', b"select 1\0")), Some(Frontend));
+    assert_eq!(
+        sender_of(&cat(&[&msg(b'C', b"SELECT 1\0"), &ready()])),
+        Some(Backend)
+    );
+    // Sync and ParameterStatus share 'S': an empty one is only a Sync.
+    assert_eq!(sender_of(&msg(b'S', b"")), Some(Frontend));
+    // Valid both ways (Close / CommandComplete), a message cut short, no message.
+    assert_eq!(sender_of(&msg(b'C', b"S\0")), None);
+    assert_eq!(sender_of(&fe[fe_at..fe_at + 9]), None);
+    assert_eq!(sender_of(&be[be_at + 1..]), None);
+    assert_eq!(sender_of(b"GET / HTTP/1.1\r\n\r\n"), None);
+    assert_eq!(sender_of(b""), None);
+}
+
 /// Feeds the frontend then backend streams, each split at `cuts`.
 fn run_split(fe: &[u8], be: &[u8], cuts: &[usize]) -> Vec<String> {
     let mut d = ConnDecoder::new(false);

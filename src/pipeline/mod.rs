@@ -10,7 +10,7 @@ use crate::output::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{self, AnomalyKind, ConnDecoder, Dir, Event};
 use crate::session::record::QueryRecord;
 use crate::session::{Session, Shared};
-use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
+use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
 use std::io;
 
 pub mod staged;
@@ -82,8 +82,21 @@ pub struct Pipeline<'s> {
     pub stats: RunStats,
 }
 
+/// Who sent a segment, by its shape: a startup packet alone, or whole messages
+/// only one side sends.
+fn shape(p: &[u8]) -> Shape {
+    if looks_like_startup(p) {
+        return Shape::Startup;
+    }
+    match pgwire::sender_of(p) {
+        Some(Dir::Frontend) => Shape::Client,
+        Some(Dir::Backend) => Shape::Server,
+        None => Shape::Unknown,
+    }
+}
+
 /// A StartupMessage, SSLRequest, GSSENCRequest or CancelRequest alone in a segment.
-pub fn looks_like_startup(p: &[u8]) -> bool {
+fn looks_like_startup(p: &[u8]) -> bool {
     let (Some(len), Some(code)) = (p.get(0..4), p.get(4..8)) else {
         return false;
     };
@@ -200,8 +213,8 @@ impl<'s> Stage<'s> {
 }
 
 impl Handler<Conn> for Stage<'_> {
-    fn looks_like_start(&self, payload: &[u8]) -> bool {
-        looks_like_startup(payload)
+    fn shape(&self, payload: &[u8]) -> Shape {
+        shape(payload)
     }
 
     fn open(&mut self, meta: &ConnMeta) -> Conn {

@@ -6,10 +6,10 @@
 //! Used for offline record output, where decoding one busy thread's worth of
 //! messages is what limits the rate (see docs/benchmark.md).
 
-use super::{Conn, Feed, Stage, looks_like_startup, to_table};
+use super::{Conn, Feed, Stage, shape, to_table};
 use crate::capture::Packet;
 use crate::output::{RunStats, Sink};
-use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Side};
+use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
 use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -97,8 +97,8 @@ impl Recorder {
 }
 
 impl Handler<()> for Recorder {
-    fn looks_like_start(&self, payload: &[u8]) -> bool {
-        looks_like_startup(payload)
+    fn shape(&self, payload: &[u8]) -> Shape {
+        shape(payload)
     }
 
     fn open(&mut self, meta: &ConnMeta) {

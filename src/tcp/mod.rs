@@ -19,6 +19,20 @@ pub enum Side {
     Server,
 }
 
+/// What a payload's bytes alone say about who sent it: how a connection whose
+/// handshake was not captured, or that is on no server port, is told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Nothing conclusive.
+    Unknown,
+    /// A packet a client opens a connection with (startup, SSL or cancel request).
+    Startup,
+    /// Whole messages only a client sends.
+    Client,
+    /// Whole messages only a server sends.
+    Server,
+}
+
 /// What is known of a connection when it is first seen; never changes afterwards.
 #[derive(Clone, Debug)]
 pub struct ConnMeta {
@@ -58,9 +72,9 @@ impl CloseReason {
 /// The next stage. `T` is its per-connection state, stored in the flow table so that a
 /// packet costs one hash lookup.
 pub trait Handler<T> {
-    /// Should a connection that is not on a server port be tracked, given the first
-    /// payload seen from the side that would be the client?
-    fn looks_like_start(&self, payload: &[u8]) -> bool;
+    /// Who sent `payload`, judged by its shape: decides the roles (and whether to
+    /// track at all) when the ports do not.
+    fn shape(&self, payload: &[u8]) -> Shape;
     fn open(&mut self, meta: &ConnMeta) -> T;
     fn data(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, data: &[u8]);
     fn gap(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, bytes: u64);
@@ -301,17 +315,27 @@ impl<T> FlowTable<T> {
     fn classify<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &H) -> Option<ConnMeta> {
         let syn = seg.has(FLAG_SYN);
         let on_port = |p: u16| self.ports.contains(&p);
+        let shape = if syn || seg.payload.is_empty() {
+            Shape::Unknown
+        } else {
+            h.shape(seg.payload)
+        };
         let src_is_client = if syn {
             !seg.has(FLAG_ACK)
         } else if on_port(seg.dport) != on_port(seg.sport) {
             on_port(seg.dport)
         } else {
-            // Both or neither on a server port: the side opening with a startup packet
-            // is the client; otherwise guess the higher (ephemeral) port.
-            h.looks_like_start(seg.payload) || seg.sport > seg.dport
+            // Both or neither on a server port: the payload's shape tells; failing
+            // that, guess the higher (ephemeral) port is the client's.
+            match shape {
+                Shape::Startup | Shape::Client => true,
+                Shape::Server => false,
+                Shape::Unknown => seg.sport > seg.dport,
+            }
         };
-        let startup = src_is_client && h.looks_like_start(seg.payload);
-        if !(on_port(seg.dport) || on_port(seg.sport) || startup) {
+        let startup = src_is_client && shape == Shape::Startup;
+        let shaped = matches!(shape, Shape::Client | Shape::Server);
+        if !(on_port(seg.dport) || on_port(seg.sport) || startup || shaped) {
             return None;
         }
         if !syn && seg.payload.is_empty() && seg.missing == 0 {

@@ -11,8 +11,13 @@ struct Rec {
 }
 
 impl Handler<()> for Rec {
-    fn looks_like_start(&self, payload: &[u8]) -> bool {
-        payload.starts_with(b"START")
+    fn shape(&self, payload: &[u8]) -> Shape {
+        match payload.first_chunk::<3>() {
+            _ if payload.starts_with(b"START") => Shape::Startup,
+            Some(b"FE:") => Shape::Client,
+            Some(b"BE:") => Shape::Server,
+            _ => Shape::Unknown,
+        }
     }
     fn open(&mut self, meta: &ConnMeta) {
         self.opened.push(meta.clone());
@@ -159,6 +164,33 @@ fn non_port_flows_need_a_startup_packet() {
     assert_eq!(r.opened.len(), 1);
     assert!(!r.opened[0].midstream);
     assert_eq!(r.opened[0].server.1, 7777);
+}
+
+#[test]
+fn non_port_flows_are_tracked_and_given_roles_by_message_shape() {
+    let mut t = table();
+    let mut r = Rec::default();
+    // The server's port is the higher one: the port guess alone would swap the roles.
+    let client = (3, 6000);
+    let server = (4, 7777);
+    t.process(&seg(server, client, 1, FLAG_ACK, b"??"), 1, &mut r);
+    assert!(r.opened.is_empty(), "unknown shape on no server port");
+    t.process(&seg(server, client, 1, FLAG_ACK, b"BE: rows"), 2, &mut r);
+    t.process(&seg(client, server, 1, FLAG_ACK, b"FE: query"), 3, &mut r);
+    assert_eq!(r.opened.len(), 1);
+    assert!(r.opened[0].midstream);
+    assert_eq!(r.opened[0].server.1, 7777);
+    assert_eq!(r.server, b"BE: rows");
+    assert_eq!(r.client, b"FE: query");
+}
+
+#[test]
+fn both_on_server_ports_the_shape_decides() {
+    let mut t = FlowTable::new(vec![5432, 5433], Limits::default());
+    let mut r = Rec::default();
+    t.process(&seg((1, 5432), (2, 5433), 1, FLAG_ACK, b"FE: x"), 1, &mut r);
+    assert_eq!(r.opened[0].server.1, 5433);
+    assert_eq!(r.client, b"FE: x");
 }
 
 #[test]
