@@ -12,45 +12,56 @@ pub fn rfc3339(ns: i64, out: &mut String) {
     out.push('Z');
 }
 
-/// RFC 3339 formatting for many records in a row: the text up to the second is
-/// reused while the second does not change, and the whole text while the time does
-/// not (a statement record's `@timestamp` is its `event.end`).
+/// RFC 3339 formatting for many records in a row: the last two timestamps are
+/// kept whole (a statement record writes its end, start, then end again), and the
+/// text up to the second is reused while the second does not change.
 #[derive(Default)]
 pub struct TimeCache {
+    slots: [TimeSlot; 2],
+    /// The slot to overwrite next.
+    older: usize,
+}
+
+#[derive(Default)]
+struct TimeSlot {
+    ns: Option<i64>,
     sec: Option<i64>,
-    prefix: String,
-    last: Option<(i64, [u8; 7])>,
+    /// The whole timestamp: its second's prefix, then `uuuuuuZ`.
+    text: Vec<u8>,
+}
+
+impl TimeSlot {
+    fn set(&mut self, ns: i64) {
+        let sec = ns.div_euclid(1_000_000_000);
+        if self.sec != Some(sec) {
+            let mut s = String::new();
+            rfc3339(sec * 1_000_000_000, &mut s);
+            self.text = s.into_bytes();
+            self.sec = Some(sec);
+        }
+        // Only the microseconds change within a second: rewrite them in place.
+        let n = self.text.len();
+        let mut m = ns.rem_euclid(1_000_000_000) / 1000;
+        for d in self.text[n - 7..n - 1].iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        self.ns = Some(ns);
+    }
 }
 
 impl TimeCache {
     pub fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
-        if let Some((last, tail)) = self.last
-            && last == ns
-        {
-            out.extend_from_slice(self.prefix.as_bytes());
-            out.extend_from_slice(&tail);
-            return;
-        }
-        let sec = ns.div_euclid(1_000_000_000);
-        if self.sec != Some(sec) {
-            self.prefix.clear();
-            rfc3339(sec * 1_000_000_000, &mut self.prefix);
-            self.prefix.truncate(self.prefix.len() - "000000Z".len());
-            self.sec = Some(sec);
-        }
-        out.extend_from_slice(self.prefix.as_bytes());
-        let micros = (ns.rem_euclid(1_000_000_000) / 1000) as u32;
-        let mut digits = [b'0'; 6];
-        let mut m = micros;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
-        }
-        let tail = [
-            digits[0], digits[1], digits[2], digits[3], digits[4], digits[5], b'Z',
-        ];
-        out.extend_from_slice(&tail);
-        self.last = Some((ns, tail));
+        let i = match self.slots.iter().position(|s| s.ns == Some(ns)) {
+            Some(i) => i,
+            None => {
+                let i = self.older;
+                self.older ^= 1;
+                self.slots[i].set(ns);
+                i
+            }
+        };
+        out.extend_from_slice(&self.slots[i].text);
     }
 }
 
@@ -155,10 +166,23 @@ mod tests {
         time_of_day(1_700_000_000_123_456_789, &mut s);
         assert_eq!(s, "22:13:20.123456");
         let mut cache = TimeCache::default();
-        for (ns, _) in cases.iter().chain(cases.iter()) {
+        // As statement records use it (end, start, end), within a second and across.
+        let t = 1_700_000_000_123_456_789;
+        let seq = [
+            t,
+            t - 5_000,
+            t,
+            t + 1_000,
+            t,
+            t + 1_000,
+            t + 900_000_000,
+            t + 1_000,
+        ];
+        let all = cases.iter().map(|c| c.0);
+        for ns in all.clone().chain(all).chain(seq) {
             let (mut a, mut b) = (String::new(), Vec::new());
-            rfc3339(*ns, &mut a);
-            cache.write(*ns, &mut b);
+            rfc3339(ns, &mut a);
+            cache.write(ns, &mut b);
             assert_eq!(a.as_bytes(), b);
         }
     }

@@ -64,8 +64,39 @@ impl<'a> JsonObj<'a> {
     }
 
     fn string(&mut self, s: &str) {
+        // Most strings (tags, names, parameters) need no escaping: copied as they are
+        // instead of through serde_json's per-byte escape table. JSON escapes only
+        // quotes, backslashes and control characters; other UTF-8 stays as it is.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.buf.reserve(s.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+            return;
+        }
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.buf, s);
+    }
+
+    /// An array of strings and nulls.
+    pub fn strs<S: AsRef<str>>(
+        &mut self,
+        k: &str,
+        v: impl Iterator<Item = Option<S>>,
+    ) -> &mut Self {
+        self.key(k);
+        self.buf.push(b'[');
+        for (i, s) in v.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            match s {
+                Some(s) => self.string(s.as_ref()),
+                None => self.buf.extend_from_slice(b"null"),
+            }
+        }
+        self.buf.push(b']');
+        self
     }
 
     /// A value already rendered as JSON.
@@ -177,6 +208,31 @@ pub mod itoa_like {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_as_serde_json_writes_them() {
+        let cases = [
+            "",
+            "plain",
+            "é ü 漢",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "\u{7f}",
+        ];
+        for s in cases {
+            let mut buf = Vec::new();
+            JsonObj::fragment(&mut buf).string(s);
+            assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+        let mut buf = Vec::new();
+        let v = [Some("a\"b"), None, Some("1")];
+        let mut o = JsonObj::begin(&mut buf);
+        o.strs("p", v.into_iter());
+        o.end();
+        assert_eq!(buf, b"{\"p\":[\"a\\\"b\",null,\"1\"]}\n");
+    }
 
     #[test]
     fn builds_valid_json() {

@@ -72,6 +72,11 @@ impl<'a> Cursor<'a> {
 
     /// NUL-terminated string, returned without its terminator.
     pub fn cstr(&mut self) -> Result<&'a [u8], Bad> {
+        // Names are mostly empty (the unnamed statement and portal): skip the call.
+        if let Some((0, rest)) = self.rest.split_first() {
+            self.rest = rest;
+            return Ok(&[]);
+        }
         // memchr: SQL texts are long, and a byte loop was a good part of decoding.
         let n = memchr::memchr(0, self.rest).ok_or("unterminated string")?;
         let s = self.take(n)?;
