@@ -167,6 +167,7 @@ impl<'s> Stage<'s> {
         self.queries = queries;
     }
 
+    #[inline(always)]
     fn event(&mut self, meta: &ConnMeta, session: &mut Session, ts: i64, ev: Event<'_>) {
         match ev {
             Event::Msg(m) => {

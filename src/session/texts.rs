@@ -10,22 +10,57 @@ const MAX_TEXT: usize = 16 << 10;
 /// The cache starts over once it holds this many bytes of text.
 const MAX_BYTES: usize = 8 << 20;
 
-#[derive(Default)]
+/// Slots of the front cache.
+const FRONT: usize = 256;
+
 pub struct Texts {
     map: FxHashMap<Box<[u8]>, Arc<str>>,
     bytes: usize,
+    /// Recent texts by a cheap hash of their length and ends: one comparison instead
+    /// of hashing the whole text, for the few texts a workload repeats. Holds only
+    /// texts that are their wire bytes (valid UTF-8).
+    front: Box<[Option<Arc<str>>]>,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Texts {
+            map: FxHashMap::default(),
+            bytes: 0,
+            front: vec![None; FRONT].into(),
+        }
+    }
+}
+
+/// Front-cache slot of `raw`: its length and first and last eight bytes, mixed.
+fn slot(raw: &[u8]) -> usize {
+    let word = |b: Option<&[u8; 8]>| b.map_or(0, |b| u64::from_le_bytes(*b));
+    let h = (raw.len() as u64)
+        ^ word(raw.first_chunk::<8>()).rotate_left(17)
+        ^ word(raw.last_chunk::<8>());
+    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % FRONT
 }
 
 impl Texts {
     /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
     pub fn get(&mut self, raw: &[u8]) -> Arc<str> {
+        let i = slot(raw);
+        if let Some(t) = &self.front[i]
+            && t.as_bytes() == raw
+        {
+            return t.clone();
+        }
         if let Some(t) = self.map.get(raw) {
+            if t.len() == raw.len() {
+                self.front[i] = Some(t.clone());
+            }
             return t.clone();
         }
         let t: Arc<str> = crate::output::fmt::utf8_lossless(raw).into();
         if raw.len() <= MAX_TEXT {
             if self.bytes + raw.len() > MAX_BYTES {
                 self.map.clear();
+                self.front.fill(None);
                 self.bytes = 0;
             }
             self.bytes += raw.len();
