@@ -88,6 +88,22 @@ mod tests {
     }
 
     #[test]
+    fn front_cache_collisions_are_told_apart() {
+        let mut t = Texts::default();
+        // Same length and ends: the same front slot.
+        let (a, b) = (
+            &b"select * from t where x = 1 limit 5"[..],
+            &b"select * from t where x = 2 limit 5"[..],
+        );
+        assert_eq!(slot(a), slot(b));
+        for _ in 0..3 {
+            assert_eq!(t.get(a).as_bytes(), a);
+            assert_eq!(t.get(b).as_bytes(), b);
+        }
+        assert!(Arc::ptr_eq(&t.get(a), &t.get(a)));
+    }
+
+    #[test]
     fn starts_over_when_full() {
         let mut t = Texts::default();
         for i in 0..(MAX_BYTES / MAX_TEXT + 2) {
