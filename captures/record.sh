@@ -16,6 +16,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 OUT=${PGSCOPE_CAPTURE_DIR:-$HERE}
 WORK=$(mktemp -d /tmp/pgscope-rec.XXXXXX)
 TCPDUMP_PID=
+BB_DATA=   # data dir of replication-basebackup's throwaway cluster, once started
 
 log() { echo "[record] $*" >&2; }
 die() { echo "[record] ERROR: $*" >&2; exit 1; }
@@ -24,6 +25,9 @@ cleanup() {
     if [ -n "$TCPDUMP_PID" ] && kill -0 "$TCPDUMP_PID" 2>/dev/null; then
         kill -INT "$TCPDUMP_PID" 2>/dev/null || true
         wait "$TCPDUMP_PID" 2>/dev/null || true
+    fi
+    if [ -n "$BB_DATA" ] && [ -f "$BB_DATA/postmaster.pid" ]; then
+        (cd / && runuser -u postgres -- "$PG15_BIN/pg_ctl" -D "$BB_DATA" -m immediate -w stop >/dev/null 2>&1) || true
     fi
     rm -rf "$WORK"
 }
@@ -35,7 +39,7 @@ ALL_SCENARIOS=(
     listen-notify large-result
     auth-trust auth-scram auth-md5 auth-cleartext auth-failures
     tls-sslrequest tls-direct gssenc-refused
-    cancel-30 cancel-32 replication ipv6-simple midstream
+    cancel-30 cancel-32 replication replication-basebackup ipv6-simple midstream
 )
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
@@ -302,6 +306,60 @@ rec_replication() {
     sed 's/^/    decoded: /' "$WORK/decoded.txt" >&2
 }
 
+# pg_basebackup (physical replication: BASE_BACKUP's tar stream in CopyOut, and with
+# -X stream a second walsender connection streaming WAL in CopyBoth). The shared
+# PG15 cluster holds pgscope_bench (~80 MB, bench/make-capture.sh), whose backup
+# is ~8 MB even compressed, so this backs up a fresh throwaway cluster instead:
+# same PG15 binaries, initdb'd here, listening on 127.0.0.2 with the PG15 port
+# (the shared server listens on 127.0.0.1 and ::1 only), removed afterwards.
+# Its WAL segments are 1 MB (the minimum): -X stream streams from the start of
+# the segment holding the backup's checkpoint, and the WAL switch at the end of
+# the backup makes the walsender send the rest of that segment (zeros) until it
+# reads the client's CopyDone, i.e. up to a whole segment (16 MB by default).
+BB_HOST=127.0.0.2
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+admin15bb() { PGOPTIONS="-c client_min_messages=warning" psql15 -h "$BB_DATA" -p "$PG15_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@" >/dev/null; }
+rec_replication-basebackup() {
+    local d=$WORK/bb15 out=$WORK/bb-out
+    if [ -z "$BB_DATA" ]; then
+        chmod 711 "$WORK"
+        mkdir -p "$d"
+        chown postgres: "$d"
+        chmod 700 "$d"
+        as_postgres "$PG15_BIN/initdb" -D "$d" -U postgres --auth=trust --encoding=UTF8 --locale=C \
+            --wal-segsize=1 >/dev/null
+        cat >"$d/postgresql.auto.conf" <<EOF
+listen_addresses = '$BB_HOST'
+port = $PG15_PORT
+unix_socket_directories = '$d'
+ssl = off
+wal_level = replica
+max_wal_senders = 4
+shared_buffers = 32MB
+fsync = off
+logging_collector = off
+lc_messages = 'C'
+EOF
+        # the client's address is still 127.0.0.1 (the kernel's source for 127.0.0.2)
+        printf 'local all all trust\nhost replication repl_user %s/32 trust\n' "$H4" >"$d/pg_hba.conf"
+        chown postgres: "$d/postgresql.auto.conf" "$d/pg_hba.conf"
+        BB_DATA=$d
+        as_postgres "$PG15_BIN/pg_ctl" -D "$d" -l "$d/server.log" -w -t 60 start >/dev/null \
+            || { tail -20 "$d/server.log" >&2; die "throwaway PG15 cluster failed to start"; }
+        admin15bb -c "create role repl_user login replication"
+    fi
+    # start the backup near the beginning of a fresh WAL segment
+    admin15bb -c "select pg_switch_wal()"
+    rm -rf "$out"
+    cap_start replication-basebackup "$(port_filter "$PG15_PORT") and host $BB_HOST"
+    "$PG15_BIN/pg_basebackup" -h $BB_HOST -p "$PG15_PORT" -U repl_user -D "$out" -Ft -X stream \
+        --checkpoint=fast --compress=server-zstd:level=19 -P 2>"$WORK/bb.err" \
+        || { cat "$WORK/bb.err" >&2; die "pg_basebackup failed"; }
+    cap_stop
+    tr '\r' '\n' <"$WORK/bb.err" | grep . | tail -1 | sed 's/^/    pg_basebackup: /' >&2
+    ls -l "$out" | sed 's/^/    /' >&2
+}
+
 rec_ipv6-simple() {
     [ "${PG_IPV6:-0}" = 1 ] || { log "skip ipv6-simple: server not on ::1"; return 0; }
     cap_start ipv6-simple "$(port_filter "$PG15_PORT")"
@@ -400,6 +458,7 @@ done
 declare -A EXPECT_SYN=(
     [auth-failures]=3 [cancel-30]=2 [cancel-32]=2 [listen-notify]=2
     [midstream]=0 [pgbench-extended]=3 [pgbench-prepared]=3 [replication]=4
+    [replication-basebackup]=2
 )
 syn_count() {
     tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true

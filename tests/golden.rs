@@ -28,6 +28,9 @@ const GOLDEN: &[(&str, &str)] = &[
     ("listen-notify.pcap", "query,session,anomaly"),
     ("ipv6-simple.pcap", "query,session,anomaly"),
     ("replication.pcap", "query,session,anomaly"),
+    // Every walsender message as decoded; its statements (one per command, the
+    // CopyOut on BASE_BACKUP) are checked in tests/scenarios.rs.
+    ("replication-basebackup.pcap", "message,anomaly"),
 ];
 
 #[test]

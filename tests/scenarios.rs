@@ -298,6 +298,236 @@ fn notifications_large_rows_ipv6_and_replication() {
     );
 }
 
+/// pg_basebackup -Ft -X stream with server-side zstd (captures/README.md): two physical
+/// walsender connections, the backup's tar stream in CopyOut on one, the WAL in
+/// CopyBoth on the other.
+#[test]
+fn pg_basebackup_replication_sessions_and_commands() {
+    let r = recs("replication-basebackup.pcap");
+    assert!(
+        of_kind(&r, "pgwire.anomaly").is_empty(),
+        "{:?}",
+        of_kind(&r, "pgwire.anomaly")
+    );
+    let s = sessions(&r);
+    assert_eq!(s.len(), 2);
+    for s in &s {
+        // Physical replication: libpq sends replication=true and database "replication".
+        assert_eq!(s["pgwire.replication"], "true", "{s}");
+        assert_eq!(s["db.namespace"], "replication", "{s}");
+        assert_eq!(s["user.name"], "repl_user", "{s}");
+        assert_eq!(s["pgwire.auth.outcome"], "success", "{s}");
+        // PGSSLMODE=disable reached pg_basebackup: no SSLRequest at all.
+        assert_eq!(s["pgwire.encryption"], "none", "{s}");
+        assert!(s.get("pgwire.encryption.negotiation").is_none(), "{s}");
+        assert_eq!(s["pgwire.errors"], 0, "{s}");
+        assert_eq!(s["pgwire.gaps"], 0, "{s}");
+        assert_eq!(s["pgwire.resyncs"], 0, "{s}");
+        assert_eq!(s["pgwire.terminated"], true, "{s}");
+    }
+    let q = queries(&r);
+    assert!(q.iter().all(|q| q["event.outcome"] == "success"), "{q:?}");
+    let of_conn = |id: u64| -> Vec<&Value> {
+        q.iter()
+            .filter(|q| q["pgwire.conn_id"] == id)
+            .copied()
+            .collect()
+    };
+    let texts = |qs: &[&Value]| -> Vec<String> {
+        let mut t: Vec<String> = qs
+            .iter()
+            .map(|q| q["db.query.text"].as_str().unwrap().to_string())
+            .collect();
+        t.dedup(); // several CommandCompletes of one walsender command
+        t
+    };
+    // Each command's last CommandComplete tag (a walsender command may send several).
+    let last_tags = |qs: &[&Value]| -> Vec<String> {
+        let mut t: Vec<(String, String)> = Vec::new();
+        for q in qs {
+            let text = q["db.query.text"].as_str().unwrap().to_string();
+            let tag = q["pgwire.command_tag"].as_str().unwrap().to_string();
+            match t.last_mut() {
+                Some(last) if last.0 == text => last.1 = tag,
+                _ => t.push((text, tag)),
+            }
+        }
+        t.into_iter().map(|(_, tag)| tag).collect()
+    };
+
+    // Connection 1: the backup itself.
+    let main = of_conn(1);
+    let t = texts(&main);
+    assert_eq!(
+        t[..3],
+        [
+            "SHOW data_directory_mode",
+            "SHOW wal_segment_size",
+            "IDENTIFY_SYSTEM"
+        ]
+    );
+    assert_eq!(t.len(), 4, "{t:?}");
+    assert!(t[3].starts_with("BASE_BACKUP ( LABEL 'pg_basebackup base backup'"));
+    for opt in [
+        "CHECKPOINT 'fast'",
+        "MANIFEST 'yes'",
+        "TARGET 'client'",
+        "COMPRESSION 'zstd'",
+        "COMPRESSION_DETAIL 'level=19'",
+    ] {
+        assert!(t[3].contains(opt), "{opt} not in {}", t[3]);
+    }
+    // BASE_BACKUP answers with result sets (start position, tablespaces, then after
+    // the CopyOut the end position), each ended by CommandComplete SELECT, and a
+    // final CommandComplete BASE_BACKUP.
+    assert_eq!(
+        last_tags(&main),
+        ["SHOW", "SHOW", "IDENTIFY_SYSTEM", "BASE_BACKUP"]
+    );
+    let base = main.last().unwrap();
+    assert_eq!(base["event.outcome"], "success");
+    assert_eq!(base["pgwire.tx_status"], "I");
+    // The data directory holds the server's Unix socket; the server warns that it
+    // skips it (01000), while sizing the backup and while sending it.
+    let warned = main
+        .iter()
+        .flat_map(|q| q["pgwire.notices"].as_array().into_iter().flatten())
+        .filter(|n| {
+            n["code"] == "01000"
+                && n["severity"] == "WARNING"
+                && n["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("skipping special file")
+        })
+        .count();
+    assert!(warned >= 1);
+    let main_session = s.iter().find(|s| s["pgwire.conn_id"] == 1).unwrap();
+    assert_eq!(main_session["pgwire.notices"], 2);
+    // The compressed tar and the manifest: far more than the result sets, far less
+    // than the 23 MB of the uncompressed cluster.
+    let down = main_session["destination.bytes"].as_u64().unwrap();
+    assert!((300_000..3_000_000).contains(&down), "{down}");
+    // pg_basebackup forks a child for the WAL stream; at exit it also sends Terminate
+    // on the inherited main connection: 2 Terminates there.
+    assert_eq!(main_session["pgwire.messages.frontend"], 7); // startup, 4 Query, 2 X
+
+    // Connection 2: the WAL stream, from a temporary slot.
+    let wal = of_conn(2);
+    let t = texts(&wal);
+    assert_eq!(t.len(), 4, "{t:?}");
+    assert_eq!(t[0], "SHOW data_directory_mode");
+    let slot = t[1]
+        .strip_prefix("CREATE_REPLICATION_SLOT \"")
+        .and_then(|x| x.strip_suffix("\" TEMPORARY PHYSICAL ( RESERVE_WAL)"))
+        .unwrap_or_else(|| panic!("{}", t[1]));
+    assert!(slot.starts_with("pg_basebackup_"), "{slot}");
+    assert_eq!(t[2], "IDENTIFY_SYSTEM");
+    let start = t[3]
+        .strip_prefix(&format!("START_REPLICATION SLOT \"{slot}\" "))
+        .and_then(|x| x.strip_suffix(" TIMELINE 1"))
+        .unwrap_or_else(|| panic!("{}", t[3]));
+    // Streaming starts at a WAL segment boundary (segments are 1 MB here).
+    let (_, lo) = start.split_once('/').unwrap();
+    assert_eq!(
+        u64::from_str_radix(lo, 16).unwrap() % 0x10_0000,
+        0,
+        "{start}"
+    );
+    // A physical walsender ends the stream with CommandComplete START_STREAMING,
+    // then START_REPLICATION.
+    assert_eq!(
+        last_tags(&wal),
+        [
+            "SHOW",
+            "CREATE_REPLICATION_SLOT",
+            "IDENTIFY_SYSTEM",
+            "START_REPLICATION"
+        ]
+    );
+    let stream = wal
+        .iter()
+        .find(|q| q["pgwire.copy.direction"] == "both")
+        .unwrap();
+    let xlog = stream["pgwire.copy.xlog_data"].as_u64().unwrap();
+    let keepalives = stream["pgwire.copy.keepalives"].as_u64().unwrap();
+    let out = stream["pgwire.copy.messages_out"].as_u64().unwrap();
+    assert!(xlog > 0);
+    assert_eq!(
+        out,
+        xlog + keepalives,
+        "every server CopyData is 'w' or 'k'"
+    );
+    // WAL bytes: CopyData bodies less the XLogData (25) and keepalive (18) headers.
+    let body = stream["pgwire.copy.bytes_out"].as_u64().unwrap();
+    let wal_bytes = body - 25 * xlog - 18 * keepalives;
+    assert!((1..=2 << 20).contains(&wal_bytes), "{wal_bytes}");
+    // Standby status updates ('r'): 34 bytes each.
+    let ups = stream["pgwire.copy.messages_in"].as_u64().unwrap();
+    assert!(ups >= 1);
+    assert_eq!(stream["pgwire.copy.bytes_in"], 34 * ups);
+}
+
+/// BASE_BACKUP's CopyOut (the compressed tar and the manifest) belongs to the
+/// BASE_BACKUP statement, as do its result sets' rows and its notices.
+#[test]
+fn pg_basebackup_copy_out_is_counted_on_base_backup() {
+    let path = capture("replication-basebackup.pcap");
+    let msgs = records(&path, "message", &[]);
+    let copy: Vec<u64> = msgs
+        .iter()
+        .filter(|m| {
+            m["pgwire.conn_id"] == 1
+                && m["pgwire.msg.dir"] == "backend"
+                && m["pgwire.msg.name"] == "CopyData"
+        })
+        .map(|m| m["pgwire.msg.data_len"].as_u64().unwrap())
+        .collect();
+    let bytes: u64 = copy.iter().sum();
+    assert!((300_000..3_000_000).contains(&bytes), "{bytes}");
+    let r = recs("replication-basebackup.pcap");
+    let base: Vec<&Value> = queries(&r)
+        .into_iter()
+        .filter(|q| {
+            q["db.query.text"]
+                .as_str()
+                .unwrap()
+                .starts_with("BASE_BACKUP")
+        })
+        .collect();
+    let with_copy: Vec<&&Value> = base
+        .iter()
+        .filter(|q| q["pgwire.copy.direction"] == "out")
+        .collect();
+    let summary: Vec<(&Value, &Value)> = base
+        .iter()
+        .map(|q| (&q["pgwire.command_tag"], &q["pgwire.copy.direction"]))
+        .collect();
+    assert_eq!(with_copy.len(), 1, "{summary:?}");
+    assert_eq!(with_copy[0]["pgwire.copy.messages_out"], copy.len() as u64);
+    assert_eq!(with_copy[0]["pgwire.copy.bytes_out"], bytes);
+    let session = sessions(&r)
+        .into_iter()
+        .find(|s| s["pgwire.conn_id"] == 1)
+        .unwrap();
+    let all = queries(&r)
+        .into_iter()
+        .filter(|q| q["pgwire.conn_id"] == 1)
+        .collect::<Vec<_>>();
+    // DataRows: 3 before BASE_BACKUP (SHOW, SHOW, IDENTIFY_SYSTEM) + 3 result sets.
+    let rows: u64 = all
+        .iter()
+        .map(|q| q["db.response.returned_rows"].as_u64().unwrap())
+        .sum::<u64>()
+        - copy.len() as u64;
+    assert_eq!(rows, session["pgwire.rows"].as_u64().unwrap());
+    let notices: usize = all
+        .iter()
+        .map(|q| q["pgwire.notices"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(notices as u64, session["pgwire.notices"].as_u64().unwrap());
+}
+
 /// Every secret of the authentication captures, in every output mode.
 #[test]
 fn no_secret_reaches_any_output() {

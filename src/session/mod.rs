@@ -81,6 +81,8 @@ enum Op {
         whole: Arc<str>,
         /// The statement running now; `None` once every statement was answered.
         current: Option<Box<QueryRecord>>,
+        /// Its last answered statement is the last record in `done`.
+        answered: bool,
     },
     Parse {
         name: String,
@@ -295,6 +297,7 @@ impl Session {
                         rest,
                         whole,
                         current,
+                        answered: false,
                     },
                 );
             }
@@ -423,8 +426,21 @@ impl Session {
     }
 
     /// The record of the statement the server is working on, if any.
+    /// A walsender connection: a Query is one replication command, which may answer
+    /// with several result sets (and a COPY) before its own tag.
+    fn walsender(&self) -> bool {
+        let v = self.rec.replication.as_deref();
+        v.is_some_and(|v| !matches!(v, "false" | "off" | "no" | "0"))
+    }
+
     fn running(&mut self) -> Option<&mut QueryRecord> {
+        let walsender = self.walsender();
         match self.pending.front_mut()? {
+            Op::Simple {
+                current: None,
+                answered: true,
+                ..
+            } if walsender => self.done.last_mut().map(|r| r.as_mut()),
             Op::Simple { current, .. } => current.as_deref_mut(),
             Op::Execute(r) | Op::FunctionCall(r) => Some(r.as_mut()),
             _ => None,
@@ -659,17 +675,35 @@ impl Session {
         error: Option<ServerMessage>,
     ) {
         let conn_id = self.rec.conn_id;
+        let walsender = self.walsender();
         let finished = match self.pending.front_mut() {
             Some(Op::Simple {
                 rest,
                 whole,
                 current,
+                answered,
             }) => {
                 let next = rest.pop_front().map(|t| simple_record(conn_id, ts, t));
                 match std::mem::replace(current, next) {
-                    Some(done) => done,
-                    // More answers than statements we could split: keep the whole text.
-                    None => simple_record(conn_id, ts, whole.clone()),
+                    Some(done) => {
+                        *answered = true;
+                        done
+                    }
+                    // More answers than statements from a walsender: the command
+                    // (BASE_BACKUP sends result sets and a COPY before its own tag) is
+                    // still the last statement, not yet reported (that waits for
+                    // ReadyForQuery).
+                    None if *answered && walsender => {
+                        if let Some(last) = self.done.last_mut() {
+                            Self::fold(&mut self.rec, last, ts, outcome, tag, error);
+                        }
+                        return;
+                    }
+                    // Elsewhere, a string we split short: keep the whole text.
+                    None => {
+                        *answered = true;
+                        simple_record(conn_id, ts, whole.clone())
+                    }
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => match self.pending.pop_front() {
@@ -679,6 +713,30 @@ impl Session {
             _ => return, // an answer to nothing we saw asked (joined mid-stream)
         };
         self.finish(shared, finished, ts, outcome, tag, error);
+    }
+
+    /// A further answer to an already finished statement: it ends later, with the
+    /// last tag, and fails if any answer did.
+    fn fold(
+        counts: &mut SessionRecord,
+        rec: &mut QueryRecord,
+        ts: i64,
+        outcome: Outcome,
+        tag: Option<Arc<str>>,
+        error: Option<ServerMessage>,
+    ) {
+        rec.end_ns = ts;
+        if outcome == Outcome::Failure && rec.outcome != Outcome::Failure {
+            rec.outcome = Outcome::Failure;
+            counts.errors += 1;
+        }
+        if tag.is_some() {
+            rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
+            rec.command_tag = tag;
+        }
+        if error.is_some() {
+            rec.error = error;
+        }
     }
 
     fn finish(
