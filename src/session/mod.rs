@@ -20,9 +20,7 @@ mod tests;
 use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
 use named::Named;
 use params::Params;
-use record::{
-    CancelInfo, CopyStats, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord,
-};
+use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -452,7 +450,7 @@ impl Session {
         let Some(rec) = self.running() else {
             return;
         };
-        let copy = rec.copy.get_or_insert_with(CopyStats::default);
+        let copy = rec.copy.get_or_insert_with(Box::default);
         match dir {
             Dir::Frontend => {
                 copy.messages_in += 1;
@@ -650,7 +648,7 @@ impl Session {
 
     fn start_copy(&mut self, direction: &'static str) {
         if let Some(r) = self.running() {
-            r.copy.get_or_insert_with(CopyStats::default).direction = direction;
+            r.copy.get_or_insert_with(Box::default).direction = direction;
         }
     }
 
@@ -735,7 +733,7 @@ impl Session {
             rec.command_tag = tag;
         }
         if error.is_some() {
-            rec.error = error;
+            rec.error = error.map(Box::new);
         }
     }
 
@@ -752,7 +750,7 @@ impl Session {
         rec.outcome = outcome;
         rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
         rec.command_tag = tag;
-        rec.error = error;
+        rec.error = error.map(Box::new);
         self.check_cancel(shared, &mut rec);
         self.rec.queries += 1;
         if outcome == Outcome::Failure {

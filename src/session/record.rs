@@ -65,13 +65,15 @@ pub struct QueryRecord {
     /// The count in the command tag (INSERT/UPDATE/DELETE/SELECT/COPY/MERGE/...).
     pub rows_affected: Option<u64>,
     pub outcome: Outcome,
-    pub error: Option<ServerMessage>,
+    /// Boxed, as is `copy`: rare, and the record crosses to the output thread, so
+    /// every byte of it counts on every statement.
+    pub error: Option<Box<ServerMessage>>,
     /// Transaction status from the ReadyForQuery that followed (`I`, `T`, `E`).
     pub tx_status: Option<u8>,
     pub cancelled_by: Option<u64>,
     pub notices: Vec<ServerMessage>,
     pub notifications: u32,
-    pub copy: Option<CopyStats>,
+    pub copy: Option<Box<CopyStats>>,
     /// Not executed: an earlier message of the same pipeline failed.
     pub skipped: bool,
     /// Execute stopped at its row limit (PortalSuspended).

@@ -89,11 +89,11 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
             qr.rows_returned = n;
             if user == "bob" && n == 1 {
                 qr.outcome = Outcome::Failure;
-                qr.error = Some(ServerMessage {
+                qr.error = Some(Box::new(ServerMessage {
                     severity: "ERROR".into(),
                     code: "23505".into(),
                     message: "duplicate key".into(),
-                });
+                }));
             } else {
                 qr.outcome = Outcome::Success;
             }
