@@ -86,13 +86,12 @@ impl<W: Write> JsonSink<W> {
 /// last statement; that changes only with a new login on the same connection).
 struct ConnFields {
     head: Box<[u8]>,
-    origin: Option<(Origin, Box<[u8]>)>,
+    /// Rendered for this `SessionRecord::origin_version`.
+    origin: Option<(u32, Box<[u8]>)>,
     /// The statement fields of the statements this connection runs (a few, again
     /// and again), rendered once each.
     statements: Vec<StatementPart>,
 }
-
-type Origin = [Option<String>; 3];
 
 /// `db.query.text` to `pgwire.portal` of a statement record, and what they came from.
 struct StatementPart {
@@ -176,20 +175,18 @@ impl ConnFields {
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
-        let same = |o: &Origin| {
-            same(o[0].as_deref(), s.user.as_deref())
-                && same(o[1].as_deref(), s.database.as_deref())
-                && same(o[2].as_deref(), s.application.as_deref())
-        };
-        if !self.origin.as_ref().is_some_and(|(o, _)| same(o)) {
+        if !self
+            .origin
+            .as_ref()
+            .is_some_and(|(v, _)| *v == s.origin_version)
+        {
             let mut v = Vec::with_capacity(96);
             let mut f = JsonObj::fragment(&mut v);
             f.plain("db.system.name", "postgresql")
                 .opt_str("user.name", s.user.as_deref())
                 .opt_str("db.namespace", s.database.as_deref())
                 .opt_str("service.name", s.application.as_deref());
-            let who = [s.user.clone(), s.database.clone(), s.application.clone()];
-            self.origin = Some((who, v.into()));
+            self.origin = Some((s.origin_version, v.into()));
         }
         self.origin.as_ref().map_or(&[], |(_, v)| v)
     }

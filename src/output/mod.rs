@@ -65,12 +65,11 @@ pub trait Sink {
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 
-/// String equality that never compares empty strings: glibc's AVX-512 `memcmp` of
-/// zero bytes at an empty `String`'s dangling pointer is very slow. For the checks
-/// made on every record (an empty application name is common).
+/// Optional-string equality for the checks made on every record, through
+/// [`eq_bytes`](crate::session::texts::eq_bytes) (no `memcmp` call for short names).
 pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => a.len() == b.len() && (a.is_empty() || a == b),
+        (Some(a), Some(b)) => crate::session::texts::eq_bytes(a.as_bytes(), b.as_bytes()),
         (None, None) => true,
         _ => false,
     }

@@ -97,19 +97,15 @@ impl Threaded {
 
     /// Sends the connection's origin first if it is new or changed.
     fn origin(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-        let same = |o: &Origin| {
-            super::same(o.1.user.as_deref(), s.user.as_deref())
-                && super::same(o.1.database.as_deref(), s.database.as_deref())
-                && super::same(o.1.application.as_deref(), s.application.as_deref())
-        };
         match self.origins.get(&conn.id) {
-            Some(o) if same(o) => Ok(()),
+            Some(o) if o.1.origin_version == s.origin_version => Ok(()),
             _ => {
                 let light = SessionRecord {
                     conn_id: s.conn_id,
                     user: s.user.clone(),
                     database: s.database.clone(),
                     application: s.application.clone(),
+                    origin_version: s.origin_version,
                     ..SessionRecord::default()
                 };
                 let o = Arc::new((conn.clone(), light));

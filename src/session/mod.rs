@@ -12,7 +12,7 @@ mod named;
 pub mod params;
 pub mod record;
 pub mod sql;
-mod texts;
+pub mod texts;
 
 #[cfg(test)]
 mod tests;
@@ -408,6 +408,7 @@ impl Session {
         if self.rec.database.is_none() {
             self.rec.database = self.rec.user.clone();
         }
+        self.rec.origin_version += 1;
     }
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {

@@ -144,6 +144,9 @@ pub struct SessionRecord {
     pub user: Option<String>,
     pub database: Option<String>,
     pub application: Option<String>,
+    /// Changes whenever `user`, `database` or `application` may have: what the
+    /// writers of per-statement records compare instead of the three strings.
+    pub origin_version: u32,
     pub replication: Option<String>,
     /// Other StartupMessage parameters (options, DateStyle, `_pq_.` options, ...).
     pub startup_params: Vec<(String, String)>,

@@ -41,12 +41,31 @@ fn slot(raw: &[u8]) -> usize {
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % FRONT
 }
 
+/// Byte-string equality without a `memcmp` call for short strings (tags, names):
+/// glibc's vector `memcmp` costs more to call than these take to compare, and for
+/// zero bytes at an empty string's dangling pointer it is very slow.
+#[inline]
+pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        let pad = |s: &[u8]| {
+            let mut w = [0u8; 16];
+            w[..s.len()].copy_from_slice(s);
+            u128::from_ne_bytes(w)
+        };
+        return pad(a) == pad(b);
+    }
+    a == b
+}
+
 impl Texts {
     /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
     pub fn get(&mut self, raw: &[u8]) -> Arc<str> {
         let i = slot(raw);
         if let Some(t) = &self.front[i]
-            && t.as_bytes() == raw
+            && eq_bytes(t.as_bytes(), raw)
         {
             return t.clone();
         }
@@ -85,6 +104,26 @@ mod tests {
         let (c, d) = (t.get(&long), t.get(&long));
         assert!(!Arc::ptr_eq(&c, &d));
         assert_eq!(c, d);
+    }
+
+    #[test]
+    fn eq_bytes_is_equality() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"ab",
+            b"UPDATE 1",
+            b"UPDATE 2",
+            &[b'x'; 16],
+            &[b'x'; 17],
+        ];
+        for a in cases {
+            for b in cases {
+                assert_eq!(eq_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+        assert!(!eq_bytes(&[b'x'; 17], &[b'x'; 16]));
+        assert!(!eq_bytes(b"\0", b""));
     }
 
     #[test]
