@@ -175,10 +175,10 @@ impl ConnFields {
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
-        if !self
+        if self
             .origin
             .as_ref()
-            .is_some_and(|(v, _)| *v == s.origin_version)
+            .is_none_or(|(v, _)| *v != s.origin_version)
         {
             let mut v = Vec::with_capacity(96);
             let mut f = JsonObj::fragment(&mut v);
