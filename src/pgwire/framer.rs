@@ -302,7 +302,10 @@ impl ConnDecoder {
             let used = match self.side(dir).mode {
                 Mode::Untyped { first } => self.step_untyped(data, first, sink),
                 Mode::Answer(answer) => self.step_answer(answer, data, sink),
-                Mode::Synced => self.step_synced(dir, data, sink),
+                Mode::Synced => match self.run_synced(dir, data, sink) {
+                    0 => self.step_synced(dir, data, sink),
+                    n => n,
+                },
                 Mode::Hunting => {
                     self.side_mut(dir).buf.extend_from_slice(data);
                     data.len()
@@ -376,6 +379,33 @@ impl ConnDecoder {
         let side = self.side_mut(dir);
         if side.buf.is_empty() {
             side.buf = buf;
+        }
+    }
+
+    /// The common case in a tight loop: whole messages lying in `data`, with nothing
+    /// buffered or being skipped. Stops at anything else (a message cut by the end of
+    /// the data, an implausible or oversize length, a change of mode), which
+    /// `step_synced` then handles; returns the bytes consumed.
+    #[inline(always)]
+    fn run_synced<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) -> usize {
+        let mut used = 0;
+        loop {
+            let side = &self.sides[dir as usize];
+            if self.stopped || side.mode != Mode::Synced || side.skip > 0 || !side.buf.is_empty() {
+                return used;
+            }
+            let rest = &data[used..];
+            let Some(&[_, a, b, c, d]) = rest.first_chunk::<TYPED_HEADER>() else {
+                return used;
+            };
+            let len = u32::from_be_bytes([a, b, c, d]);
+            let total = len as usize + 1;
+            if !(4..=HUNT_MAX_LEN).contains(&len) || total > self.max_message || total > rest.len()
+            {
+                return used;
+            }
+            self.emit_typed(dir, &rest[..total], sink);
+            used += total;
         }
     }
 
