@@ -585,7 +585,7 @@ impl Session {
             }
             Body::CommandComplete { tag } => {
                 // Tags repeat ("UPDATE 1", "SELECT 1"): shared like statement texts.
-                let tag = shared.texts.get(tag);
+                let tag = shared.texts.tag(tag);
                 self.complete(shared, ts, Outcome::Success, Some(tag), None);
             }
             Body::EmptyQueryResponse => {
@@ -655,7 +655,8 @@ impl Session {
 
     /// Marks the record cancelled if a CancelRequest aimed here while it ran.
     fn check_cancel(&self, shared: &mut Shared, rec: &mut QueryRecord) {
-        if let Some(&(by, at)) = shared.cancels.get(&self.rec.conn_id)
+        if !shared.cancels.is_empty()
+            && let Some(&(by, at)) = shared.cancels.get(&self.rec.conn_id)
             && rec.start_ns <= at
         {
             rec.cancelled_by = Some(by);
@@ -670,7 +671,7 @@ impl Session {
         shared: &mut Shared,
         ts: i64,
         outcome: Outcome,
-        tag: Option<Arc<str>>,
+        tag: Option<texts::Tag>,
         error: Option<ServerMessage>,
     ) {
         let conn_id = self.rec.conn_id;
@@ -721,7 +722,7 @@ impl Session {
         rec: &mut QueryRecord,
         ts: i64,
         outcome: Outcome,
-        tag: Option<Arc<str>>,
+        tag: Option<texts::Tag>,
         error: Option<ServerMessage>,
     ) {
         rec.end_ns = ts;
@@ -729,9 +730,9 @@ impl Session {
             rec.outcome = Outcome::Failure;
             counts.errors += 1;
         }
-        if tag.is_some() {
-            rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
-            rec.command_tag = tag;
+        if let Some((tag, rows)) = tag {
+            rec.rows_affected = rows;
+            rec.command_tag = Some(tag);
         }
         if error.is_some() {
             rec.error = error.map(Box::new);
@@ -744,13 +745,15 @@ impl Session {
         mut rec: Box<QueryRecord>,
         ts: i64,
         outcome: Outcome,
-        tag: Option<Arc<str>>,
+        tag: Option<texts::Tag>,
         error: Option<ServerMessage>,
     ) {
         rec.end_ns = ts;
         rec.outcome = outcome;
-        rec.rows_affected = tag.as_deref().and_then(rows_from_tag);
-        rec.command_tag = tag;
+        (rec.command_tag, rec.rows_affected) = match tag {
+            Some((tag, rows)) => (Some(tag), rows),
+            None => (None, None),
+        };
         rec.error = error.map(Box::new);
         self.check_cancel(shared, &mut rec);
         self.rec.queries += 1;

@@ -13,9 +13,14 @@ const MAX_BYTES: usize = 8 << 20;
 /// Slots of the front cache.
 const FRONT: usize = 256;
 
+/// A command tag, shared, with the row count it ends with (`INSERT 0 5` → 5).
+pub type Tag = (Arc<str>, Option<u64>);
+
 pub struct Texts {
     map: FxHashMap<Box<[u8]>, Arc<str>>,
     bytes: usize,
+    /// Recent command tags with their row counts, parsed once per tag.
+    tags: Box<[Option<Tag>]>,
     /// Recent texts by a cheap hash of their length and ends: one comparison instead
     /// of hashing the whole text, for the few texts a workload repeats. Holds only
     /// texts that are their wire bytes (valid UTF-8).
@@ -27,6 +32,7 @@ impl Default for Texts {
         Texts {
             map: FxHashMap::default(),
             bytes: 0,
+            tags: vec![None; FRONT].into(),
             front: vec![None; FRONT].into(),
         }
     }
@@ -61,6 +67,22 @@ pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Texts {
+    /// A CommandComplete tag and its row count.
+    pub fn tag(&mut self, raw: &[u8]) -> Tag {
+        let i = slot(raw);
+        if let Some(t) = &self.tags[i]
+            && eq_bytes(t.0.as_bytes(), raw)
+        {
+            return t.clone();
+        }
+        let text = self.get(raw);
+        let tag = (text.clone(), super::rows_from_tag(&text));
+        if text.len() == raw.len() {
+            self.tags[i] = Some(tag.clone());
+        }
+        tag
+    }
+
     /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
     pub fn get(&mut self, raw: &[u8]) -> Arc<str> {
         let i = slot(raw);
@@ -80,6 +102,7 @@ impl Texts {
             if self.bytes + raw.len() > MAX_BYTES {
                 self.map.clear();
                 self.front.fill(None);
+                self.tags.fill(None);
                 self.bytes = 0;
             }
             self.bytes += raw.len();
@@ -124,6 +147,19 @@ mod tests {
         }
         assert!(!eq_bytes(&[b'x'; 17], &[b'x'; 16]));
         assert!(!eq_bytes(b"\0", b""));
+    }
+
+    #[test]
+    fn tags_carry_their_row_counts() {
+        let mut t = Texts::default();
+        for _ in 0..2 {
+            assert_eq!(t.tag(b"INSERT 0 5").1, Some(5));
+            assert_eq!(t.tag(b"UPDATE 1").1, Some(1));
+            assert_eq!(t.tag(b"BEGIN").1, None);
+        }
+        let (a, b) = (t.tag(b"SELECT 3"), t.tag(b"SELECT 3"));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(&*t.tag(b"bad \xff").0, "bad \\xff");
     }
 
     #[test]
