@@ -357,6 +357,8 @@ fn pg_basebackup_replication_sessions_and_commands() {
 
     // Connection 1: the backup itself.
     let main = of_conn(1);
+    // One record per command, however many result sets it answered with.
+    assert_eq!(main.len(), 4);
     let t = texts(&main);
     assert_eq!(
         t[..3],
@@ -404,6 +406,11 @@ fn pg_basebackup_replication_sessions_and_commands() {
     assert!(warned >= 1);
     let main_session = s.iter().find(|s| s["pgwire.conn_id"] == 1).unwrap();
     assert_eq!(main_session["pgwire.notices"], 2);
+    assert_eq!(main_session["pgwire.queries"], 4);
+    // From the Query to BASE_BACKUP's own CommandComplete: the whole backup, 1.28 s
+    // in this recording (its first result set, the start position, came after 58 ms).
+    let took = base["event.duration"].as_u64().unwrap();
+    assert!(took > 1_000_000_000, "{took}");
     // The compressed tar and the manifest: far more than the result sets, far less
     // than the 23 MB of the uncompressed cluster.
     let down = main_session["destination.bytes"].as_u64().unwrap();
@@ -414,6 +421,7 @@ fn pg_basebackup_replication_sessions_and_commands() {
 
     // Connection 2: the WAL stream, from a temporary slot.
     let wal = of_conn(2);
+    assert_eq!(wal.len(), 4);
     let t = texts(&wal);
     assert_eq!(t.len(), 4, "{t:?}");
     assert_eq!(t[0], "SHOW data_directory_mode");
