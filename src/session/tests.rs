@@ -186,6 +186,54 @@ fn simple_multi_statement_query_yields_one_record_per_statement() {
 }
 
 #[test]
+fn walsender_command_with_several_result_sets_is_one_statement() {
+    // BASE_BACKUP's shape: result set, result set, COPY out, result set, own tag.
+    let answer = [
+        data_row(),
+        complete("SELECT"),
+        data_row(),
+        complete("SELECT"),
+        msg(b'H', &[0, 0, 0]),
+        msg(b'd', b"n..."),
+        msg(b'd', b"d..."),
+        msg(b'c', b""),
+        data_row(),
+        complete("SELECT"),
+        complete("BASE_BACKUP"),
+        ready(b'I'),
+    ];
+    let run = |replication: Option<&str>| {
+        let mut sh = Shared::default();
+        let mut c = Conn::new(1);
+        let mut params = vec![("user", "repl")];
+        params.extend(replication.map(|r| ("replication", r)));
+        c.feed(&mut sh, 1, Dir::Frontend, &[startup(&params, 0)]);
+        c.feed(&mut sh, 2, Dir::Backend, &[auth(0, b""), ready(b'I')]);
+        c.feed(
+            &mut sh,
+            10,
+            Dir::Frontend,
+            &[query("BASE_BACKUP ( LABEL 'x' )")],
+        );
+        c.feed(&mut sh, 20, Dir::Backend, &answer);
+        (c.out, c.s.record().queries)
+    };
+    let (out, queries) = run(Some("true"));
+    assert_eq!(queries, 1);
+    let q = &out[0];
+    assert_eq!(q.command_tag.as_deref(), Some("BASE_BACKUP"));
+    assert_eq!(q.rows_returned, 3 + 2); // DataRows and COPY out data
+    let copy = q.copy.as_ref().unwrap();
+    assert_eq!((copy.direction, copy.messages_out), ("out", 2));
+    // On a regular connection each answer beyond the statements is a record of its
+    // own, as when a multi-statement string was split short.
+    let (out, queries) = run(None);
+    assert_eq!(queries, 4);
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[3].command_tag.as_deref(), Some("BASE_BACKUP"));
+}
+
+#[test]
 fn pipeline_error_lands_on_its_statement_and_skips_the_rest() {
     let mut sh = Shared::default();
     let mut c = Conn::new(1);
