@@ -38,7 +38,9 @@ pub struct Cli {
     pub bpf: Option<String>,
 
     /// PostgreSQL server port; repeatable. Connections to other ports are still decoded
-    /// when they begin with a PostgreSQL startup packet. Example: -p 5432 -p 6432
+    /// when they begin with a PostgreSQL startup packet, or (joined mid-stream) when a
+    /// segment holds whole messages only a client or only a server sends.
+    /// Example: -p 5432 -p 6432
     #[arg(
         short = 'p',
         long = "port",
