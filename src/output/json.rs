@@ -354,7 +354,7 @@ impl<W: Write> Sink for JsonSink<W> {
             if self.redaction.redact_params {
                 o.str("db.query.parameters", "<redacted>");
             } else {
-                o.strs("db.query.parameters", q.params.iter());
+                o.params("db.query.parameters", &q.params);
             }
         }
         o.time("event.start", q.start_ns, &mut self.ts)

@@ -89,21 +89,23 @@ impl<'a> JsonObj<'a> {
         let _ = serde_json::to_writer(&mut *self.buf, s);
     }
 
-    /// An array of strings and nulls.
-    pub fn strs<S: AsRef<str>>(
-        &mut self,
-        k: &str,
-        v: impl Iterator<Item = Option<S>>,
-    ) -> &mut Self {
+    /// Bind parameters as an array of strings and nulls.
+    pub fn params(&mut self, k: &str, v: &crate::session::params::Params) -> &mut Self {
+        use crate::session::params::Rendered;
         self.key(k);
         self.buf.push(b'[');
-        for (i, s) in v.enumerate() {
+        for (i, p) in v.iter_json().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
-            match s {
-                Some(s) => self.string(s.as_ref()),
-                None => self.buf.extend_from_slice(b"null"),
+            match p {
+                Rendered::Null => self.buf.extend_from_slice(b"null"),
+                Rendered::Plain(b) => {
+                    self.buf.push(b'"');
+                    self.buf.extend_from_slice(b);
+                    self.buf.push(b'"');
+                }
+                Rendered::Text(s) => self.string(&s),
             }
         }
         self.buf.push(b']');
@@ -237,12 +239,34 @@ mod tests {
             JsonObj::fragment(&mut buf).string(s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn params_as_serde_json_writes_their_rendering() {
+        use crate::session::params::Params;
+        let long = "x".repeat(300);
+        let texts = [
+            Some("42"),
+            None,
+            Some("a\"b"),
+            Some("back\\"),
+            Some("é"),
+            Some("\t"),
+            Some(""),
+            Some(&long[..]),
+        ];
+        let mut values: Vec<(Option<&[u8]>, bool, u32)> = texts
+            .iter()
+            .map(|t| (t.map(str::as_bytes), false, 0))
+            .collect();
+        values.push((Some(&[0, 0, 0, 7]), true, 23)); // binary int4
+        values.push((Some(b"bad \xff"), false, 0));
+        let p = Params::build(&mut Vec::new(), values.into_iter());
         let mut buf = Vec::new();
-        let v = [Some("a\"b"), None, Some("1")];
-        let mut o = JsonObj::begin(&mut buf);
-        o.strs("p", v.into_iter());
-        o.end();
-        assert_eq!(buf, b"{\"p\":[\"a\\\"b\",null,\"1\"]}\n");
+        JsonObj::fragment(&mut buf).params("p", &p);
+        let want: Vec<Option<String>> = p.iter().map(|v| v.map(|c| c.into_owned())).collect();
+        let want = format!(",\"p\":{}", serde_json::to_string(&want).unwrap());
+        assert_eq!(String::from_utf8(buf).unwrap(), want);
     }
 
     #[test]

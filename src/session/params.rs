@@ -107,6 +107,26 @@ impl Params {
         self.0.as_ref().map_or(0, |b| b.len())
     }
 
+    /// Each value for a JSON writer: plain printable ASCII (the common case: numbers,
+    /// names) is handed over as its bytes, which need neither UTF-8 checks nor
+    /// escaping; anything else is rendered.
+    pub fn iter_json(&self) -> impl Iterator<Item = Rendered<'_>> {
+        self.entries().map(|(flags, oid, wire_len, v)| {
+            if flags & NULL != 0 {
+                Rendered::Null
+            } else if flags & BINARY == 0
+                && v.len() == wire_len
+                && v.len() <= MAX_PARAM_CHARS
+                && v.iter()
+                    .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+            {
+                Rendered::Plain(v)
+            } else {
+                Rendered::Text(render_kept(v, wire_len, flags & BINARY != 0, oid))
+            }
+        })
+    }
+
     /// Each value as text, `None` for SQL NULL.
     pub fn iter(&self) -> impl Iterator<Item = Option<Cow<'_, str>>> {
         self.entries().map(|(flags, oid, wire_len, v)| {
@@ -125,6 +145,14 @@ impl serde::Serialize for Params {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter())
     }
+}
+
+/// A parameter as [`Params::iter_json`] gives it.
+pub enum Rendered<'a> {
+    Null,
+    /// Printable ASCII without quotes or backslashes: a JSON string's contents as is.
+    Plain(&'a [u8]),
+    Text(Cow<'a, str>),
 }
 
 /// Renders one parameter. `binary` is its format code; `type_oid` 0 when unknown.
