@@ -50,7 +50,11 @@ pub struct Threaded {
 impl Threaded {
     pub fn new(sink: Box<dyn Sink + Send>) -> Self {
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let (back, done) = sync_channel(4);
+        // Between two sends, which each take back all written records, the writer
+        // can finish at most the batches in flight and the one it holds: with room
+        // for those, written records are never dropped on its thread (which freed a
+        // third of them across threads, bouncing the texts' counts between cores).
+        let (back, done) = sync_channel(IN_FLIGHT + 2);
         let worker = std::thread::spawn(move || write_all(sink, rx, back));
         Threaded {
             tx: Some(tx),
