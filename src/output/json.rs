@@ -25,6 +25,7 @@ pub struct JsonSink<W: Write> {
     flush_each: bool,
     fingerprints: FingerprintCache,
     texts: TextCache,
+    tags: TagCache,
     /// The rendered connection fields of each open connection.
     conns: FxHashMap<u64, ConnFields>,
 }
@@ -40,6 +41,7 @@ impl<W: Write> JsonSink<W> {
             flush_each,
             fingerprints: FingerprintCache::default(),
             texts: TextCache::default(),
+            tags: TagCache::default(),
             conns: FxHashMap::default(),
         }
     }
@@ -133,9 +135,13 @@ impl ConnFields {
     }
 
     /// The statement fields of `q`; `text` is its text as JSON.
-    fn statement(&mut self, q: &QueryRecord, text: Option<&[u8]>) -> &[u8] {
+    fn statement(
+        &mut self,
+        q: &QueryRecord,
+        text: Option<&[u8]>,
+        operation: Option<Cow<'_, str>>,
+    ) -> &[u8] {
         const MAX: usize = 64;
-        let operation = q.operation_name();
         let i = match self
             .statements
             .iter()
@@ -220,6 +226,37 @@ impl TextCache {
             fingerprint: fingerprints.get(text).into(),
         });
         (&e.json, &e.fingerprint)
+    }
+}
+
+/// Per command tag, by its shared allocation (held, as in [`TextCache`]): the tag as
+/// a JSON string and its first word. A tag's memory shares a cache line with its
+/// count, which the decoding thread changes on every statement: reading the text
+/// on this thread once per record moved that line between cores each time.
+#[derive(Default)]
+struct TagCache {
+    map: FxHashMap<usize, CachedTag>,
+}
+
+struct CachedTag {
+    _held: Arc<str>,
+    json: Box<[u8]>,
+    operation: Box<str>,
+}
+
+impl TagCache {
+    const MAX: usize = 4096;
+
+    fn get(&mut self, tag: &Arc<str>) -> &CachedTag {
+        let key = Arc::as_ptr(tag) as *const u8 as usize;
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
+            self.map.clear();
+        }
+        self.map.entry(key).or_insert_with(|| CachedTag {
+            _held: tag.clone(),
+            json: serde_json::to_vec(&**tag).unwrap_or_default().into(),
+            operation: crate::session::record::tag_operation(tag).into(),
+        })
     }
 }
 
@@ -341,6 +378,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .text
             .as_ref()
             .map(|t| self.texts.get(t, &mut self.fingerprints));
+        let tag = q.command_tag.as_ref().map(|t| self.tags.get(t));
+        let operation = q.operation_from(tag.map(|t| &*t.operation));
         let fields = Self::fields(&mut self.conns, conn);
         let mut o = Self::head(
             &mut self.buf,
@@ -349,7 +388,7 @@ impl<W: Write> Sink for JsonSink<W> {
             "pgwire.query",
             Some((&mut *fields, Some(s))),
         );
-        o.raw(fields.statement(q, text.map(|t| t.0)));
+        o.raw(fields.statement(q, text.map(|t| t.0), operation));
         if !q.params.is_empty() {
             if self.redaction.redact_params {
                 o.str("db.query.parameters", "<redacted>");
@@ -360,7 +399,7 @@ impl<W: Write> Sink for JsonSink<W> {
         o.time("event.start", q.start_ns, &mut self.ts)
             .time("event.end", q.end_ns, &mut self.ts)
             .num("event.duration", q.duration_ns())
-            .opt_str("pgwire.command_tag", q.command_tag.as_deref())
+            .opt_rendered("pgwire.command_tag", tag.map(|t| &*t.json))
             .num("db.response.returned_rows", q.rows_returned);
         if let Some(n) = q.rows_affected {
             o.num("pgwire.rows_affected", n);

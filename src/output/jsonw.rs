@@ -165,6 +165,14 @@ impl<'a> JsonObj<'a> {
         }
     }
 
+    /// A value already rendered as JSON, or null.
+    pub fn opt_rendered(&mut self, k: &str, json: Option<&[u8]>) -> &mut Self {
+        match json {
+            Some(v) => self.rendered(k, v),
+            None => self.null(k),
+        }
+    }
+
     #[inline(always)]
     pub fn num<N: itoa_like::Num>(&mut self, k: &str, v: N) -> &mut Self {
         self.key(k);

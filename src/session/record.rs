@@ -114,25 +114,28 @@ impl QueryRecord {
     /// `db.operation.name`: what the server says it ran (the command tag), else the
     /// statement's first keyword.
     pub fn operation_name(&self) -> Option<Cow<'_, str>> {
+        self.operation_from(self.command_tag.as_deref().map(tag_operation))
+    }
+
+    /// [`operation_name`](Self::operation_name), given its tag's first word.
+    pub fn operation_from<'a>(&'a self, tag_word: Option<&'a str>) -> Option<Cow<'a, str>> {
         if let Some(op) = self.operation {
             return Some(Cow::Borrowed(op));
         }
-        let from_tag = self
-            .command_tag
-            .as_deref()
-            // A byte search: a `char` pattern costs a searcher per record.
-            .map(|t| {
-                t.as_bytes()
-                    .iter()
-                    .position(|&b| b == b' ')
-                    .map_or(t, |n| &t[..n])
-            })
-            .filter(|w| !w.is_empty());
-        match from_tag {
+        match tag_word.filter(|w| !w.is_empty()) {
             Some(w) => Some(Cow::Borrowed(w)),
             None => super::sql::operation(self.text.as_deref()?.as_bytes()).map(Cow::Owned),
         }
     }
+}
+
+/// The first word of a command tag: `INSERT 0 1` → `INSERT`.
+pub fn tag_operation(tag: &str) -> &str {
+    // A byte search: a `char` pattern costs a searcher per record.
+    tag.as_bytes()
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(tag, |n| &tag[..n])
 }
 
 /// A connection, reported when it ends.
