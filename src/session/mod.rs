@@ -424,7 +424,6 @@ impl Session {
         rec
     }
 
-    /// The record of the statement the server is working on, if any.
     /// A walsender connection: a Query is one replication command, which may answer
     /// with several result sets (and a COPY) before its own tag.
     fn walsender(&self) -> bool {
@@ -432,6 +431,7 @@ impl Session {
         v.is_some_and(|v| !matches!(v, "false" | "off" | "no" | "0"))
     }
 
+    /// The record of the statement the server is working on, if any.
     fn running(&mut self) -> Option<&mut QueryRecord> {
         let walsender = self.walsender();
         match self.pending.front_mut()? {
