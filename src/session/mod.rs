@@ -70,28 +70,32 @@ struct Portal {
     params: Params,
 }
 
-/// A request waiting for its answer, in the order the server answers.
+/// A request waiting for its answer, in the order the server answers. Two words:
+/// an operation is moved into the queue in registers, not through a stack copy that
+/// stalled on store forwarding (several times per message).
 enum Op {
-    /// A Query message: its statements, closed one by one.
-    Simple {
-        /// Statements after the current one.
-        rest: VecDeque<Arc<str>>,
-        whole: Arc<str>,
-        /// The statement running now; `None` once every statement was answered.
-        current: Option<Box<QueryRecord>>,
-        /// Its last answered statement is the last record in `done`.
-        answered: bool,
-    },
-    Parse {
-        name: String,
-    },
+    /// A Query message.
+    Simple(Box<SimpleQuery>),
+    /// Parse of a named statement (its name), or of the unnamed one.
+    Parse(Option<Box<String>>),
     Bind,
     /// Describe of a prepared statement (its name) or of a portal.
-    Describe(Option<String>),
+    Describe(Option<Box<String>>),
     Close,
     Execute(Box<QueryRecord>),
     FunctionCall(Box<QueryRecord>),
     Sync,
+}
+
+/// A Query message: its statements, closed one by one.
+struct SimpleQuery {
+    /// Statements after the current one.
+    rest: VecDeque<Arc<str>>,
+    whole: Arc<str>,
+    /// The statement running now; `None` once every statement was answered.
+    current: Option<Box<QueryRecord>>,
+    /// Its last answered statement is the last record in `done`.
+    answered: bool,
 }
 
 /// Which authentication request the server made last.
@@ -173,11 +177,11 @@ impl Session {
     /// has one, is reported with an unknown outcome.
     fn unanswered(&mut self, op: Op, ts: i64) {
         let mut rec = match op {
-            Op::Simple {
-                current: Some(r), ..
-            }
-            | Op::Execute(r)
-            | Op::FunctionCall(r) => r,
+            Op::Simple(q) => match q.current {
+                Some(r) => r,
+                None => return,
+            },
+            Op::Execute(r) | Op::FunctionCall(r) => r,
             _ => return,
         };
         rec.end_ns = ts;
@@ -229,7 +233,7 @@ impl Session {
         if self.skipping {
             // Sent after the server reported an error: it skips these until Sync.
             match op {
-                Op::Sync | Op::Simple { .. } => {}
+                Op::Sync | Op::Simple(_) => {}
                 Op::Execute(mut r) => {
                     r.skipped = true;
                     self.done.push(r);
@@ -291,12 +295,12 @@ impl Session {
                 let current = Some(simple_record(id, ts, first));
                 self.push(
                     shared,
-                    Op::Simple {
+                    Op::Simple(Box::new(SimpleQuery {
                         rest,
                         whole,
                         current,
                         answered: false,
-                    },
+                    })),
                 );
             }
             Body::Parse {
@@ -320,7 +324,8 @@ impl Session {
                         },
                     ),
                 }
-                self.push(shared, Op::Parse { name });
+                let name = (!name.is_empty()).then(|| Box::new(name));
+                self.push(shared, Op::Parse(name));
             }
             Body::Bind {
                 portal,
@@ -350,7 +355,7 @@ impl Session {
                 self.push(shared, Op::Bind);
             }
             Body::Describe { kind, name } => {
-                let stmt = (kind == b'S').then(|| lossy(name));
+                let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
                 self.push(shared, Op::Describe(stmt));
             }
             Body::Close { kind, name } => {
@@ -435,12 +440,10 @@ impl Session {
     fn running(&mut self) -> Option<&mut QueryRecord> {
         let walsender = self.walsender();
         match self.pending.front_mut()? {
-            Op::Simple {
-                current: None,
-                answered: true,
-                ..
-            } if walsender => self.done.last_mut().map(|r| r.as_mut()),
-            Op::Simple { current, .. } => current.as_deref_mut(),
+            Op::Simple(q) if q.current.is_none() && q.answered && walsender => {
+                self.done.last_mut().map(|r| r.as_mut())
+            }
+            Op::Simple(q) => q.current.as_deref_mut(),
             Op::Execute(r) | Op::FunctionCall(r) => Some(r.as_mut()),
             _ => None,
         }
@@ -641,7 +644,7 @@ impl Session {
     fn pop_simple_op(&mut self) {
         if matches!(
             self.pending.front(),
-            Some(Op::Parse { .. } | Op::Bind | Op::Describe(_) | Op::Close)
+            Some(Op::Parse(_) | Op::Bind | Op::Describe(_) | Op::Close)
         ) {
             self.pending.pop_front();
         }
@@ -677,12 +680,13 @@ impl Session {
         let conn_id = self.rec.conn_id;
         let walsender = self.walsender();
         let finished = match self.pending.front_mut() {
-            Some(Op::Simple {
-                rest,
-                whole,
-                current,
-                answered,
-            }) => {
+            Some(Op::Simple(q)) => {
+                let SimpleQuery {
+                    rest,
+                    whole,
+                    current,
+                    answered,
+                } = &mut **q;
                 let next = rest.pop_front().map(|t| simple_record(conn_id, ts, t));
                 match std::mem::replace(current, next) {
                     Some(done) => {
@@ -773,19 +777,19 @@ impl Session {
             return;
         }
         match self.pending.front() {
-            Some(Op::Simple { .. }) => {
+            Some(Op::Simple(_)) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 // The rest of a multi-statement string is not run.
-                if let Some(Op::Simple { rest, current, .. }) = self.pending.front_mut() {
-                    rest.clear();
-                    *current = None;
+                if let Some(Op::Simple(q)) = self.pending.front_mut() {
+                    q.rest.clear();
+                    q.current = None;
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
                 self.skip_to_sync(ts);
             }
-            Some(Op::Parse { .. } | Op::Bind | Op::Describe(_) | Op::Close) => {
+            Some(Op::Parse(_) | Op::Bind | Op::Describe(_) | Op::Close) => {
                 // The statement the client meant to run is the next Execute of
                 // this pipeline segment; the error belongs to it.
                 let failed = self.pending.pop_front();
@@ -798,7 +802,8 @@ impl Session {
                     Some(Op::Execute(r)) => r,
                     _ => {
                         let mut r = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
-                        if let Some(Op::Parse { name }) = failed {
+                        if let Some(Op::Parse(name)) = failed {
+                            let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
                                 r.text = Some(s.sql);
                             }
@@ -820,7 +825,7 @@ impl Session {
     /// After an error in extended mode the server discards messages up to Sync.
     fn skip_to_sync(&mut self, ts: i64) {
         while let Some(op) = self.pending.front() {
-            if matches!(op, Op::Sync | Op::Simple { .. }) {
+            if matches!(op, Op::Sync | Op::Simple(_)) {
                 break;
             }
             if let Some(Op::Execute(mut r)) = self.pending.pop_front() {
@@ -848,7 +853,7 @@ impl Session {
             // ReadyForQuery answers the oldest Query or Sync; what came before it and
             // got no answer (answers lost in a gap) is closed as unknown.
             while let Some(op) = self.pending.pop_front() {
-                let end = matches!(op, Op::Sync | Op::Simple { .. });
+                let end = matches!(op, Op::Sync | Op::Simple(_));
                 self.unanswered(op, ts);
                 if end {
                     break;
@@ -881,10 +886,10 @@ impl Session {
         // Statements still running when the capture or connection ended.
         for op in self.pending.drain(..) {
             let mut rec = match op {
-                Op::Simple {
-                    current: Some(current),
-                    ..
-                } => current,
+                Op::Simple(q) => match q.current {
+                    Some(current) => current,
+                    None => continue,
+                },
                 Op::Execute(r) | Op::FunctionCall(r) => r,
                 _ => continue,
             };
