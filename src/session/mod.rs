@@ -73,6 +73,7 @@ struct Portal {
 /// A request waiting for its answer, in the order the server answers. Two words:
 /// an operation is moved into the queue in registers, not through a stack copy that
 /// stalled on store forwarding (several times per message).
+#[allow(clippy::box_collection)] // a boxed `String` is one word: the point here
 enum Op {
     /// A Query message.
     Simple(Box<SimpleQuery>),
