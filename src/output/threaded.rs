@@ -27,7 +27,9 @@ enum Item {
     Origin(Origin),
     Query(Box<QueryRecord>),
     Session(Box<(ConnMeta, SessionRecord)>),
-    Anomaly(Option<Box<ConnMeta>>, i64, String, Option<Dir>, String),
+    /// Boxed, as every item but the smallest: items are one word, so a batch is
+    /// few cache lines to hand to the other core.
+    Anomaly(Box<(Option<ConnMeta>, i64, String, Option<Dir>, String)>),
     /// The last item: the run's figures for the real sink's `finish`.
     Finish(Box<RunStats>),
 }
@@ -149,13 +151,14 @@ fn write_all(
                     origins.remove(&b.0.id);
                     sink.session(&b.0, &b.1)?
                 }
-                Item::Anomaly(conn, ts, kind, dir, message) => {
+                Item::Anomaly(a) => {
+                    let (conn, ts, kind, dir, message) = *a;
                     let view = AnomalyView {
                         kind: &kind,
                         dir,
                         message: &message,
                     };
-                    sink.anomaly(conn.as_deref(), ts, &view)?
+                    sink.anomaly(conn.as_ref(), ts, &view)?
                 }
                 Item::Finish(run) => return sink.finish(&run),
             }
@@ -166,13 +169,13 @@ fn write_all(
 
 impl Sink for Threaded {
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        let item = Item::Anomaly(
-            conn.map(|c| Box::new(c.clone())),
+        let item = Item::Anomaly(Box::new((
+            conn.cloned(),
             ts,
             a.kind.to_string(),
             a.dir,
             a.message.to_string(),
-        );
+        )));
         self.push(item)
     }
 
