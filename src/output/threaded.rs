@@ -29,10 +29,13 @@ enum Item {
     Session(Box<(ConnMeta, SessionRecord)>),
     /// Boxed, as every item but the smallest: items are one word, so a batch is
     /// few cache lines to hand to the other core.
-    Anomaly(Box<(Option<ConnMeta>, i64, String, Option<Dir>, String)>),
+    Anomaly(Box<OwnedAnomaly>),
     /// The last item: the run's figures for the real sink's `finish`.
     Finish(Box<RunStats>),
 }
+
+/// An anomaly as the output thread gets it: connection, time, kind, direction, text.
+type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
 
 /// Written statement records come back to be dropped where they were made: their
 /// shared texts and parameters then have their counts changed by one thread only,
