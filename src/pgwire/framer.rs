@@ -237,6 +237,10 @@ impl ConnDecoder {
             Dir::Backend => {}
         }
         self.drain(dir, data, sink);
+        // Checked here, so a synced feed (nearly every one) makes no call for it.
+        if self.side(dir).mode != Mode::Hunting {
+            return;
+        }
         while let Some(replay) = self.resync(dir, sink) {
             self.drain(dir, &replay, sink);
         }
