@@ -198,66 +198,52 @@ impl ConnFields {
     }
 }
 
-/// Per statement text, by its shared allocation (held here, so the address cannot
-/// be reused for another text while cached): the text as a JSON string and its
-/// fingerprint, rendered once instead of per record.
-#[derive(Default)]
-struct TextCache {
-    map: FxHashMap<usize, CachedText>,
+/// What is rendered of a shared string (a statement text or a command tag), by its
+/// allocation, once instead of per record. The string is held here, so its address
+/// cannot be reused for another while cached. Keyed by address, a record's string is
+/// not read on this thread: its memory shares a cache line with its count, which
+/// the decoding thread changes on every statement.
+struct ByAddress<V> {
+    map: FxHashMap<usize, (Arc<str>, V)>,
 }
 
-struct CachedText {
-    _held: Arc<str>,
-    json: Box<[u8]>,
-    fingerprint: Box<str>,
-}
-
-impl TextCache {
-    const MAX: usize = 4096;
-
-    fn get(&mut self, text: &Arc<str>, fingerprints: &mut FingerprintCache) -> (&[u8], &str) {
-        let key = Arc::as_ptr(text) as *const u8 as usize;
-        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
-            self.map.clear();
+impl<V> Default for ByAddress<V> {
+    fn default() -> Self {
+        ByAddress {
+            map: FxHashMap::default(),
         }
-        let e = self.map.entry(key).or_insert_with(|| CachedText {
-            _held: text.clone(),
-            json: serde_json::to_vec(&**text).unwrap_or_default().into(),
-            fingerprint: fingerprints.get(text).into(),
-        });
-        (&e.json, &e.fingerprint)
     }
 }
 
-/// Per command tag, by its shared allocation (held, as in [`TextCache`]): the tag as
-/// a JSON string and its first word. A tag's memory shares a cache line with its
-/// count, which the decoding thread changes on every statement: reading the text
-/// on this thread once per record moved that line between cores each time.
-#[derive(Default)]
-struct TagCache {
-    map: FxHashMap<usize, CachedTag>,
+impl<V> ByAddress<V> {
+    const MAX: usize = 4096;
+
+    fn get(&mut self, s: &Arc<str>, render: impl FnOnce(&str) -> V) -> &V {
+        let key = Arc::as_ptr(s) as *const u8 as usize;
+        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
+            self.map.clear();
+        }
+        &self
+            .map
+            .entry(key)
+            .or_insert_with(|| (s.clone(), render(s)))
+            .1
+    }
 }
 
+/// A statement text as a JSON string, and its fingerprint.
+type TextCache = ByAddress<(Box<[u8]>, Box<str>)>;
+
+/// A command tag as a JSON string, and its first word.
 struct CachedTag {
-    _held: Arc<str>,
     json: Box<[u8]>,
     operation: Box<str>,
 }
 
-impl TagCache {
-    const MAX: usize = 4096;
+type TagCache = ByAddress<CachedTag>;
 
-    fn get(&mut self, tag: &Arc<str>) -> &CachedTag {
-        let key = Arc::as_ptr(tag) as *const u8 as usize;
-        if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
-            self.map.clear();
-        }
-        self.map.entry(key).or_insert_with(|| CachedTag {
-            _held: tag.clone(),
-            json: serde_json::to_vec(&**tag).unwrap_or_default().into(),
-            operation: crate::session::record::tag_operation(tag).into(),
-        })
-    }
+fn json_string(s: &str) -> Box<[u8]> {
+    serde_json::to_vec(s).unwrap_or_default().into()
 }
 
 /// Message fields under `pgwire.msg.`.
@@ -374,11 +360,19 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
-        let text = q
-            .text
-            .as_ref()
-            .map(|t| self.texts.get(t, &mut self.fingerprints));
-        let tag = q.command_tag.as_ref().map(|t| self.tags.get(t));
+        let fingerprints = &mut self.fingerprints;
+        let text = q.text.as_ref().map(|t| {
+            let (json, fingerprint) = self
+                .texts
+                .get(t, |t| (json_string(t), fingerprints.get(t).into()));
+            (&json[..], &fingerprint[..])
+        });
+        let tag = q.command_tag.as_ref().map(|t| {
+            self.tags.get(t, |t| CachedTag {
+                json: json_string(t),
+                operation: crate::session::record::tag_operation(t).into(),
+            })
+        });
         let operation = q.operation_from(tag.map(|t| &*t.operation));
         let fields = Self::fields(&mut self.conns, conn);
         let mut o = Self::head(
