@@ -76,17 +76,22 @@ impl<'a> JsonObj<'a> {
 
     fn string(&mut self, s: &str) {
         // Most strings (tags, names, parameters) need no escaping: copied as they are
-        // instead of through serde_json's per-byte escape table. JSON escapes only
-        // quotes, backslashes and control characters; other UTF-8 stays as it is.
-        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            self.buf.reserve(s.len() + 2);
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(s.as_bytes());
-            self.buf.push(b'"');
+        // instead of through serde_json's per-byte escape table.
+        if unescaped(s.as_bytes()) {
+            self.quoted(s.as_bytes());
             return;
         }
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.buf, s);
+    }
+
+    /// Bytes that need no escaping, between quotes.
+    #[inline(always)]
+    fn quoted(&mut self, b: &[u8]) {
+        self.buf.reserve(b.len() + 2);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(b);
+        self.buf.push(b'"');
     }
 
     /// Bind parameters as an array of strings and nulls.
@@ -94,17 +99,14 @@ impl<'a> JsonObj<'a> {
         use crate::session::params::Rendered;
         self.key(k);
         self.buf.push(b'[');
-        for (i, p) in v.iter_json().enumerate() {
+        for (i, p) in v.iter_rendered().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
             match p {
                 Rendered::Null => self.buf.extend_from_slice(b"null"),
-                Rendered::Plain(b) => {
-                    self.buf.push(b'"');
-                    self.buf.extend_from_slice(b);
-                    self.buf.push(b'"');
-                }
+                Rendered::Ascii(b) if unescaped(b) => self.quoted(b),
+                Rendered::Ascii(b) => self.string(std::str::from_utf8(b).unwrap_or_default()),
                 Rendered::Text(s) => self.string(&s),
             }
         }
@@ -129,9 +131,7 @@ impl<'a> JsonObj<'a> {
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         );
         self.key(k);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(v.as_bytes());
-        self.buf.push(b'"');
+        self.quoted(v.as_bytes());
         self
     }
 
@@ -207,6 +207,12 @@ impl<'a> JsonObj<'a> {
         let _ = serde_json::to_writer(&mut *self.buf, v);
         self
     }
+}
+
+/// Whether JSON writes these bytes as they are: it escapes only quotes, backslashes
+/// and control characters (other UTF-8 stays as it is).
+fn unescaped(b: &[u8]) -> bool {
+    b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
 }
 
 pub mod itoa_like {

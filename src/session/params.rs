@@ -107,20 +107,19 @@ impl Params {
         self.0.as_ref().map_or(0, |b| b.len())
     }
 
-    /// Each value for a JSON writer: plain printable ASCII (the common case: numbers,
-    /// names) is handed over as its bytes, which need neither UTF-8 checks nor
-    /// escaping; anything else is rendered.
-    pub fn iter_json(&self) -> impl Iterator<Item = Rendered<'_>> {
+    /// Each value, with whole printable-ASCII text (the common case: numbers, names)
+    /// handed over as its bytes, which render as themselves without a UTF-8 check or
+    /// a copy; anything else is rendered.
+    pub fn iter_rendered(&self) -> impl Iterator<Item = Rendered<'_>> {
         self.entries().map(|(flags, oid, wire_len, v)| {
             if flags & NULL != 0 {
                 Rendered::Null
             } else if flags & BINARY == 0
                 && v.len() == wire_len
                 && v.len() <= MAX_PARAM_CHARS
-                && v.iter()
-                    .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+                && v.iter().all(|b| (0x20..0x7f).contains(b))
             {
-                Rendered::Plain(v)
+                Rendered::Ascii(v)
             } else {
                 Rendered::Text(render_kept(v, wire_len, flags & BINARY != 0, oid))
             }
@@ -147,11 +146,11 @@ impl serde::Serialize for Params {
     }
 }
 
-/// A parameter as [`Params::iter_json`] gives it.
+/// A parameter as [`Params::iter_rendered`] gives it.
 pub enum Rendered<'a> {
     Null,
-    /// Printable ASCII without quotes or backslashes: a JSON string's contents as is.
-    Plain(&'a [u8]),
+    /// Printable ASCII text, its own rendering.
+    Ascii(&'a [u8]),
     Text(Cow<'a, str>),
 }
 
