@@ -520,7 +520,9 @@ impl ConnDecoder {
         if !STARTUP_LEN.contains(&len) {
             if first {
                 self.stats.ignored += data.len() as u64;
-                self.not_postgres(sink);
+                self.not_postgres(sink, || {
+                    "first client packet is not a PostgreSQL startup packet".into()
+                });
                 return data.len();
             }
             self.anomaly(dir, AnomalyKind::Malformed, sink, || {
@@ -542,7 +544,7 @@ impl ConnDecoder {
         let body = decode_startup(packet.get(4..).unwrap_or_default());
         if first && let Body::UnknownStartup { code } = body {
             // Scanners probe with such packets (e.g. version 255.255): say what came.
-            self.stop(Dir::Frontend, AnomalyKind::NotPostgres, sink, || {
+            self.not_postgres(sink, || {
                 format!(
                     "first client packet is an untyped packet with unknown code {code:#010x} \
                      (protocol {}.{}?), not a PostgreSQL startup packet",
@@ -706,10 +708,8 @@ impl ConnDecoder {
         self.anomaly(dir, kind, sink, message);
     }
 
-    fn not_postgres(&mut self, sink: &mut dyn FnMut(Event<'_>)) {
-        self.stop(Dir::Frontend, AnomalyKind::NotPostgres, sink, || {
-            "first client packet is not a PostgreSQL startup packet".into()
-        });
+    fn not_postgres(&mut self, sink: &mut dyn FnMut(Event<'_>), what: impl FnOnce() -> String) {
+        self.stop(Dir::Frontend, AnomalyKind::NotPostgres, sink, what);
     }
 }
 
