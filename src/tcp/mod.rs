@@ -235,33 +235,52 @@ impl<T> FlowTable<T> {
             self.sweep_idle(ts, h);
         }
         let key = key_of(seg);
-        if !self.flows.contains_key(&key) {
-            let Some(meta) = self.classify(seg, ts, h) else {
-                return;
-            };
-            if self.flows.len() >= self.limits.max_connections {
-                self.evict_oldest(ts, h);
-            }
-            self.stats.connections += 1;
-            let state = h.open(&meta);
-            let flow = Box::new(Flow {
-                meta,
-                client_half: Half::default(),
-                server_half: Half::default(),
-                last_ns: ts,
-                state,
-            });
-            self.flows.insert(key, flow);
+        // One lookup for a known flow (nearly every segment); a new one is looked up
+        // again once inserted.
+        if !self.known(seg, ts, h, key) && self.open_flow(seg, ts, h, key) {
+            self.known(seg, ts, h, key);
         }
+    }
+
+    /// Starts tracking the flow of `seg` if it is worth it; whether it did.
+    fn open_flow<H: Handler<T>>(
+        &mut self,
+        seg: &Segment<'_>,
+        ts: i64,
+        h: &mut H,
+        key: Key,
+    ) -> bool {
+        let Some(meta) = self.classify(seg, ts, h) else {
+            return false;
+        };
+        if self.flows.len() >= self.limits.max_connections {
+            self.evict_oldest(ts, h);
+        }
+        self.stats.connections += 1;
+        let state = h.open(&meta);
+        let flow = Box::new(Flow {
+            meta,
+            client_half: Half::default(),
+            server_half: Half::default(),
+            last_ns: ts,
+            state,
+        });
+        self.flows.insert(key, flow);
+        true
+    }
+
+    /// A segment of a tracked flow; false if the flow is not tracked.
+    fn known<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &mut H, key: Key) -> bool {
         let Some(flow) = self.flows.get_mut(&key) else {
-            return;
+            return false;
         };
         // A new SYN on a finished flow is port reuse: end the old connection first.
         if seg.has(FLAG_SYN) && !seg.has(FLAG_ACK) && flow.client_half.fin {
             if let Some(old) = self.flows.remove(&key) {
                 self.finish(*old, ts, CloseReason::Fin, h);
             }
-            return self.process(seg, ts, h);
+            self.process(seg, ts, h);
+            return true;
         }
         flow.last_ns = ts;
         let side = if (seg.src, seg.sport) == flow.meta.client {
@@ -309,6 +328,7 @@ impl<T> FlowTable<T> {
         } else if self.buffered > self.limits.max_total_buffer {
             self.shed_buffers(ts, h);
         }
+        true
     }
 
     /// Decides whether an unknown flow is tracked and who the client is.
