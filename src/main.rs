@@ -5,7 +5,7 @@ use pgscope::cli::{Cli, OutputMode, RecordKind};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
 use pgscope::{capture, filter, pipeline, privs, tui};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
@@ -170,14 +170,16 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
 /// would land in the middle of the screen; they still reach the sink.
 fn capture(
     cli: &Cli,
-    mut pipe: Box<dyn pipeline::Feed + '_>,
+    pipe: Box<dyn pipeline::Feed + '_>,
     progress: Option<&Arc<AtomicU64>>,
 ) -> io::Result<()> {
     let quiet = progress.is_some();
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
+    // Packets and live drop reports both go to the pipeline, one call at a time.
+    let pipe = RefCell::new(pipe);
     let mut on_packet = |p: capture::Packet<'_>| {
-        if let Err(e) = pipe.packet(&p) {
+        if let Err(e) = pipe.borrow_mut().packet(&p) {
             out_err.set(Some(e));
             return capture::Flow::Break(());
         }
@@ -189,12 +191,22 @@ fn capture(
         }
     };
     let mut warnings = Vec::new();
+    let reported_drops = Cell::new(0u64);
     let mut dropped = 0;
     let mut packets = 0;
     let mut bytes = 0;
     if let Some(iface) = &cli.interface {
         let filter = cli.capture_filter();
         let mut drop_privs = || privs::drop_privileges(cli.user.as_deref());
+        let mut on_drops = |new: u64, total: u64| {
+            if !quiet {
+                eprintln!("pgscope: warning: {}", pipeline::drop_message(new, total));
+            }
+            if let Err(e) = pipe.borrow_mut().drops(new, total) {
+                out_err.set(Some(e));
+            }
+            reported_drops.set(total);
+        };
         let stats = capture::read_live(
             capture::LiveOptions {
                 interface: iface,
@@ -202,6 +214,7 @@ fn capture(
                 snaplen: cli.snaplen,
                 savefile: cli.write.as_deref(),
                 after_open: &mut drop_privs,
+                on_drops: &mut on_drops,
             },
             &STOP,
             &mut on_packet,
@@ -243,18 +256,20 @@ fn capture(
     if let Some(e) = out_err.take() {
         return Err(e);
     }
+    let mut pipe = pipe.into_inner();
     for w in &warnings {
         if !quiet {
             eprintln!("pgscope: warning: {w}");
         }
         pipe.warn("truncated_capture", w)?;
     }
-    if dropped > 0 {
-        let w = format!("libpcap dropped {dropped} packets");
+    // Drops since the last report while capturing (libpcap's final count).
+    if dropped > reported_drops.get() {
+        let new = dropped - reported_drops.get();
         if !quiet {
-            eprintln!("pgscope: warning: {w}");
+            eprintln!("pgscope: warning: {}", pipeline::drop_message(new, dropped));
         }
-        pipe.warn("capture_drops", &w)?;
+        pipe.drops(new, dropped)?;
     }
     let stats = pipe.stats();
     stats.packets = packets;

@@ -116,3 +116,72 @@ fn live_capture_on_loopback_sees_psql_queries() {
         .expect("session record at the end");
     assert_eq!(session["user.name"], "trust_user");
 }
+
+/// Drops are reported while the capture runs. pgscope's output is left unread while
+/// psql pulls 100 MB through loopback: pgscope blocks on its output, libpcap's ring
+/// overflows and the kernel drops packets. Once the output is read again, a
+/// `capture_drops` anomaly must come while pgscope is still running, not only at the
+/// end.
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn live_capture_reports_drops_while_running() {
+    use std::io::BufRead;
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let psql = std::env::var("PSQL").unwrap_or_else(|_| "psql".into());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
+        .args(["-i", "lo", "-p", &port, "-o", "json"])
+        .args(["--records", "message,anomaly"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pgscope");
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new(&psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "trust_user",
+            "-d",
+            "pgscope",
+        ])
+        .args(["-X", "-q", "-o", "/dev/null", "-c"])
+        .arg("copy (select repeat('x', 1000000) from generate_series(1, 100)) to stdout")
+        .env("PGSSLMODE", "disable")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run psql");
+    assert!(status.success());
+    // Now read: the first drop report must come while pgscope still runs.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        // Reads to the end, so that pgscope is never blocked on its output again.
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("\"capture_drops\"") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let report = rx.recv_timeout(Duration::from_secs(30));
+    let running = child.try_wait().unwrap().is_none();
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let report = report.expect("no capture_drops anomaly within 30 s");
+    assert!(
+        running,
+        "the drop report came only after pgscope had stopped"
+    );
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["event.dataset"], "pgwire.anomaly");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("libpcap dropped "), "{msg}");
+}

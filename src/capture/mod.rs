@@ -233,6 +233,44 @@ pub struct LiveOptions<'a> {
     /// Called once the handle is open (and the savefile created), before any packet:
     /// the place to drop privileges.
     pub after_open: &'a mut dyn FnMut() -> Result<(), String>,
+    /// Called while capturing when libpcap has dropped packets since the last call
+    /// (checked about once a second): `(new drops, total so far)`.
+    pub on_drops: &'a mut dyn FnMut(u64, u64),
+}
+
+/// How often a live capture asks libpcap for its drop count.
+const DROP_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// Packets between two looks at the clock for [`DROP_CHECK`].
+const DROP_CHECK_PACKETS: u32 = 1024;
+
+/// Decides when libpcap's drop count is read and when a growth is reported: at
+/// most once per [`DROP_CHECK`], and only for drops not reported yet.
+#[derive(Debug)]
+pub struct DropWatch {
+    reported: u64,
+    next: std::time::Instant,
+}
+
+impl DropWatch {
+    pub fn new(now: std::time::Instant) -> Self {
+        DropWatch {
+            reported: 0,
+            next: now + DROP_CHECK,
+        }
+    }
+
+    /// Whether the drop count is due to be read.
+    pub fn due(&self, now: std::time::Instant) -> bool {
+        now >= self.next
+    }
+
+    /// Takes a total read at `now`: the drops to report, if there are new ones.
+    pub fn update(&mut self, now: std::time::Instant, total: u64) -> Option<(u64, u64)> {
+        self.next = now + DROP_CHECK;
+        let new = total.checked_sub(self.reported).filter(|&n| n > 0)?;
+        self.reported = total;
+        Some((new, total))
+    }
 }
 
 /// Captures from a live interface until `stop` is set or the callback breaks.
@@ -274,6 +312,19 @@ pub fn read_live(
     };
     (opts.after_open)().map_err(CaptureError)?;
     let mut stats = SourceStats::default();
+    let mut drops = DropWatch::new(std::time::Instant::now());
+    let mut since_check = 0u32;
+    // Drops are reported while capturing, when they happen, not only at the end.
+    let mut check_drops = |cap: &mut pcap::Capture<pcap::Active>| {
+        let now = std::time::Instant::now();
+        if drops.due(now)
+            && let Ok(s) = cap.stats()
+            && let Some((new, total)) =
+                drops.update(now, u64::from(s.dropped) + u64::from(s.if_dropped))
+        {
+            (opts.on_drops)(new, total);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
@@ -284,8 +335,14 @@ pub fn read_live(
                 if emit(&mut stats, on_packet, ts, linktype, p.data, p.header.len).is_break() {
                     break;
                 }
+                since_check += 1;
+                if since_check >= DROP_CHECK_PACKETS {
+                    since_check = 0;
+                    check_drops(&mut cap);
+                }
             }
             Err(pcap::Error::TimeoutExpired) => {
+                check_drops(&mut cap);
                 let mut pfd = libc::pollfd {
                     fd,
                     events: libc::POLLIN,
@@ -330,6 +387,29 @@ mod tests {
         let (lens, stats) = lengths(&w.into_inner());
         assert_eq!(lens, [10, 200_000, 900_000, 10]);
         assert!(stats.truncated.unwrap().contains("record too large"));
+    }
+
+    #[test]
+    fn drops_are_read_once_a_second_and_reported_when_they_grow() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let mut w = DropWatch::new(t0);
+        assert!(!w.due(t0));
+        assert!(!w.due(t0 + Duration::from_millis(999)));
+        let t1 = t0 + DROP_CHECK;
+        assert!(w.due(t1));
+        assert_eq!(w.update(t1, 0), None, "no drops yet");
+        assert!(
+            !w.due(t1 + Duration::from_millis(500)),
+            "next read a second later"
+        );
+        let t2 = t1 + DROP_CHECK;
+        assert_eq!(w.update(t2, 120), Some((120, 120)));
+        let t3 = t2 + DROP_CHECK;
+        assert_eq!(w.update(t3, 120), None, "reported already");
+        assert_eq!(w.update(t3 + DROP_CHECK, 150), Some((30, 150)));
+        // A counter that went backwards (a reset handle) reports nothing new.
+        assert_eq!(w.update(t3 + 2 * DROP_CHECK, 10), None);
     }
 
     #[test]

@@ -68,6 +68,10 @@ impl Sink for Filtered<'_> {
         self.inner.session_update(conn, s)
     }
 
+    fn drops(&mut self, total: u64) {
+        self.inner.drops(total)
+    }
+
     fn finish(&mut self, run: &RunStats) -> io::Result<()> {
         self.inner.finish(run)
     }

@@ -62,6 +62,8 @@ pub trait Sink {
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
     fn session_update(&mut self, _conn: &ConnMeta, _s: &SessionRecord) {}
+    /// Packets the live capture has dropped so far (the anomaly records say it too).
+    fn drops(&mut self, _total: u64) {}
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 

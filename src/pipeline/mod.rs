@@ -56,6 +56,9 @@ pub(crate) struct Stage<'s> {
 pub trait Feed {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()>;
+    /// Packets the capture dropped: `new` since the last call, `total` so far. An
+    /// anomaly record that says so, and the figure for live views.
+    fn drops(&mut self, new: u64, total: u64) -> io::Result<()>;
     fn stats(&mut self) -> &mut RunStats;
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
@@ -67,12 +70,22 @@ impl Feed for Pipeline<'_> {
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         Pipeline::warn(self, kind, message)
     }
+    fn drops(&mut self, new: u64, total: u64) -> io::Result<()> {
+        self.stats.dropped = total;
+        self.stage.sink.drops(total);
+        Pipeline::warn(self, "capture_drops", &drop_message(new, total))
+    }
     fn stats(&mut self) -> &mut RunStats {
         &mut self.stats
     }
     fn finish(self: Box<Self>) -> io::Result<()> {
         Pipeline::finish(*self).map(drop)
     }
+}
+
+/// What a `capture_drops` anomaly says.
+pub fn drop_message(new: u64, total: u64) -> String {
+    format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
 }
 
 pub struct Pipeline<'s> {
@@ -361,5 +374,48 @@ mod tests {
             assert!(mine.len() >= 3, "{mine:?}");
         }
         assert!(sink.0.len() < sink.1 as usize, "{} updates", sink.0.len());
+    }
+
+    /// Keeps the anomalies and drop figures it is given.
+    #[derive(Default)]
+    struct Drops(Vec<(String, String)>, Vec<u64>, Option<u64>);
+
+    impl Sink for Drops {
+        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+            self.0.push((a.kind.to_string(), a.message.to_string()));
+            Ok(())
+        }
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> io::Result<()> {
+            Ok(())
+        }
+        fn session(&mut self, _: &ConnMeta, _: &SessionRecord) -> io::Result<()> {
+            Ok(())
+        }
+        fn drops(&mut self, total: u64) {
+            self.1.push(total);
+        }
+        fn finish(&mut self, run: &RunStats) -> io::Result<()> {
+            self.2 = Some(run.dropped);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn capture_drops_are_reported_as_they_come() {
+        let mut sink = Drops::default();
+        let mut pipe: Box<dyn Feed> =
+            Box::new(Pipeline::new(&mut sink, vec![5432], Limits::default()));
+        pipe.drops(120, 120).unwrap();
+        pipe.drops(30, 150).unwrap();
+        pipe.finish().unwrap();
+        assert_eq!(sink.1, [120, 150]);
+        assert_eq!(sink.2, Some(150), "the run's figure is the last total");
+        let kinds: Vec<_> = sink.0.iter().map(|a| a.0.as_str()).collect();
+        assert_eq!(kinds, ["capture_drops", "capture_drops"]);
+        assert!(
+            sink.0[1].1.contains("dropped 30 packets (150 in all)"),
+            "{:?}",
+            sink.0
+        );
     }
 }

@@ -675,7 +675,10 @@ impl App {
         h.sessions = st.sessions.len();
         h.open_sessions = st.sessions.values().filter(|s| !s.closed).count();
         h.finished = st.finished.is_some();
-        h.dropped_packets = st.finished.as_ref().map_or(0, |r| r.dropped);
+        h.dropped_packets = st
+            .finished
+            .as_ref()
+            .map_or(st.health.dropped_packets, |r| r.dropped);
         h.fatal.clone_from(&st.fatal);
     }
 

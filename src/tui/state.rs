@@ -248,6 +248,8 @@ pub struct Health {
     pub sessions_dropped: u64,
     pub messages_dropped: u64,
     pub queries_dropped: u64,
+    /// Packets the live capture has dropped so far (libpcap's count).
+    pub dropped_packets: u64,
 }
 
 #[derive(Default)]
@@ -536,6 +538,10 @@ impl Sink for TuiSink {
         self.lock().set_record(conn, s, ts);
     }
 
+    fn drops(&mut self, total: u64) {
+        self.lock().health.dropped_packets = total;
+    }
+
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         let mut st = self.lock();
         st.set_record(conn, s, s.end_ns);
@@ -677,6 +683,15 @@ mod tests {
             "{}",
             line.summary
         );
+    }
+
+    #[test]
+    fn live_drops_reach_the_health_figures() {
+        let shared = Arc::new(Mutex::new(State::new(Limits::default(), "t".into(), None)));
+        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        sink.drops(7);
+        sink.drops(42);
+        assert_eq!(lock(&shared).health.dropped_packets, 42);
     }
 
     #[test]
