@@ -4,6 +4,8 @@
 //! A source hands each packet to a callback as `(timestamp, link type, bytes)`; it
 //! knows nothing about TCP. A truncated last record is a warning, not an error.
 
+mod legacy;
+
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{PcapBlockOwned, PcapError};
@@ -62,6 +64,32 @@ pub fn read_file<R: Read + Send>(
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
+    // A classic pcap file (the common case, and what tcpdump writes) takes the fast
+    // path; anything else, pcapng included, goes through pcap-parser's block reader
+    // with the bytes read so far put back in front.
+    let mut input = input;
+    let mut head = Vec::with_capacity(READ_BUFFER_START);
+    while head.len() < legacy::HEADER_LEN {
+        let mut chunk = [0u8; legacy::HEADER_LEN];
+        match input.read(&mut chunk[..legacy::HEADER_LEN - head.len()]) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                return Err(CaptureError(format!(
+                    "{name}: not a pcap or pcapng capture file (read failed)"
+                )));
+            }
+        }
+    }
+    if let Ok((_, header)) = pcap_parser::pcap::parse_pcap_header(&head) {
+        return legacy::read(name, input, &header, head, stop, on_packet);
+    }
+    let input = Prefixed {
+        prefix: head,
+        at: 0,
+        inner: input,
+    };
     let mut capacity = READ_BUFFER_START;
     let mut reader = pcap_parser::create_reader(capacity, input).map_err(|e| {
         CaptureError(format!(
@@ -182,6 +210,33 @@ pub fn read_file<R: Read + Send>(
         }
     }
     Ok(stats)
+}
+
+/// The bytes read while looking for a classic pcap header, then the rest of the
+/// input. The read that returns the last of them also reads on, as the first read
+/// of the whole input would have: pcap-parser looks for a whole pcapng section
+/// header in its first read.
+struct Prefixed<R> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for Prefixed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.prefix[self.at..];
+        if rest.is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        if self.at < self.prefix.len() || n == buf.len() {
+            return Ok(n);
+        }
+        // An error here comes back on the next read.
+        Ok(n + self.inner.read(&mut buf[n..]).unwrap_or(0))
+    }
 }
 
 /// Timestamp ticks of `unit` per second to nanoseconds. A corrupt block can hold any
