@@ -93,9 +93,14 @@ struct ConnFields {
     /// The statement fields of the statements this connection runs (a few, again
     /// and again), rendered once each.
     statements: Vec<StatementPart>,
+    /// The `SessionRecord::origin_version` the statement parts were rendered with.
+    statements_origin: u32,
 }
 
-/// `db.query.text` to `pgwire.portal` of a statement record, and what they came from.
+/// Everything of a statement record between `@timestamp` and its parameters, which
+/// is the same for every run of a statement on a connection: `event.dataset`, the
+/// connection's and session's fields, `db.query.text` to `pgwire.portal`; with the
+/// text's fingerprint and what they came from.
 struct StatementPart {
     /// The shared text, held so that its address stays its own.
     text: Option<Arc<str>>,
@@ -104,6 +109,7 @@ struct StatementPart {
     statement: Option<String>,
     portal: Option<String>,
     json: Box<[u8]>,
+    fingerprint: Option<Box<str>>,
 }
 
 impl StatementPart {
@@ -131,17 +137,26 @@ impl ConnFields {
             head: v.into(),
             origin: None,
             statements: Vec::new(),
+            statements_origin: 0,
         }
     }
 
-    /// The statement fields of `q`; `text` is its text as JSON.
-    fn statement(
+    /// The fields of `q` from `event.dataset` to its portal, and its text's
+    /// fingerprint; `text` gives its text as JSON and its fingerprint (called when
+    /// they are not rendered yet).
+    fn statement<'t>(
         &mut self,
+        s: &SessionRecord,
         q: &QueryRecord,
-        text: Option<&[u8]>,
+        text: impl FnOnce() -> Option<(&'t [u8], &'t str)>,
         operation: Option<Cow<'_, str>>,
-    ) -> &[u8] {
+    ) -> &StatementPart {
         const MAX: usize = 64;
+        if self.statements_origin != s.origin_version {
+            // Who the session is changed (a new login): every part has the old one.
+            self.statements.clear();
+            self.statements_origin = s.origin_version;
+        }
         let i = match self
             .statements
             .iter()
@@ -149,10 +164,14 @@ impl ConnFields {
         {
             Some(i) => i,
             None => {
-                let mut v = Vec::with_capacity(256);
+                let text = text();
+                let mut v = Vec::with_capacity(512);
                 let mut o = JsonObj::fragment(&mut v);
+                o.plain("event.dataset", "pgwire.query");
+                o.raw(&self.head);
+                o.raw(self.origin(s));
                 match text {
-                    Some(json) => o.rendered("db.query.text", json),
+                    Some((json, _)) => o.rendered("db.query.text", json),
                     None => o.null("db.query.text"),
                 };
                 o.opt_str("db.operation.name", operation.as_deref())
@@ -173,11 +192,12 @@ impl ConnFields {
                     statement: q.statement.clone(),
                     portal: q.portal.clone(),
                     json: v.into(),
+                    fingerprint: text.map(|t| t.1.into()),
                 });
                 self.statements.len() - 1
             }
         };
-        &self.statements[i].json
+        &self.statements[i]
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -360,13 +380,15 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
-        let fingerprints = &mut self.fingerprints;
-        let text = q.text.as_ref().map(|t| {
-            let (json, fingerprint) = self
-                .texts
-                .get(t, |t| (json_string(t), fingerprints.get(t).into()));
-            (&json[..], &fingerprint[..])
-        });
+        let (fingerprints, texts) = (&mut self.fingerprints, &mut self.texts);
+        let text = move || {
+            // Moved in, so that what it returns may borrow them past the call.
+            let (texts, fingerprints) = (texts, fingerprints);
+            let t = q.text.as_ref()?;
+            let (json, fingerprint) =
+                texts.get(t, |t| (json_string(t), fingerprints.get(t).into()));
+            Some((&json[..], &fingerprint[..]))
+        };
         let tag = q.command_tag.as_ref().map(|t| {
             self.tags.get(t, |t| CachedTag {
                 json: json_string(t),
@@ -374,15 +396,10 @@ impl<W: Write> Sink for JsonSink<W> {
             })
         });
         let operation = q.operation_from(tag.map(|t| &*t.operation));
-        let fields = Self::fields(&mut self.conns, conn);
-        let mut o = Self::head(
-            &mut self.buf,
-            &mut self.ts,
-            q.end_ns,
-            "pgwire.query",
-            Some((&mut *fields, Some(s))),
-        );
-        o.raw(fields.statement(q, text.map(|t| t.0), operation));
+        let part = Self::fields(&mut self.conns, conn).statement(s, q, text, operation);
+        let mut o = JsonObj::begin(&mut self.buf);
+        o.time("@timestamp", q.end_ns, &mut self.ts);
+        o.raw(&part.json);
         if !q.params.is_empty() {
             if self.redaction.redact_params {
                 o.str("db.query.parameters", "<redacted>");
@@ -417,7 +434,7 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(by) = q.cancelled_by {
             o.num("pgwire.cancelled_by", by);
         }
-        if let Some((_, fingerprint)) = text {
+        if let Some(fingerprint) = &part.fingerprint {
             o.plain("pgwire.fingerprint", fingerprint);
         }
         if !q.notices.is_empty() {
@@ -539,5 +556,69 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::state::tests::meta;
+
+    fn records(out: &[u8]) -> Vec<serde_json::Value> {
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    /// A statement's cached prefix holds the session's user: after a new login on
+    /// the same connection, the same statement is written with the new one.
+    #[test]
+    fn statement_prefix_follows_the_session_origin() {
+        let mut out = Vec::new();
+        {
+            let mut sink = JsonSink::new(
+                &mut out,
+                vec![RecordKind::Query],
+                Redaction::default(),
+                false,
+            );
+            let conn = meta(1);
+            let mut s = SessionRecord {
+                user: Some("alice".into()),
+                origin_version: 1,
+                ..SessionRecord::default()
+            };
+            let mut q = QueryRecord::new(1, "simple", 1_000);
+            q.text = Some("select 1".into());
+            sink.query(&conn, &s, &q).unwrap();
+            sink.query(&conn, &s, &q).unwrap();
+            s.user = Some("bob".into());
+            s.origin_version = 2;
+            sink.query(&conn, &s, &q).unwrap();
+            q.text = Some("select a from t".into());
+            sink.query(&conn, &s, &q).unwrap();
+            sink.finish(&RunStats::default()).unwrap();
+        }
+        let recs = records(&out);
+        let users: Vec<_> = recs
+            .iter()
+            .map(|r| r["user.name"].as_str().unwrap())
+            .collect();
+        assert_eq!(users, ["alice", "alice", "bob", "bob"]);
+        let texts: Vec<_> = recs
+            .iter()
+            .map(|r| r["db.query.text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            texts,
+            ["select 1", "select 1", "select 1", "select a from t"]
+        );
+        for r in &recs {
+            assert_eq!(r["event.dataset"], "pgwire.query");
+            assert_eq!(r["pgwire.conn_id"], 1);
+            assert!(r["pgwire.fingerprint"].is_string());
+        }
+        assert_ne!(recs[2]["pgwire.fingerprint"], recs[3]["pgwire.fingerprint"]);
     }
 }

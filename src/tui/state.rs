@@ -563,7 +563,7 @@ impl Sink for TuiSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
