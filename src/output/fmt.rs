@@ -15,60 +15,107 @@ pub fn rfc3339(ns: i64, out: &mut String) {
 /// RFC 3339 formatting for many records in a row: the last two timestamps are
 /// kept whole (a statement record writes its end, start, then end again), and the
 /// text up to the second is reused while the second does not change.
-#[derive(Default)]
 pub struct TimeCache {
     slots: [TimeSlot; 2],
     /// The slot to overwrite next.
     older: usize,
 }
 
-#[derive(Default)]
+impl Default for TimeCache {
+    fn default() -> Self {
+        TimeCache {
+            slots: [TimeSlot::EMPTY, TimeSlot::EMPTY],
+            older: 0,
+        }
+    }
+}
+
+/// The usual length: years 1000 to 9999.
+const USUAL: usize = 27;
+
+/// One timestamp, in place (no pointer to follow): `i64::MIN` marks "none" (it is
+/// not a time a capture gives).
+#[derive(Clone, Copy)]
 struct TimeSlot {
-    ns: Option<i64>,
-    sec: Option<i64>,
-    /// The whole timestamp: its second's prefix, then `uuuuuuZ`.
-    text: Vec<u8>,
+    ns: i64,
+    sec: i64,
+    /// The whole timestamp when it has the usual length, else empty (`long`).
+    text: [u8; USUAL],
+    long: bool,
 }
 
 impl TimeSlot {
-    fn set(&mut self, ns: i64) {
+    const EMPTY: TimeSlot = TimeSlot {
+        ns: i64::MIN,
+        sec: i64::MIN,
+        text: [0; USUAL],
+        long: true,
+    };
+
+    /// Makes this slot `ns`; false if its text has an unusual length (written
+    /// directly instead).
+    fn set(&mut self, ns: i64) -> bool {
         let sec = ns.div_euclid(1_000_000_000);
-        if self.sec != Some(sec) {
+        if self.sec != sec {
             let mut s = String::new();
             rfc3339(sec * 1_000_000_000, &mut s);
-            self.text = s.into_bytes();
-            self.sec = Some(sec);
+            self.sec = sec;
+            self.long = s.len() != USUAL;
+            if !self.long {
+                self.text.copy_from_slice(s.as_bytes());
+            }
         }
-        // Only the microseconds change within a second: rewrite them in place.
-        let n = self.text.len();
-        let mut m = ns.rem_euclid(1_000_000_000) / 1000;
-        for d in self.text[n - 7..n - 1].iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
+        if self.long {
+            // Never a hit: the text is not kept.
+            self.ns = i64::MIN;
+            return false;
         }
-        self.ns = Some(ns);
+        self.ns = ns;
+        // Only the microseconds change within a second: rewrite them in place, two
+        // digits at a time.
+        let m = (ns.rem_euclid(1_000_000_000) / 1000) as usize;
+        for (i, pair) in [m / 10_000, m / 100 % 100, m % 100].into_iter().enumerate() {
+            self.text[USUAL - 7 + 2 * i..USUAL - 5 + 2 * i]
+                .copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
+        }
+        true
     }
 }
 
+/// "00" to "99".
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 impl TimeCache {
     pub fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
-        let i = match self.slots.iter().position(|s| s.ns == Some(ns)) {
-            Some(i) => i,
-            None => {
-                let i = self.older;
-                self.older ^= 1;
-                self.slots[i].set(ns);
-                i
-            }
-        };
-        let text = &self.slots[i].text[..];
-        // Years 1000 to 9999 give 27 bytes: a copy of constant length, inlined, where
-        // any other length is a `memcpy` call (three per statement record).
-        match <&[u8; 27]>::try_from(text) {
-            Ok(fixed) => out.extend_from_slice(fixed),
-            Err(_) => out.extend_from_slice(text),
+        if ns == i64::MIN {
+            // The slots' "none" (a saturated corrupt timestamp): not cached.
+            return write_uncached(ns, out);
         }
+        let i = if self.slots[0].ns == ns {
+            0
+        } else if self.slots[1].ns == ns {
+            1
+        } else {
+            let i = self.older;
+            self.older ^= 1;
+            if !self.slots[i].set(ns) {
+                return write_uncached(ns, out);
+            }
+            i
+        };
+        // A copy of constant length, inlined (any other length is a `memcpy` call).
+        out.extend_from_slice(&self.slots[i].text);
     }
+}
+
+fn write_uncached(ns: i64, out: &mut Vec<u8>) {
+    let mut s = String::new();
+    rfc3339(ns, &mut s);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Time of day only, for the text trace: `02:12:12.123456`.
@@ -162,6 +209,9 @@ mod tests {
             (1_700_000_000_123_456_789, "2023-11-14T22:13:20.123456Z"),
             (951_782_400_000_000_000, "2000-02-29T00:00:00.000000Z"),
             (-1_000, "1969-12-31T23:59:59.999999Z"),
+            // The ends of the range (saturated corrupt timestamps).
+            (i64::MIN, "1677-09-21T00:12:43.145224Z"),
+            (i64::MAX, "2262-04-11T23:47:16.854775Z"),
         ];
         for (ns, want) in cases {
             let mut s = String::new();
