@@ -3,7 +3,7 @@
 use std::mem;
 
 use super::Dir;
-use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, valid_type};
+use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, small, valid_type};
 
 /// Default cap on one message copied into a direction's buffer.
 pub const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
@@ -408,7 +408,17 @@ impl ConnDecoder {
             {
                 return used;
             }
-            self.emit_typed(dir, &rest[..total], sink);
+            match small(dir, rest[0], &rest[TYPED_HEADER..total]) {
+                // None of these changes the decoding context (authentication) or is
+                // an anomaly: straight to the sink.
+                Some(body) => sink(Event::Msg(&Msg {
+                    dir,
+                    typ: Some(rest[0]),
+                    len,
+                    body,
+                })),
+                None => self.emit_typed(dir, &rest[..total], sink),
+            }
             used += total;
         }
     }

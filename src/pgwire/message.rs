@@ -383,6 +383,26 @@ impl DecodeCtx {
     }
 }
 
+/// The body of the small messages that come most often (no fields, or the one
+/// status byte of ReadyForQuery), as [`decode`] gives it; `None` for every other
+/// message. The framer's fast path: building one of these does not go through the
+/// generic construction of a body, which copies the largest variant's size.
+#[inline(always)]
+pub fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
+    Some(match (dir, typ, body) {
+        (Dir::Frontend, b'S', []) => Body::Sync,
+        (Dir::Frontend, b'H', []) => Body::Flush,
+        (Dir::Backend, b'1', []) => Body::ParseComplete,
+        (Dir::Backend, b'2', []) => Body::BindComplete,
+        (Dir::Backend, b'3', []) => Body::CloseComplete,
+        (Dir::Backend, b'n', []) => Body::NoData,
+        (Dir::Backend, b'Z', [status @ (b'I' | b'T' | b'E')]) => {
+            Body::ReadyForQuery { status: *status }
+        }
+        _ => return None,
+    })
+}
+
 /// Decodes the body (after type byte and length) of a typed message.
 // Inlined so the body is built where the caller keeps it: returned through a
 // temporary, it was copied with wide loads right after narrow stores, and the

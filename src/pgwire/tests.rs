@@ -1213,3 +1213,41 @@ fn fuzz_no_panic() {
         std::hint::black_box(n);
     }
 }
+
+/// The framer's fast path for small messages gives what the full decoder gives,
+/// whatever the context, and it takes every Sync, ParseComplete and ReadyForQuery.
+#[test]
+fn small_messages_decode_as_the_decoder_does() {
+    use super::message::{DecodeCtx, decode, small};
+    let ctxs = [DecodeCtx::default(), {
+        let mut c = DecodeCtx::default();
+        c.observe(&Body::AuthenticationCleartextPassword);
+        c
+    }];
+    let mut taken = 0;
+    for dir in [Frontend, Backend] {
+        for typ in 0..=255u8 {
+            let bodies = std::iter::once(vec![]).chain((0..=255u8).map(|b| vec![b]));
+            for body in bodies {
+                if let Some(b) = small(dir, typ, &body) {
+                    taken += 1;
+                    for ctx in &ctxs {
+                        assert_eq!(decode(dir, typ, &body, ctx), b, "{dir:?} {typ} {body:?}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(taken, 6 + 3, "Sync, Flush, 1, 2, 3, n and Z with I, T, E");
+    assert_eq!(small(Frontend, b'S', &[]), Some(Body::Sync));
+    assert_eq!(
+        small(Frontend, b'S', &[0]),
+        None,
+        "trailing bytes: the decoder says so"
+    );
+    assert_eq!(
+        small(Backend, b'Z', b"X"),
+        None,
+        "bad status: the decoder says so"
+    );
+}
