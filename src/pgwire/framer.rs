@@ -408,16 +408,39 @@ impl ConnDecoder {
             {
                 return used;
             }
-            match small(dir, rest[0], &rest[TYPED_HEADER..total]) {
-                // None of these changes the decoding context (authentication) or is
-                // an anomaly: straight to the sink.
-                Some(body) => sink(Event::Msg(&Msg {
-                    dir,
-                    typ: Some(rest[0]),
-                    len,
-                    body,
-                })),
-                None => self.emit_typed(dir, &rest[..total], sink),
+            let typ = rest[0];
+            let body = &rest[TYPED_HEADER..total];
+            // The commonest messages of the extended protocol, each decoded on a path
+            // of its own: the decoder's match is folded to the one type, and the body
+            // is built with its own fields only (see `small`). None of them changes
+            // the decoding context (authentication).
+            macro_rules! own_path {
+                ($dir:expr, $typ:literal) => {{
+                    let msg = Msg {
+                        dir,
+                        typ: Some(typ),
+                        len,
+                        body: decode($dir, $typ, body, &self.ctx),
+                    };
+                    self.emit(&msg, sink)
+                }};
+            }
+            match (dir, typ) {
+                (Dir::Frontend, b'P') => own_path!(Dir::Frontend, b'P'),
+                (Dir::Frontend, b'D') => own_path!(Dir::Frontend, b'D'),
+                (Dir::Frontend, b'E') => own_path!(Dir::Frontend, b'E'),
+                (Dir::Backend, b'C') => own_path!(Dir::Backend, b'C'),
+                (Dir::Backend, b'D') => own_path!(Dir::Backend, b'D'),
+                _ => match small(dir, typ, body) {
+                    // None of these is an anomaly either: straight to the sink.
+                    Some(body) => sink(Event::Msg(&Msg {
+                        dir,
+                        typ: Some(typ),
+                        len,
+                        body,
+                    })),
+                    None => self.emit_typed(dir, &rest[..total], sink),
+                },
             }
             used += total;
         }
