@@ -426,11 +426,14 @@ impl ConnDecoder {
                 }};
             }
             match (dir, typ) {
+                (Dir::Frontend, b'Q') => own_path!(Dir::Frontend, b'Q'),
                 (Dir::Frontend, b'P') => own_path!(Dir::Frontend, b'P'),
+                (Dir::Frontend, b'B') => own_path!(Dir::Frontend, b'B'),
                 (Dir::Frontend, b'D') => own_path!(Dir::Frontend, b'D'),
                 (Dir::Frontend, b'E') => own_path!(Dir::Frontend, b'E'),
                 (Dir::Backend, b'C') => own_path!(Dir::Backend, b'C'),
                 (Dir::Backend, b'D') => own_path!(Dir::Backend, b'D'),
+                (Dir::Backend, b'T') => own_path!(Dir::Backend, b'T'),
                 _ => match small(dir, typ, body) {
                     // None of these is an anomaly either: straight to the sink.
                     Some(body) => sink(Event::Msg(&Msg {
