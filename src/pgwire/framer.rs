@@ -697,6 +697,7 @@ impl ConnDecoder {
     }
 
     /// Emits a message, followed by an anomaly if its body was not decoded.
+    #[inline(always)]
     fn emit<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
         sink(Event::Msg(msg));
         let (dir, len) = (msg.dir, msg.len);
