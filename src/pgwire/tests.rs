@@ -1251,3 +1251,26 @@ fn small_messages_decode_as_the_decoder_does() {
         "bad status: the decoder says so"
     );
 }
+
+/// The NUL search finds what memchr finds: every length up to 40, a NUL at every
+/// place or none, and bytes that trip naive word tricks (0x01, 0x80, 0xff).
+#[test]
+fn nul_search_agrees_with_memchr() {
+    for len in 0..40 {
+        for fill in [b'a', 0x01, 0x80, 0xff] {
+            let mut b = vec![fill; len];
+            assert_eq!(fields::find_nul(&b), memchr::memchr(0, &b), "{len} none");
+            for at in 0..len {
+                b[at] = 0;
+                assert_eq!(fields::find_nul(&b), Some(at), "{len} {at} {fill}");
+                // A second NUL later does not matter.
+                if at + 3 < len {
+                    b[at + 3] = 0;
+                    assert_eq!(fields::find_nul(&b), Some(at), "{len} {at}+3 {fill}");
+                    b[at + 3] = fill;
+                }
+                b[at] = fill;
+            }
+        }
+    }
+}
