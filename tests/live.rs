@@ -10,12 +10,31 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// psql as trust_user on the test server, in plain text (`PSQL` names the binary).
+fn psql(port: &str) -> Command {
+    let mut c = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()));
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-U",
+        "trust_user",
+        "-d",
+        "pgscope",
+    ])
+    .args(["-X", "-q"])
+    .env("PGSSLMODE", "disable")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_on_loopback_sees_psql_queries() {
     let port =
         std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let psql = std::env::var("PSQL").unwrap_or_else(|_| "psql".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
         .args([
             "-i",
@@ -44,23 +63,8 @@ fn live_capture_on_loopback_sees_psql_queries() {
         );
     }
     let marker = format!("live_{}", std::process::id());
-    let status = Command::new(&psql)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "trust_user",
-            "-d",
-            "pgscope",
-            "-X",
-            "-q",
-        ])
+    let status = psql(&port)
         .args(["-c", &format!("select '{marker}' as m"), "-c", "select 1/0"])
-        .env("PGSSLMODE", "disable")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .expect("run psql");
     assert!(!status.success(), "select 1/0 should make psql fail");
@@ -128,7 +132,6 @@ fn live_capture_reports_drops_while_running() {
     use std::io::BufRead;
     let port =
         std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let psql = std::env::var("PSQL").unwrap_or_else(|_| "psql".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
         .args(["-i", "lo", "-p", &port, "-o", "json"])
         .args(["--records", "message,anomaly"])
@@ -137,22 +140,9 @@ fn live_capture_reports_drops_while_running() {
         .spawn()
         .expect("start pgscope");
     std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new(&psql)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "trust_user",
-            "-d",
-            "pgscope",
-        ])
-        .args(["-X", "-q", "-o", "/dev/null", "-c"])
+    let status = psql(&port)
+        .args(["-o", "/dev/null", "-c"])
         .arg("copy (select repeat('x', 1000000) from generate_series(1, 100)) to stdout")
-        .env("PGSSLMODE", "disable")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .expect("run psql");
     assert!(status.success());

@@ -6,7 +6,7 @@
 //! 180 instructions a packet, a fifth of the reading thread. Here a record costs its
 //! header parse and one call. pcapng files keep the block reader.
 
-use super::{CaptureError, Flow, READ_BUFFER, READ_BUFFER_START, SourceStats, emit};
+use super::{CaptureError, Flow, READ_BUFFER, READ_BUFFER_START, SourceStats, corrupt, emit};
 use pcap_parser::PcapError;
 use pcap_parser::nom;
 use pcap_parser::pcap::{
@@ -48,17 +48,6 @@ pub fn read<R: Read>(
     let mut buf = head;
     buf.resize(buf.len().max(READ_BUFFER_START), 0);
     let mut pos = HEADER_LEN;
-    let corrupt = |stats: &mut SourceStats, why: &str| {
-        let msg = format!(
-            "{name}: corrupt capture after {} packets ({why})",
-            stats.packets
-        );
-        if stats.packets == 0 {
-            return Err(CaptureError(msg));
-        }
-        stats.truncated = Some(msg);
-        Ok(())
-    };
     while !stop.load(Ordering::Relaxed) {
         match parse(&buf[pos..end]) {
             Ok((rest, b)) => {
@@ -75,7 +64,7 @@ pub fn read<R: Read>(
                     // One record fills the buffer and is still incomplete: grow, up
                     // to the cap (a record is at most a snaplen long).
                     if buf.len() >= READ_BUFFER {
-                        corrupt(&mut stats, "record too large")?;
+                        corrupt(name, &mut stats, "record too large")?;
                         break;
                     }
                     buf.resize((buf.len() * 4).min(READ_BUFFER), 0);
@@ -106,7 +95,7 @@ pub fn read<R: Read>(
                 end += n;
             }
             Err(_) => {
-                corrupt(&mut stats, "malformed block")?;
+                corrupt(name, &mut stats, "malformed block")?;
                 break;
             }
         }

@@ -113,14 +113,7 @@ pub fn read_file<R: Read + Send>(
             r.next()
         }));
         let Ok(next) = next else {
-            let msg = format!(
-                "{name}: corrupt capture after {} packets (malformed block)",
-                stats.packets
-            );
-            if stats.packets == 0 {
-                return Err(CaptureError(msg));
-            }
-            stats.truncated = Some(msg);
+            corrupt(name, &mut stats, "malformed block")?;
             break;
         };
         match next {
@@ -196,20 +189,26 @@ pub fn read_file<R: Read + Send>(
                 break;
             }
             Err(e) => {
-                let msg = format!(
-                    "{name}: corrupt capture after {} packets ({})",
-                    stats.packets,
-                    describe(&e)
-                );
-                if stats.packets == 0 {
-                    return Err(CaptureError(msg));
-                }
-                stats.truncated = Some(msg);
+                corrupt(name, &mut stats, &describe(&e))?;
                 break;
             }
         }
     }
     Ok(stats)
+}
+
+/// A file found corrupt after `stats.packets` packets: an error if nothing could
+/// be read, else a warning and the end of the file.
+fn corrupt(name: &str, stats: &mut SourceStats, why: &str) -> Result<(), CaptureError> {
+    let msg = format!(
+        "{name}: corrupt capture after {} packets ({why})",
+        stats.packets
+    );
+    if stats.packets == 0 {
+        return Err(CaptureError(msg));
+    }
+    stats.truncated = Some(msg);
+    Ok(())
 }
 
 /// The bytes read while looking for a classic pcap header, then the rest of the
