@@ -8,12 +8,12 @@ use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
+use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
-use std::sync::Arc;
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -102,8 +102,8 @@ struct ConnFields {
 /// connection's and session's fields, `db.query.text` to `pgwire.portal`; with the
 /// text's fingerprint and what they came from.
 struct StatementPart {
-    /// The shared text, held so that its address stays its own.
-    text: Option<Arc<str>>,
+    /// The id of its text.
+    text: Option<u64>,
     operation: Option<String>,
     protocol: &'static str,
     statement: Option<String>,
@@ -114,8 +114,7 @@ struct StatementPart {
 
 impl StatementPart {
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
-        let text = |t: &Option<Arc<str>>| t.as_ref().map(|t| Arc::as_ptr(t) as *const u8);
-        text(&self.text) == text(&q.text)
+        self.text == q.text.as_ref().map(Text::id)
             && std::ptr::eq(self.protocol, q.protocol)
             && same(self.operation.as_deref(), operation)
             && same(self.statement.as_deref(), q.statement.as_deref())
@@ -186,7 +185,7 @@ impl ConnFields {
                     self.statements.clear();
                 }
                 self.statements.push(StatementPart {
-                    text: q.text.clone(),
+                    text: q.text.as_ref().map(Text::id),
                     operation: operation.map(|o| o.into_owned()),
                     protocol: q.protocol,
                     statement: q.statement.clone(),
@@ -219,40 +218,35 @@ impl ConnFields {
 }
 
 /// What is rendered of a shared string (a statement text or a command tag), by its
-/// allocation, once instead of per record. The string is held here, so its address
-/// cannot be reused for another while cached. Keyed by address, a record's string is
-/// not read on this thread: its memory shares a cache line with its count, which
-/// the decoding thread changes on every statement.
-struct ByAddress<V> {
-    map: FxHashMap<usize, (Arc<str>, V)>,
+/// id, once instead of per record. Keyed by id, a record's string is not read on
+/// this thread: its memory shares a cache line with its count, which the decoding
+/// thread changes on every statement.
+struct ById<V> {
+    map: FxHashMap<u64, V>,
 }
 
-impl<V> Default for ByAddress<V> {
+impl<V> Default for ById<V> {
     fn default() -> Self {
-        ByAddress {
+        ById {
             map: FxHashMap::default(),
         }
     }
 }
 
-impl<V> ByAddress<V> {
+impl<V> ById<V> {
     const MAX: usize = 4096;
 
-    fn get(&mut self, s: &Arc<str>, render: impl FnOnce(&str) -> V) -> &V {
-        let key = Arc::as_ptr(s) as *const u8 as usize;
+    fn get(&mut self, s: &Text, render: impl FnOnce(&str) -> V) -> &V {
+        let key = s.id();
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
-        &self
-            .map
-            .entry(key)
-            .or_insert_with(|| (s.clone(), render(s)))
-            .1
+        self.map.entry(key).or_insert_with(|| render(s))
     }
 }
 
 /// A statement text as a JSON string, and its fingerprint.
-type TextCache = ByAddress<(Box<[u8]>, Box<str>)>;
+type TextCache = ById<(Box<[u8]>, Box<str>)>;
 
 /// A command tag as a JSON string, and its first word.
 struct CachedTag {
@@ -260,7 +254,7 @@ struct CachedTag {
     operation: Box<str>,
 }
 
-type TagCache = ByAddress<CachedTag>;
+type TagCache = ById<CachedTag>;
 
 fn json_string(s: &str) -> Box<[u8]> {
     serde_json::to_vec(s).unwrap_or_default().into()

@@ -10,7 +10,7 @@ use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 /// Records per hand-over: large enough that the channel costs nothing per record.
@@ -38,8 +38,8 @@ enum Item {
 type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
 
 /// Written statement records come back to be dropped where they were made: their
-/// shared texts and parameters then have their counts changed by one thread only,
-/// and their memory is freed into the heap it came from.
+/// shared texts and parameters have counts that only that thread changes
+/// (`session::shared`), and their memory is freed into the heap it came from.
 type Done = Vec<Box<QueryRecord>>;
 
 pub struct Threaded {
@@ -145,9 +145,7 @@ fn write_all(
                     }
                     done.push(q);
                     if done.len() >= BATCH {
-                        // Dropped here instead when the pipeline is not taking them.
-                        let _ =
-                            back.try_send(std::mem::replace(&mut done, Vec::with_capacity(BATCH)));
+                        give_back(&back, &mut done);
                     }
                 }
                 Item::Session(b) => {
@@ -163,11 +161,25 @@ fn write_all(
                     };
                     sink.anomaly(conn.as_ref(), ts, &view)?
                 }
-                Item::Finish(run) => return sink.finish(&run),
+                Item::Finish(run) => {
+                    give_back(&back, &mut done);
+                    return sink.finish(&run);
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Sends written records back to the decoding thread. If its channel is full they
+/// are kept for the next try: dropped here, their shared values would be leaked (see
+/// `session::shared`).
+fn give_back(back: &SyncSender<Done>, done: &mut Done) {
+    let batch = std::mem::replace(done, Vec::with_capacity(BATCH));
+    if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) = back.try_send(batch)
+    {
+        *done = batch;
+    }
 }
 
 impl Sink for Threaded {

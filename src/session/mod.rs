@@ -11,6 +11,7 @@
 mod named;
 pub mod params;
 pub mod record;
+pub mod shared;
 pub mod sql;
 pub mod texts;
 
@@ -22,8 +23,8 @@ use named::Named;
 use params::Params;
 use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
 use rustc_hash::FxHashMap;
+use shared::Text;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
 /// Pending operations kept per connection; a client that pipelines more without
 /// reading answers is cut here (counted as dropped).
@@ -61,7 +62,7 @@ impl Shared {
 }
 
 struct Statement {
-    sql: Arc<str>,
+    sql: Text,
     param_types: Vec<u32>,
 }
 
@@ -91,8 +92,8 @@ enum Op {
 /// A Query message: its statements, closed one by one.
 struct SimpleQuery {
     /// Statements after the current one.
-    rest: VecDeque<Arc<str>>,
-    whole: Arc<str>,
+    rest: VecDeque<Text>,
+    whole: Text,
     /// The statement running now; `None` once every statement was answered.
     current: Option<Box<QueryRecord>>,
     /// Its last answered statement is the last record in `done`.
@@ -908,7 +909,7 @@ impl Session {
     }
 }
 
-fn simple_record(conn_id: u64, ts: i64, text: Arc<str>) -> Box<QueryRecord> {
+fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
     let mut rec = Box::new(QueryRecord::new(conn_id, "simple", ts));
     rec.text = Some(text);
     rec

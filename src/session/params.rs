@@ -1,9 +1,9 @@
 //! Bind parameter values rendered as text: text-format values as they are, binary
 //! values decoded by type OID where the type is known, hex otherwise.
 
+use super::shared::Shared;
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 /// Longest rendered value; longer ones are cut and marked.
 pub const MAX_PARAM_CHARS: usize = 256;
@@ -43,9 +43,14 @@ const ENTRY_HEAD: usize = 13;
 /// The bind parameters of one portal as they came: one shared allocation per Bind,
 /// rendered as text (by format and type) only when a presenter asks, on its thread.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Params(Option<Arc<[u8]>>);
+pub struct Params(Option<Shared<[u8]>>);
 
 impl Params {
+    /// See [`Shared::detached`].
+    pub fn detached(&self) -> Params {
+        Params(self.0.as_ref().map(Shared::detached))
+    }
+
     /// Builds from `(value, binary, type_oid)` per parameter, `None` for SQL NULL;
     /// `scratch` is reused from one Bind to the next.
     pub fn build<'v>(
@@ -71,7 +76,7 @@ impl Params {
         if scratch.is_empty() {
             Params(None)
         } else {
-            Params(Some(Arc::from(&scratch[..])))
+            Params(Some(Shared::new(&scratch[..])))
         }
     }
 

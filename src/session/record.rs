@@ -1,7 +1,7 @@
 //! The records the session stage hands to the presenters.
 
+use super::shared::Text;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// How a statement ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct QueryRecord {
     pub conn_id: u64,
     /// `None` when the SQL was never seen (joined mid-stream). Shared with the
     /// prepared statement it came from, so records of one statement cost no copy.
-    pub text: Option<Arc<str>>,
+    pub text: Option<Text>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
     /// `simple`, `extended` or `function`.
@@ -59,7 +59,7 @@ pub struct QueryRecord {
     pub params: super::params::Params,
     pub start_ns: i64,
     pub end_ns: i64,
-    pub command_tag: Option<Arc<str>>,
+    pub command_tag: Option<Text>,
     /// DataRow messages (or CopyData rows of COPY TO).
     pub rows_returned: u64,
     /// The count in the command tag (INSERT/UPDATE/DELETE/SELECT/COPY/MERGE/...).
@@ -81,6 +81,17 @@ pub struct QueryRecord {
 }
 
 impl QueryRecord {
+    /// A copy that shares nothing with the decoding thread's values (see
+    /// [`super::shared`]): for views that keep records and drop them elsewhere.
+    pub fn detached(&self) -> Self {
+        QueryRecord {
+            text: self.text.as_ref().map(super::shared::Text::detached),
+            command_tag: self.command_tag.as_ref().map(super::shared::Text::detached),
+            params: self.params.detached(),
+            ..self.clone()
+        }
+    }
+
     pub fn new(conn_id: u64, protocol: &'static str, start_ns: i64) -> Self {
         QueryRecord {
             conn_id,

@@ -2,8 +2,8 @@
 //! statement sent again and again (pgbench, ORMs, poolers) is checked as UTF-8 and
 //! allocated once, and all its records share the one copy.
 
+use super::shared::Text;
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
 
 /// Longer texts are not kept (each use gets its own copy).
 const MAX_TEXT: usize = 16 << 10;
@@ -14,17 +14,17 @@ const MAX_BYTES: usize = 8 << 20;
 const FRONT: usize = 256;
 
 /// A command tag, shared, with the row count it ends with (`INSERT 0 5` → 5).
-pub type Tag = (Arc<str>, Option<u64>);
+pub type Tag = (Text, Option<u64>);
 
 pub struct Texts {
-    map: FxHashMap<Box<[u8]>, Arc<str>>,
+    map: FxHashMap<Box<[u8]>, Text>,
     bytes: usize,
     /// Recent command tags with their row counts, parsed once per tag.
     tags: Box<[Option<Tag>]>,
     /// Recent texts by a cheap hash of their length and ends: one comparison instead
     /// of hashing the whole text, for the few texts a workload repeats. Holds only
     /// texts that are their wire bytes (valid UTF-8).
-    front: Box<[Option<Arc<str>>]>,
+    front: Box<[Option<Text>]>,
 }
 
 impl Default for Texts {
@@ -80,7 +80,7 @@ impl Texts {
     }
 
     /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
-    pub fn get(&mut self, raw: &[u8]) -> Arc<str> {
+    pub fn get(&mut self, raw: &[u8]) -> Text {
         let i = slot(raw);
         if let Some(t) = &self.front[i]
             && eq_bytes(t.as_bytes(), raw)
@@ -93,7 +93,7 @@ impl Texts {
             }
             return t.clone();
         }
-        let t: Arc<str> = crate::output::fmt::utf8_lossless(raw).into();
+        let t: Text = crate::output::fmt::utf8_lossless(raw).into();
         if raw.len() <= MAX_TEXT {
             if self.bytes + raw.len() > MAX_BYTES {
                 self.map.clear();
@@ -117,11 +117,11 @@ mod tests {
         let mut t = Texts::default();
         let a = t.get(b"select 1");
         let b = t.get(b"select 1");
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Text::ptr_eq(&a, &b));
         assert_eq!(&*t.get(b"bad \xff"), "bad \\xff");
         let long = vec![b'x'; MAX_TEXT + 1];
         let (c, d) = (t.get(&long), t.get(&long));
-        assert!(!Arc::ptr_eq(&c, &d));
+        assert!(!Text::ptr_eq(&c, &d));
         assert_eq!(c, d);
     }
 
@@ -154,7 +154,7 @@ mod tests {
             assert_eq!(t.tag(b"BEGIN").1, None);
         }
         let (a, b) = (t.tag(b"SELECT 3"), t.tag(b"SELECT 3"));
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(Text::ptr_eq(&a.0, &b.0));
         assert_eq!(&*t.tag(b"bad \xff").0, "bad \\xff");
     }
 
@@ -171,7 +171,7 @@ mod tests {
             assert_eq!(t.get(a).as_bytes(), a);
             assert_eq!(t.get(b).as_bytes(), b);
         }
-        assert!(Arc::ptr_eq(&t.get(a), &t.get(a)));
+        assert!(Text::ptr_eq(&t.get(a), &t.get(a)));
     }
 
     #[test]

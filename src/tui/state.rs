@@ -516,7 +516,8 @@ impl Sink for TuiSink {
         let entry = Arc::new(QueryEntry {
             seq: st.next_seq,
             who,
-            rec: q.clone(),
+            // Entries end on the drawing thread too: keep nothing shared.
+            rec: q.detached(),
             fingerprint,
         });
         st.next_seq += 1;

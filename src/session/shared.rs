@@ -1,0 +1,270 @@
+//! Immutable values shared by many records (SQL texts, command tags, Bind
+//! parameters) whose counts only the thread that made them changes.
+//!
+//! Records are built on the decoding thread, read on the formatting thread and sent
+//! back to be dropped where they were made. With `Arc`, every record cloned and
+//! dropped its text, tag and parameters with locked instructions (a fenced
+//! read-modify-write each, behind the stores of building the record): about 5% of
+//! the run's CPU. Here a count is a plain `Rc` count that only its owner thread ever
+//! touches:
+//!
+//! - on the owner thread, clone and drop change the count as `Rc` does;
+//! - on any other thread, clone makes a *detached* copy (its own allocation, never
+//!   shared, so any thread may drop it), and drop leaves the count alone: the value
+//!   is leaked rather than have two threads change one count. Records go back to
+//!   their owner to be dropped, so this happens only at the end of a run or when an
+//!   output thread stops on an error.
+//!
+//! The value itself is immutable, so any thread may read it while a handle lives;
+//! an allocation is freed only by its owner, once no handle (none of which a foreign
+//! thread ever releases) is left.
+
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// This thread's token: the address of a thread-local, unique among live threads;
+/// 0 stands for "detached" (no thread owns the count, which stays 1).
+fn current() -> usize {
+    thread_local! { static TOKEN: u8 = const { 0 }; }
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
+const DETACHED: usize = 0;
+
+pub struct Shared<T: ?Sized> {
+    rc: ManuallyDrop<Rc<T>>,
+    /// The thread that may change the count, or `DETACHED`.
+    owner: usize,
+}
+
+// SAFETY: a handle changes its allocation's count only on its owner thread (or,
+// detached, when it is the allocation's only handle); other threads only read the
+// immutable value, which lives as long as any handle, since those threads never
+// release theirs. See the module comment.
+unsafe impl<T: ?Sized + Send + Sync> Send for Shared<T> {}
+// SAFETY: as above; `&Shared` gives only reads of the value and `clone`, which on a
+// foreign thread reads the value to copy it.
+unsafe impl<T: ?Sized + Send + Sync> Sync for Shared<T> {}
+
+impl<T: ?Sized> Shared<T>
+where
+    Rc<T>: for<'a> From<&'a T>,
+{
+    /// A new value owned by this thread.
+    pub fn new(value: &T) -> Self {
+        Shared {
+            rc: ManuallyDrop::new(Rc::from(value)),
+            owner: current(),
+        }
+    }
+
+    /// A copy no thread owns: it is never shared, so any thread may drop it.
+    pub fn detached(&self) -> Self {
+        Shared {
+            rc: ManuallyDrop::new(Rc::from(&**self.rc)),
+            owner: DETACHED,
+        }
+    }
+
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Rc::ptr_eq(&a.rc, &b.rc)
+    }
+
+    #[cfg(test)]
+    fn count(&self) -> usize {
+        Rc::strong_count(&self.rc)
+    }
+}
+
+impl<T: ?Sized> Clone for Shared<T>
+where
+    Rc<T>: for<'a> From<&'a T>,
+{
+    #[inline]
+    fn clone(&self) -> Self {
+        if self.owner != DETACHED && self.owner == current() {
+            Shared {
+                rc: ManuallyDrop::new(Rc::clone(&self.rc)),
+                owner: self.owner,
+            }
+        } else {
+            self.detached()
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for Shared<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.owner == DETACHED || self.owner == current() {
+            // SAFETY: dropped once, here; a detached handle is its allocation's only
+            // one, an owned one is dropped on the only thread that counts it.
+            unsafe { ManuallyDrop::drop(&mut self.rc) }
+        }
+        // Otherwise leaked: the count is the owner thread's to change.
+    }
+}
+
+impl<T: ?Sized> Deref for Shared<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.rc
+    }
+}
+
+impl<T: ?Sized + PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: ?Sized + Eq> Eq for Shared<T> {}
+
+impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// A shared SQL text or command tag, with an id that no other text gets (its copies
+/// keep it): output caches key on it instead of holding the text to pin its address.
+/// Equal texts are equal whatever their ids.
+#[derive(Clone)]
+pub struct Text {
+    s: Shared<str>,
+    id: u64,
+}
+
+impl Text {
+    pub fn new(s: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Text {
+            s: Shared::new(s),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// See [`Shared::detached`].
+    pub fn detached(&self) -> Self {
+        Text {
+            s: self.s.detached(),
+            id: self.id,
+        }
+    }
+
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Shared::ptr_eq(&a.s, &b.s)
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        &self.s
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Text {}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text::new(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::new(&s)
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for Text {
+    fn from(s: std::borrow::Cow<'_, str>) -> Self {
+        Text::new(&s)
+    }
+}
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_shares_other_threads_copy_and_never_count() {
+        let a = Shared::<str>::new("select 1");
+        let b = a.clone();
+        assert!(Shared::ptr_eq(&a, &b), "the owner shares");
+        assert_eq!(a.count(), 2);
+        let c = a.clone();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let copy = a.clone();
+                assert!(!Shared::ptr_eq(&copy, &a), "another thread copies");
+                assert_eq!(&*copy, "select 1");
+                assert_eq!(copy.count(), 1);
+                drop(copy); // detached: freed here
+            });
+            // Moved to another thread and dropped there: the count is left alone.
+            s.spawn(move || drop(c));
+        });
+        assert_eq!(a.count(), 3, "the foreign drop leaked its count");
+        drop(b);
+        assert_eq!(a.count(), 2);
+    }
+
+    #[test]
+    fn detached_copies_go_anywhere() {
+        let a = Shared::<[u8]>::new(b"\x01\x02");
+        let d = a.detached();
+        assert_eq!(a.count(), 1);
+        assert_eq!(d.count(), 1);
+        assert_eq!(d, a);
+        // A detached handle is copied by every thread, its owner's included.
+        let d2 = d.clone();
+        assert!(!Shared::ptr_eq(&d, &d2));
+        std::thread::spawn(move || {
+            assert_eq!(&*d, b"\x01\x02");
+            drop(d);
+            drop(d2);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn texts_keep_their_id_in_copies_and_differ_from_others() {
+        let t = Text::new("UPDATE 1");
+        let u = Text::new("UPDATE 1");
+        assert_ne!(t.id(), u.id());
+        assert_eq!(t.clone().id(), t.id());
+        assert_eq!(t.detached().id(), t.id());
+        let id = std::thread::scope(|s| s.spawn(|| t.clone().id()).join().unwrap());
+        assert_eq!(id, t.id());
+        assert_eq!(&*t, "UPDATE 1");
+    }
+}
