@@ -410,10 +410,10 @@ impl ConnDecoder {
             }
             let typ = rest[0];
             let body = &rest[TYPED_HEADER..total];
-            // The commonest messages of the extended protocol, each decoded on a path
+            // The commonest messages of both query protocols, each decoded on a path
             // of its own: the decoder's match is folded to the one type, and the body
             // is built with its own fields only (see `small`). None of them changes
-            // the decoding context (authentication).
+            // the decoding context (authentication) or the protocol version.
             macro_rules! own_path {
                 ($dir:expr, $typ:literal) => {{
                     let msg = Msg {
