@@ -556,7 +556,6 @@ impl<W: Write> Sink for JsonSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::state::tests::meta;
 
     fn records(out: &[u8]) -> Vec<serde_json::Value> {
         out.split(|&b| b == b'\n')
@@ -577,7 +576,7 @@ mod tests {
                 Redaction::default(),
                 false,
             );
-            let conn = meta(1);
+            let conn = ConnMeta::for_test(1);
             let mut s = SessionRecord {
                 user: Some("alice".into()),
                 origin_version: 1,

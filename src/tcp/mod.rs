@@ -46,6 +46,26 @@ pub struct ConnMeta {
     pub community_id: String,
 }
 
+#[cfg(test)]
+impl ConnMeta {
+    /// Connection `id` from 10.0.0.<id>:40000+<id> to 10.0.0.254:5432, for tests of
+    /// the stages that receive it.
+    pub(crate) fn for_test(id: u64) -> ConnMeta {
+        use std::net::Ipv4Addr;
+        ConnMeta {
+            id,
+            client: (
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8)),
+                40000 + id as u16,
+            ),
+            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5432),
+            start_ns: 0,
+            midstream: false,
+            community_id: String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
     Fin,

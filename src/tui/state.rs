@@ -564,20 +564,8 @@ impl Sink for TuiSink {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    pub(crate) fn meta(id: u64) -> ConnMeta {
-        ConnMeta {
-            id,
-            client: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8)), 40000),
-            server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5432),
-            start_ns: 0,
-            midstream: false,
-            community_id: String::new(),
-        }
-    }
 
     #[test]
     fn bounded_and_counted() {
@@ -591,7 +579,7 @@ pub(crate) mod tests {
         let mut sink = TuiSink::new(shared.clone(), Redaction::default());
         let rec = SessionRecord::default();
         for id in 1..=4 {
-            let m = meta(id);
+            let m = ConnMeta::for_test(id);
             for i in 0..5 {
                 let msg = Msg {
                     dir: Dir::Frontend,
@@ -638,10 +626,10 @@ pub(crate) mod tests {
         };
         // Session 1 gets 5 lines (one over its own cap), then session 2 gets 4.
         for i in 0..5 {
-            sink.message(&meta(1), i, &sync).unwrap();
+            sink.message(&ConnMeta::for_test(1), i, &sync).unwrap();
         }
         for i in 5..9 {
-            sink.message(&meta(2), i, &sync).unwrap();
+            sink.message(&ConnMeta::for_test(2), i, &sync).unwrap();
         }
         {
             let st = lock(&shared);
@@ -655,7 +643,8 @@ pub(crate) mod tests {
         for i in 0..4 {
             let mut q = QueryRecord::new(1, "simple", i);
             q.text = Some("x".repeat(200).into());
-            sink.query(&meta(1), &SessionRecord::default(), &q).unwrap();
+            sink.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
+                .unwrap();
         }
         let st = lock(&shared);
         assert_eq!(st.queries.len(), 1);
@@ -674,7 +663,7 @@ pub(crate) mod tests {
             len: body.len() as u32 + 4,
             body: crate::pgwire::decode(Dir::Backend, b'E', body, &Default::default()),
         };
-        sink.message(&meta(1), 0, &msg).unwrap();
+        sink.message(&ConnMeta::for_test(1), 0, &msg).unwrap();
         let st = lock(&shared);
         let line = &st.sessions[&1].messages[0];
         assert_eq!(line.name, "ErrorResponse");

@@ -8,22 +8,7 @@ use crate::session::record::{Outcome, QueryRecord, ServerMessage, SessionRecord}
 use crate::tcp::ConnMeta;
 use crate::tui::rows::{human_bytes, human_ns, percentile_unsorted};
 use crate::tui::state::{Limits, State, TuiSink, lock};
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
-
-pub(crate) fn meta(id: u64) -> ConnMeta {
-    ConnMeta {
-        id,
-        client: (
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8)),
-            40000 + id as u16,
-        ),
-        server: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5432),
-        start_ns: 0,
-        midstream: false,
-        community_id: String::new(),
-    }
-}
 
 fn key(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
@@ -51,7 +36,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
     ];
     for (i, (user, db, dur)) in people.into_iter().enumerate() {
         let id = i as u64 + 1;
-        let m = meta(id);
+        let m = ConnMeta::for_test(id);
         let rec = SessionRecord {
             conn_id: id,
             user: Some(user.into()),
@@ -235,7 +220,7 @@ fn timeline_follows_until_scrolled_up() {
     keys(&mut app, "k");
     assert!(!app.timeline.follow);
     // New messages do not move a scrolled view.
-    let m = meta(3);
+    let m = ConnMeta::for_test(3);
     let mut sink = TuiSink::new(shared.clone(), Redaction::default());
     let sync = Msg {
         dir: Dir::Frontend,
@@ -290,7 +275,7 @@ fn pause_freezes_rows_but_not_the_header() {
         len: 4,
         body: Body::Sync,
     };
-    sink.message(&meta(9), 1, &sync).unwrap();
+    sink.message(&ConnMeta::for_test(9), 1, &sync).unwrap();
     refresh(&mut app, &shared);
     assert_eq!(app.sessions.len(), 3);
     assert_eq!(app.header.sessions, 4);
