@@ -6,7 +6,9 @@
 //! 180 instructions a packet, a fifth of the reading thread. Here a record costs its
 //! header parse and one call. pcapng files keep the block reader.
 
-use super::{CaptureError, Flow, READ_BUFFER, READ_BUFFER_START, SourceStats, corrupt, emit};
+use super::{
+    CaptureError, Flow, READ_BUFFER, READ_BUFFER_START, SourceStats, corrupt, emit, truncated,
+};
 use pcap_parser::PcapError;
 use pcap_parser::nom;
 use pcap_parser::pcap::{
@@ -85,10 +87,7 @@ pub fn read<R: Read>(
                 };
                 if n == 0 {
                     if end > pos {
-                        stats.truncated = Some(format!(
-                            "{name}: file ends in the middle of a record after {} packets (truncated capture)",
-                            stats.packets
-                        ));
+                        stats.truncated = Some(truncated(name, &stats));
                     }
                     break;
                 }

@@ -100,7 +100,6 @@ pub fn read_file<R: Read + Send>(
     let mut stats = SourceStats::default();
     // pcapng: per interface, link type and timestamp unit (ticks per second) and offset.
     let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
-    let mut legacy: (i32, u64) = (1, 1_000_000);
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -118,21 +117,9 @@ pub fn read_file<R: Read + Send>(
         };
         match next {
             Ok((offset, block)) => {
+                // Classic pcap never gets here: its header is recognised above, by
+                // the same parser, and read by `legacy::read`.
                 let verdict = match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        let unit = if h.is_nanosecond_precision() {
-                            1_000_000_000
-                        } else {
-                            1_000_000
-                        };
-                        legacy = (h.network.0, unit);
-                        Flow::Continue(())
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let ts = b.ts_sec as i64 * 1_000_000_000
-                            + b.ts_usec as i64 * (1_000_000_000 / legacy.1 as i64);
-                        emit(&mut stats, on_packet, ts, legacy.0, b.data, b.origlen)
-                    }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                         interfaces.clear();
                         Flow::Continue(())
@@ -162,7 +149,7 @@ pub fn read_file<R: Read + Send>(
                         let lt = interfaces.first().map_or(1, |i| i.0);
                         emit(&mut stats, on_packet, 0, lt, spb.packet_data(), spb.origlen)
                     }
-                    PcapBlockOwned::NG(_) => Flow::Continue(()),
+                    _ => Flow::Continue(()),
                 };
                 // Without the shift `consume` does past half the buffer (which moved
                 // every byte once more); `refill` shifts what is left, a record at most.
@@ -182,10 +169,7 @@ pub fn read_file<R: Read + Send>(
                 reader.grow(capacity);
             }
             Err(PcapError::UnexpectedEof) => {
-                stats.truncated = Some(format!(
-                    "{name}: file ends in the middle of a record after {} packets (truncated capture)",
-                    stats.packets
-                ));
+                stats.truncated = Some(truncated(name, &stats));
                 break;
             }
             Err(e) => {
@@ -195,6 +179,15 @@ pub fn read_file<R: Read + Send>(
         }
     }
     Ok(stats)
+}
+
+/// What a file that ends in the middle of a record is told with (a warning: every
+/// packet before it was read).
+fn truncated(name: &str, stats: &SourceStats) -> String {
+    format!(
+        "{name}: file ends in the middle of a record after {} packets (truncated capture)",
+        stats.packets
+    )
 }
 
 /// A file found corrupt after `stats.packets` packets: an error if nothing could
