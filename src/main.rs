@@ -191,13 +191,13 @@ fn capture(
         }
     };
     let mut warnings = Vec::new();
-    let reported_drops = Cell::new(0u64);
     let mut dropped = 0;
     let mut packets = 0;
     let mut bytes = 0;
     if let Some(iface) = &cli.interface {
         let filter = cli.capture_filter();
         let mut drop_privs = || privs::drop_privileges(cli.user.as_deref());
+        let reported = Cell::new(0);
         let mut on_drops = |new: u64, total: u64| {
             if !quiet {
                 eprintln!("pgscope: warning: {}", pipeline::drop_message(new, total));
@@ -205,7 +205,7 @@ fn capture(
             if let Err(e) = pipe.borrow_mut().drops(new, total) {
                 out_err.set(Some(e));
             }
-            reported_drops.set(total);
+            reported.set(total);
         };
         let stats = capture::read_live(
             capture::LiveOptions {
@@ -220,6 +220,10 @@ fn capture(
             &mut on_packet,
         )
         .map_err(io::Error::other)?;
+        // Drops since the last report while capturing (libpcap's final count).
+        if stats.dropped > reported.get() {
+            on_drops(stats.dropped - reported.get(), stats.dropped);
+        }
         dropped = stats.dropped;
         packets = stats.packets;
         bytes = stats.bytes;
@@ -262,14 +266,6 @@ fn capture(
             eprintln!("pgscope: warning: {w}");
         }
         pipe.warn("truncated_capture", w)?;
-    }
-    // Drops since the last report while capturing (libpcap's final count).
-    if dropped > reported_drops.get() {
-        let new = dropped - reported_drops.get();
-        if !quiet {
-            eprintln!("pgscope: warning: {}", pipeline::drop_message(new, dropped));
-        }
-        pipe.drops(new, dropped)?;
     }
     let stats = pipe.stats();
     stats.packets = packets;

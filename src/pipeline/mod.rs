@@ -57,8 +57,11 @@ pub trait Feed {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()>;
     /// Packets the capture dropped: `new` since the last call, `total` so far. An
-    /// anomaly record that says so, and the figure for live views.
-    fn drops(&mut self, new: u64, total: u64) -> io::Result<()>;
+    /// anomaly record that says so (and, where there are live views, their figure).
+    fn drops(&mut self, new: u64, total: u64) -> io::Result<()> {
+        self.stats().dropped = total;
+        self.warn("capture_drops", &drop_message(new, total))
+    }
     fn stats(&mut self) -> &mut RunStats;
     fn finish(self: Box<Self>) -> io::Result<()>;
 }

@@ -200,11 +200,6 @@ impl Feed for Staged {
         Ok(())
     }
 
-    fn drops(&mut self, new: u64, total: u64) -> io::Result<()> {
-        self.stats.dropped = total;
-        self.warn("capture_drops", &super::drop_message(new, total))
-    }
-
     fn stats(&mut self) -> &mut RunStats {
         &mut self.stats
     }
