@@ -7,8 +7,25 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+fn pg15_port() -> String {
+    std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh")
+}
+
+/// `pgscope -i lo` on the server's port, writing these JSON records to a pipe; back
+/// once libpcap has had time to open the handle, before any traffic starts.
+fn live_pgscope(port: &str, records: &str, stderr: Stdio) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
+        .args(["-i", "lo", "-p", port, "-o", "json", "--records", records])
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start pgscope");
+    std::thread::sleep(Duration::from_millis(1500));
+    child
+}
 
 /// psql as trust_user on the test server, in plain text (`PSQL` names the binary).
 fn psql(port: &str) -> Command {
@@ -33,25 +50,8 @@ fn psql(port: &str) -> Command {
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_on_loopback_sees_psql_queries() {
-    let port =
-        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
-        .args([
-            "-i",
-            "lo",
-            "-p",
-            &port,
-            "-o",
-            "json",
-            "--records",
-            "query,session",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pgscope");
-    // Give libpcap time to open the handle before the traffic starts.
-    std::thread::sleep(Duration::from_millis(1500));
+    let port = pg15_port();
+    let mut child = live_pgscope(&port, "query,session", Stdio::piped());
     // Started as root, it runs as nobody once the capture handle is open (as tcpdump -Z).
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -130,16 +130,8 @@ fn live_capture_on_loopback_sees_psql_queries() {
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_reports_drops_while_running() {
     use std::io::BufRead;
-    let port =
-        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
-        .args(["-i", "lo", "-p", &port, "-o", "json"])
-        .args(["--records", "message,anomaly"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pgscope");
-    std::thread::sleep(Duration::from_millis(1500));
+    let port = pg15_port();
+    let mut child = live_pgscope(&port, "message,anomaly", Stdio::null());
     let status = psql(&port)
         .args(["-o", "/dev/null", "-c"])
         .arg("copy (select repeat('x', 1000000) from generate_series(1, 100)) to stdout")
