@@ -95,6 +95,17 @@ pub struct Cli {
     #[arg(long = "redact-params")]
     pub redact_params: bool,
 
+    /// Kernel capture buffer for live capture, in KiB (as tcpdump -B): packets that
+    /// arrive while it is full are dropped by the kernel and reported. Example: -B 131072
+    #[arg(
+        short = 'B',
+        long = "buffer-size",
+        default_value = "32768",
+        value_name = "KiB",
+        value_parser = clap::value_parser!(u32).range(1..=4 << 20)
+    )]
+    pub buffer_kib: u32,
+
     /// Snapshot length for live capture. Example: --snaplen 65535
     #[arg(long = "snaplen", default_value = "262144", value_name = "BYTES")]
     pub snaplen: i32,

@@ -212,6 +212,7 @@ fn capture(
                 interface: iface,
                 filter: &filter,
                 snaplen: cli.snaplen,
+                buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
                 savefile: cli.write.as_deref(),
                 after_open: &mut drop_privs,
                 on_drops: &mut on_drops,

@@ -16,9 +16,10 @@ fn pg15_port() -> String {
 
 /// `pgscope -i lo` on the server's port, writing these JSON records to a pipe; back
 /// once libpcap has had time to open the handle, before any traffic starts.
-fn live_pgscope(port: &str, records: &str, stderr: Stdio) -> Child {
+fn live_pgscope(port: &str, records: &str, stderr: Stdio, extra: &[&str]) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
         .args(["-i", "lo", "-p", port, "-o", "json", "--records", records])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -51,7 +52,7 @@ fn psql(port: &str) -> Command {
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_on_loopback_sees_psql_queries() {
     let port = pg15_port();
-    let mut child = live_pgscope(&port, "query,session", Stdio::piped());
+    let mut child = live_pgscope(&port, "query,session", Stdio::piped(), &[]);
     // Started as root, it runs as nobody once the capture handle is open (as tcpdump -Z).
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -121,28 +122,20 @@ fn live_capture_on_loopback_sees_psql_queries() {
     assert_eq!(session["user.name"], "trust_user");
 }
 
-/// Drops are reported while the capture runs. pgscope's output is left unread while
-/// psql pulls 100 MB through loopback: pgscope blocks on its output, libpcap's ring
-/// overflows and the kernel drops packets. Once the output is read again, a
-/// `capture_drops` anomaly must come while pgscope is still running, not only at the
-/// end.
+/// Drops are reported while the capture runs. The condition is built, not hoped for:
+/// pgscope gets a 1 MiB kernel ring (`-B 1024`) and is stopped (SIGSTOP) while psql
+/// pulls 20 MB through loopback, so the ring overflows whatever the machine's load.
+/// Once pgscope continues, a `capture_drops` anomaly must come while it still runs,
+/// not only at the end. Its output is read all along, so it never blocks on it.
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_reports_drops_while_running() {
     use std::io::BufRead;
     let port = pg15_port();
-    let mut child = live_pgscope(&port, "message,anomaly", Stdio::null());
-    let status = psql(&port)
-        .args(["-o", "/dev/null", "-c"])
-        .arg("copy (select repeat('x', 1000000) from generate_series(1, 100)) to stdout")
-        .status()
-        .expect("run psql");
-    assert!(status.success());
-    // Now read: the first drop report must come while pgscope still runs.
+    let mut child = live_pgscope(&port, "message,anomaly", Stdio::null(), &["-B", "1024"]);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
-        // Reads to the end, so that pgscope is never blocked on its output again.
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if line.contains("\"capture_drops\"") {
@@ -150,10 +143,22 @@ fn live_capture_reports_drops_while_running() {
             }
         }
     });
+    let pid = child.id() as i32;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_state(pid, 'T');
+    let status = psql(&port)
+        .args(["-o", "/dev/null", "-c"])
+        .arg("copy (select repeat('x', 1000000) from generate_series(1, 20)) to stdout")
+        .status()
+        .expect("run psql");
+    assert!(status.success());
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     let report = rx.recv_timeout(Duration::from_secs(30));
     let running = child.try_wait().unwrap().is_none();
-    // SAFETY: signals to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
     std::thread::sleep(Duration::from_millis(500));
     let _ = child.kill();
     let _ = child.wait();
@@ -166,4 +171,25 @@ fn live_capture_reports_drops_while_running() {
     assert_eq!(v["event.dataset"], "pgwire.anomaly");
     let msg = v["message"].as_str().unwrap();
     assert!(msg.starts_with("libpcap dropped "), "{msg}");
+}
+
+/// Waits (up to 5 s) until the process is in this state (`/proc/PID/stat`'s third field).
+fn wait_state(pid: i32, state: char) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        let now = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.trim_start().chars().next());
+        if now == Some(state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never reached state {state}: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -276,6 +276,8 @@ pub struct LiveOptions<'a> {
     pub interface: &'a str,
     pub filter: &'a str,
     pub snaplen: i32,
+    /// Kernel ring size in bytes.
+    pub buffer_bytes: i32,
     pub savefile: Option<&'a str>,
     /// Called once the handle is open (and the savefile created), before any packet:
     /// the place to drop privileges.
@@ -332,7 +334,7 @@ pub fn read_live(
         .promisc(true)
         .snaplen(opts.snaplen)
         .immediate_mode(true)
-        .buffer_size(32 << 20)
+        .buffer_size(opts.buffer_bytes)
         .timeout(100)
         .open()
         .map_err(|e| err("cannot open capture", e))?;
