@@ -133,7 +133,7 @@ impl Handler<()> for Streams {
         Shape::Unknown
     }
     fn open(&mut self, _: &ConnMeta) {}
-    fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8]) {
+    fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8], _: Option<u64>) {
         match side {
             Side::Client => self.client.extend_from_slice(data),
             Side::Server => self.server.extend_from_slice(data),

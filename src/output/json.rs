@@ -455,6 +455,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.suspended {
             o.bool("pgwire.suspended", true);
         }
+        if q.unsure {
+            o.bool("pgwire.unsure", true);
+        }
         o.end();
         self.emit()
     }
@@ -535,6 +538,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .bool("pgwire.midstream", s.midstream)
             .num("pgwire.gaps", s.gaps)
             .num("pgwire.resyncs", s.resyncs)
+            .num("pgwire.unsure_records", s.unsure_records)
+            .num("pgwire.out_of_step", s.unsure_pairings)
             .time("event.start", s.start_ns, &mut self.ts)
             .time("event.end", s.end_ns, &mut self.ts)
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))

@@ -117,6 +117,8 @@ pub struct SummarySink<W: Write> {
     /// Statement latencies in decade buckets: <10µs, <100µs, ..., ≥10s.
     histogram: [u64; 8],
     queries: u64,
+    /// Statements whose result could not be paired for sure (after lost packets).
+    unsure: u64,
     failed: u64,
     rng: u64,
     fingerprints: FingerprintCache,
@@ -140,6 +142,7 @@ impl<W: Write> SummarySink<W> {
             anomalies: Counter::default(),
             histogram: [0; 8],
             queries: 0,
+            unsure: 0,
             failed: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
             fingerprints: FingerprintCache::default(),
@@ -195,6 +198,11 @@ impl<W: Write> Sink for SummarySink<W> {
             return Ok(());
         }
         self.queries += 1;
+        if q.unsure {
+            // Its result and duration are not known: counted, kept out of the figures.
+            self.unsure += 1;
+            return Ok(());
+        }
         let failed = q.outcome == Outcome::Failure;
         self.failed += failed as u64;
         let d = q.duration_ns();
@@ -249,9 +257,17 @@ impl<W: Write> Sink for SummarySink<W> {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "pgscope summary: {} packets, {} connections, {} messages, {} statements ({} failed)\n",
+            "pgscope summary: {} packets, {} connections, {} messages, {} statements ({} failed)",
             run.packets, self.sessions, run.messages, self.queries, self.failed
         );
+        if self.unsure > 0 {
+            let _ = writeln!(
+                o,
+                "  {} statements unsure after lost or out-of-step packets: left out of the figures",
+                self.unsure
+            );
+        }
+        o.push('\n');
         section(&mut o, "Sessions by user", &self.users);
         section(&mut o, "Sessions by database", &self.databases);
         section(&mut o, "Sessions by application", &self.apps);

@@ -197,7 +197,7 @@ impl<'s> Stage<'s> {
             Event::Anomaly(a) => {
                 self.anomalies += 1;
                 match a.kind {
-                    AnomalyKind::Resync => session.note_resync(),
+                    AnomalyKind::Resync => session.note_resync(a.dir, ts),
                     AnomalyKind::Gap => session.note_gap(a.dir, ts),
                     AnomalyKind::NotPostgres => session.note_not_postgres(),
                     _ => {}
@@ -244,12 +244,20 @@ impl Handler<Conn> for Stage<'_> {
         }
     }
 
-    fn data(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, data: &[u8]) {
+    fn data(
+        &mut self,
+        meta: &ConnMeta,
+        conn: &mut Conn,
+        side: Side,
+        ts: i64,
+        data: &[u8],
+        acked: Option<u64>,
+    ) {
         let dir = dir_of(side);
         let Conn {
             decoder, session, ..
         } = conn;
-        session.count_bytes(dir, data.len());
+        session.segment(dir, data.len(), acked);
         decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
         self.after_feed(meta, conn, ts);
     }
@@ -258,6 +266,7 @@ impl Handler<Conn> for Stage<'_> {
         let Conn {
             decoder, session, ..
         } = conn;
+        session.lost_bytes(dir_of(side), bytes);
         decoder.gap(dir_of(side), bytes, &mut |ev| {
             self.event(meta, session, ts, ev)
         });
@@ -265,9 +274,29 @@ impl Handler<Conn> for Stage<'_> {
     }
 
     fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {
-        let session_rec =
+        let mut session_rec =
             conn.session
                 .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
+        let r = &session_rec;
+        let bytes = r.bytes_client + r.bytes_server;
+        if !r.not_postgres
+            && r.encryption.is_none_or(|e| e == "none")
+            && r.messages_client + r.messages_server == 0
+            && bytes > 0
+        {
+            // Bytes flowed (a start lost in a gap, perhaps) but not one message
+            // decoded: nothing says this was PostgreSQL.
+            session_rec.not_postgres = true;
+            let message = format!("no PostgreSQL message in {bytes} bytes: not PostgreSQL");
+            self.anomalies += 1;
+            let view = AnomalyView {
+                kind: AnomalyKind::NotPostgres.as_str(),
+                dir: None,
+                message: &message,
+            };
+            let res = self.sink.anomaly(Some(meta), ts, &view);
+            self.check(res);
+        }
         for q in std::mem::take(&mut self.queries) {
             let r = self.sink.query_owned(meta, &session_rec, q);
             self.check(r);

@@ -32,6 +32,7 @@ enum Ev {
         side: Side,
         ts: i64,
         len: u32,
+        acked: Option<u64>,
     },
     Gap {
         id: u64,
@@ -105,7 +106,15 @@ impl Handler<()> for Recorder {
         self.push(Ev::Open(Box::new(meta.clone())));
     }
 
-    fn data(&mut self, meta: &ConnMeta, _: &mut (), side: Side, ts: i64, data: &[u8]) {
+    fn data(
+        &mut self,
+        meta: &ConnMeta,
+        _: &mut (),
+        side: Side,
+        ts: i64,
+        data: &[u8],
+        acked: Option<u64>,
+    ) {
         // Segments are at most a snaplen (256 KiB): no u32 overflow.
         self.batch.bytes.extend_from_slice(data);
         self.push(Ev::Data {
@@ -113,6 +122,7 @@ impl Handler<()> for Recorder {
             side,
             ts,
             len: data.len() as u32,
+            acked,
         });
     }
 
@@ -232,11 +242,17 @@ fn decode_all(
                     let conn = stage.open(&meta);
                     conns.insert(meta.id, (meta, conn));
                 }
-                Ev::Data { id, side, ts, len } => {
+                Ev::Data {
+                    id,
+                    side,
+                    ts,
+                    len,
+                    acked,
+                } => {
                     let (data, rest) = bytes.split_at(len as usize);
                     bytes = rest;
                     if let Some((meta, conn)) = conns.get_mut(&id) {
-                        stage.data(meta, conn, side, ts, data);
+                        stage.data(meta, conn, side, ts, data, acked);
                     }
                 }
                 Ev::Gap {

@@ -87,6 +87,10 @@ enum Op {
     Execute(Box<QueryRecord>),
     FunctionCall(Box<QueryRecord>),
     Sync,
+    /// Requests lost in a gap (or sent before the capture began): how many, and
+    /// so how many answers they get, is unknown. Answers that reach it are not
+    /// attributed; it is dropped when the session resynchronises.
+    Lost,
 }
 
 /// A Query message: its statements, closed one by one.
@@ -120,13 +124,31 @@ pub struct Session {
     ready_seen: bool,
     /// Inside a pipeline after an error: the server skips everything up to Sync.
     skipping: bool,
-    /// Requests were lost in a gap: answers are not attributed until ReadyForQuery.
-    lost_requests: bool,
+    /// Stream offsets (bytes handed on, gaps included) of the client and server
+    /// directions, as the TCP stage counts them.
+    off: [u64; 2],
+    /// The segment whose messages are being fed: its stream offsets and how far
+    /// into the other direction its ACK reaches.
+    seg: Seg,
+    /// The last backend message was a ReadyForQuery: its segment's end offset and
+    /// ACK (what the server had received when it was idle).
+    last_ready: Option<(u64, Option<u64>)>,
+    /// The request that resynchronised the session, until its first answer shows
+    /// (by its ACK) that the server had received it: the client offset it ends at.
+    probation: Option<u64>,
+}
+
+/// Where the messages being fed lie in the streams.
+#[derive(Clone, Copy, Default)]
+struct Seg {
+    start: u64,
+    end: u64,
+    acked: Option<u64>,
 }
 
 impl Session {
     pub fn new(conn_id: u64, start_ns: i64, midstream: bool) -> Self {
-        Session {
+        let mut s = Session {
             rec: SessionRecord {
                 conn_id,
                 start_ns,
@@ -144,39 +166,109 @@ impl Session {
             // Joined mid-stream: the login is over, errors belong to statements.
             ready_seen: midstream,
             skipping: false,
-            lost_requests: false,
+            off: [0; 2],
+            seg: Seg::default(),
+            last_ready: None,
+            probation: None,
+        };
+        if midstream {
+            // Requests sent before the capture began may still be answered.
+            s.pending.push_back(Op::Lost);
         }
+        s
     }
 
     pub fn record(&self) -> &SessionRecord {
         &self.rec
     }
 
-    /// Stream bytes seen, for the byte counters (every byte, decoded or not).
-    pub fn count_bytes(&mut self, dir: Dir, n: usize) {
+    /// The next in-order bytes of one direction, before they are decoded: counted,
+    /// and kept as the place of the messages they hold. `acked` is how far into the
+    /// other direction the segment's ACK reaches (see `tcp::Handler::data`).
+    pub fn segment(&mut self, dir: Dir, n: usize, acked: Option<u64>) {
         match dir {
             Dir::Frontend => self.rec.bytes_client += n as u64,
             Dir::Backend => self.rec.bytes_server += n as u64,
         }
+        let off = &mut self.off[dir as usize];
+        self.seg = Seg {
+            start: *off,
+            end: *off + n as u64,
+            acked,
+        };
+        *off += n as u64;
     }
 
-    /// Bytes were lost in one direction. Lost requests would make later answers land
-    /// on the wrong statements, so what is pending is closed as unknown and answers
-    /// are ignored until the next ReadyForQuery re-anchors the exchange. Lost answers
-    /// need nothing here: the next ReadyForQuery closes what they left open.
+    /// Bytes of one direction were lost (the gap itself follows from the decoder).
+    pub fn lost_bytes(&mut self, dir: Dir, n: u64) {
+        self.off[dir as usize] += n;
+    }
+
+    /// Bytes were lost in one direction, or skipped to find a message boundary.
+    /// What the evidence no longer decides is marked unsure, never guessed:
+    /// - lost requests come after those pending, so the pending ones still get
+    ///   their answers first; what follows (answers to the lost ones, then to later
+    ///   requests) is not attributed until the session resynchronises;
+    /// - lost answers may belong to any pending request: those are closed unsure.
     pub fn note_gap(&mut self, dir: Dir, ts: i64) {
         self.rec.gaps += 1;
-        if dir == Dir::Frontend {
-            let ops: Vec<Op> = self.pending.drain(..).collect();
-            for op in ops {
-                self.unanswered(op, ts);
-            }
-            self.lost_requests = true;
+        self.lose(dir, ts);
+    }
+
+    fn lose(&mut self, dir: Dir, ts: i64) {
+        self.probation = None;
+        if dir == Dir::Backend {
+            self.last_ready = None;
+            self.close_unsure(ts);
+            self.pending.push_back(Op::Lost);
+        } else if !matches!(self.pending.back(), Some(Op::Lost)) {
+            self.pending.push_back(Op::Lost);
+        }
+    }
+
+    /// Closes every pending request as unsure: its answers may be lost or another's.
+    fn close_unsure(&mut self, ts: i64) {
+        let ops: Vec<Op> = self.pending.drain(..).collect();
+        for op in ops {
+            self.unanswered(op, ts);
+        }
+    }
+
+    /// An answer that fits no pending request: the exchange is out of step.
+    fn out_of_step(&mut self, ts: i64) {
+        self.rec.unsure_pairings += 1;
+        self.lose(Dir::Backend, ts);
+    }
+
+    /// Whether answers are being paired now; else they are only counted.
+    #[inline]
+    fn in_step(&self) -> bool {
+        !matches!(self.pending.front(), Some(Op::Lost))
+    }
+
+    /// A request while pending answers are not attributed: it is where the session
+    /// becomes certain again if the client had received all the server sent (its
+    /// ACK), the server's last message was a ReadyForQuery, and the server had then
+    /// received all the client sent before this request. Every request still
+    /// pending is then closed unsure, and the first answer must show, by its ACK,
+    /// that the server had received this one.
+    fn resync_point(&mut self, ts: i64) {
+        let server_end = self.off[Dir::Backend as usize];
+        let seen_all = self.seg.acked.is_some_and(|a| a >= server_end);
+        let idle = self.last_ready.is_some_and(|(end, ack)| {
+            end == server_end && ack.is_some_and(|a| a >= self.seg.start)
+        });
+        // Joined mid-stream and nothing heard from the server yet: only the first
+        // answer's ACK can tell, and probation checks it.
+        let fresh = self.rec.midstream && server_end == 0 && self.rec.messages_server == 0;
+        if (seen_all && idle) || fresh {
+            self.close_unsure(ts);
+            self.probation = Some(self.seg.end);
         }
     }
 
     /// An operation that will get no answer we can attribute: its statement, if it
-    /// has one, is reported with an unknown outcome.
+    /// has one, is reported as unsure.
     fn unanswered(&mut self, op: Op, ts: i64) {
         let mut rec = match op {
             Op::Simple(q) => match q.current {
@@ -186,8 +278,10 @@ impl Session {
             Op::Execute(r) | Op::FunctionCall(r) => r,
             _ => return,
         };
-        rec.end_ns = ts;
+        rec.end_ns = ts.max(rec.start_ns);
         rec.outcome = Outcome::Unknown;
+        rec.unsure = true;
+        self.rec.unsure_records += 1;
         self.done.push(rec);
     }
 
@@ -195,8 +289,10 @@ impl Session {
         self.rec.not_postgres = true;
     }
 
-    pub fn note_resync(&mut self) {
+    /// Bytes of `dir` were skipped to find a message boundary: as good as lost.
+    pub fn note_resync(&mut self, dir: Dir, ts: i64) {
         self.rec.resyncs += 1;
+        self.lose(dir, ts);
     }
 
     pub fn note_encryption(&mut self, kind: &'static str) {
@@ -231,7 +327,10 @@ impl Session {
     // Inlined so each operation is built in the queue's slot, not copied there from
     // a temporary just written (a store-forwarding stall on every message).
     #[inline(always)]
-    fn push(&mut self, shared: &mut Shared, op: Op) {
+    fn push(&mut self, shared: &mut Shared, ts: i64, op: Op) {
+        if !self.pending.is_empty() && !self.in_step() {
+            self.resync_point(ts);
+        }
         if self.skipping {
             // Sent after the server reported an error: it skips these until Sync.
             match op {
@@ -297,6 +396,7 @@ impl Session {
                 let current = Some(simple_record(id, ts, first));
                 self.push(
                     shared,
+                    ts,
                     Op::Simple(Box::new(SimpleQuery {
                         rest,
                         whole,
@@ -327,7 +427,7 @@ impl Session {
                     ),
                 }
                 let name = (!name.is_empty()).then(|| Box::new(name));
-                self.push(shared, Op::Parse(name));
+                self.push(shared, ts, Op::Parse(name));
             }
             Body::Bind {
                 portal,
@@ -354,11 +454,11 @@ impl Session {
                         params: rendered,
                     },
                 );
-                self.push(shared, Op::Bind);
+                self.push(shared, ts, Op::Bind);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
-                self.push(shared, Op::Describe(stmt));
+                self.push(shared, ts, Op::Describe(stmt));
             }
             Body::Close { kind, name } => {
                 let name = lossy(name);
@@ -367,18 +467,18 @@ impl Session {
                 } else {
                     self.portals.remove(&name);
                 }
-                self.push(shared, Op::Close);
+                self.push(shared, ts, Op::Close);
             }
             Body::Execute { portal, .. } => {
                 let rec = self.extended_record(ts, &lossy(portal));
-                self.push(shared, Op::Execute(rec));
+                self.push(shared, ts, Op::Execute(rec));
             }
-            Body::Sync => self.push(shared, Op::Sync),
+            Body::Sync => self.push(shared, ts, Op::Sync),
             Body::FunctionCall { oid, .. } => {
                 let mut rec = Box::new(QueryRecord::new(id, "function", ts));
                 rec.text = Some(format!("FunctionCall(oid={oid})").into());
                 rec.operation = Some("FUNCTION CALL");
-                self.push(shared, Op::FunctionCall(rec));
+                self.push(shared, ts, Op::FunctionCall(rec));
             }
             Body::SaslInitialResponse { mechanism, .. } => {
                 self.rec.auth_method = Some(lossy(mechanism));
@@ -487,14 +587,47 @@ impl Session {
         msg: &Msg<'_>,
         out: &mut Vec<Box<QueryRecord>>,
     ) {
-        if self.lost_requests && !matches!(msg.body, Body::ReadyForQuery { .. }) {
+        if let Some(end) = self.probation
+            && is_answer(&msg.body)
+        {
+            // The first answer after a resynchronisation: the request it answers
+            // must have reached the server before it was sent.
+            self.probation = None;
+            if self.seg.acked.is_none_or(|a| a < end) {
+                self.out_of_step(ts);
+            }
+        }
+        if !self.in_step() && self.ready_seen {
             // Answers to requests we never saw: count what the session counts, no more.
             match msg.body {
-                Body::DataRow { .. } => self.rec.rows += 1,
+                Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
+                    self.rec.rows += 1
+                }
                 Body::ErrorResponse { .. } => self.rec.errors += 1,
+                Body::ReadyForQuery { status } => {
+                    self.rec.tx_status = Some(status);
+                    self.skipping = false;
+                    self.last_ready = Some((self.seg.end, self.seg.acked));
+                    self.flush_done(status, out);
+                    return;
+                }
                 _ => {}
             }
-            return;
+            if is_answer(&msg.body) {
+                self.last_ready = None;
+            }
+            // Asynchronous messages still tell the session about itself.
+            if !matches!(
+                msg.body,
+                Body::ParameterStatus { .. }
+                    | Body::NotificationResponse { .. }
+                    | Body::NoticeResponse { .. }
+            ) {
+                return;
+            }
+        }
+        if is_answer(&msg.body) {
+            self.last_ready = None;
         }
         match msg.body {
             Body::SslResponse { answer } | Body::GssEncResponse { answer } => {
@@ -557,7 +690,7 @@ impl Session {
             }
             Body::ReadyForQuery { status } => self.ready(shared, ts, status, out),
             Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
-                self.pop_simple_op();
+                self.pop_simple_op(ts, &msg.body);
             }
             Body::ParameterDescription { types } => {
                 // Describe of a statement: its parameter types, for decoding Binds.
@@ -642,13 +775,20 @@ impl Session {
         self.rec.auth_method = Some(method.to_string());
     }
 
-    /// Answers that complete a non-statement op (ParseComplete, BindComplete, ...).
-    fn pop_simple_op(&mut self) {
-        if matches!(
-            self.pending.front(),
-            Some(Op::Parse(_) | Op::Bind | Op::Describe(_) | Op::Close)
-        ) {
+    /// Answers that complete a non-statement op (ParseComplete, BindComplete, ...);
+    /// one that does not fit the oldest pending request puts the session out of step.
+    fn pop_simple_op(&mut self, ts: i64, body: &Body<'_>) {
+        let fits = matches!(
+            (self.pending.front(), body),
+            (Some(Op::Parse(_)), Body::ParseComplete)
+                | (Some(Op::Bind), Body::BindComplete)
+                | (Some(Op::Close), Body::CloseComplete)
+                | (Some(Op::Describe(_)), Body::NoData)
+        );
+        if fits {
             self.pending.pop_front();
+        } else {
+            self.out_of_step(ts);
         }
     }
 
@@ -716,7 +856,11 @@ impl Session {
                 Some(Op::Execute(r)) | Some(Op::FunctionCall(r)) => r,
                 _ => return,
             },
-            _ => return, // an answer to nothing we saw asked (joined mid-stream)
+            _ => {
+                // An answer to nothing we saw asked.
+                self.out_of_step(ts);
+                return;
+            }
         };
         self.finish(shared, finished, ts, outcome, tag, error);
     }
@@ -754,7 +898,9 @@ impl Session {
         tag: Option<texts::Tag>,
         error: Option<ServerMessage>,
     ) {
-        rec.end_ns = ts;
+        // Capture clocks can step back (and held segments keep their own time):
+        // a duration is never negative.
+        rec.end_ns = ts.max(rec.start_ns);
         rec.outcome = outcome;
         (rec.command_tag, rec.rows_affected) = match tag {
             Some((tag, rows)) => (Some(tag), rows),
@@ -798,7 +944,7 @@ impl Session {
                 let exec = self
                     .pending
                     .iter()
-                    .take_while(|op| !matches!(op, Op::Sync))
+                    .take_while(|op| !matches!(op, Op::Sync | Op::Lost))
                     .position(|op| matches!(op, Op::Execute(_)));
                 let rec = match exec.and_then(|i| self.pending.remove(i)) {
                     Some(Op::Execute(r)) => r,
@@ -827,7 +973,7 @@ impl Session {
     /// After an error in extended mode the server discards messages up to Sync.
     fn skip_to_sync(&mut self, ts: i64) {
         while let Some(op) = self.pending.front() {
-            if matches!(op, Op::Sync | Op::Simple(_)) {
+            if matches!(op, Op::Sync | Op::Simple(_) | Op::Lost) {
                 break;
             }
             if let Some(Op::Execute(mut r)) = self.pending.pop_front() {
@@ -840,7 +986,8 @@ impl Session {
     }
 
     fn ready(&mut self, shared: &mut Shared, ts: i64, status: u8, out: &mut Vec<Box<QueryRecord>>) {
-        if !self.ready_seen {
+        let login = !self.ready_seen;
+        if login {
             self.ready_seen = true;
             if self.rec.auth_outcome.is_none() {
                 self.rec.auth_outcome = Some("success");
@@ -848,24 +995,30 @@ impl Session {
         }
         self.skipping = false;
         self.rec.tx_status = Some(status);
-        if self.lost_requests {
-            // The request this answers was lost: nothing pending belongs to it.
-            self.lost_requests = false;
-        } else {
-            // ReadyForQuery answers the oldest Query or Sync; what came before it and
-            // got no answer (answers lost in a gap) is closed as unknown.
-            while let Some(op) = self.pending.pop_front() {
-                let end = matches!(op, Op::Sync | Op::Simple(_));
-                self.unanswered(op, ts);
-                if end {
-                    break;
+        // ReadyForQuery answers the oldest Query or Sync. Anything else still
+        // pending before it (its answers missing) or nothing pending at all after
+        // the login means the exchange is out of step.
+        match self.pending.front() {
+            Some(Op::Lost) => {}
+            Some(Op::Sync | Op::Simple(_)) => {
+                if let Some(op) = self.pending.pop_front() {
+                    self.unanswered(op, ts);
                 }
             }
+            Some(_) => self.out_of_step(ts),
+            None if !login => self.out_of_step(ts),
+            None => {}
         }
+        self.last_ready = Some((self.seg.end, self.seg.acked));
         // Checked first: cancels are rare and this runs on every ReadyForQuery.
         if !shared.cancels.is_empty() {
             shared.cancels.remove(&self.rec.conn_id);
         }
+        self.flush_done(status, out);
+    }
+
+    /// Finished statements go out with the transaction status that followed them.
+    fn flush_done(&mut self, status: u8, out: &mut Vec<Box<QueryRecord>>) {
         for mut r in self.done.drain(..) {
             r.tx_status = Some(status);
             out.push(r);
@@ -907,6 +1060,30 @@ impl Session {
         shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
         self.rec
     }
+}
+
+/// A message the server sends in answer to a request (not an asynchronous one such
+/// as ParameterStatus, NoticeResponse or NotificationResponse, nor a login message).
+fn is_answer(body: &Body<'_>) -> bool {
+    matches!(
+        body,
+        Body::ParseComplete
+            | Body::BindComplete
+            | Body::CloseComplete
+            | Body::NoData
+            | Body::ParameterDescription { .. }
+            | Body::RowDescription { .. }
+            | Body::DataRow { .. }
+            | Body::CommandComplete { .. }
+            | Body::EmptyQueryResponse
+            | Body::PortalSuspended
+            | Body::ErrorResponse { .. }
+            | Body::ReadyForQuery { .. }
+            | Body::CopyInResponse { .. }
+            | Body::CopyOutResponse { .. }
+            | Body::CopyBothResponse { .. }
+            | Body::FunctionCallResponse { .. }
+    )
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {

@@ -78,6 +78,9 @@ pub struct QueryRecord {
     pub skipped: bool,
     /// Execute stopped at its row limit (PortalSuspended).
     pub suspended: bool,
+    /// Its result could not be told apart from another's (bytes lost or out of
+    /// step): the outcome is `Unknown` and no result is given rather than a guess.
+    pub unsure: bool,
 }
 
 impl QueryRecord {
@@ -115,6 +118,7 @@ impl QueryRecord {
             copy: None,
             skipped: false,
             suspended: false,
+            unsure: false,
         }
     }
 
@@ -193,6 +197,10 @@ pub struct SessionRecord {
     pub midstream: bool,
     pub gaps: u64,
     pub resyncs: u64,
+    /// Statements reported unsure (see [`QueryRecord::unsure`]).
+    pub unsure_records: u64,
+    /// Answers that fit no pending request: the session was out of step.
+    pub unsure_pairings: u64,
     /// Connections that only carried a CancelRequest.
     pub cancel_request: Option<CancelInfo>,
     pub close_reason: &'static str,

@@ -120,14 +120,54 @@ impl Conn {
         }
     }
 
+    /// One segment whose ACK covers all the other direction sent so far (what a
+    /// client that waits for answers, and a server, send).
     fn feed(&mut self, shared: &mut Shared, ts: i64, dir: Dir, parts: &[Vec<u8>]) {
+        let other = match dir {
+            Dir::Frontend => Dir::Backend,
+            Dir::Backend => Dir::Frontend,
+        };
+        let acked = self.s.off[other as usize];
+        self.feed_acked(shared, ts, dir, parts, Some(acked));
+    }
+
+    /// One segment with this ACK (an offset into the other direction's stream).
+    fn feed_acked(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        dir: Dir,
+        parts: &[Vec<u8>],
+        acked: Option<u64>,
+    ) {
         let bytes: Vec<u8> = parts.concat();
+        self.s.segment(dir, bytes.len(), acked);
         let Conn { dec, s, out } = self;
         dec.feed(dir, &bytes, &mut |ev| {
             if let Event::Msg(m) = ev {
                 s.on_message(shared, ts, m, out);
             }
         });
+    }
+
+    /// `bytes` of `dir` lost, as the TCP stage reports it.
+    fn gap(&mut self, ts: i64, dir: Dir, bytes: u64) {
+        self.s.lost_bytes(dir, bytes);
+        self.s.note_gap(dir, ts);
+    }
+
+    /// The results as (text, tag, unsure).
+    fn results(&self) -> Vec<(&str, Option<&str>, bool)> {
+        self.out
+            .iter()
+            .map(|q| {
+                (
+                    q.text.as_deref().unwrap_or(""),
+                    q.command_tag.as_deref(),
+                    q.unsure,
+                )
+            })
+            .collect()
     }
 
     /// Startup with trust auth, up to the first ReadyForQuery.
@@ -489,14 +529,102 @@ fn a_lost_request_does_not_shift_later_answers() {
         Dir::Backend,
         &[complete("SELECT 1"), ready(b'I')],
     );
-    // The segment with `select 'b'` is lost; `select 'c'` was queued behind the hole.
-    c.s.note_gap(Dir::Frontend, 12);
-    c.feed(&mut sh, 12, Dir::Frontend, &[query("select 'c'")]);
+    // The segment with `select 'b'` is lost; the server's answer acknowledges it,
+    // so the TCP stage reports the gap before handing the answer on.
+    c.gap(12, Dir::Frontend, query("select 'b'").len() as u64);
     c.feed(
         &mut sh,
         13,
         Dir::Backend,
         &[complete("SELECT 2"), ready(b'I')],
+    );
+    // `select 'c'` is sent once its client has read that answer (its ACK says so).
+    c.feed(&mut sh, 14, Dir::Frontend, &[query("select 'c'")]);
+    c.feed(
+        &mut sh,
+        15,
+        Dir::Backend,
+        &[complete("SELECT 3"), ready(b'I')],
+    );
+    assert_eq!(
+        c.results(),
+        [
+            ("select 'a'", Some("SELECT 1"), false),
+            ("select 'c'", Some("SELECT 3"), false)
+        ]
+    );
+    assert_eq!(c.s.record().gaps, 1);
+    assert_eq!(c.s.record().unsure_records, 0);
+}
+
+#[test]
+fn a_request_sent_before_the_lost_ones_were_answered_is_unsure() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let served = c.s.off[Dir::Backend as usize];
+    c.gap(10, Dir::Frontend, query("select 'b'").len() as u64);
+    // Pipelined: `select 'c'` goes out before the answer to the lost request, so
+    // either answer could be its own.
+    c.feed_acked(
+        &mut sh,
+        11,
+        Dir::Frontend,
+        &[query("select 'c'")],
+        Some(served),
+    );
+    c.feed(
+        &mut sh,
+        12,
+        Dir::Backend,
+        &[complete("SELECT 2"), ready(b'I')],
+    );
+    c.feed(
+        &mut sh,
+        13,
+        Dir::Backend,
+        &[complete("SELECT 3"), ready(b'I')],
+    );
+    // Then a request sent after both answers were read is certain again.
+    c.feed(&mut sh, 14, Dir::Frontend, &[query("select 'd'")]);
+    c.feed(
+        &mut sh,
+        15,
+        Dir::Backend,
+        &[complete("SELECT 4"), ready(b'I')],
+    );
+    assert_eq!(
+        c.results(),
+        [
+            ("select 'c'", None, true),
+            ("select 'd'", Some("SELECT 4"), false)
+        ]
+    );
+    assert_eq!(c.out[0].outcome, Outcome::Unknown);
+}
+
+#[test]
+fn an_answer_sent_before_the_resync_request_arrived_is_not_its_own() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.gap(10, Dir::Frontend, 40);
+    c.feed(
+        &mut sh,
+        11,
+        Dir::Backend,
+        &[complete("SELECT 2"), ready(b'I')],
+    );
+    let received = c.s.off[Dir::Frontend as usize];
+    c.feed(&mut sh, 12, Dir::Frontend, &[query("select 'c'")]);
+    // This answer's ACK shows the server had not received `select 'c'` yet: it
+    // answers another lost request.
+    c.feed_acked(
+        &mut sh,
+        13,
+        Dir::Backend,
+        &[complete("SELECT 9"), ready(b'I')],
+        Some(received),
     );
     c.feed(
         &mut sh,
@@ -504,23 +632,25 @@ fn a_lost_request_does_not_shift_later_answers() {
         Dir::Backend,
         &[complete("SELECT 3"), ready(b'I')],
     );
-    let got: Vec<(&str, Option<&str>)> = c
-        .out
-        .iter()
-        .map(|q| (q.text.as_deref().unwrap(), q.command_tag.as_deref()))
-        .collect();
+    c.feed(&mut sh, 15, Dir::Frontend, &[query("select 'd'")]);
+    c.feed(
+        &mut sh,
+        16,
+        Dir::Backend,
+        &[complete("SELECT 4"), ready(b'I')],
+    );
     assert_eq!(
-        got,
+        c.results(),
         [
-            ("select 'a'", Some("SELECT 1")),
-            ("select 'c'", Some("SELECT 3"))
+            ("select 'c'", None, true),
+            ("select 'd'", Some("SELECT 4"), false)
         ]
     );
-    assert_eq!(c.s.record().gaps, 1);
+    assert_eq!(c.s.record().unsure_pairings, 1);
 }
 
 #[test]
-fn lost_answers_close_their_statements_as_unknown() {
+fn lost_answers_close_their_statements_as_unsure() {
     let mut sh = Shared::default();
     let mut c = Conn::new(1);
     c.login(&mut sh, 7, &[0; 4]);
@@ -536,6 +666,7 @@ fn lost_answers_close_their_statements_as_unknown() {
         ],
     );
     // Everything up to the first ReadyForQuery was lost in the capture.
+    c.gap(20, Dir::Backend, 30);
     c.feed(&mut sh, 20, Dir::Backend, &[ready(b'I')]);
     c.feed(
         &mut sh,
@@ -544,7 +675,47 @@ fn lost_answers_close_their_statements_as_unknown() {
         &[complete("SELECT 1"), ready(b'I')],
     );
     assert_eq!(c.out.len(), 2);
-    assert_eq!(c.out[0].outcome, Outcome::Unknown);
-    assert_eq!(c.out[1].text.as_deref(), Some("select 2"));
-    assert_eq!(c.out[1].outcome, Outcome::Success);
+    assert!(
+        c.out
+            .iter()
+            .all(|q| q.unsure && q.outcome == Outcome::Unknown)
+    );
+    assert!(c.out.iter().all(|q| q.command_tag.is_none()));
+    // The next request, sent after everything was read, is certain.
+    c.feed(&mut sh, 22, Dir::Frontend, &[query("select 3")]);
+    c.feed(
+        &mut sh,
+        23,
+        Dir::Backend,
+        &[complete("SELECT 3"), ready(b'I')],
+    );
+    assert_eq!(c.results()[2], ("select 3", Some("SELECT 3"), false));
+}
+
+#[test]
+fn a_ready_for_query_with_answers_missing_puts_the_session_out_of_step() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[
+            bind("", "", &[], &[]),
+            execute(""),
+            sync(),
+            query("select 2"),
+        ],
+    );
+    // No gap was seen, yet BindComplete and CommandComplete never came.
+    c.feed(&mut sh, 20, Dir::Backend, &[ready(b'I')]);
+    c.feed(
+        &mut sh,
+        21,
+        Dir::Backend,
+        &[complete("SELECT 1"), ready(b'I')],
+    );
+    assert!(c.out.iter().all(|q| q.unsure), "{:?}", c.results());
+    assert_eq!(c.s.record().unsure_pairings, 1);
 }

@@ -96,7 +96,18 @@ pub trait Handler<T> {
     /// track at all) when the ports do not.
     fn shape(&self, payload: &[u8]) -> Shape;
     fn open(&mut self, meta: &ConnMeta) -> T;
-    fn data(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, data: &[u8]);
+    /// In-order payload. `acked`: how far into the other direction's stream (bytes
+    /// handed on, gaps included) this segment's ACK reaches: what the sender had
+    /// received when it sent it.
+    fn data(
+        &mut self,
+        meta: &ConnMeta,
+        state: &mut T,
+        side: Side,
+        ts: i64,
+        data: &[u8],
+        acked: Option<u64>,
+    );
     fn gap(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, bytes: u64);
     fn close(&mut self, meta: &ConnMeta, state: T, ts: i64, reason: CloseReason);
 }
@@ -138,6 +149,11 @@ pub struct TcpStats {
 
 /// A jump forward larger than this is not a hole to wait for but a lost stretch.
 const MAX_HOLE: u32 = 16 << 20;
+/// A segment that acknowledges bytes of the other direction not seen yet waits this
+/// long (capture time) for them before they are declared lost.
+const HOLD_NS: i64 = 200_000_000;
+/// Segments waiting so per connection, at most (then the oldest is let go).
+const MAX_HELD: usize = 64;
 const SWEEP_INTERVAL_NS: i64 = 10 * 1_000_000_000;
 
 /// A connection's endpoints in canonical order, as plain integers: hashed and
@@ -148,12 +164,69 @@ type Key = (u128, u128, u32);
 struct Half {
     /// Next expected sequence number, once known.
     next: Option<u32>,
+    /// Bytes handed on so far, gaps included: the stream offset of `next`.
+    delivered: u64,
+    /// Segments of this direction held back, in capture order, because they
+    /// acknowledge bytes of the other direction that were not handed on yet: the
+    /// sender had received them, so what they answer must not come first.
+    held: std::collections::VecDeque<Held>,
+    held_bytes: usize,
     /// Segments ahead of `next`, sorted by their distance from it.
     ooo: Vec<(u32, Vec<u8>)>,
     ooo_bytes: usize,
     fin: bool,
     /// Payload of this direction was seen: a SYN no longer moves `next`.
     started: bool,
+}
+
+/// A segment held back until the other direction catches up with its ACK.
+struct Held {
+    ts: i64,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: Vec<u8>,
+    missing: u32,
+}
+
+impl Held {
+    fn segment(&self) -> Segment<'_> {
+        Segment {
+            src: IpAddr::from([0u8; 4]),
+            dst: IpAddr::from([0u8; 4]),
+            sport: 0,
+            dport: 0,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            payload: &self.payload,
+            missing: self.missing,
+        }
+    }
+}
+
+/// How many bytes of `peer`'s stream `ack` acknowledges beyond what was handed on
+/// (its FIN counts one); 0 when nothing is missing or the peer's sequence is unknown.
+fn acked_ahead(peer: &Half, ack: u32) -> u64 {
+    let Some(next) = peer.next else {
+        return 0;
+    };
+    let ahead = seq_diff(ack, next) - i64::from(peer.fin);
+    if ahead > 0 && ahead <= i64::from(MAX_HOLE) {
+        ahead as u64
+    } else {
+        0
+    }
+}
+
+/// The stream offset of `peer` that `ack` reaches, if the peer's sequence is known.
+fn acked_offset(peer: &Half, ack: u32) -> Option<u64> {
+    let next = peer.next?;
+    let d = seq_diff(ack, next) - i64::from(peer.fin);
+    Some(
+        peer.delivered
+            .saturating_add_signed(d.min(i64::from(MAX_HOLE))),
+    )
 }
 
 struct Flow<T> {
@@ -189,7 +262,9 @@ impl<T> Flow<T> {
             buffered,
             limits,
             ts,
+            acked_now: None,
         };
+        ctx.release_all(client_half, server_half);
         ctx.flush(client_half, Side::Client);
         ctx.flush(server_half, Side::Server);
     }
@@ -327,13 +402,12 @@ impl<T> FlowTable<T> {
             buffered: &mut self.buffered,
             limits: &self.limits,
             ts,
+            acked_now: None,
         };
-        // An ACK beyond the peer's next byte means the capture missed what was acked:
-        // if segments after that hole are waiting, the hole will never fill.
-        if seg.has(FLAG_ACK) {
-            ctx.acked(other, side.other(), seg.ack);
+        ctx.arrive(this, other, side, seg);
+        if seg.has(FLAG_RST) {
+            ctx.release_all(this, other);
         }
-        ctx.segment(this, side, seg);
         let closed = seg.has(FLAG_RST) || (this.fin && other.fin);
         self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered);
         if closed {
@@ -410,6 +484,30 @@ impl<T> FlowTable<T> {
     }
 
     fn sweep_idle<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+        // Segments held back too long: what they wait for is not coming.
+        for flow in self.flows.values_mut() {
+            if flow.client_half.held.is_empty() && flow.server_half.held.is_empty() {
+                continue;
+            }
+            let Flow {
+                meta,
+                state,
+                client_half,
+                server_half,
+                ..
+            } = &mut **flow;
+            let mut ctx = Ctx {
+                meta,
+                state,
+                handler: h,
+                stats: &mut self.stats,
+                buffered: &mut self.buffered,
+                limits: &self.limits,
+                ts,
+                acked_now: None,
+            };
+            ctx.pump(client_half, server_half, false);
+        }
         let limit = ts.saturating_sub(self.limits.idle_timeout_ns);
         let mut idle: Vec<(u64, Key)> = self
             .flows
@@ -487,14 +585,152 @@ struct Ctx<'a, T, H> {
     buffered: &'a mut usize,
     limits: &'a Limits,
     ts: i64,
+    /// The stream offset of the other direction that the segment being handed on
+    /// acknowledges.
+    acked_now: Option<u64>,
 }
 
 impl<T, H: Handler<T>> Ctx<'_, T, H> {
-    fn deliver(&mut self, half: &mut Half, side: Side, data: &[u8]) {
+    /// A segment of `this` direction arrives. It is held back while it acknowledges
+    /// bytes of `other` not handed on yet (its answer must not overtake the
+    /// request), and held segments of either direction go on as soon as what they
+    /// acknowledge has been handed on.
+    fn arrive(&mut self, this: &mut Half, other: &mut Half, side: Side, seg: &Segment<'_>) {
+        let data = !seg.payload.is_empty() || seg.missing > 0 || seg.has(FLAG_FIN);
+        let ack = seg.has(FLAG_ACK);
+        // An ACK beyond the peer's next byte means the capture missed what was acked:
+        // if segments after that hole are waiting, the hole will never fill.
+        if ack {
+            self.acked(other, side.other(), seg.ack);
+        }
+        // Bytes of this direction that the other side acknowledged (in a segment
+        // held back for them) are lost if this segment comes after them: then what
+        // it answers is released first, and it follows.
+        if data
+            && let (Some(next), Some(h)) = (this.next, other.held.back())
+            && seq_diff(h.ack, seg.seq) >= 0
+            && seq_diff(seg.seq, next) > 0
+            && seq_diff(seg.seq, next) <= i64::from(MAX_HOLE)
+        {
+            self.flush(this, side);
+            if let Some(next) = this.next {
+                let hole = seq_diff(seg.seq, next);
+                if hole > 0 {
+                    self.gap(this, side, hole as u64);
+                }
+            }
+            let (client, server) = match side {
+                Side::Client => (&mut *this, &mut *other),
+                Side::Server => (&mut *other, &mut *this),
+            };
+            self.pump(client, server, false);
+        }
+        // Only in-order data waits: data after a hole waits in the queue anyway.
+        let in_order = this
+            .next
+            .is_none_or(|n| seq_diff(seg.seq.wrapping_add(seg.has(FLAG_SYN) as u32), n) <= 0);
+        let wait =
+            data && (!this.held.is_empty() || (ack && in_order && acked_ahead(other, seg.ack) > 0));
+        if !wait {
+            self.acked_now = if ack {
+                acked_offset(other, seg.ack)
+            } else {
+                None
+            };
+            self.segment(this, side, seg);
+        } else {
+            this.held_bytes += seg.payload.len();
+            *self.buffered += seg.payload.len();
+            this.held.push_back(Held {
+                ts: self.ts,
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                payload: seg.payload.to_vec(),
+                missing: seg.missing,
+            });
+        }
+        // Bytes of this direction that a held segment of the other acknowledges
+        // are not coming if they lie before data queued after a hole.
+        if let Some(h) = other.held.back() {
+            let ack = h.ack;
+            self.acked(this, side, ack);
+        }
+        let (client, server) = match side {
+            Side::Client => (this, other),
+            Side::Server => (other, this),
+        };
+        self.pump(client, server, false);
+    }
+
+    /// Hands on held segments whose ACK the other direction has caught up with;
+    /// with `force`, also those that waited too long or too many (declaring lost
+    /// what they acknowledge).
+    fn pump(&mut self, client: &mut Half, server: &mut Half, force: bool) {
+        loop {
+            let now = self.ts;
+            let c = client
+                .held
+                .front()
+                .map(|h| (h.ts, acked_ahead(server, h.ack)));
+            let s = server
+                .held
+                .front()
+                .map(|h| (h.ts, acked_ahead(client, h.ack)));
+            let over = |half: &Half, t: i64| {
+                force
+                    || now.saturating_sub(t) > HOLD_NS
+                    || half.held.len() > MAX_HELD
+                    || half.held_bytes > self.limits.max_conn_buffer
+            };
+            // The ready one first; else, if one must go, the older.
+            let pick = match (c, s) {
+                (Some((_, 0)), _) => Side::Client,
+                (_, Some((_, 0))) => Side::Server,
+                (Some((tc, _)), Some((ts, _))) if tc <= ts && over(client, tc) => Side::Client,
+                (Some((tc, _)), Some((ts, _))) if over(server, ts) => {
+                    let _ = tc;
+                    Side::Server
+                }
+                (Some((tc, _)), None) if over(client, tc) => Side::Client,
+                (None, Some((ts, _))) if over(server, ts) => Side::Server,
+                _ => return,
+            };
+            let (this, other) = match pick {
+                Side::Client => (&mut *client, &mut *server),
+                Side::Server => (&mut *server, &mut *client),
+            };
+            let Some(h) = this.held.pop_front() else {
+                return;
+            };
+            this.held_bytes -= h.payload.len();
+            *self.buffered -= h.payload.len();
+            // What it acknowledges and we never saw is lost, unless the other
+            // direction is itself waiting (then capture order decides).
+            let missing = acked_ahead(other, h.ack);
+            if missing > 0 && other.held.is_empty() {
+                self.gap(other, pick.other(), missing);
+            }
+            let ts = std::mem::replace(&mut self.ts, h.ts);
+            self.acked_now = acked_offset(other, h.ack);
+            self.segment(this, pick, &h.segment());
+            self.ts = ts;
+        }
+    }
+
+    /// Lets every held segment go (close, end of capture, idle sweep).
+    fn release_all(&mut self, a: &mut Half, b: &mut Half) {
+        if !a.held.is_empty() || !b.held.is_empty() {
+            self.pump(a, b, true);
+        }
+    }
+
+    fn deliver(&mut self, half: &mut Half, side: Side, data: &[u8], acked: Option<u64>) {
         if !data.is_empty() {
             self.handler
-                .data(self.meta, self.state, side, self.ts, data);
+                .data(self.meta, self.state, side, self.ts, data, acked);
             half.next = half.next.map(|n| n.wrapping_add(data.len() as u32));
+            half.delivered += data.len() as u64;
         }
     }
 
@@ -507,6 +743,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         self.handler
             .gap(self.meta, self.state, side, self.ts, bytes);
         half.next = half.next.map(|n| n.wrapping_add(bytes as u32));
+        half.delivered += bytes;
     }
 
     fn segment(&mut self, half: &mut Half, side: Side, seg: &Segment<'_>) {
@@ -525,7 +762,15 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
             half.started = true;
             let rel = seq_diff(seq, next);
             if rel <= 0 {
-                self.in_order(half, side, seg.payload, seg.missing as u64, (-rel) as u64);
+                let acked = self.acked_now;
+                self.in_order(
+                    half,
+                    side,
+                    seg.payload,
+                    seg.missing as u64,
+                    (-rel) as u64,
+                    acked,
+                );
                 self.drain(half, side);
             } else if rel as u64 > MAX_HOLE as u64 {
                 // Far ahead: a lost stretch rather than a reordering.
@@ -544,7 +789,15 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
     }
 
     /// Delivers a segment that starts at or before `next`, skipping `skip` bytes already seen.
-    fn in_order(&mut self, half: &mut Half, side: Side, payload: &[u8], missing: u64, skip: u64) {
+    fn in_order(
+        &mut self,
+        half: &mut Half,
+        side: Side,
+        payload: &[u8],
+        missing: u64,
+        skip: u64,
+        acked: Option<u64>,
+    ) {
         let have = payload.len() as u64;
         if skip >= have + missing {
             self.stats.retransmitted_bytes += have + missing;
@@ -552,7 +805,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         }
         self.stats.retransmitted_bytes += skip.min(have);
         if skip < have {
-            self.deliver(half, side, &payload[skip as usize..]);
+            self.deliver(half, side, &payload[skip as usize..], acked);
             self.gap(half, side, missing);
         } else {
             self.gap(half, side, missing - (skip - have));
@@ -589,7 +842,15 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         if rel > 0 {
             self.gap(half, side, rel as u64);
         }
-        self.in_order(half, side, payload, missing as u64, (-rel).max(0) as u64);
+        let acked = self.acked_now;
+        self.in_order(
+            half,
+            side,
+            payload,
+            missing as u64,
+            (-rel).max(0) as u64,
+            acked,
+        );
     }
 
     /// Delivers queued segments that have become contiguous.
@@ -603,7 +864,8 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
             let (_, data) = half.ooo.remove(0);
             half.ooo_bytes -= data.len();
             *self.buffered -= data.len();
-            self.in_order(half, side, &data, 0, (-rel) as u64);
+            // Its ACK was not kept: unknown.
+            self.in_order(half, side, &data, 0, (-rel) as u64, None);
         }
     }
 

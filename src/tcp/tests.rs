@@ -22,7 +22,7 @@ impl Handler<()> for Rec {
     fn open(&mut self, meta: &ConnMeta) {
         self.opened.push(meta.clone());
     }
-    fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8]) {
+    fn data(&mut self, _: &ConnMeta, _: &mut (), side: Side, _: i64, data: &[u8], _: Option<u64>) {
         match side {
             Side::Client => self.client.extend_from_slice(data),
             Side::Server => self.server.extend_from_slice(data),
