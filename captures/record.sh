@@ -40,6 +40,8 @@ ALL_SCENARIOS=(
     auth-trust auth-scram auth-md5 auth-cleartext auth-failures
     tls-sslrequest tls-direct gssenc-refused
     cancel-30 cancel-32 replication replication-basebackup ipv6-simple midstream
+    trust-psql-15 trust-psql-18 trust-pgbench-simple trust-pgbench-extended trust-pgbench-prepared
+    trust-driver-15 trust-driver-18
 )
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
@@ -389,10 +391,136 @@ rec_midstream() {
     cap_stop
 }
 
+# ------------------------------------------------------------ trust-*: longer real sessions
+# for tests/trust.rs, which damages them (loss, swaps, duplicates, cuts, a late start)
+# and compares every query record with the clean capture's. Each mixes successes,
+# errors and cancels so that a result moved to a neighbour shows.
+libpq_of() { # port: libpq 15 (system) for PG15, libpq 18 for PG18
+    if [ "$1" = "$PG18_PORT" ]; then echo "$PG18_LIB"; fi
+}
+sock_of() { if [ "$1" = "$PG18_PORT" ]; then echo "$PG18_SOCKDIR"; else echo "$PG15_SOCKDIR"; fi; }
+# Cancels (server side, pg_cancel_backend over the unix socket: not captured) the
+# running `select pg_sleep(5)` of application pgscope-trust; retries until it is seen.
+cancel_sleep() { # port
+    local i n
+    for i in $(seq 1 50); do
+        n=$("$PG15_BIN/psql" -X -Atq -h "$(sock_of "$1")" -p "$1" -U postgres -d pgscope -c \
+            "select count(pg_cancel_backend(pid)) from pg_stat_activity
+             where application_name = 'pgscope-trust' and query like 'select pg_sleep(5)%'")
+        [ "$n" = 1 ] && return 0
+        sleep 0.1
+    done
+    die "no pg_sleep to cancel on port $1"
+}
+# One psql session (script read from a fifo: psql sends each statement as one
+# Query, and statements joined by \; as one multi-statement Query) with errors,
+# multi-statement queries, COPY in/out in text and binary, a server-side
+# cancel in the middle and, at the end, a cancel by SIGINT (psql sends a
+# CancelRequest on a second connection, then leaves: a script stops on SIGINT).
+rec_trust_psql() { # name port
+    local name=$1 port=$2 fifo=$WORK/trust.fifo pid i
+    rm -f "$fifo" "$WORK/trust.bin"
+    mkfifo "$fifo"
+    cap_start "$name" "$(port_filter "$port")"
+    # env execs psql itself, so that $! is psql's PID for the SIGINT below
+    env LD_LIBRARY_PATH="$(libpq_of "$port")" PGAPPNAME=pgscope-trust "$PG15_BIN/psql" -X -q -h $H4 -p "$port" -U trust_user -d pgscope <"$fifo" >"$WORK/trust.out" 2>&1 &
+    pid=$!
+    exec 3>"$fifo"
+    cat >&3 <<SQL
+drop table if exists trust_t, trust_c;
+create table trust_t (id int primary key, v text);
+create table trust_c (like trust_t);
+insert into trust_t select g, 'v' || g from generate_series(1, 20) g;
+select * from trust_t where id <= 5;
+update trust_t set v = 'u' where id % 3 = 0;
+select 1/0;
+insert into trust_t values (1, 'dup');
+selec 1;
+select 1 \\; select 1/0 \\; select 3;
+insert into trust_t values (100, 'a') \\; insert into trust_t values (1, 'dup') \\; insert into trust_t values (101, 'b');
+select count(*) from trust_t where id >= 100;
+begin;
+insert into trust_t values (200, 'tx');
+insert into trust_t values (2, 'dup');
+select 1;
+rollback;
+SQL
+    for i in $(seq 1 30); do
+        case $((i % 10)) in
+            3) echo "select $i / 0;" ;;
+            7) echo "insert into trust_t values ($i, 'dup $i');" ;;
+            *) echo "select $i as n, repeat('r', $i) from generate_series(1, $i);" ;;
+        esac >&3
+        sleep 0.01
+    done
+    echo "select pg_sleep(5);" >&3
+    sleep 0.5
+    cancel_sleep "$port"
+    cat >&3 <<SQL
+select 'after cancel';
+copy trust_c from stdin;
+1	one
+2	two
+3	three
+\\.
+copy trust_c to stdout;
+\\copy trust_t to '$WORK/trust.bin' (format binary)
+\\copy trust_c from '$WORK/trust.bin' (format binary)
+copy (select g, repeat('z', 100) from generate_series(1, 200) g) to stdout;
+;
+delete from trust_c where id > 10;
+select g, md5(g::text) from generate_series(1, 2000) g;
+select count(*) from trust_c;
+select pg_sleep(5);
+SQL
+    sleep 1
+    kill -INT "$pid"
+    exec 3>&-
+    wait "$pid" || true
+    cap_stop
+    grep -E "ERROR" "$WORK/trust.out" | sed 's/^/    psql: /' >&2 || true
+}
+rec_trust-psql-15() { rec_trust_psql trust-psql-15 "$PG15_PORT"; }
+rec_trust-psql-18() { rec_trust_psql trust-psql-18 "$PG18_PORT"; }
+
+pgbench_init_port() { # port
+    if ! psql15 -h "$(sock_of "$1")" -p "$1" -U trust_user -d pgscope -Atc \
+            "select 1 from pgbench_accounts limit 1" >/dev/null 2>&1; then
+        log "pgbench -i -s 1 on port $1 (not captured)"
+        "$PG15_BIN/pgbench" -i -s 1 -q -h "$(sock_of "$1")" -p "$1" -U trust_user pgscope >/dev/null 2>&1
+    fi
+}
+# Rate-limited so that a capture stays around 1 MB: TPC-B for 2 s, then -S for 1 s,
+# 3 clients each (pgbench opens one more connection first).
+rec_trust_pgbench() { # name mode port
+    local name=$1 mode=$2 port=$3
+    pgbench_init_port "$port"
+    cap_start "$name" "$(port_filter "$port")"
+    "$PG15_BIN/pgbench" -n -M "$mode" -c 3 -T 2 -R 150 -h $H4 -p "$port" -U trust_user pgscope \
+        >"$WORK/pgbench.out" 2>&1
+    "$PG15_BIN/pgbench" -n -M "$mode" -S -c 3 -T 1 -R 300 -h $H4 -p "$port" -U trust_user pgscope \
+        >>"$WORK/pgbench.out" 2>&1
+    cap_stop
+    grep -E "transactions actually processed" "$WORK/pgbench.out" | sed 's/^/    /' >&2
+}
+rec_trust-pgbench-simple() { rec_trust_pgbench trust-pgbench-simple simple "$PG15_PORT"; }
+rec_trust-pgbench-extended() { rec_trust_pgbench trust-pgbench-extended extended "$PG18_PORT"; }
+rec_trust-pgbench-prepared() { rec_trust_pgbench trust-pgbench-prepared prepared "$PG15_PORT"; }
+
+rec_trust_driver() { # name port
+    local py
+    py=$("$ROOT/scripts/py-drivers.sh")
+    cap_start "$1" "$(port_filter "$2")"
+    "$py" "$HERE/driver.py" "$2" 2>&1 | sed 's/^/    driver: /' >&2
+    cap_stop
+}
+rec_trust-driver-15() { rec_trust_driver trust-driver-15 "$PG15_PORT"; }
+rec_trust-driver-18() { rec_trust_driver trust-driver-18 "$PG18_PORT"; }
+
 # ------------------------------------------------------------ verification
 port_of() { # name -> port used
     case "$1" in
-        pg18-proto32|tls-direct|gssenc-refused|cancel-32) echo "$PG18_PORT" ;;
+        pg18-proto32|tls-direct|gssenc-refused|cancel-32|trust-*-18|trust-pgbench-extended) echo "$PG18_PORT" ;;
         *) echo "$PG15_PORT" ;;
     esac
 }
@@ -458,7 +586,9 @@ done
 declare -A EXPECT_SYN=(
     [auth-failures]=3 [cancel-30]=2 [cancel-32]=2 [listen-notify]=2
     [midstream]=0 [pgbench-extended]=3 [pgbench-prepared]=3 [replication]=4
-    [replication-basebackup]=2
+    [replication-basebackup]=2 [trust-psql-15]=2 [trust-psql-18]=2
+    [trust-pgbench-simple]=8 [trust-pgbench-extended]=8 [trust-pgbench-prepared]=8
+    [trust-driver-15]=2 [trust-driver-18]=2
 )
 syn_count() {
     tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true

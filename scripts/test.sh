@@ -16,6 +16,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 scripts/pg-setup.sh start
+# psycopg 3 and asyncpg, for re-recording captures/trust-driver-*.pcap (captures/driver.py)
+scripts/py-drivers.sh >/dev/null
 # shellcheck disable=SC1091
 . "${PGSCOPE_PG_BASE:-/tmp/pgscope-pg}/env"
 export PG15_PORT PSQL

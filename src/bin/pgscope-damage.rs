@@ -2,10 +2,21 @@
 //!
 //! Damage (reads IN, a pcap or pcapng file; writes OUT as pcap, `-` for stdout):
 //!   cut IN OUT                  end the file in the middle of its middle packet
+//!   remove INDEX IN OUT         remove the one packet INDEX (0 = the file's first)
 //!   drop PERCENT SEED IN OUT    drop that share of packets at random
+//!   dropdata PERCENT SEED IN OUT  drop that share of the TCP packets that carry payload
 //!   reorder PERCENT SEED IN OUT move that share of packets 1 to 3 places later
+//!   swap PERCENT SEED same|cross IN OUT
+//!                               swap that share of the adjacent pairs that belong to one
+//!                               TCP connection and go the same way (`same`) or opposite
+//!                               ways (`cross`); a swapped packet is not swapped again
 //!   dup PERCENT SEED IN OUT     send that share of packets twice (the copy 0 to 3 places later)
 //!   snaplen BYTES IN OUT        cut every frame to BYTES, as a small snaplen would
+//!   midflow N IN OUT            drop the first N packets of every TCP connection
+//!   skip N IN OUT               drop the first N packets of the file
+//! A damage command may be preceded by `--map FILE`: FILE gets one line per packet
+//! written, the packet's index in IN, followed by ` cut` when its frame was shortened,
+//! so that a test knows exactly which original packets survived, and where.
 //! Synthetic (writes OUT):
 //!   lengths OUT                 messages with length fields 0, 3, 0x7fffffff and negative
 //!   tiny N OUT                  one connection carrying N tiny messages each way
@@ -13,8 +24,8 @@
 //!   conns N OUT                 N connections open at once (startup and a query each)
 //!   halfopen N OUT              N connections that only ever send a SYN
 
-use pgscope::capture;
 use pgscope::synth::{self, From, PcapWriter, TcpConn};
+use pgscope::{capture, net};
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -25,7 +36,18 @@ struct Frame {
     ts_ns: i64,
     data: Vec<u8>,
     orig_len: u32,
+    /// Position in the input file.
+    idx: usize,
+    /// Shortened here (snaplen).
+    cut: bool,
+    /// The TCP connection and direction, if it is TCP.
+    flow: Option<(Conn, bool)>,
+    /// TCP with payload (counting bytes a snaplen already cut off).
+    data_bearing: bool,
 }
+
+/// A TCP connection's endpoints, lower one first.
+type Conn = [(std::net::IpAddr, u16); 2];
 
 /// splitmix64: a seeded, dependency-free generator; the damage must be reproducible.
 struct Rng(u64);
@@ -71,10 +93,23 @@ fn read(path: &str) -> Result<(u32, Vec<Frame>), String> {
     let mut mixed = false;
     capture::read_file(path, f, &AtomicBool::new(false), &mut |p| {
         mixed |= *linktype.get_or_insert(p.linktype) != p.linktype;
+        let seg = net::parse(p.linktype, p.data, p.orig_len);
+        let flow = seg.as_ref().map(|s| {
+            let (a, b) = ((s.src, s.sport), (s.dst, s.dport));
+            if a <= b {
+                ([a, b], true)
+            } else {
+                ([b, a], false)
+            }
+        });
         frames.push(Frame {
             ts_ns: p.ts_ns,
             data: p.data.to_vec(),
             orig_len: p.orig_len,
+            idx: frames.len(),
+            cut: false,
+            flow,
+            data_bearing: seg.is_some_and(|s| !s.payload.is_empty() || s.missing > 0),
         });
         capture::Flow::Continue(())
     })
@@ -85,16 +120,60 @@ fn read(path: &str) -> Result<(u32, Vec<Frame>), String> {
     Ok((linktype.unwrap_or(1) as u32, frames))
 }
 
-fn write_frames(path: &str, linktype: u32, frames: &[Frame]) -> io::Result<()> {
+fn write_frames(path: &str, linktype: u32, frames: &[Frame], map: Option<&str>) -> io::Result<()> {
     let mut out = open_out(path, linktype)?;
     for f in frames {
         out.record(f.ts_ns, &f.data, f.orig_len)?;
     }
-    finish(out)
+    finish(out)?;
+    write_map(map, frames)
+}
+
+/// The `--map` file: which input packet each output packet is.
+fn write_map(map: Option<&str>, frames: &[Frame]) -> io::Result<()> {
+    let Some(map) = map else { return Ok(()) };
+    let mut w = BufWriter::new(std::fs::File::create(map)?);
+    for f in frames {
+        writeln!(w, "{}{}", f.idx, if f.cut { " cut" } else { "" })?;
+    }
+    w.flush()
+}
+
+/// Swaps a share of the adjacent pairs of one connection, in one direction or across.
+fn swap(mut frames: Vec<Frame>, percent: f64, rng: &mut Rng, cross: bool) -> Vec<Frame> {
+    let mut i = 0;
+    while i + 1 < frames.len() {
+        let pair = match (&frames[i].flow, &frames[i + 1].flow) {
+            (Some((c1, d1)), Some((c2, d2))) => c1 == c2 && (d1 != d2) == cross,
+            _ => false,
+        };
+        if pair && rng.chance(percent) {
+            frames.swap(i, i + 1);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    frames
+}
+
+/// Drops the first `n` packets of every TCP connection, as a capture started late would.
+fn midflow(frames: Vec<Frame>, n: usize) -> Vec<Frame> {
+    let mut seen: std::collections::HashMap<Conn, usize> = std::collections::HashMap::new();
+    frames
+        .into_iter()
+        .filter(|f| {
+            f.flow.as_ref().is_none_or(|(c, _)| {
+                let k = seen.entry(*c).or_default();
+                *k += 1;
+                *k > n
+            })
+        })
+        .collect()
 }
 
 /// Writes everything, then truncates the file halfway through the middle record.
-fn cut(path: &str, linktype: u32, frames: &[Frame]) -> io::Result<()> {
+fn cut(path: &str, linktype: u32, frames: &[Frame], map: Option<&str>) -> io::Result<()> {
     let mid = frames.len() / 2;
     let before: usize = frames[..mid].iter().map(|f| 16 + f.data.len()).sum();
     let len = 24 + before + 16 + frames.get(mid).map_or(0, |f| f.data.len() / 2);
@@ -104,7 +183,8 @@ fn cut(path: &str, linktype: u32, frames: &[Frame]) -> io::Result<()> {
     }
     let mut bytes = buf.into_inner();
     bytes.truncate(len);
-    write_bytes(path, &bytes)
+    write_bytes(path, &bytes)?;
+    write_map(map, &frames[..mid])
 }
 
 fn write_bytes(path: &str, bytes: &[u8]) -> io::Result<()> {
@@ -269,32 +349,70 @@ fn num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let map = match a.as_slice() {
+        ["--map", file, ..] => {
+            let file = *file;
+            a.drain(..2);
+            Some(file)
+        }
+        _ => None,
+    };
     let io = |r: io::Result<()>| r.map_err(|e| e.to_string());
+    // Reads IN (the next to last argument), damages its frames, writes OUT and the map.
+    let damage = |a: &[&str], f: &mut dyn FnMut(Vec<Frame>) -> Result<Vec<Frame>, String>| {
+        let [.., inp, out] = a else { unreachable!() };
+        let (lt, frames) = read(inp)?;
+        io(write_frames(out, lt, &f(frames)?, map))
+    };
     match a.as_slice() {
         ["cut", inp, out] => {
             let (lt, frames) = read(inp)?;
-            io(cut(out, lt, &frames))
+            io(cut(out, lt, &frames, map))
         }
-        ["drop", pct, seed, inp, out] => {
-            let (lt, mut frames) = read(inp)?;
+        ["remove", i, _, _] => {
+            let i: usize = num(i)?;
+            damage(&a, &mut |mut fr| {
+                if i >= fr.len() {
+                    return Err(format!("no packet {i}: the file has {}", fr.len()));
+                }
+                fr.remove(i);
+                Ok(fr)
+            })
+        }
+        [op @ ("drop" | "dropdata"), pct, seed, _, _] => {
             let (pct, mut rng) = (num(pct)?, Rng(num(seed)?));
-            frames.retain(|_| !rng.chance(pct));
-            io(write_frames(out, lt, &frames))
+            let data_only = *op == "dropdata";
+            damage(&a, &mut |mut fr| {
+                fr.retain(|f| (data_only && !f.data_bearing) || !rng.chance(pct));
+                Ok(fr)
+            })
         }
-        [op @ ("reorder" | "dup"), pct, seed, inp, out] => {
-            let (lt, frames) = read(inp)?;
+        [op @ ("reorder" | "dup"), pct, seed, _, _] => {
             let (pct, mut rng) = (num(pct)?, Rng(num(seed)?));
-            let frames = shuffle(frames, pct, &mut rng, *op == "dup");
-            io(write_frames(out, lt, &frames))
+            damage(&a, &mut |fr| Ok(shuffle(fr, pct, &mut rng, *op == "dup")))
         }
-        ["snaplen", n, inp, out] => {
-            let (lt, mut frames) = read(inp)?;
+        ["swap", pct, seed, dir @ ("same" | "cross"), _, _] => {
+            let (pct, mut rng) = (num(pct)?, Rng(num(seed)?));
+            damage(&a, &mut |fr| Ok(swap(fr, pct, &mut rng, *dir == "cross")))
+        }
+        ["snaplen", n, _, _] => {
             let n: usize = num(n)?;
-            for f in &mut frames {
-                f.data.truncate(n);
-            }
-            io(write_frames(out, lt, &frames))
+            damage(&a, &mut |mut fr| {
+                for f in &mut fr {
+                    f.cut = f.data.len() > n;
+                    f.data.truncate(n);
+                }
+                Ok(fr)
+            })
+        }
+        ["midflow", n, _, _] => {
+            let n: usize = num(n)?;
+            damage(&a, &mut |fr| Ok(midflow(fr, n)))
+        }
+        ["skip", n, _, _] => {
+            let n: usize = num(n)?;
+            damage(&a, &mut |fr| Ok(fr.into_iter().skip(n).collect()))
         }
         ["lengths", out] => io(lengths(out)),
         ["tiny", n, out] => io(tiny(out, num(n)?)),
