@@ -133,6 +133,8 @@ pub struct Session {
     /// The last backend message was a ReadyForQuery: its segment's end offset and
     /// ACK (what the server had received when it was idle).
     last_ready: Option<(u64, Option<u64>)>,
+    /// The last backend event was a gap: the server offset it ended at.
+    lost_answers_end: Option<u64>,
     /// The request that resynchronised the session, until its first answer shows
     /// (by its ACK) that the server had received it: the client offset it ends at.
     probation: Option<u64>,
@@ -169,6 +171,7 @@ impl Session {
             off: [0; 2],
             seg: Seg::default(),
             last_ready: None,
+            lost_answers_end: None,
             probation: None,
         };
         if midstream {
@@ -219,6 +222,7 @@ impl Session {
         self.probation = None;
         if dir == Dir::Backend {
             self.last_ready = None;
+            self.lost_answers_end = Some(self.off[Dir::Backend as usize]);
             self.close_unsure(ts);
             self.pending.push_back(Op::Lost);
         } else if !matches!(self.pending.back(), Some(Op::Lost)) {
@@ -255,9 +259,11 @@ impl Session {
     fn resync_point(&mut self, ts: i64) {
         let server_end = self.off[Dir::Backend as usize];
         let seen_all = self.seg.acked.is_some_and(|a| a >= server_end);
+        // The server's last message was ReadyForQuery, or was lost and the client
+        // went on having read it (then only the probation below can tell).
         let idle = self.last_ready.is_some_and(|(end, ack)| {
             end == server_end && ack.is_some_and(|a| a >= self.seg.start)
-        });
+        }) || self.lost_answers_end == Some(server_end);
         // Joined mid-stream and nothing heard from the server yet: only the first
         // answer's ACK can tell, and probation checks it.
         let fresh = self.rec.midstream && server_end == 0 && self.rec.messages_server == 0;
@@ -312,6 +318,10 @@ impl Session {
         out: &mut Vec<Box<QueryRecord>>,
     ) {
         self.rec.end_ns = ts;
+        match msg.dir {
+            Dir::Backend => self.lost_answers_end = None,
+            Dir::Frontend => {}
+        }
         match msg.dir {
             Dir::Frontend => {
                 self.rec.messages_client += 1;

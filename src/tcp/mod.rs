@@ -172,12 +172,16 @@ struct Half {
     held: std::collections::VecDeque<Held>,
     held_bytes: usize,
     /// Segments ahead of `next`, sorted by their distance from it.
-    ooo: Vec<(u32, Vec<u8>)>,
+    ooo: Vec<Queued>,
     ooo_bytes: usize,
     fin: bool,
     /// Payload of this direction was seen: a SYN no longer moves `next`.
     started: bool,
 }
+
+/// A segment ahead of a hole: its sequence number, capture time (what its bytes
+/// are stamped with when they go on), how far its ACK reached and payload.
+type Queued = (u32, i64, Option<u64>, Vec<u8>);
 
 /// A segment held back until the other direction catches up with its ACK.
 struct Held {
@@ -821,8 +825,11 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         }
         let next = half.next.unwrap_or(seq);
         let rel = seq_diff(seq, next);
-        let pos = half.ooo.partition_point(|(s, _)| seq_diff(*s, next) <= rel);
-        half.ooo.insert(pos, (seq, payload.to_vec()));
+        let pos = half
+            .ooo
+            .partition_point(|(s, ..)| seq_diff(*s, next) <= rel);
+        half.ooo
+            .insert(pos, (seq, self.ts, self.acked_now, payload.to_vec()));
         half.ooo_bytes += payload.len();
         *self.buffered += payload.len();
     }
@@ -855,23 +862,24 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
 
     /// Delivers queued segments that have become contiguous.
     fn drain(&mut self, half: &mut Half, side: Side) {
-        while let Some((seq, _)) = half.ooo.first() {
+        while let Some((seq, ..)) = half.ooo.first() {
             let next = half.next.unwrap_or(*seq);
             let rel = seq_diff(*seq, next);
             if rel > 0 {
                 break;
             }
-            let (_, data) = half.ooo.remove(0);
+            let (_, ts, acked, data) = half.ooo.remove(0);
             half.ooo_bytes -= data.len();
             *self.buffered -= data.len();
-            // Its ACK was not kept: unknown.
-            self.in_order(half, side, &data, 0, (-rel) as u64, None);
+            let now = std::mem::replace(&mut self.ts, ts);
+            self.in_order(half, side, &data, 0, (-rel) as u64, acked);
+            self.ts = now;
         }
     }
 
     /// Gives up on every hole of this direction: gaps, then the queued data.
     fn flush(&mut self, half: &mut Half, side: Side) {
-        while let Some((seq, _)) = half.ooo.first() {
+        while let Some((seq, ..)) = half.ooo.first() {
             let next = half.next.unwrap_or(*seq);
             let rel = seq_diff(*seq, next);
             if rel > 0 {
@@ -883,7 +891,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
 
     /// The peer acknowledged up to `ack`: holes before it will not be filled.
     fn acked(&mut self, half: &mut Half, side: Side, ack: u32) {
-        let (Some(next), Some((first, _))) = (half.next, half.ooo.first()) else {
+        let (Some(next), Some((first, ..))) = (half.next, half.ooo.first()) else {
             return;
         };
         if seq_diff(ack, next) > 0 && seq_diff(*first, ack) <= 0 {
