@@ -40,6 +40,7 @@ ALL_SCENARIOS=(
     auth-trust auth-scram auth-md5 auth-cleartext auth-failures
     tls-sslrequest tls-direct gssenc-refused
     cancel-30 cancel-32 replication replication-basebackup ipv6-simple midstream
+    oversize-statements rollback-batches long-pipeline
 )
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
@@ -389,10 +390,47 @@ rec_midstream() {
     cap_stop
 }
 
+# psycopg 3 (with its own libpq) for captures/driver.py
+need_psycopg() {
+    python3 -c 'import psycopg' 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages 'psycopg[binary]' >&2
+}
+
+rec_oversize-statements() {
+    need_psycopg
+    # a file, not -c: an argument is limited to 128 KiB
+    python3 -c "print(\"select length('\" + 'q' * 1200000 + \"') as big_query;\")" >"$WORK/big.sql"
+    cap_start oversize-statements "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope -f "$WORK/big.sql" -c "select 2 as after_big" >/dev/null
+    python3 "$HERE/driver.py" oversize "$PG15_PORT"
+    cap_stop
+}
+
+rec_rollback-batches() {
+    need_psycopg
+    cap_start rollback-batches "$(port_filter "$PG18_PORT")"
+    python3 "$HERE/driver.py" rollback "$PG18_PORT"
+    psql18 -h $H4 -p "$PG18_PORT" -U trust_user -d pgscope -v ON_ERROR_STOP=0 \
+        -c "insert into rb_t values (1); insert into rb_t values (2); select 1/0; select 3" \
+        -c "insert into rb_t values (1); commit; insert into rb_t values (2); select 1/0" \
+        -c "begin; insert into rb_t values (3); select 1/0; select 4" \
+        -c "rollback; begin; savepoint s; select 1/0; rollback to savepoint s; insert into rb_t values (5); commit" \
+        -c "select count(*) from rb_t" >/dev/null 2>"$WORK/psql.err" || true
+    cap_stop
+    sed 's/^/    psql: /' "$WORK/psql.err" >&2
+}
+
+rec_long-pipeline() {
+    need_psycopg
+    cap_start long-pipeline "$(port_filter "$PG15_PORT")"
+    python3 "$HERE/driver.py" long-pipeline "$PG15_PORT"
+    cap_stop
+}
+
 # ------------------------------------------------------------ verification
 port_of() { # name -> port used
     case "$1" in
-        pg18-proto32|tls-direct|gssenc-refused|cancel-32) echo "$PG18_PORT" ;;
+        pg18-proto32|tls-direct|gssenc-refused|cancel-32|rollback-batches) echo "$PG18_PORT" ;;
         *) echo "$PG15_PORT" ;;
     esac
 }
@@ -458,7 +496,7 @@ done
 declare -A EXPECT_SYN=(
     [auth-failures]=3 [cancel-30]=2 [cancel-32]=2 [listen-notify]=2
     [midstream]=0 [pgbench-extended]=3 [pgbench-prepared]=3 [replication]=4
-    [replication-basebackup]=2
+    [replication-basebackup]=2 [oversize-statements]=2 [rollback-batches]=6
 )
 syn_count() {
     tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true

@@ -618,3 +618,55 @@ fn filter_applies_to_json_records() {
     assert_eq!(bad.status, 2);
     assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
 }
+
+#[test]
+fn statements_over_the_buffer_cap_keep_their_identity_and_results() {
+    let r = recs("oversize-statements.pcap");
+    let q = queries(&r);
+    let text = |q: &Value| q["db.query.text"].as_str().unwrap().to_string();
+    // psql: a 1.2 MB simple Query, then a small one.
+    let big = &q[0];
+    assert!(
+        text(big).starts_with("select length('qqqq"),
+        "{}",
+        &text(big)[..40]
+    );
+    assert_eq!(text(big).len(), 64 << 10, "the kept prefix");
+    assert_eq!(big["pgwire.query.truncated"], true);
+    assert_eq!(big["pgwire.query.length"], 1_200_031);
+    assert_eq!(big["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(big["db.response.returned_rows"], 1);
+    assert_eq!(text(&q[1]), "select 2 as after_big");
+    assert!(q[1].get("pgwire.query.truncated").is_none());
+    // psycopg: a small unnamed statement, a 1.1 MB Parse (unnamed), a 1.5 MB Bind
+    // of a named statement, then a small simple Query.
+    assert_eq!(text(&q[2]), "select $1::int as small");
+    assert_eq!(q[2]["db.query.parameters"][0], "1");
+    let parse = &q[3];
+    assert!(
+        text(parse).starts_with("select $1::int as big_parse, length('xxx"),
+        "{}",
+        &text(parse)[..50]
+    );
+    assert_eq!(parse["pgwire.query.truncated"], true);
+    assert_eq!(parse["pgwire.statement"], "");
+    assert_eq!(parse["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(parse["event.outcome"], "success");
+    let bind = &q[4];
+    assert_eq!(text(bind), "select length($1) as big_bind");
+    assert_eq!(bind["pgwire.statement"], "_pg3_0");
+    assert_eq!(bind["pgwire.portal"], "");
+    assert_eq!(bind["pgwire.query.parameters_missing"], true);
+    assert!(bind.get("db.query.parameters").is_none());
+    assert_eq!(bind["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(text(&q[5]), "select 4 as after_big");
+    assert_eq!(q.len(), 6);
+    let oversize = of_kind(&r, "pgwire.anomaly")
+        .iter()
+        .filter(|a| a["pgwire.anomaly.kind"] == "oversize")
+        .count();
+    assert_eq!(oversize, 3);
+    let s = sessions(&r);
+    assert_eq!(s[0]["pgwire.queries"], 2);
+    assert_eq!(s[1]["pgwire.queries"], 4);
+}

@@ -401,6 +401,15 @@ impl<W: Write> Sink for JsonSink<W> {
                 o.params("db.query.parameters", &q.params);
             }
         }
+        if q.text_truncated {
+            o.bool("pgwire.query.truncated", true);
+        }
+        if let Some(n) = q.text_length {
+            o.num("pgwire.query.length", n);
+        }
+        if q.params_missing {
+            o.bool("pgwire.query.parameters_missing", true);
+        }
         o.time("event.start", q.start_ns, &mut self.ts)
             .time("event.end", q.end_ns, &mut self.ts)
             .num("event.duration", q.duration_ns())

@@ -18,7 +18,7 @@ pub mod texts;
 #[cfg(test)]
 mod tests;
 
-use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
+use crate::pgwire::{Body, Dir, ErrorFields, Head, Msg, oversize_head, startup_params};
 use named::Named;
 use params::Params;
 use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
@@ -63,12 +63,16 @@ impl Shared {
 
 struct Statement {
     sql: Text,
+    /// `sql` is only the start of the text (an oversize Parse).
+    truncated: bool,
     param_types: Vec<u32>,
 }
 
 struct Portal {
     statement: String,
     params: Params,
+    /// An oversize Bind: `params` are not known.
+    params_missing: bool,
 }
 
 /// A request waiting for its answer, in the order the server answers. Two words:
@@ -309,26 +313,7 @@ impl Session {
                 statement,
                 query,
                 param_types,
-            } => {
-                let name = lossy(statement);
-                let sql = shared.texts.get(query);
-                match self.statements.get_mut(&name) {
-                    Some(s) => {
-                        s.sql = sql;
-                        s.param_types.clear();
-                        s.param_types.extend(param_types.iter());
-                    }
-                    None => self.statements.insert(
-                        name.clone(),
-                        Statement {
-                            sql,
-                            param_types: param_types.iter().collect(),
-                        },
-                    ),
-                }
-                let name = (!name.is_empty()).then(|| Box::new(name));
-                self.push(shared, Op::Parse(name));
-            }
+            } => self.parse(shared, statement, query, false, param_types.iter()),
             Body::Bind {
                 portal,
                 statement,
@@ -347,14 +332,7 @@ impl Session {
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                self.portals.insert(
-                    lossy(portal),
-                    Portal {
-                        statement: stmt_name,
-                        params: rendered,
-                    },
-                );
-                self.push(shared, Op::Bind);
+                self.bind(shared, portal, stmt_name, rendered, false);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -374,25 +352,114 @@ impl Session {
                 self.push(shared, Op::Execute(rec));
             }
             Body::Sync => self.push(shared, Op::Sync),
-            Body::FunctionCall { oid, .. } => {
-                let mut rec = Box::new(QueryRecord::new(id, "function", ts));
-                rec.text = Some(format!("FunctionCall(oid={oid})").into());
-                rec.operation = Some("FUNCTION CALL");
-                self.push(shared, Op::FunctionCall(rec));
-            }
+            Body::FunctionCall { oid, .. } => self.function_call(shared, ts, oid),
             Body::SaslInitialResponse { mechanism, .. } => {
                 self.rec.auth_method = Some(lossy(mechanism));
             }
             Body::CopyData { data } => {
                 self.copy_data(Dir::Frontend, data.first().copied(), data.len())
             }
-            Body::Oversize if msg.typ == Some(b'd') => {
-                self.copy_data(Dir::Frontend, None, msg.len as usize - 4)
-            }
+            Body::Oversize { head } => self.oversize_request(shared, ts, msg, head),
             Body::CopyDone | Body::CopyFail { .. } => {}
             Body::Terminate => self.rec.terminated = true,
             _ => {}
         }
+    }
+
+    fn parse(
+        &mut self,
+        shared: &mut Shared,
+        statement: &[u8],
+        query: &[u8],
+        truncated: bool,
+        param_types: impl Iterator<Item = u32>,
+    ) {
+        let name = lossy(statement);
+        let sql = shared.texts.get(query);
+        match self.statements.get_mut(&name) {
+            Some(s) => {
+                s.sql = sql;
+                s.truncated = truncated;
+                s.param_types.clear();
+                s.param_types.extend(param_types);
+            }
+            None => self.statements.insert(
+                name.clone(),
+                Statement {
+                    sql,
+                    truncated,
+                    param_types: param_types.collect(),
+                },
+            ),
+        }
+        let name = (!name.is_empty()).then(|| Box::new(name));
+        self.push(shared, Op::Parse(name));
+    }
+
+    fn bind(
+        &mut self,
+        shared: &mut Shared,
+        portal: &[u8],
+        statement: String,
+        params: Params,
+        params_missing: bool,
+    ) {
+        self.portals.insert(
+            lossy(portal),
+            Portal {
+                statement,
+                params,
+                params_missing,
+            },
+        );
+        self.push(shared, Op::Bind);
+    }
+
+    /// A message over the buffer cap, of which only the head was kept: a request
+    /// keeps its identity (names, the start of its text) and its place in the queue.
+    fn oversize_request(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, head: &[u8]) {
+        let Some(typ) = msg.typ else { return };
+        match oversize_head(Dir::Frontend, typ, head) {
+            Some(Head::Query { sql }) => {
+                // Not split into statements: the rest of the string is unknown.
+                let text: Text = lossy(sql).into();
+                let mut rec = simple_record(self.rec.conn_id, ts, text.clone());
+                rec.text_truncated = true;
+                // The body is the text and its terminator.
+                rec.text_length = Some(u64::from(msg.len).saturating_sub(5));
+                self.push(
+                    shared,
+                    Op::Simple(Box::new(SimpleQuery {
+                        rest: VecDeque::new(),
+                        whole: text,
+                        current: Some(rec),
+                        answered: false,
+                    })),
+                );
+            }
+            // The text's end and the parameter types lie in the skipped part.
+            Some(Head::Parse { statement, query }) => {
+                self.parse(shared, statement, query, true, std::iter::empty())
+            }
+            Some(Head::Bind { portal, statement }) => {
+                self.bind(shared, portal, lossy(statement), Params::default(), true);
+            }
+            Some(Head::FunctionCall { oid }) => self.function_call(shared, ts, oid),
+            None if typ == b'd' => self.copy_data(Dir::Frontend, None, msg.len as usize - 4),
+            // A head too short for the names: the request still gets its answer.
+            None => match typ {
+                b'P' => self.push(shared, Op::Parse(None)),
+                b'B' => self.push(shared, Op::Bind),
+                _ => {}
+            },
+        }
+    }
+
+    fn function_call(&mut self, shared: &mut Shared, ts: i64, oid: u32) {
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "function", ts));
+        rec.text = Some(format!("FunctionCall(oid={oid})").into());
+        rec.operation = Some("FUNCTION CALL");
+        self.push(shared, Op::FunctionCall(rec));
     }
 
     fn startup(&mut self, major: u16, minor: u16, raw: &[u8]) {
@@ -423,9 +490,11 @@ impl Session {
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
+            rec.params_missing = p.params_missing;
             rec.statement = Some(p.statement.clone());
             if let Some(s) = self.statements.get(&p.statement) {
                 rec.text = Some(s.sql.clone());
+                rec.text_truncated = s.truncated;
             }
         }
         rec
@@ -573,7 +642,7 @@ impl Session {
                 }
             }
             // Too large to keep (multi-MB values): still a row.
-            Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
+            Body::DataRow { .. } | Body::Oversize { .. } if msg.typ == Some(b'D') => {
                 if let Some(r) = self.running() {
                     r.rows_returned += 1;
                 }
@@ -585,7 +654,7 @@ impl Session {
             Body::CopyData { data } => {
                 self.copy_data(Dir::Backend, data.first().copied(), data.len())
             }
-            Body::Oversize if msg.typ == Some(b'd') => {
+            Body::Oversize { .. } if msg.typ == Some(b'd') => {
                 self.copy_data(Dir::Backend, None, msg.len as usize - 4);
             }
             Body::CommandComplete { tag } => {
@@ -808,6 +877,7 @@ impl Session {
                             let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
                                 r.text = Some(s.sql);
+                                r.text_truncated = s.truncated;
                             }
                             r.statement = Some(name);
                         }

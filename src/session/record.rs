@@ -49,6 +49,10 @@ pub struct QueryRecord {
     /// `None` when the SQL was never seen (joined mid-stream). Shared with the
     /// prepared statement it came from, so records of one statement cost no copy.
     pub text: Option<Text>,
+    /// `text` is only the start of the statement: its message was over the buffer cap.
+    pub text_truncated: bool,
+    /// The whole text's length in bytes, where the message tells it (a Query's).
+    pub text_length: Option<u64>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
     /// `simple`, `extended` or `function`.
@@ -57,6 +61,8 @@ pub struct QueryRecord {
     pub portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
     pub params: super::params::Params,
+    /// The Bind was over the buffer cap: its parameters were not kept.
+    pub params_missing: bool,
     pub start_ns: i64,
     pub end_ns: i64,
     pub command_tag: Option<Text>,
@@ -96,11 +102,14 @@ impl QueryRecord {
         QueryRecord {
             conn_id,
             text: None,
+            text_truncated: false,
+            text_length: None,
             operation: None,
             protocol,
             statement: None,
             portal: None,
             params: Default::default(),
+            params_missing: false,
             start_ns,
             end_ns: start_ns,
             command_tag: None,
