@@ -414,7 +414,9 @@ rec_rollback-batches() {
         -c "insert into rb_t values (1); insert into rb_t values (2); select 1/0; select 3" \
         -c "insert into rb_t values (1); commit; insert into rb_t values (2); select 1/0" \
         -c "begin; insert into rb_t values (3); select 1/0; select 4" \
-        -c "rollback; begin; savepoint s; select 1/0; rollback to savepoint s; insert into rb_t values (5); commit" \
+        -c "rollback" \
+        -c "begin; savepoint s; insert into rb_t values (5); rollback to savepoint s; insert into rb_t values (6); select 1/0" \
+        -c "rollback" \
         -c "select count(*) from rb_t" >/dev/null 2>"$WORK/psql.err" || true
     cap_stop
     sed 's/^/    psql: /' "$WORK/psql.err" >&2
@@ -496,7 +498,7 @@ done
 declare -A EXPECT_SYN=(
     [auth-failures]=3 [cancel-30]=2 [cancel-32]=2 [listen-notify]=2
     [midstream]=0 [pgbench-extended]=3 [pgbench-prepared]=3 [replication]=4
-    [replication-basebackup]=2 [oversize-statements]=2 [rollback-batches]=6
+    [replication-basebackup]=2 [oversize-statements]=2 [rollback-batches]=2
 )
 syn_count() {
     tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true

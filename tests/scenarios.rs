@@ -670,3 +670,67 @@ fn statements_over_the_buffer_cap_keep_their_identity_and_results() {
     assert_eq!(s[0]["pgwire.queries"], 2);
     assert_eq!(s[1]["pgwire.queries"], 4);
 }
+
+#[test]
+fn rolled_back_skipped_and_each_statements_own_tx_status() {
+    let r = recs("rollback-batches.pcap");
+    let rows: Vec<String> = queries(&r)
+        .iter()
+        .map(|q| {
+            let text = q["db.query.text"].as_str().unwrap();
+            let flag = |k: &'static str| if q[k] == true { k } else { "" };
+            format!(
+                "{} {} {} {}{}",
+                text,
+                q["event.outcome"].as_str().unwrap(),
+                q["pgwire.tx_status"].as_str().unwrap(),
+                flag("pgwire.rolled_back"),
+                flag("pgwire.skipped"),
+            )
+        })
+        .collect();
+    let want = [
+        // psycopg pipelines, one Sync each: in autocommit, then inside BEGIN.
+        "drop table if exists rb_t success I ",
+        "create table rb_t (id int primary key) success I ",
+        "insert into rb_t values (1) success I pgwire.rolled_back",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "insert into rb_t values (1) failure I ",
+        "insert into rb_t values (4) unknown I pgwire.skipped",
+        "begin success T ",
+        "insert into rb_t values (1) success T ",
+        "insert into rb_t values (2) success T ",
+        "insert into rb_t values (1) failure E ",
+        "insert into rb_t values (4) unknown E pgwire.skipped",
+        "rollback success I ",
+        "select count(*) from rb_t success I ",
+        // psql multi-statement Queries.
+        "insert into rb_t values (1) success I pgwire.rolled_back",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "select 1/0 failure I ",
+        "select 3 unknown I pgwire.skipped",
+        // COMMIT ends the implicit transaction: only what follows it is undone.
+        "insert into rb_t values (1) success I ",
+        "commit success I ",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "select 1/0 failure I ",
+        // An explicit transaction: nothing undone yet, it is left failed.
+        "begin success T ",
+        "insert into rb_t values (3) success T ",
+        "select 1/0 failure E ",
+        "select 4 unknown E pgwire.skipped",
+        "rollback success I ",
+        "begin success T ",
+        "savepoint s success T ",
+        "insert into rb_t values (5) success T ",
+        "rollback to savepoint s success T ",
+        "insert into rb_t values (6) success T ",
+        "select 1/0 failure E ",
+        "rollback success I ",
+        "select count(*) from rb_t success I ",
+    ];
+    assert_eq!(rows, want);
+    // The server agrees: the last count saw only the row the COMMIT kept.
+    let last = queries(&r).last().unwrap().clone();
+    assert_eq!(last["pgwire.command_tag"], "SELECT 1");
+}

@@ -464,6 +464,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.suspended {
             o.bool("pgwire.suspended", true);
         }
+        if q.rolled_back {
+            o.bool("pgwire.rolled_back", true);
+        }
         o.end();
         self.emit()
     }

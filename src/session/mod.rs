@@ -850,10 +850,16 @@ impl Session {
         match self.pending.front() {
             Some(Op::Simple(_)) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
-                // The rest of a multi-statement string is not run.
+                // The rest of a multi-statement string is not run: reported skipped.
                 if let Some(Op::Simple(q)) = self.pending.front_mut() {
-                    q.rest.clear();
-                    q.current = None;
+                    let next = q.current.take();
+                    let rest = std::mem::take(&mut q.rest);
+                    let conn_id = self.rec.conn_id;
+                    let rest = rest.into_iter().map(|t| simple_record(conn_id, ts, t));
+                    for mut r in next.into_iter().chain(rest) {
+                        r.skipped = true;
+                        self.done.push(r);
+                    }
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
@@ -917,6 +923,7 @@ impl Session {
             }
         }
         self.skipping = false;
+        self.settle_batch(status);
         self.rec.tx_status = Some(status);
         if self.lost_requests {
             // The request this answers was lost: nothing pending belongs to it.
@@ -937,12 +944,77 @@ impl Session {
             shared.cancels.remove(&self.rec.conn_id);
         }
         for mut r in self.done.drain(..) {
-            r.tx_status = Some(status);
+            r.tx_status.get_or_insert(status);
             out.push(r);
         }
         // A big pipeline's slots are released; the usual few are kept for the next one.
         if self.done.capacity() > 16 {
             self.done = Vec::new();
+        }
+    }
+
+    /// The statements answered before a ReadyForQuery (one Sync batch, or one Query)
+    /// get each the status a ReadyForQuery right after it would have reported, from
+    /// the status before the batch and their tags; in an implicit transaction (no
+    /// BEGIN), those a later error undid are marked rolled back. The last one's is the
+    /// ReadyForQuery's `status`. When that does not come out, or a statement is of
+    /// unknown outcome or a ROLLBACK without its text, nothing is derived (each takes
+    /// `status`).
+    fn settle_batch(&mut self, status: u8) {
+        let Some(mut tx) = self.rec.tx_status.filter(|_| !self.lost_requests) else {
+            return;
+        };
+        // First statement of the current implicit transaction.
+        let mut run = 0;
+        let mut sure = true;
+        for i in 0..self.done.len() {
+            let r = &self.done[i];
+            match r.outcome {
+                _ if r.skipped => {}
+                Outcome::Unknown => sure = false,
+                Outcome::Failure if tx == b'I' => {
+                    for p in &mut self.done[run..i] {
+                        p.rolled_back = p.outcome == Outcome::Success;
+                    }
+                    run = i + 1;
+                }
+                Outcome::Failure => tx = b'E',
+                Outcome::Success => {
+                    let tag = r.command_tag.as_deref().unwrap_or_default();
+                    let keeps = || {
+                        r.text
+                            .as_deref()
+                            .map(|t| sql::keeps_transaction(t.as_bytes()))
+                    };
+                    match tag {
+                        "BEGIN" | "START TRANSACTION" => tx = b'T',
+                        "COMMIT" | "ROLLBACK" if tx == b'I' => run = i + 1,
+                        "PREPARE TRANSACTION" => {
+                            tx = b'I';
+                            run = i + 1;
+                        }
+                        "COMMIT" | "ROLLBACK" => match keeps() {
+                            Some(true) => tx = b'T',
+                            Some(false) => {
+                                tx = b'I';
+                                run = i + 1;
+                            }
+                            None => sure = false,
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            if !sure {
+                break;
+            }
+            self.done[i].tx_status = Some(tx);
+        }
+        if !sure || tx != status {
+            for r in &mut self.done {
+                r.tx_status = None;
+                r.rolled_back = false;
+            }
         }
     }
 

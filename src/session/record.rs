@@ -74,7 +74,9 @@ pub struct QueryRecord {
     /// Boxed, as is `copy`: rare, and the record crosses to the output thread, so
     /// every byte of it counts on every statement.
     pub error: Option<Box<ServerMessage>>,
-    /// Transaction status from the ReadyForQuery that followed (`I`, `T`, `E`).
+    /// Transaction status after the statement (`I`, `T`, `E`): the one the
+    /// ReadyForQuery closing its batch reports, derived for the statements before the
+    /// last one of a batch (see `Session::settle_batch`).
     pub tx_status: Option<u8>,
     pub cancelled_by: Option<u64>,
     pub notices: Vec<ServerMessage>,
@@ -84,6 +86,9 @@ pub struct QueryRecord {
     pub skipped: bool,
     /// Execute stopped at its row limit (PortalSuspended).
     pub suspended: bool,
+    /// Succeeded, then undone: a later statement of the same implicit transaction
+    /// (one Sync batch, or one multi-statement Query) failed.
+    pub rolled_back: bool,
 }
 
 impl QueryRecord {
@@ -124,6 +129,7 @@ impl QueryRecord {
             copy: None,
             skipped: false,
             suspended: false,
+            rolled_back: false,
         }
     }
 
