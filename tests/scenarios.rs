@@ -734,3 +734,26 @@ fn rolled_back_skipped_and_each_statements_own_tx_status() {
     let last = queries(&r).last().unwrap().clone();
     assert_eq!(last["pgwire.command_tag"], "SELECT 1");
 }
+
+#[test]
+fn a_pipeline_of_5000_statements_before_one_sync_is_paired_exactly() {
+    let r = recs("long-pipeline.pcap");
+    assert!(of_kind(&r, "pgwire.anomaly").is_empty());
+    let q = queries(&r);
+    let inserts: Vec<&&Value> = q
+        .iter()
+        .filter(|q| q["db.query.text"] == "insert into lp_t values ($1)")
+        .collect();
+    assert_eq!(inserts.len(), 5000);
+    for (i, q) in inserts.iter().enumerate() {
+        assert_eq!(q["db.query.parameters"][0], i.to_string(), "in order");
+        assert_eq!(q["pgwire.command_tag"], "INSERT 0 1");
+        assert_eq!(q["event.outcome"], "success");
+        assert!(q.get("pgwire.unsure").is_none());
+    }
+    assert_eq!(
+        q.last().unwrap()["db.query.text"],
+        "select count(*) from lp_t"
+    );
+    assert_eq!(sessions(&r)[0]["pgwire.queries"], 5003);
+}

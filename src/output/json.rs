@@ -467,6 +467,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.rolled_back {
             o.bool("pgwire.rolled_back", true);
         }
+        if q.unsure {
+            o.bool("pgwire.unsure", true);
+        }
         o.end();
         self.emit()
     }

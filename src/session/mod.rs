@@ -26,9 +26,12 @@ use rustc_hash::FxHashMap;
 use shared::Text;
 use std::collections::{HashMap, VecDeque};
 
-/// Pending operations kept per connection; a client that pipelines more without
-/// reading answers is cut here (counted as dropped).
-const MAX_PENDING: usize = 4096;
+/// Pending operations kept per connection: an operation is two words, plus a
+/// boxed record for an Execute, so a full queue holds some 64k statements in about
+/// 30 MB. A client that pipelines more without reading answers is cut here: the
+/// oldest are dropped, reported (an anomaly) and the records unsure until the queue
+/// is empty again.
+pub const MAX_PENDING: usize = 1 << 18;
 /// Prepared statements and portals kept per connection.
 const MAX_NAMED: usize = 4096;
 /// Notices kept per statement.
@@ -41,7 +44,8 @@ pub struct Shared {
     keys: HashMap<(u32, Vec<u8>), u64>,
     /// Target connection → (cancelling connection, time of the CancelRequest).
     cancels: FxHashMap<u64, (u64, i64)>,
-    /// Operations dropped because a connection's queue was full.
+    /// Operations dropped because a connection's queue was full (each drop is also
+    /// reported as a `queue_overflow` anomaly of its connection).
     pub dropped_ops: u64,
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
@@ -126,6 +130,12 @@ pub struct Session {
     skipping: bool,
     /// Requests were lost in a gap: answers are not attributed until ReadyForQuery.
     lost_requests: bool,
+    /// Cap on `pending` (MAX_PENDING; lowered by tests).
+    max_pending: usize,
+    /// Operations dropped from a full queue and not yet reported.
+    dropped_ops: u64,
+    /// Operations were dropped: records are unsure until nothing is pending.
+    overflowed: bool,
 }
 
 impl Session {
@@ -149,6 +159,9 @@ impl Session {
             ready_seen: midstream,
             skipping: false,
             lost_requests: false,
+            max_pending: MAX_PENDING,
+            dropped_ops: 0,
+            overflowed: false,
         }
     }
 
@@ -248,11 +261,28 @@ impl Session {
                 _ => return,
             }
         }
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
-            shared.dropped_ops += 1;
+        if self.pending.len() >= self.max_pending {
+            self.overflow(shared);
         }
         self.pending.push_back(op);
+    }
+
+    /// The queue is full: the oldest operation goes (its statement, if any, is
+    /// reported unknown), and answers may now pair with the wrong requests.
+    #[cold]
+    fn overflow(&mut self, shared: &mut Shared) {
+        if let Some(op) = self.pending.pop_front() {
+            self.unanswered(op, self.rec.end_ns);
+        }
+        shared.dropped_ops += 1;
+        self.dropped_ops += 1;
+        self.overflowed = true;
+    }
+
+    /// Operations dropped from a full queue since the last call, for an anomaly.
+    #[inline]
+    pub fn take_dropped_ops(&mut self) -> Option<u64> {
+        (self.dropped_ops > 0).then(|| std::mem::take(&mut self.dropped_ops))
     }
 
     #[inline(never)]
@@ -943,8 +973,11 @@ impl Session {
         if !shared.cancels.is_empty() {
             shared.cancels.remove(&self.rec.conn_id);
         }
+        let unsure = self.overflowed;
+        self.overflowed &= !self.pending.is_empty();
         for mut r in self.done.drain(..) {
             r.tx_status.get_or_insert(status);
+            r.unsure |= unsure;
             out.push(r);
         }
         // A big pipeline's slots are released; the usual few are kept for the next one.
@@ -961,7 +994,11 @@ impl Session {
     /// unknown outcome or a ROLLBACK without its text, nothing is derived (each takes
     /// `status`).
     fn settle_batch(&mut self, status: u8) {
-        let Some(mut tx) = self.rec.tx_status.filter(|_| !self.lost_requests) else {
+        let Some(mut tx) = self
+            .rec
+            .tx_status
+            .filter(|_| !self.lost_requests && !self.overflowed)
+        else {
             return;
         };
         // First statement of the current implicit transaction.
@@ -1026,6 +1063,11 @@ impl Session {
         reason: &'static str,
         out: &mut Vec<Box<QueryRecord>>,
     ) -> SessionRecord {
+        if self.overflowed {
+            for r in &mut self.done {
+                r.unsure = true;
+            }
+        }
         out.append(&mut self.done);
         // Statements still running when the capture or connection ended.
         for op in self.pending.drain(..) {
@@ -1039,6 +1081,7 @@ impl Session {
             };
             rec.end_ns = ts;
             rec.outcome = Outcome::Unknown;
+            rec.unsure |= self.overflowed;
             out.push(rec);
         }
         if self.rec.auth_outcome.is_none() && self.auth == AuthStage::Requested {

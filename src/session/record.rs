@@ -89,6 +89,9 @@ pub struct QueryRecord {
     /// Succeeded, then undone: a later statement of the same implicit transaction
     /// (one Sync batch, or one multi-statement Query) failed.
     pub rolled_back: bool,
+    /// The pairing of this record with its answers is not certain (e.g. requests
+    /// were dropped from a full queue): its result fields may be another's.
+    pub unsure: bool,
 }
 
 impl QueryRecord {
@@ -130,6 +133,7 @@ impl QueryRecord {
             skipped: false,
             suspended: false,
             rolled_back: false,
+            unsure: false,
         }
     }
 

@@ -548,3 +548,84 @@ fn lost_answers_close_their_statements_as_unknown() {
     assert_eq!(c.out[1].text.as_deref(), Some("select 2"));
     assert_eq!(c.out[1].outcome, Outcome::Success);
 }
+
+#[test]
+fn a_full_queue_of_pending_requests_is_reported_and_its_records_unsure() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    // Each statement is three operations (Parse, Bind, Execute): a cap of 8 holds
+    // two statements and a half.
+    c.s.max_pending = 8;
+    let n = 4;
+    let mut req = Vec::new();
+    for i in 0..n {
+        let sql = format!("select {i}");
+        req.extend([parse("", &sql, &[]), bind("", "", &[], &[]), execute("")]);
+    }
+    req.push(sync());
+    c.feed(&mut sh, 10, Dir::Frontend, &req);
+    // 13 operations into 8 places.
+    assert_eq!(c.s.take_dropped_ops(), Some(5));
+    assert_eq!(c.s.take_dropped_ops(), None, "reported once");
+    assert_eq!(sh.dropped_ops, 5);
+    let mut answers = Vec::new();
+    for i in 0..n {
+        answers.extend([
+            msg(b'1', b""),
+            msg(b'2', b""),
+            data_row(),
+            complete(&format!("SELECT {}", i + 1)),
+        ]);
+    }
+    answers.push(ready(b'I'));
+    c.feed(&mut sh, 20, Dir::Backend, &answers);
+    // Every statement has a record (the dropped one's outcome unknown), and none
+    // claims a sure result.
+    let texts: Vec<_> = c.out.iter().map(|r| r.text.as_deref().unwrap()).collect();
+    assert_eq!(texts, ["select 0", "select 1", "select 2", "select 3"]);
+    assert_eq!(c.out[0].outcome, Outcome::Unknown);
+    assert!(c.out.iter().all(|r| r.unsure), "{:?}", c.out);
+    // The queue is empty again: what follows is sure.
+    c.out.clear();
+    c.feed(&mut sh, 30, Dir::Frontend, &[query("select 9")]);
+    c.feed(
+        &mut sh,
+        40,
+        Dir::Backend,
+        &[complete("SELECT 1"), ready(b'I')],
+    );
+    assert_eq!(c.out.len(), 1);
+    assert!(!c.out[0].unsure);
+}
+
+#[test]
+fn a_pipeline_longer_than_the_old_cap_is_paired_exactly() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let n = 20_000;
+    let mut req = vec![parse("s", "select $1", &[])];
+    for i in 0..n {
+        let v = i.to_string();
+        req.extend([bind("", "s", &[], &[Some(v.as_bytes())]), execute("")]);
+    }
+    req.push(sync());
+    c.feed(&mut sh, 10, Dir::Frontend, &req);
+    let mut answers = vec![msg(b'1', b"")];
+    for i in 0..n {
+        // Each statement's own answer: i rows.
+        answers.push(msg(b'2', b""));
+        answers.extend(std::iter::repeat_n(data_row(), i % 3));
+        answers.push(complete(&format!("SELECT {}", i % 3)));
+    }
+    answers.push(ready(b'I'));
+    c.feed(&mut sh, 20, Dir::Backend, &answers);
+    assert_eq!(c.s.take_dropped_ops(), None);
+    assert_eq!(c.out.len(), n);
+    for (i, r) in c.out.iter().enumerate() {
+        assert_eq!(r.rows_returned, (i % 3) as u64);
+        assert_eq!(r.rows_affected, Some((i % 3) as u64));
+        assert!(!r.unsure);
+    }
+}
