@@ -40,7 +40,7 @@ ALL_SCENARIOS=(
     auth-trust auth-scram auth-md5 auth-cleartext auth-failures
     tls-sslrequest tls-direct gssenc-refused
     cancel-30 cancel-32 replication replication-basebackup ipv6-simple midstream
-    oversize-statements rollback-batches long-pipeline
+    oversize-statements rollback-batches long-pipeline copy-binary-appname
 )
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
@@ -420,6 +420,16 @@ rec_rollback-batches() {
         -c "select count(*) from rb_t" >/dev/null 2>"$WORK/psql.err" || true
     cap_stop
     sed 's/^/    psql: /' "$WORK/psql.err" >&2
+}
+
+rec_copy-binary-appname() {
+    cap_start copy-binary-appname "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "copy (select g from generate_series(1, 30) g) to stdout (format binary)" \
+        -c "select 'before rename'" \
+        -c "set application_name = 'renamed-app'" \
+        -c "select 'after rename'" >/dev/null
+    cap_stop
 }
 
 rec_long-pipeline() {

@@ -757,3 +757,31 @@ fn a_pipeline_of_5000_statements_before_one_sync_is_paired_exactly() {
     );
     assert_eq!(sessions(&r)[0]["pgwire.queries"], 5003);
 }
+
+#[test]
+fn binary_copy_rows_and_a_renamed_application() {
+    let r = recs("copy-binary-appname.pcap");
+    let q = queries(&r);
+    // 30 rows, the -1 trailer of binary COPY is not one.
+    assert_eq!(q[0]["pgwire.copy.direction"], "out");
+    assert_eq!(q[0]["db.response.returned_rows"], 30);
+    assert_eq!(q[0]["pgwire.rows_affected"], 30);
+    let apps: Vec<&str> = q
+        .iter()
+        .map(|q| q["service.name"].as_str().unwrap())
+        .collect();
+    // The SET's own record ends after the server announced the new name.
+    assert_eq!(
+        apps,
+        [
+            "pgscope-record",
+            "pgscope-record",
+            "renamed-app",
+            "renamed-app"
+        ]
+    );
+    assert_eq!(sessions(&r)[0]["service.name"], "renamed-app");
+    let path = capture("copy-binary-appname.pcap");
+    let filtered = records(&path, "query", &["--filter", "app=renamed-app"]);
+    assert_eq!(filtered.len(), 2);
+}

@@ -448,8 +448,11 @@ impl<W: Write> Sink for JsonSink<W> {
             o.num("pgwire.notifications", q.notifications);
         }
         if let Some(c) = &q.copy {
-            o.str("pgwire.copy.direction", c.direction)
-                .num("pgwire.copy.messages_in", c.messages_in)
+            // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+            if !c.direction.is_empty() {
+                o.str("pgwire.copy.direction", c.direction);
+            }
+            o.num("pgwire.copy.messages_in", c.messages_in)
                 .num("pgwire.copy.bytes_in", c.bytes_in)
                 .num("pgwire.copy.messages_out", c.messages_out)
                 .num("pgwire.copy.bytes_out", c.bytes_out);

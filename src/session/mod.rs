@@ -649,6 +649,14 @@ impl Session {
                 if self.ready_seen {
                     self.rec.parameter_changes += 1;
                 }
+                // `SET application_name` is announced: later records carry the new name.
+                if self.ready_seen
+                    && name == "application_name"
+                    && self.rec.application.as_ref() != Some(&value)
+                {
+                    self.rec.application = Some(value.clone());
+                    self.rec.origin_version += 1;
+                }
                 match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
                     Some(slot) => slot.1 = value,
                     None => self.rec.server_params.push((name, value)),
@@ -672,7 +680,10 @@ impl Session {
                 }
             }
             // Too large to keep (multi-MB values): still a row.
-            Body::DataRow { .. } | Body::Oversize { .. } if msg.typ == Some(b'D') => {
+            // A malformed one too: still a row the server sent.
+            Body::DataRow { .. } | Body::Oversize { .. } | Body::Malformed { .. }
+                if msg.typ == Some(b'D') =>
+            {
                 if let Some(r) = self.running() {
                     r.rows_returned += 1;
                 }
@@ -681,6 +692,15 @@ impl Session {
             Body::CopyInResponse { .. } => self.start_copy("in"),
             Body::CopyOutResponse { .. } => self.start_copy("out"),
             Body::CopyBothResponse { .. } => self.start_copy("both"),
+            // Binary COPY ends with a -1 field count, which is not a row.
+            Body::CopyData { data: [0xff, 0xff] } => {
+                self.copy_data(Dir::Backend, None, 2);
+                if let Some(r) = self.running()
+                    && r.copy.as_ref().is_some_and(|c| c.direction == "out")
+                {
+                    r.rows_returned = r.rows_returned.saturating_sub(1);
+                }
+            }
             Body::CopyData { data } => {
                 self.copy_data(Dir::Backend, data.first().copied(), data.len())
             }
@@ -1084,7 +1104,9 @@ impl Session {
             rec.unsure |= self.overflowed;
             out.push(rec);
         }
-        if self.rec.auth_outcome.is_none() && self.auth == AuthStage::Requested {
+        // A startup seen, and no ReadyForQuery nor error ended it.
+        let started = self.rec.protocol_requested.is_some() && !self.ready_seen;
+        if self.rec.auth_outcome.is_none() && (self.auth == AuthStage::Requested || started) {
             self.rec.auth_outcome = Some("incomplete");
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);

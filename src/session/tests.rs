@@ -629,3 +629,27 @@ fn a_pipeline_longer_than_the_old_cap_is_paired_exactly() {
         assert!(!r.unsure);
     }
 }
+
+#[test]
+fn malformed_data_rows_count_and_an_unfinished_startup_is_incomplete() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(&mut sh, 10, Dir::Frontend, &[query("select 1")]);
+    // A DataRow whose column count promises more than it holds.
+    let bad_row = msg(b'D', &[0, 2, 0, 0, 0, 1, b'1']);
+    c.feed(
+        &mut sh,
+        20,
+        Dir::Backend,
+        &[data_row(), bad_row, complete("SELECT 2"), ready(b'I')],
+    );
+    assert_eq!(c.out[0].rows_returned, 2);
+    assert_eq!(c.s.record().rows, 2);
+
+    // A startup the server never answered.
+    let mut c = Conn::new(2);
+    c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "bob")], 0)]);
+    let rec = c.s.close(&mut sh, 5, "fin", &mut Vec::new());
+    assert_eq!(rec.auth_outcome, Some("incomplete"));
+}
