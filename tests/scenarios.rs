@@ -636,11 +636,11 @@ fn statements_over_the_buffer_cap_keep_their_identity_and_results() {
     assert_eq!(big["pgwire.query.length"], 1_200_031);
     assert_eq!(big["pgwire.command_tag"], "SELECT 1");
     assert_eq!(big["db.response.returned_rows"], 1);
-    assert_eq!(text(&q[1]), "select 2 as after_big");
+    assert_eq!(text(q[1]), "select 2 as after_big");
     assert!(q[1].get("pgwire.query.truncated").is_none());
     // psycopg: a small unnamed statement, a 1.1 MB Parse (unnamed), a 1.5 MB Bind
     // of a named statement, then a small simple Query.
-    assert_eq!(text(&q[2]), "select $1::int as small");
+    assert_eq!(text(q[2]), "select $1::int as small");
     assert_eq!(q[2]["db.query.parameters"][0], "1");
     let parse = &q[3];
     assert!(
@@ -659,7 +659,7 @@ fn statements_over_the_buffer_cap_keep_their_identity_and_results() {
     assert_eq!(bind["pgwire.query.parameters_missing"], true);
     assert!(bind.get("db.query.parameters").is_none());
     assert_eq!(bind["pgwire.command_tag"], "SELECT 1");
-    assert_eq!(text(&q[5]), "select 4 as after_big");
+    assert_eq!(text(q[5]), "select 4 as after_big");
     assert_eq!(q.len(), 6);
     let oversize = of_kind(&r, "pgwire.anomaly")
         .iter()
@@ -730,9 +730,6 @@ fn rolled_back_skipped_and_each_statements_own_tx_status() {
         "select count(*) from rb_t success I ",
     ];
     assert_eq!(rows, want);
-    // The server agrees: the last count saw only the row the COMMIT kept.
-    let last = queries(&r).last().unwrap().clone();
-    assert_eq!(last["pgwire.command_tag"], "SELECT 1");
 }
 
 #[test]
