@@ -42,6 +42,7 @@ ALL_SCENARIOS=(
     cancel-30 cancel-32 replication replication-basebackup ipv6-simple midstream
     trust-psql-15 trust-psql-18 trust-pgbench-simple trust-pgbench-extended trust-pgbench-prepared
     trust-driver-15 trust-driver-18
+    oversize-statements rollback-batches long-pipeline copy-binary-appname
 )
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0; fi
@@ -516,11 +517,59 @@ rec_trust_driver() { # name port
 }
 rec_trust-driver-15() { rec_trust_driver trust-driver-15 "$PG15_PORT"; }
 rec_trust-driver-18() { rec_trust_driver trust-driver-18 "$PG18_PORT"; }
+# psycopg 3 (with its own libpq) for captures/psycopg-scenarios.py
+need_psycopg() {
+    python3 -c 'import psycopg' 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages 'psycopg[binary]' >&2
+}
+
+rec_oversize-statements() {
+    need_psycopg
+    # a file, not -c: an argument is limited to 128 KiB
+    python3 -c "print(\"select length('\" + 'q' * 1200000 + \"') as big_query;\")" >"$WORK/big.sql"
+    cap_start oversize-statements "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope -f "$WORK/big.sql" -c "select 2 as after_big" >/dev/null
+    python3 "$HERE/psycopg-scenarios.py" oversize "$PG15_PORT"
+    cap_stop
+}
+
+rec_rollback-batches() {
+    need_psycopg
+    cap_start rollback-batches "$(port_filter "$PG18_PORT")"
+    python3 "$HERE/psycopg-scenarios.py" rollback "$PG18_PORT"
+    psql18 -h $H4 -p "$PG18_PORT" -U trust_user -d pgscope -v ON_ERROR_STOP=0 \
+        -c "insert into rb_t values (1); insert into rb_t values (2); select 1/0; select 3" \
+        -c "insert into rb_t values (1); commit; insert into rb_t values (2); select 1/0" \
+        -c "begin; insert into rb_t values (3); select 1/0; select 4" \
+        -c "rollback" \
+        -c "begin; savepoint s; insert into rb_t values (5); rollback to savepoint s; insert into rb_t values (6); select 1/0" \
+        -c "rollback" \
+        -c "select count(*) from rb_t" >/dev/null 2>"$WORK/psql.err" || true
+    cap_stop
+    sed 's/^/    psql: /' "$WORK/psql.err" >&2
+}
+
+rec_copy-binary-appname() {
+    cap_start copy-binary-appname "$(port_filter "$PG15_PORT")"
+    psql15 -h $H4 -p "$PG15_PORT" -U trust_user -d pgscope \
+        -c "copy (select g from generate_series(1, 30) g) to stdout (format binary)" \
+        -c "select 'before rename'" \
+        -c "set application_name = 'renamed-app'" \
+        -c "select 'after rename'" >/dev/null
+    cap_stop
+}
+
+rec_long-pipeline() {
+    need_psycopg
+    cap_start long-pipeline "$(port_filter "$PG15_PORT")"
+    python3 "$HERE/psycopg-scenarios.py" long-pipeline "$PG15_PORT"
+    cap_stop
+}
 
 # ------------------------------------------------------------ verification
 port_of() { # name -> port used
     case "$1" in
-        pg18-proto32|tls-direct|gssenc-refused|cancel-32|trust-*-18|trust-pgbench-extended) echo "$PG18_PORT" ;;
+        pg18-proto32|tls-direct|gssenc-refused|cancel-32|trust-*-18|trust-pgbench-extended|rollback-batches) echo "$PG18_PORT" ;;
         *) echo "$PG15_PORT" ;;
     esac
 }
@@ -589,6 +638,7 @@ declare -A EXPECT_SYN=(
     [replication-basebackup]=2 [trust-psql-15]=2 [trust-psql-18]=2
     [trust-pgbench-simple]=8 [trust-pgbench-extended]=8 [trust-pgbench-prepared]=8
     [trust-driver-15]=2 [trust-driver-18]=2
+    [oversize-statements]=2 [rollback-batches]=2
 )
 syn_count() {
     tshark -r "$1" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields -e frame.number 2>/dev/null | grep -c . || true

@@ -618,3 +618,167 @@ fn filter_applies_to_json_records() {
     assert_eq!(bad.status, 2);
     assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
 }
+
+#[test]
+fn statements_over_the_buffer_cap_keep_their_identity_and_results() {
+    let r = recs("oversize-statements.pcap");
+    let q = queries(&r);
+    let text = |q: &Value| q["db.query.text"].as_str().unwrap().to_string();
+    // psql: a 1.2 MB simple Query, then a small one.
+    let big = &q[0];
+    assert!(
+        text(big).starts_with("select length('qqqq"),
+        "{}",
+        &text(big)[..40]
+    );
+    assert_eq!(text(big).len(), 64 << 10, "the kept prefix");
+    assert_eq!(big["pgwire.query.truncated"], true);
+    assert_eq!(big["pgwire.query.length"], 1_200_031);
+    assert_eq!(big["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(big["db.response.returned_rows"], 1);
+    assert_eq!(text(q[1]), "select 2 as after_big");
+    assert!(q[1].get("pgwire.query.truncated").is_none());
+    // psycopg: a small unnamed statement, a 1.1 MB Parse (unnamed), a 1.5 MB Bind
+    // of a named statement, then a small simple Query.
+    assert_eq!(text(q[2]), "select $1::int as small");
+    assert_eq!(q[2]["db.query.parameters"][0], "1");
+    let parse = &q[3];
+    assert!(
+        text(parse).starts_with("select $1::int as big_parse, length('xxx"),
+        "{}",
+        &text(parse)[..50]
+    );
+    assert_eq!(parse["pgwire.query.truncated"], true);
+    assert_eq!(parse["pgwire.statement"], "");
+    assert_eq!(parse["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(parse["event.outcome"], "success");
+    let bind = &q[4];
+    assert_eq!(text(bind), "select length($1) as big_bind");
+    assert_eq!(bind["pgwire.statement"], "_pg3_0");
+    assert_eq!(bind["pgwire.portal"], "");
+    assert_eq!(bind["pgwire.query.parameters_missing"], true);
+    assert!(bind.get("db.query.parameters").is_none());
+    assert_eq!(bind["pgwire.command_tag"], "SELECT 1");
+    assert_eq!(text(q[5]), "select 4 as after_big");
+    assert_eq!(q.len(), 6);
+    let oversize = of_kind(&r, "pgwire.anomaly")
+        .iter()
+        .filter(|a| a["pgwire.anomaly.kind"] == "oversize")
+        .count();
+    assert_eq!(oversize, 3);
+    let s = sessions(&r);
+    assert_eq!(s[0]["pgwire.queries"], 2);
+    assert_eq!(s[1]["pgwire.queries"], 4);
+}
+
+#[test]
+fn rolled_back_skipped_and_each_statements_own_tx_status() {
+    let r = recs("rollback-batches.pcap");
+    let rows: Vec<String> = queries(&r)
+        .iter()
+        .map(|q| {
+            let text = q["db.query.text"].as_str().unwrap();
+            let flag = |k: &'static str| if q[k] == true { k } else { "" };
+            format!(
+                "{} {} {} {}{}",
+                text,
+                q["event.outcome"].as_str().unwrap(),
+                q["pgwire.tx_status"].as_str().unwrap(),
+                flag("pgwire.rolled_back"),
+                flag("pgwire.skipped"),
+            )
+        })
+        .collect();
+    let want = [
+        // psycopg pipelines, one Sync each: in autocommit, then inside BEGIN.
+        "drop table if exists rb_t success I ",
+        "create table rb_t (id int primary key) success I ",
+        "insert into rb_t values (1) success I pgwire.rolled_back",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "insert into rb_t values (1) failure I ",
+        "insert into rb_t values (4) unknown I pgwire.skipped",
+        "begin success T ",
+        "insert into rb_t values (1) success T ",
+        "insert into rb_t values (2) success T ",
+        "insert into rb_t values (1) failure E ",
+        "insert into rb_t values (4) unknown E pgwire.skipped",
+        "rollback success I ",
+        "select count(*) from rb_t success I ",
+        // psql multi-statement Queries.
+        "insert into rb_t values (1) success I pgwire.rolled_back",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "select 1/0 failure I ",
+        "select 3 unknown I pgwire.skipped",
+        // COMMIT ends the implicit transaction: only what follows it is undone.
+        "insert into rb_t values (1) success I ",
+        "commit success I ",
+        "insert into rb_t values (2) success I pgwire.rolled_back",
+        "select 1/0 failure I ",
+        // An explicit transaction: nothing undone yet, it is left failed.
+        "begin success T ",
+        "insert into rb_t values (3) success T ",
+        "select 1/0 failure E ",
+        "select 4 unknown E pgwire.skipped",
+        "rollback success I ",
+        "begin success T ",
+        "savepoint s success T ",
+        "insert into rb_t values (5) success T ",
+        "rollback to savepoint s success T ",
+        "insert into rb_t values (6) success T ",
+        "select 1/0 failure E ",
+        "rollback success I ",
+        "select count(*) from rb_t success I ",
+    ];
+    assert_eq!(rows, want);
+}
+
+#[test]
+fn a_pipeline_of_5000_statements_before_one_sync_is_paired_exactly() {
+    let r = recs("long-pipeline.pcap");
+    assert!(of_kind(&r, "pgwire.anomaly").is_empty());
+    let q = queries(&r);
+    let inserts: Vec<&&Value> = q
+        .iter()
+        .filter(|q| q["db.query.text"] == "insert into lp_t values ($1)")
+        .collect();
+    assert_eq!(inserts.len(), 5000);
+    for (i, q) in inserts.iter().enumerate() {
+        assert_eq!(q["db.query.parameters"][0], i.to_string(), "in order");
+        assert_eq!(q["pgwire.command_tag"], "INSERT 0 1");
+        assert_eq!(q["event.outcome"], "success");
+        assert!(q.get("pgwire.unsure").is_none());
+    }
+    assert_eq!(
+        q.last().unwrap()["db.query.text"],
+        "select count(*) from lp_t"
+    );
+    assert_eq!(sessions(&r)[0]["pgwire.queries"], 5003);
+}
+
+#[test]
+fn binary_copy_rows_and_a_renamed_application() {
+    let r = recs("copy-binary-appname.pcap");
+    let q = queries(&r);
+    // 30 rows, the -1 trailer of binary COPY is not one.
+    assert_eq!(q[0]["pgwire.copy.direction"], "out");
+    assert_eq!(q[0]["db.response.returned_rows"], 30);
+    assert_eq!(q[0]["pgwire.rows_affected"], 30);
+    let apps: Vec<&str> = q
+        .iter()
+        .map(|q| q["service.name"].as_str().unwrap())
+        .collect();
+    // The SET's own record ends after the server announced the new name.
+    assert_eq!(
+        apps,
+        [
+            "pgscope-record",
+            "pgscope-record",
+            "renamed-app",
+            "renamed-app"
+        ]
+    );
+    assert_eq!(sessions(&r)[0]["service.name"], "renamed-app");
+    let path = capture("copy-binary-appname.pcap");
+    let filtered = records(&path, "query", &["--filter", "app=renamed-app"]);
+    assert_eq!(filtered.len(), 2);
+}

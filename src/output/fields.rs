@@ -215,7 +215,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
         },
         Body::Unknown { data } => out.num("data_len", data.len() as i64),
         Body::Malformed { reason } => out.text("malformed", reason.as_bytes()),
-        Body::Oversize => out.text("oversize", b"body not kept"),
+        Body::Oversize { .. } => out.text("oversize", b"body not kept"),
         Body::SslRequest
         | Body::GssEncRequest
         | Body::Sync

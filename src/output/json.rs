@@ -401,6 +401,15 @@ impl<W: Write> Sink for JsonSink<W> {
                 o.params("db.query.parameters", &q.params);
             }
         }
+        if q.text_truncated {
+            o.bool("pgwire.query.truncated", true);
+        }
+        if let Some(n) = q.text_length {
+            o.num("pgwire.query.length", n);
+        }
+        if q.params_missing {
+            o.bool("pgwire.query.parameters_missing", true);
+        }
         o.time("event.start", q.start_ns, &mut self.ts)
             .time("event.end", q.end_ns, &mut self.ts)
             .num("event.duration", q.duration_ns())
@@ -439,8 +448,11 @@ impl<W: Write> Sink for JsonSink<W> {
             o.num("pgwire.notifications", q.notifications);
         }
         if let Some(c) = &q.copy {
-            o.str("pgwire.copy.direction", c.direction)
-                .num("pgwire.copy.messages_in", c.messages_in)
+            // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+            if !c.direction.is_empty() {
+                o.str("pgwire.copy.direction", c.direction);
+            }
+            o.num("pgwire.copy.messages_in", c.messages_in)
                 .num("pgwire.copy.bytes_in", c.bytes_in)
                 .num("pgwire.copy.messages_out", c.messages_out)
                 .num("pgwire.copy.bytes_out", c.bytes_out);
@@ -454,6 +466,9 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         if q.suspended {
             o.bool("pgwire.suspended", true);
+        }
+        if q.rolled_back {
+            o.bool("pgwire.rolled_back", true);
         }
         if q.unsure {
             o.bool("pgwire.unsure", true);

@@ -3,10 +3,14 @@
 use std::mem;
 
 use super::Dir;
-use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, small, valid_type};
+use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, keeps_head, small, valid_type};
 
 /// Default cap on one message copied into a direction's buffer.
 pub const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
+
+/// Bytes kept of an oversize request's body (see [`keeps_head`]): its names and
+/// the start of its text.
+pub const OVERSIZE_HEAD: usize = 64 << 10;
 
 /// Longer length fields are treated as corruption rather than a big message.
 const MAX_MESSAGE_LEN: u32 = 1 << 30;
@@ -497,7 +501,8 @@ impl ConnDecoder {
         used
     }
 
-    /// Reports a message over the cap once and skips its bytes unbuffered.
+    /// A message over the cap: its head (see [`keeps_head`]) is collected, then it
+    /// is reported once and the rest is skipped unbuffered.
     fn skip_oversize(
         &mut self,
         dir: Dir,
@@ -506,25 +511,43 @@ impl ConnDecoder {
         data: &[u8],
         sink: &mut dyn FnMut(Event<'_>),
     ) -> usize {
+        let body_len = len as usize - 4;
+        let head = if keeps_head(dir, typ) {
+            // Bounded by the cap too, so that a smaller cap bounds the memory.
+            body_len
+                .min(OVERSIZE_HEAD)
+                .min(self.max_message - TYPED_HEADER)
+        } else {
+            0
+        };
+        let keep = TYPED_HEADER + head;
+        let (used, whole) = self.assemble(dir, data, keep);
+        match whole {
+            Whole::InData(m) => self.report_oversize(dir, len, m, sink),
+            Whole::InBuf => self.with_buffered(dir, |me, m| me.report_oversize(dir, len, m, sink)),
+            Whole::Partial => return used,
+        }
+        // The whole message counts, the kept head included.
+        self.stats.skipped += keep as u64;
+        self.side_mut(dir).skip = len as u64 + 1 - keep as u64;
+        used
+    }
+
+    /// Emits an oversize message from its kept first bytes `m` (header included).
+    fn report_oversize(&mut self, dir: Dir, len: u32, m: &[u8], sink: &mut dyn FnMut(Event<'_>)) {
         let cap = self.max_message;
-        let side = self.side_mut(dir);
-        let buffered = side.buf.len() as u64;
-        let remaining = len as u64 + 1 - buffered;
-        let used = remaining.min(data.len() as u64);
-        side.skip = remaining - used;
-        side.buf.clear();
-        // The whole message counts, including header bytes already buffered.
-        self.stats.skipped += used + buffered;
-        let skipped = (len as u64 + 1).saturating_sub(TYPED_HEADER as u64);
+        let typ = m[0];
+        let head = m.get(TYPED_HEADER..).unwrap_or_default();
         self.emit(
             &Msg {
                 dir,
                 typ: Some(typ),
                 len,
-                body: Body::Oversize,
+                body: Body::Oversize { head },
             },
             sink,
         );
+        let skipped = len as usize + 1 - m.len();
         self.anomaly(dir, AnomalyKind::Oversize, sink, || {
             format!(
                 "message type {} of {} bytes exceeds the {cap} byte buffer; {skipped} body bytes skipped",
@@ -532,7 +555,6 @@ impl ConnDecoder {
                 len as u64 + 1
             )
         });
-        used as usize
     }
 
     fn step_untyped(&mut self, data: &[u8], first: bool, sink: &mut dyn FnMut(Event<'_>)) -> usize {

@@ -205,8 +205,12 @@ pub enum Body<'a> {
     Malformed {
         reason: &'static str,
     },
-    /// Longer than the buffer cap; body dropped, `typ` and `len` kept.
-    Oversize,
+    /// Longer than the buffer cap: `typ` and `len` kept, and for the frontend
+    /// messages whose identity lies in their first bytes (see [`keeps_head`]) the
+    /// head of the body, read with [`oversize_head`]; the rest is dropped.
+    Oversize {
+        head: &'a [u8],
+    },
 }
 
 impl Msg<'_> {
@@ -287,7 +291,7 @@ impl Body<'_> {
             CopyBothResponse { .. } => "CopyBothResponse",
             NotificationResponse { .. } => "NotificationResponse",
             FunctionCallResponse { .. } => "FunctionCallResponse",
-            Unknown { .. } | Malformed { .. } | Oversize => return None,
+            Unknown { .. } | Malformed { .. } | Oversize { .. } => return None,
         })
     }
 }
@@ -333,6 +337,64 @@ pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
         (Dir::Backend, b't') => "ParameterDescription",
         (Dir::Backend, b'v') => "NegotiateProtocolVersion",
         _ => return None,
+    })
+}
+
+/// Whether the framer keeps the head of an oversize message of this type: the
+/// requests whose names and text come first, so that a statement over the cap keeps
+/// its identity.
+pub fn keeps_head(dir: Dir, typ: u8) -> bool {
+    dir == Dir::Frontend && matches!(typ, b'Q' | b'P' | b'B' | b'F')
+}
+
+/// What the kept head of an oversize request says ([`Body::Oversize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head<'a> {
+    /// The start of the text (no terminator: it was cut).
+    Query {
+        sql: &'a [u8],
+    },
+    Parse {
+        statement: &'a [u8],
+        query: &'a [u8],
+    },
+    /// The parameters were not kept.
+    Bind {
+        portal: &'a [u8],
+        statement: &'a [u8],
+    },
+    FunctionCall {
+        oid: u32,
+    },
+}
+
+/// Reads the fields that lie whole in the head of an oversize request; a text cut
+/// by the end of the head is returned cut. `None` for other types, or a head too
+/// short for the names.
+pub fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
+    if !keeps_head(dir, typ) {
+        return None;
+    }
+    let mut c = Cursor::new(head);
+    // The text runs to its terminator or to the end of what was kept.
+    fn text<'a>(c: &mut Cursor<'a>) -> &'a [u8] {
+        let rest = c.remaining();
+        c.cstr().unwrap_or(rest)
+    }
+    Some(match typ {
+        b'Q' => Head::Query { sql: text(&mut c) },
+        b'P' => {
+            let statement = c.cstr().ok()?;
+            Head::Parse {
+                statement,
+                query: text(&mut c),
+            }
+        }
+        b'B' => Head::Bind {
+            portal: c.cstr().ok()?,
+            statement: c.cstr().ok()?,
+        },
+        _ => Head::FunctionCall { oid: c.u32().ok()? },
     })
 }
 

@@ -14,11 +14,11 @@ pub use fields::{
     error_field_name, startup_params,
 };
 pub use framer::{
-    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, Stats, sender_of,
+    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, Stats, sender_of,
 };
 pub use message::{
-    AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Msg, SSL_REQUEST_CODE,
-    decode, decode_startup, type_name, valid_type,
+    AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Head, Msg,
+    SSL_REQUEST_CODE, decode, decode_startup, keeps_head, oversize_head, type_name, valid_type,
 };
 
 /// Direction of a message.

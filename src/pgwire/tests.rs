@@ -858,7 +858,12 @@ fn oversize_message_reported_once_and_skipped() {
             d.feed(Backend, part, &mut |e| {
                 out.push(match e {
                     Event::Msg(m) => {
-                        format!("{} {} {:?}", m.name(), m.len, m.body == Body::Oversize)
+                        format!(
+                            "{} {} {:?}",
+                            m.name(),
+                            m.len,
+                            matches!(m.body, Body::Oversize { .. })
+                        )
                     }
                     Event::Anomaly(a) => format!("!{}", a.kind.as_str()),
                 })
@@ -1272,5 +1277,66 @@ fn nul_search_agrees_with_memchr() {
                 b[at] = fill;
             }
         }
+    }
+}
+
+#[test]
+fn oversize_requests_keep_a_bounded_head_with_their_names() {
+    let sql = [b'q'; 300];
+    let query = msg(b'Q', &cat(&[&sql, b"\0"]));
+    let parse = msg(b'P', &cat(&[b"stmt\0", &sql, b"\0", &[0, 0]]));
+    let bind = msg(
+        b'B',
+        &cat(&[
+            b"portal\0stmt\0",
+            &[0, 0, 0, 1, 0, 0, 1, 44],
+            &[b'v'; 300],
+            &[0, 0],
+        ]),
+    );
+    let stream = cat(&[
+        &startup(0, b"user\0u\0"),
+        &query,
+        &parse,
+        &bind,
+        &msg(b'S', b""),
+    ]);
+    for chunk in [stream.len(), 64, 7, 1] {
+        let mut d = ConnDecoder::with_max_message(false, 100);
+        let mut heads = Vec::new();
+        for part in stream.chunks(chunk) {
+            d.feed(Frontend, part, &mut |e| {
+                if let Event::Msg(m) = e {
+                    heads.push(match m.body {
+                        Body::Oversize { head } => oversize_head(Frontend, m.typ.unwrap(), head)
+                            .map(|h| format!("{h:?}"))
+                            .unwrap_or_default(),
+                        _ => m.name().to_string(),
+                    });
+                }
+            });
+            // The head is bounded by the cap.
+            assert!(d.buffered_bytes() <= 100);
+        }
+        let q95 = format!("{:?}", &sql[..95]);
+        assert_eq!(
+            heads,
+            [
+                "StartupMessage".to_string(),
+                format!("Query {{ sql: {q95} }}"),
+                format!(
+                    "Parse {{ statement: [115, 116, 109, 116], query: {:?} }}",
+                    &sql[..90]
+                ),
+                "Bind { portal: [112, 111, 114, 116, 97, 108], statement: [115, 116, 109, 116] }"
+                    .into(),
+                "Sync".to_string(),
+            ],
+            "chunk {chunk}"
+        );
+        assert_eq!(
+            d.stats().skipped,
+            (query.len() + parse.len() + bind.len()) as u64
+        );
     }
 }

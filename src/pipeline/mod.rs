@@ -183,12 +183,35 @@ impl<'s> Stage<'s> {
         self.queries = queries;
     }
 
+    /// Requests dropped from a connection's full queue of pending operations.
+    #[cold]
+    fn queue_overflow(&mut self, meta: &ConnMeta, ts: i64, n: u64) {
+        self.anomalies += 1;
+        let message = format!(
+            "{n} pending requests dropped from a full queue (a pipeline of over {} requests \
+             before its answers); records are unsure until the queue empties",
+            crate::session::MAX_PENDING
+        );
+        let view = AnomalyView {
+            kind: "queue_overflow",
+            dir: Some(Dir::Frontend),
+            message: &message,
+        };
+        let r = self.sink.anomaly(Some(meta), ts, &view);
+        self.check(r);
+    }
+
     #[inline(always)]
     fn event(&mut self, meta: &ConnMeta, session: &mut Session, ts: i64, ev: Event<'_>) {
         match ev {
             Event::Msg(m) => {
                 self.messages += 1;
                 session.on_message(&mut self.shared, ts, m, &mut self.queries);
+                if m.dir == Dir::Frontend
+                    && let Some(n) = session.take_dropped_ops()
+                {
+                    self.queue_overflow(meta, ts, n);
+                }
                 if self.want_messages {
                     let r = self.sink.message(meta, ts, m);
                     self.check(r);

@@ -18,7 +18,7 @@ pub mod texts;
 #[cfg(test)]
 mod tests;
 
-use crate::pgwire::{Body, Dir, ErrorFields, Msg, startup_params};
+use crate::pgwire::{Body, Dir, ErrorFields, Head, Msg, oversize_head, startup_params};
 use named::Named;
 use params::Params;
 use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
@@ -26,9 +26,12 @@ use rustc_hash::FxHashMap;
 use shared::Text;
 use std::collections::{HashMap, VecDeque};
 
-/// Pending operations kept per connection; a client that pipelines more without
-/// reading answers is cut here (counted as dropped).
-const MAX_PENDING: usize = 4096;
+/// Pending operations kept per connection: an operation is two words, plus a
+/// boxed record for an Execute, so a full queue holds some 64k statements in about
+/// 30 MB. A client that pipelines more without reading answers is cut here: the
+/// oldest are dropped, reported (an anomaly) and the records unsure until the queue
+/// is empty again.
+pub const MAX_PENDING: usize = 1 << 18;
 /// Prepared statements and portals kept per connection.
 const MAX_NAMED: usize = 4096;
 /// Notices kept per statement.
@@ -41,7 +44,8 @@ pub struct Shared {
     keys: HashMap<(u32, Vec<u8>), u64>,
     /// Target connection → (cancelling connection, time of the CancelRequest).
     cancels: FxHashMap<u64, (u64, i64)>,
-    /// Operations dropped because a connection's queue was full.
+    /// Operations dropped because a connection's queue was full (each drop is also
+    /// reported as a `queue_overflow` anomaly of its connection).
     pub dropped_ops: u64,
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
@@ -63,12 +67,16 @@ impl Shared {
 
 struct Statement {
     sql: Text,
+    /// `sql` is only the start of the text (an oversize Parse).
+    truncated: bool,
     param_types: Vec<u32>,
 }
 
 struct Portal {
     statement: String,
     params: Params,
+    /// An oversize Bind: `params` are not known.
+    params_missing: bool,
 }
 
 /// A request waiting for its answer, in the order the server answers. Two words:
@@ -133,11 +141,18 @@ pub struct Session {
     /// The last backend message was a ReadyForQuery: its segment's end offset and
     /// ACK (what the server had received when it was idle).
     last_ready: Option<(u64, Option<u64>)>,
+    /// Bytes were lost while a batch was in flight: whether its successes were
+    /// undone by a failure is unknown until its end.
+    batch_doubt: bool,
     /// The last backend event was a gap: the server offset it ended at.
     lost_answers_end: Option<u64>,
     /// The request that resynchronised the session, until its first answer shows
     /// (by its ACK) that the server had received it: the client offset it ends at.
     probation: Option<u64>,
+    /// Cap on `pending` (MAX_PENDING; lowered by tests).
+    max_pending: usize,
+    /// Operations dropped from a full queue and not yet reported.
+    dropped_ops: u64,
 }
 
 /// Where the messages being fed lie in the streams.
@@ -146,6 +161,8 @@ struct Seg {
     start: u64,
     end: u64,
     acked: Option<u64>,
+    /// No message of the segment was fed yet: `start` is where the next begins.
+    first: bool,
 }
 
 impl Session {
@@ -172,7 +189,10 @@ impl Session {
             seg: Seg::default(),
             last_ready: None,
             lost_answers_end: None,
+            batch_doubt: false,
             probation: None,
+            max_pending: MAX_PENDING,
+            dropped_ops: 0,
         };
         if midstream {
             // Requests sent before the capture began may still be answered.
@@ -198,6 +218,7 @@ impl Session {
             start: *off,
             end: *off + n as u64,
             acked,
+            first: true,
         };
         *off += n as u64;
     }
@@ -220,6 +241,16 @@ impl Session {
 
     fn lose(&mut self, dir: Dir, ts: i64) {
         self.probation = None;
+        // A batch still open may have failed in what was lost, undoing what it ran:
+        // lost requests after an unfinished one (no Sync or Query ends the queue), or
+        // lost answers after statements that finished before its ReadyForQuery.
+        self.batch_doubt |= match dir {
+            Dir::Frontend => self
+                .pending
+                .back()
+                .is_some_and(|op| !matches!(op, Op::Sync | Op::Simple(_) | Op::Lost)),
+            Dir::Backend => !self.done.is_empty(),
+        };
         if dir == Dir::Backend {
             self.last_ready = None;
             self.lost_answers_end = Some(self.off[Dir::Backend as usize]);
@@ -267,7 +298,10 @@ impl Session {
         // Joined mid-stream and nothing heard from the server yet: only the first
         // answer's ACK can tell, and probation checks it.
         let fresh = self.rec.midstream && server_end == 0 && self.rec.messages_server == 0;
-        if (seen_all && idle) || fresh {
+        // Only a request at the start of its segment: those before it in the same
+        // segment reached the server with it, after that ReadyForQuery.
+        if self.seg.first && ((seen_all && idle) || fresh) {
+            self.settle_doubt();
             self.close_unsure(ts);
             self.probation = Some(self.seg.end);
         }
@@ -285,8 +319,7 @@ impl Session {
             _ => return,
         };
         rec.end_ns = ts.max(rec.start_ns);
-        rec.outcome = Outcome::Unknown;
-        rec.unsure = true;
+        make_unsure(&mut rec);
         self.rec.unsure_records += 1;
         self.done.push(rec);
     }
@@ -326,6 +359,7 @@ impl Session {
             Dir::Frontend => {
                 self.rec.messages_client += 1;
                 self.frontend(shared, ts, msg);
+                self.seg.first = false;
             }
             Dir::Backend => {
                 self.rec.messages_server += 1;
@@ -353,16 +387,37 @@ impl Session {
                 _ => return,
             }
         }
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
-            shared.dropped_ops += 1;
+        if self.pending.len() >= self.max_pending {
+            self.overflow(shared, ts);
         }
         self.pending.push_back(op);
+    }
+
+    /// The queue is full: what is pending is closed unsure and answers are not
+    /// attributed until the session resynchronises, as after lost requests.
+    #[cold]
+    fn overflow(&mut self, shared: &mut Shared, ts: i64) {
+        let n = self.pending.len() as u64;
+        shared.dropped_ops += n;
+        self.dropped_ops += n;
+        self.rec.unsure_pairings += 1;
+        self.lose(Dir::Backend, ts);
+    }
+
+    /// Operations dropped from a full queue since the last call, for an anomaly.
+    #[inline]
+    pub fn take_dropped_ops(&mut self) -> Option<u64> {
+        (self.dropped_ops > 0).then(|| std::mem::take(&mut self.dropped_ops))
     }
 
     #[inline(never)]
     fn frontend(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>) {
         let id = self.rec.conn_id;
+        if !self.ready_seen && msg.typ.is_some_and(|t| b"QPBESF".contains(&t)) {
+            // Only a logged-in client sends these: the login's end was lost.
+            self.ready_seen = true;
+            self.rec.auth_outcome.get_or_insert("success");
+        }
         match msg.body {
             Body::Startup {
                 major,
@@ -419,26 +474,7 @@ impl Session {
                 statement,
                 query,
                 param_types,
-            } => {
-                let name = lossy(statement);
-                let sql = shared.texts.get(query);
-                match self.statements.get_mut(&name) {
-                    Some(s) => {
-                        s.sql = sql;
-                        s.param_types.clear();
-                        s.param_types.extend(param_types.iter());
-                    }
-                    None => self.statements.insert(
-                        name.clone(),
-                        Statement {
-                            sql,
-                            param_types: param_types.iter().collect(),
-                        },
-                    ),
-                }
-                let name = (!name.is_empty()).then(|| Box::new(name));
-                self.push(shared, ts, Op::Parse(name));
-            }
+            } => self.parse(shared, ts, statement, query, false, param_types.iter()),
             Body::Bind {
                 portal,
                 statement,
@@ -457,14 +493,7 @@ impl Session {
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                self.portals.insert(
-                    lossy(portal),
-                    Portal {
-                        statement: stmt_name,
-                        params: rendered,
-                    },
-                );
-                self.push(shared, ts, Op::Bind);
+                self.bind(shared, ts, portal, stmt_name, rendered, false);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -484,25 +513,124 @@ impl Session {
                 self.push(shared, ts, Op::Execute(rec));
             }
             Body::Sync => self.push(shared, ts, Op::Sync),
-            Body::FunctionCall { oid, .. } => {
-                let mut rec = Box::new(QueryRecord::new(id, "function", ts));
-                rec.text = Some(format!("FunctionCall(oid={oid})").into());
-                rec.operation = Some("FUNCTION CALL");
-                self.push(shared, ts, Op::FunctionCall(rec));
-            }
+            Body::FunctionCall { oid, .. } => self.function_call(shared, ts, oid),
             Body::SaslInitialResponse { mechanism, .. } => {
                 self.rec.auth_method = Some(lossy(mechanism));
             }
             Body::CopyData { data } => {
                 self.copy_data(Dir::Frontend, data.first().copied(), data.len())
             }
-            Body::Oversize if msg.typ == Some(b'd') => {
-                self.copy_data(Dir::Frontend, None, msg.len as usize - 4)
-            }
+            Body::Oversize { head } => self.oversize_request(shared, ts, msg, head),
             Body::CopyDone | Body::CopyFail { .. } => {}
             Body::Terminate => self.rec.terminated = true,
             _ => {}
         }
+    }
+
+    fn parse(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        statement: &[u8],
+        query: &[u8],
+        truncated: bool,
+        param_types: impl Iterator<Item = u32>,
+    ) {
+        let name = lossy(statement);
+        let sql = shared.texts.get(query);
+        match self.statements.get_mut(&name) {
+            Some(s) => {
+                s.sql = sql;
+                s.truncated = truncated;
+                s.param_types.clear();
+                s.param_types.extend(param_types);
+            }
+            None => self.statements.insert(
+                name.clone(),
+                Statement {
+                    sql,
+                    truncated,
+                    param_types: param_types.collect(),
+                },
+            ),
+        }
+        let name = (!name.is_empty()).then(|| Box::new(name));
+        self.push(shared, ts, Op::Parse(name));
+    }
+
+    fn bind(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        portal: &[u8],
+        statement: String,
+        params: Params,
+        params_missing: bool,
+    ) {
+        self.portals.insert(
+            lossy(portal),
+            Portal {
+                statement,
+                params,
+                params_missing,
+            },
+        );
+        self.push(shared, ts, Op::Bind);
+    }
+
+    /// A message over the buffer cap, of which only the head was kept: a request
+    /// keeps its identity (names, the start of its text) and its place in the queue.
+    fn oversize_request(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, head: &[u8]) {
+        let Some(typ) = msg.typ else { return };
+        match oversize_head(Dir::Frontend, typ, head) {
+            Some(Head::Query { sql }) => {
+                // Not split into statements: the rest of the string is unknown.
+                let text: Text = lossy(sql).into();
+                let mut rec = simple_record(self.rec.conn_id, ts, text.clone());
+                rec.text_truncated = true;
+                // The body is the text and its terminator.
+                rec.text_length = Some(u64::from(msg.len).saturating_sub(5));
+                self.push(
+                    shared,
+                    ts,
+                    Op::Simple(Box::new(SimpleQuery {
+                        rest: VecDeque::new(),
+                        whole: text,
+                        current: Some(rec),
+                        answered: false,
+                    })),
+                );
+            }
+            // The text's end and the parameter types lie in the skipped part.
+            Some(Head::Parse { statement, query }) => {
+                self.parse(shared, ts, statement, query, true, std::iter::empty())
+            }
+            Some(Head::Bind { portal, statement }) => {
+                self.bind(
+                    shared,
+                    ts,
+                    portal,
+                    lossy(statement),
+                    Params::default(),
+                    true,
+                );
+            }
+            Some(Head::FunctionCall { oid }) => self.function_call(shared, ts, oid),
+            None if typ == b'd' => self.copy_data(Dir::Frontend, None, msg.len as usize - 4),
+            // A head too short for the names: the request still gets its answer.
+            None => match typ {
+                b'P' => self.push(shared, ts, Op::Parse(None)),
+                b'B' => self.push(shared, ts, Op::Bind),
+                _ => {}
+            },
+        }
+    }
+
+    fn function_call(&mut self, shared: &mut Shared, ts: i64, oid: u32) {
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "function", ts));
+        rec.text = Some(format!("FunctionCall(oid={oid})").into());
+        rec.operation = Some("FUNCTION CALL");
+        self.push(shared, ts, Op::FunctionCall(rec));
     }
 
     fn startup(&mut self, major: u16, minor: u16, raw: &[u8]) {
@@ -533,9 +661,11 @@ impl Session {
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
+            rec.params_missing = p.params_missing;
             rec.statement = Some(p.statement.clone());
             if let Some(s) = self.statements.get(&p.statement) {
                 rec.text = Some(s.sql.clone());
+                rec.text_truncated = s.truncated;
             }
         }
         rec
@@ -610,11 +740,13 @@ impl Session {
         if !self.in_step() && self.ready_seen {
             // Answers to requests we never saw: count what the session counts, no more.
             match msg.body {
-                Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
+                Body::DataRow { .. } | Body::Oversize { .. } if msg.typ == Some(b'D') => {
                     self.rec.rows += 1
                 }
                 Body::ErrorResponse { .. } => self.rec.errors += 1,
                 Body::ReadyForQuery { status } => {
+                    // Which batch this ends is not known, nor so what a failure undid.
+                    self.undone_unknown(0);
                     self.rec.tx_status = Some(status);
                     self.skipping = false;
                     self.last_ready = Some((self.seg.end, self.seg.acked));
@@ -693,6 +825,14 @@ impl Session {
                 if self.ready_seen {
                     self.rec.parameter_changes += 1;
                 }
+                // `SET application_name` is announced: later records carry the new name.
+                if self.ready_seen
+                    && name == "application_name"
+                    && self.rec.application.as_ref() != Some(&value)
+                {
+                    self.rec.application = Some(value.clone());
+                    self.rec.origin_version += 1;
+                }
                 match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
                     Some(slot) => slot.1 = value,
                     None => self.rec.server_params.push((name, value)),
@@ -716,7 +856,10 @@ impl Session {
                 }
             }
             // Too large to keep (multi-MB values): still a row.
-            Body::DataRow { .. } | Body::Oversize if msg.typ == Some(b'D') => {
+            // A malformed one too: still a row the server sent.
+            Body::DataRow { .. } | Body::Oversize { .. } | Body::Malformed { .. }
+                if msg.typ == Some(b'D') =>
+            {
                 if let Some(r) = self.running() {
                     r.rows_returned += 1;
                 }
@@ -725,10 +868,19 @@ impl Session {
             Body::CopyInResponse { .. } => self.start_copy("in"),
             Body::CopyOutResponse { .. } => self.start_copy("out"),
             Body::CopyBothResponse { .. } => self.start_copy("both"),
+            // Binary COPY ends with a -1 field count, which is not a row.
+            Body::CopyData { data: [0xff, 0xff] } => {
+                self.copy_data(Dir::Backend, None, 2);
+                if let Some(r) = self.running()
+                    && r.copy.as_ref().is_some_and(|c| c.direction == "out")
+                {
+                    r.rows_returned = r.rows_returned.saturating_sub(1);
+                }
+            }
             Body::CopyData { data } => {
                 self.copy_data(Dir::Backend, data.first().copied(), data.len())
             }
-            Body::Oversize if msg.typ == Some(b'd') => {
+            Body::Oversize { .. } if msg.typ == Some(b'd') => {
                 self.copy_data(Dir::Backend, None, msg.len as usize - 4);
             }
             Body::CommandComplete { tag } => {
@@ -937,10 +1089,16 @@ impl Session {
         match self.pending.front() {
             Some(Op::Simple(_)) => {
                 self.complete(shared, ts, Outcome::Failure, None, Some(err));
-                // The rest of a multi-statement string is not run.
+                // The rest of a multi-statement string is not run: reported skipped.
                 if let Some(Op::Simple(q)) = self.pending.front_mut() {
-                    q.rest.clear();
-                    q.current = None;
+                    let next = q.current.take();
+                    let rest = std::mem::take(&mut q.rest);
+                    let conn_id = self.rec.conn_id;
+                    let rest = rest.into_iter().map(|t| simple_record(conn_id, ts, t));
+                    for mut r in next.into_iter().chain(rest) {
+                        r.skipped = true;
+                        self.done.push(r);
+                    }
                 }
             }
             Some(Op::Execute(_)) | Some(Op::FunctionCall(_)) => {
@@ -964,6 +1122,7 @@ impl Session {
                             let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
                                 r.text = Some(s.sql);
+                                r.text_truncated = s.truncated;
                             }
                             r.statement = Some(name);
                         }
@@ -1004,6 +1163,7 @@ impl Session {
             }
         }
         self.skipping = false;
+        self.settle_batch(status);
         self.rec.tx_status = Some(status);
         // ReadyForQuery answers the oldest Query or Sync. Anything else still
         // pending before it (its answers missing) or nothing pending at all after
@@ -1029,13 +1189,86 @@ impl Session {
 
     /// Finished statements go out with the transaction status that followed them.
     fn flush_done(&mut self, status: u8, out: &mut Vec<Box<QueryRecord>>) {
+        self.settle_doubt();
         for mut r in self.done.drain(..) {
-            r.tx_status = Some(status);
+            r.tx_status.get_or_insert(status);
             out.push(r);
         }
         // A big pipeline's slots are released; the usual few are kept for the next one.
         if self.done.capacity() > 16 {
             self.done = Vec::new();
+        }
+    }
+
+    /// The statements answered before a ReadyForQuery (one Sync batch, or one Query)
+    /// get each the status a ReadyForQuery right after it would have reported, from
+    /// the status before the batch and their tags; in an implicit transaction (no
+    /// BEGIN), those a later error undid are marked rolled back. The last one's is the
+    /// ReadyForQuery's `status`. When the status before is unknown (after a
+    /// resynchronisation, or joined mid-stream) each possible one is tried: what
+    /// they agree on is kept. A success that a failure in its batch may have undone,
+    /// when that cannot be told, is unsure.
+    fn settle_batch(&mut self, status: u8) {
+        if !self.in_step() {
+            return;
+        }
+        // Records closed unsure when the session resynchronised belong to no batch.
+        let first = self
+            .done
+            .iter()
+            .rposition(|r| r.unsure)
+            .map_or(0, |i| i + 1);
+        let batch = &mut self.done[first..];
+        let starts = match self.rec.tx_status {
+            Some(t) => vec![t],
+            None => vec![b'I', b'T'],
+        };
+        let mut found: Option<Settled> = None;
+        let mut agree = true;
+        for start in starts {
+            if let Some(d) = settle(batch, start, status) {
+                match &found {
+                    Some(f) if f.rolled_back != d.rolled_back => agree = false,
+                    Some(f) if f.status != d.status => found = Some(d.without_status()),
+                    Some(_) => {}
+                    None => found = Some(d),
+                }
+            }
+        }
+        match found.filter(|_| agree) {
+            Some(d) => {
+                for ((r, st), rb) in batch.iter_mut().zip(d.status).zip(d.rolled_back) {
+                    r.tx_status = st;
+                    r.rolled_back = rb;
+                }
+            }
+            None => self.undone_unknown(first),
+        }
+    }
+
+    /// The batch that was open when bytes were lost is over: whether its
+    /// successes were undone is not known.
+    fn settle_doubt(&mut self) {
+        if std::mem::take(&mut self.batch_doubt) {
+            for r in &mut self.done {
+                if r.outcome == Outcome::Success && !r.skipped && !r.unsure {
+                    make_unsure(r);
+                    self.rec.unsure_records += 1;
+                }
+            }
+        }
+    }
+
+    /// Whether the successes before a failure (from `first` in `done`) were undone
+    /// is not known: they are unsure.
+    fn undone_unknown(&mut self, first: usize) {
+        let batch = &mut self.done[first..];
+        let last_failure = batch.iter().rposition(|r| r.outcome == Outcome::Failure);
+        for r in &mut batch[..last_failure.unwrap_or(0)] {
+            if r.outcome == Outcome::Success && !r.skipped {
+                make_unsure(r);
+                self.rec.unsure_records += 1;
+            }
         }
     }
 
@@ -1062,7 +1295,9 @@ impl Session {
             rec.outcome = Outcome::Unknown;
             out.push(rec);
         }
-        if self.rec.auth_outcome.is_none() && self.auth == AuthStage::Requested {
+        // A startup seen, and no ReadyForQuery nor error ended it.
+        let started = self.rec.protocol_requested.is_some() && !self.ready_seen;
+        if self.rec.auth_outcome.is_none() && (self.auth == AuthStage::Requested || started) {
             self.rec.auth_outcome = Some("incomplete");
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);
@@ -1070,6 +1305,84 @@ impl Session {
         shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
         self.rec
     }
+}
+
+/// What [`settle`] derives for a batch: each statement's transaction status and
+/// whether a later failure undid it.
+struct Settled {
+    status: Vec<Option<u8>>,
+    rolled_back: Vec<bool>,
+}
+
+impl Settled {
+    fn without_status(self) -> Self {
+        Settled {
+            status: vec![None; self.status.len()],
+            ..self
+        }
+    }
+}
+
+/// Walks a batch from the transaction status before it; `None` when a statement's
+/// effect cannot be told or the walk does not end at the ReadyForQuery's `status`.
+fn settle(batch: &[Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> {
+    let mut tx = start;
+    // First statement of the current implicit transaction.
+    let mut run = 0;
+    let mut out = Settled {
+        status: vec![None; batch.len()],
+        rolled_back: vec![false; batch.len()],
+    };
+    for (i, r) in batch.iter().enumerate() {
+        match r.outcome {
+            _ if r.skipped => {}
+            Outcome::Unknown => return None,
+            Outcome::Failure if tx == b'I' => {
+                for (p, rb) in batch[run..i].iter().zip(&mut out.rolled_back[run..i]) {
+                    *rb = p.outcome == Outcome::Success;
+                }
+                run = i + 1;
+            }
+            Outcome::Failure => tx = b'E',
+            Outcome::Success => {
+                let tag = r.command_tag.as_deref().unwrap_or_default();
+                let keeps = || {
+                    r.text
+                        .as_deref()
+                        .map(|t| sql::keeps_transaction(t.as_bytes()))
+                };
+                match tag {
+                    "BEGIN" | "START TRANSACTION" => tx = b'T',
+                    "COMMIT" | "ROLLBACK" if tx == b'I' => run = i + 1,
+                    "PREPARE TRANSACTION" => {
+                        tx = b'I';
+                        run = i + 1;
+                    }
+                    "COMMIT" | "ROLLBACK" => match keeps()? {
+                        true => tx = b'T',
+                        false => {
+                            tx = b'I';
+                            run = i + 1;
+                        }
+                    },
+                    _ => {}
+                }
+            }
+        }
+        out.status[i] = Some(tx);
+    }
+    (tx == status).then_some(out)
+}
+
+/// A record whose result cannot be vouched for: it says so and gives none.
+fn make_unsure(r: &mut QueryRecord) {
+    r.outcome = Outcome::Unknown;
+    r.unsure = true;
+    r.command_tag = None;
+    r.rows_affected = None;
+    r.rows_returned = 0;
+    r.error = None;
+    r.rolled_back = false;
 }
 
 /// A message the server sends in answer to a request (not an asynchronous one such

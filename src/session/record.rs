@@ -49,6 +49,10 @@ pub struct QueryRecord {
     /// `None` when the SQL was never seen (joined mid-stream). Shared with the
     /// prepared statement it came from, so records of one statement cost no copy.
     pub text: Option<Text>,
+    /// `text` is only the start of the statement: its message was over the buffer cap.
+    pub text_truncated: bool,
+    /// The whole text's length in bytes, where the message tells it (a Query's).
+    pub text_length: Option<u64>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
     /// `simple`, `extended` or `function`.
@@ -57,6 +61,8 @@ pub struct QueryRecord {
     pub portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
     pub params: super::params::Params,
+    /// The Bind was over the buffer cap: its parameters were not kept.
+    pub params_missing: bool,
     pub start_ns: i64,
     pub end_ns: i64,
     pub command_tag: Option<Text>,
@@ -68,7 +74,9 @@ pub struct QueryRecord {
     /// Boxed, as is `copy`: rare, and the record crosses to the output thread, so
     /// every byte of it counts on every statement.
     pub error: Option<Box<ServerMessage>>,
-    /// Transaction status from the ReadyForQuery that followed (`I`, `T`, `E`).
+    /// Transaction status after the statement (`I`, `T`, `E`): the one the
+    /// ReadyForQuery closing its batch reports, derived for the statements before the
+    /// last one of a batch (see `Session::settle_batch`).
     pub tx_status: Option<u8>,
     pub cancelled_by: Option<u64>,
     pub notices: Vec<ServerMessage>,
@@ -78,8 +86,12 @@ pub struct QueryRecord {
     pub skipped: bool,
     /// Execute stopped at its row limit (PortalSuspended).
     pub suspended: bool,
-    /// Its result could not be told apart from another's (bytes lost or out of
-    /// step): the outcome is `Unknown` and no result is given rather than a guess.
+    /// Succeeded, then undone: a later statement of the same implicit transaction
+    /// (one Sync batch, or one multi-statement Query) failed.
+    pub rolled_back: bool,
+    /// Its result could not be told apart from another's (bytes lost, out of
+    /// step, or requests dropped from a full queue): the outcome is `Unknown`
+    /// and no result is given rather than a guess.
     pub unsure: bool,
 }
 
@@ -99,11 +111,14 @@ impl QueryRecord {
         QueryRecord {
             conn_id,
             text: None,
+            text_truncated: false,
+            text_length: None,
             operation: None,
             protocol,
             statement: None,
             portal: None,
             params: Default::default(),
+            params_missing: false,
             start_ns,
             end_ns: start_ns,
             command_tag: None,
@@ -118,6 +133,7 @@ impl QueryRecord {
             copy: None,
             skipped: false,
             suspended: false,
+            rolled_back: false,
             unsure: false,
         }
     }

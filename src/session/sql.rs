@@ -203,6 +203,21 @@ pub fn operation(sql: &[u8]) -> Option<String> {
         .map(|(_, a, b)| String::from_utf8_lossy(&sql[a..b]).to_ascii_uppercase())
 }
 
+/// Whether a statement whose tag is COMMIT or ROLLBACK leaves a transaction open:
+/// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] s`, or `… AND CHAIN`.
+pub fn keeps_transaction(sql: &[u8]) -> bool {
+    let mut words = scan(sql)
+        .filter(|(t, _, _)| *t == Tok::Word)
+        .map(|(_, a, b)| sql[a..b].to_ascii_lowercase())
+        .skip(1)
+        .skip_while(|w| w == b"work" || w == b"transaction");
+    match words.next().as_deref() {
+        Some(b"to") => true,
+        Some(b"and") => words.next().as_deref() == Some(b"chain"),
+        _ => false,
+    }
+}
+
 /// Statement text with literals and parameters replaced by `?`, lists of them
 /// collapsed, comments dropped, whitespace folded and words lower-cased.
 pub fn normalize(sql: &[u8]) -> String {
@@ -317,6 +332,22 @@ mod tests {
         );
         assert_eq!(operation(b"(select 1)"), Some("SELECT".into()));
         assert_eq!(operation(b""), None);
+    }
+
+    #[test]
+    fn transaction_ends_and_continuations() {
+        for (sql, keeps) in [
+            ("commit", false),
+            ("ROLLBACK WORK", false),
+            ("abort", false),
+            ("rollback to savepoint s", true),
+            ("ROLLBACK TRANSACTION TO s", true),
+            ("commit and chain", true),
+            ("commit and no chain", false),
+            ("end /* to */ work", false),
+        ] {
+            assert_eq!(keeps_transaction(sql.as_bytes()), keeps, "{sql}");
+        }
     }
 
     #[test]

@@ -719,3 +719,112 @@ fn a_ready_for_query_with_answers_missing_puts_the_session_out_of_step() {
     assert!(c.out.iter().all(|q| q.unsure), "{:?}", c.results());
     assert_eq!(c.s.record().unsure_pairings, 1);
 }
+
+#[test]
+fn a_full_queue_of_pending_requests_is_reported_and_its_records_unsure() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    // Each statement is three operations (Parse, Bind, Execute): a cap of 8 holds
+    // two statements and a half.
+    c.s.max_pending = 8;
+    let n = 4;
+    let mut req = Vec::new();
+    for i in 0..n {
+        let sql = format!("select {i}");
+        req.extend([parse("", &sql, &[]), bind("", "", &[], &[]), execute("")]);
+    }
+    req.push(sync());
+    c.feed(&mut sh, 10, Dir::Frontend, &req);
+    // 13 operations into 8 places: the 9th finds the queue full, and the 8
+    // pending are closed unsure, as after lost requests.
+    assert_eq!(c.s.take_dropped_ops(), Some(8));
+    assert_eq!(c.s.take_dropped_ops(), None, "reported once");
+    assert_eq!(sh.dropped_ops, 8);
+    let mut answers = Vec::new();
+    for i in 0..n {
+        answers.extend([
+            msg(b'1', b""),
+            msg(b'2', b""),
+            data_row(),
+            complete(&format!("SELECT {}", i + 1)),
+        ]);
+    }
+    answers.push(ready(b'I'));
+    c.feed(&mut sh, 20, Dir::Backend, &answers);
+    // No answer is attributed: none can be told apart.
+    c.feed(&mut sh, 30, Dir::Frontend, &[query("select 9")]);
+    c.feed(
+        &mut sh,
+        40,
+        Dir::Backend,
+        &[complete("SELECT 1"), ready(b'I')],
+    );
+    // Every statement has a record; none claims a result but the one sent after
+    // the session was certain again.
+    assert_eq!(
+        c.results(),
+        [
+            ("select 0", None, true),
+            ("select 1", None, true),
+            ("select 2", None, true),
+            ("select 3", None, true),
+            ("select 9", Some("SELECT 1"), false),
+        ]
+    );
+}
+
+#[test]
+fn a_pipeline_longer_than_the_old_cap_is_paired_exactly() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let n = 20_000;
+    let mut req = vec![parse("s", "select $1", &[])];
+    for i in 0..n {
+        let v = i.to_string();
+        req.extend([bind("", "s", &[], &[Some(v.as_bytes())]), execute("")]);
+    }
+    req.push(sync());
+    c.feed(&mut sh, 10, Dir::Frontend, &req);
+    let mut answers = vec![msg(b'1', b"")];
+    for i in 0..n {
+        // Each statement's own answer: i rows.
+        answers.push(msg(b'2', b""));
+        answers.extend(std::iter::repeat_n(data_row(), i % 3));
+        answers.push(complete(&format!("SELECT {}", i % 3)));
+    }
+    answers.push(ready(b'I'));
+    c.feed(&mut sh, 20, Dir::Backend, &answers);
+    assert_eq!(c.s.take_dropped_ops(), None);
+    assert_eq!(c.out.len(), n);
+    for (i, r) in c.out.iter().enumerate() {
+        assert_eq!(r.rows_returned, (i % 3) as u64);
+        assert_eq!(r.rows_affected, Some((i % 3) as u64));
+        assert!(!r.unsure);
+    }
+}
+
+#[test]
+fn malformed_data_rows_count_and_an_unfinished_startup_is_incomplete() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    c.feed(&mut sh, 10, Dir::Frontend, &[query("select 1")]);
+    // A DataRow whose column count promises more than it holds.
+    let bad_row = msg(b'D', &[0, 2, 0, 0, 0, 1, b'1']);
+    c.feed(
+        &mut sh,
+        20,
+        Dir::Backend,
+        &[data_row(), bad_row, complete("SELECT 2"), ready(b'I')],
+    );
+    assert_eq!(c.out[0].rows_returned, 2);
+    assert_eq!(c.s.record().rows, 2);
+
+    // A startup the server never answered.
+    let mut c = Conn::new(2);
+    c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "bob")], 0)]);
+    let rec = c.s.close(&mut sh, 5, "fin", &mut Vec::new());
+    assert_eq!(rec.auth_outcome, Some("incomplete"));
+}
