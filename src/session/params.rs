@@ -4,6 +4,8 @@
 
 mod binary;
 
+pub use binary::{ARRAY_TYPES, SCALAR_TYPES};
+
 use super::shared::Shared;
 use std::borrow::Cow;
 use std::fmt::Write as _;

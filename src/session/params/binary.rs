@@ -12,8 +12,35 @@ use super::{MAX_PARAM_CHARS, oid};
 use crate::output::fmt::{civil_from_days, push_hex, utf8_lossless};
 use std::fmt::{LowerExp, Write as _};
 
-/// Array type OIDs with their element type, for the element types decoded here.
-const ARRAYS: [(u32, u32); 23] = [
+/// The scalar types decoded here.
+pub const SCALAR_TYPES: [u32; 23] = [
+    oid::BOOL,
+    oid::BYTEA,
+    oid::CHAR,
+    oid::NAME,
+    oid::INT8,
+    oid::INT2,
+    oid::INT4,
+    oid::TEXT,
+    oid::OID,
+    oid::CIDR,
+    oid::FLOAT4,
+    oid::FLOAT8,
+    oid::INET,
+    oid::BPCHAR,
+    oid::VARCHAR,
+    oid::DATE,
+    oid::TIME,
+    oid::TIMESTAMP,
+    oid::TIMESTAMPTZ,
+    oid::INTERVAL,
+    oid::TIMETZ,
+    oid::NUMERIC,
+    oid::UUID,
+];
+
+/// Array type OIDs with their element type, for every type of [`SCALAR_TYPES`].
+pub const ARRAY_TYPES: [(u32, u32); 23] = [
     (1000, oid::BOOL),
     (1001, oid::BYTEA),
     (1003, oid::NAME),
@@ -41,7 +68,10 @@ const ARRAYS: [(u32, u32); 23] = [
 
 /// The element type of an array type decoded here.
 pub(super) fn array_element(type_oid: u32) -> Option<u32> {
-    ARRAYS.iter().find(|(a, _)| *a == type_oid).map(|(_, e)| *e)
+    ARRAY_TYPES
+        .iter()
+        .find(|(a, _)| *a == type_oid)
+        .map(|(_, e)| *e)
 }
 
 /// Renders a binary value of type `type_oid` into `out`; `false` (with `out` left
@@ -701,6 +731,15 @@ mod tests {
             assert!(render(&unhex(hex), *type_oid, &mut got), "{type_oid} {hex}");
             assert_eq!(&got[1..], *want, "{type_oid} {hex}");
         }
+    }
+
+    #[test]
+    fn every_decoded_type_has_its_array() {
+        let mut elems: Vec<u32> = ARRAY_TYPES.iter().map(|(_, e)| *e).collect();
+        let mut scalars = SCALAR_TYPES.to_vec();
+        elems.sort();
+        scalars.sort();
+        assert_eq!(elems, scalars);
     }
 
     #[test]
