@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib; do
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -14,6 +14,12 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q
     apt-get install -y -q "${need[@]}"
 fi
+
+# asyncpg (tests/driver_params.rs) in a venv of its own: Debian's Python is
+# externally managed, and Debian 12's python3-asyncpg is older than the PyPI one.
+py=/opt/pgscope-py
+[ -x "$py/bin/python3" ] || /usr/bin/python3 -m venv "$py"
+"$py/bin/python3" -c 'import asyncpg' 2>/dev/null || "$py/bin/pip" install -q asyncpg
 
 scripts/pg-setup.sh start
 # psycopg 3 and asyncpg, for re-recording captures/trust-driver-*.pcap (captures/driver.py)
@@ -24,3 +30,6 @@ export PG15_PORT PSQL
 
 cargo build --release
 cargo test --release -- --include-ignored
+# Parameter rendering over random bytes again in a debug build, where arithmetic
+# overflow panics instead of wrapping.
+cargo test --test properties binary_parameters

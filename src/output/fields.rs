@@ -30,6 +30,18 @@ pub struct Redaction {
     pub redact_params: bool,
 }
 
+/// What presenters show in place of a withheld value.
+pub const REDACTED: &str = "<redacted>";
+
+impl Redaction {
+    /// Bind parameter values as a presenter may show them, `None` when withheld. The
+    /// one place that decides it: Bind messages (through [`visit`]), JSON statement
+    /// records and the TUI's statements all ask here.
+    pub fn params<T>(&self, values: T) -> Option<T> {
+        (!self.redact_params).then_some(values)
+    }
+}
+
 fn secret(out: &mut dyn FieldOut, r: Redaction, key: &'static str, v: &[u8]) {
     if r.show_secrets {
         out.text(key, v);
@@ -99,10 +111,9 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             out.text("portal", portal);
             out.text("statement", statement);
             out.list("param_formats", &mut nums(param_formats.iter()));
-            if r.redact_params {
-                out.redacted("params");
-            } else {
-                out.list(
+            match r.params(params) {
+                None => out.redacted("params"),
+                Some(params) => out.list(
                     "params",
                     &mut params.iter().enumerate().map(|(i, v)| {
                         v.map(|v| {
@@ -113,7 +124,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
                             ))
                         })
                     }),
-                );
+                ),
             }
             out.list("result_formats", &mut nums(result_formats.iter()));
         }

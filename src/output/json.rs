@@ -1,7 +1,7 @@
 //! JSON lines, one flat object per record, with ECS / OpenTelemetry field names
 //! (see docs/schema.md).
 
-use super::fields::{FieldOut, Redaction, visit};
+use super::fields::{FieldOut, REDACTED, Redaction, visit};
 use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
@@ -293,7 +293,7 @@ impl FieldOut for MsgFields<'_, '_> {
     }
     fn redacted(&mut self, key: &'static str) {
         let (o, k) = self.at(key);
-        o.str(k, "<redacted>");
+        o.str(k, REDACTED);
     }
     fn list(&mut self, key: &'static str, items: &mut dyn Iterator<Item = Option<Cow<'_, str>>>) {
         let v: Vec<Option<Cow<'_, str>>> = items.collect();
@@ -395,11 +395,10 @@ impl<W: Write> Sink for JsonSink<W> {
         o.time("@timestamp", q.end_ns, &mut self.ts);
         o.raw(&part.json);
         if !q.params.is_empty() {
-            if self.redaction.redact_params {
-                o.str("db.query.parameters", "<redacted>");
-            } else {
-                o.params("db.query.parameters", &q.params);
-            }
+            match self.redaction.params(&q.params) {
+                None => o.str("db.query.parameters", REDACTED),
+                Some(p) => o.params("db.query.parameters", p),
+            };
         }
         if q.text_truncated {
             o.bool("pgwire.query.truncated", true);

@@ -2,7 +2,7 @@
 //! `<= BE CommandComplete(tag="SELECT 1")`, with time and connection. Every byte
 //! from the wire is escaped before it reaches the terminal.
 
-use super::fields::{FieldOut, Redaction, visit};
+use super::fields::{FieldOut, REDACTED, Redaction, visit};
 use super::fmt::{push_escaped, push_hex, time_of_day};
 use super::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{Dir, Msg};
@@ -92,7 +92,7 @@ impl FieldOut for Args<'_> {
     }
     fn redacted(&mut self, key: &'static str) {
         self.key(key);
-        self.line.push_str("<redacted>");
+        self.line.push_str(REDACTED);
     }
     fn list(&mut self, key: &'static str, items: &mut dyn Iterator<Item = Option<Cow<'_, str>>>) {
         self.key(key);

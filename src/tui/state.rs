@@ -143,6 +143,8 @@ pub struct QueryEntry {
     pub rec: QueryRecord,
     /// Fingerprint of the statement's text (`(unknown)` without text).
     pub fingerprint: String,
+    /// The statement had parameters, withheld (`--redact-params`): `rec` holds none.
+    pub params_redacted: bool,
 }
 
 impl QueryEntry {
@@ -513,12 +515,20 @@ impl Sink for TuiSink {
             Some(t) => st.fingerprints.get(t).to_string(),
             None => "(unknown)".to_string(),
         };
+        // Entries end on the drawing thread too: keep nothing shared.
+        let mut rec = q.detached();
+        // Withheld values never enter the TUI's state.
+        let params_redacted =
+            !rec.params.is_empty() && self.redaction.params(&rec.params).is_none();
+        if params_redacted {
+            rec.params = Default::default();
+        }
         let entry = Arc::new(QueryEntry {
             seq: st.next_seq,
             who,
-            // Entries end on the drawing thread too: keep nothing shared.
-            rec: q.detached(),
+            rec,
             fingerprint,
+            params_redacted,
         });
         st.next_seq += 1;
         add_error(&mut st.errors, &entry, st.limits.error_groups);

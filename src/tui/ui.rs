@@ -5,6 +5,7 @@
 use super::app::{App, GLOBAL_HELP, InputKind, View};
 use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
+use crate::output::fields::REDACTED;
 use crate::output::fmt::{push_escaped, rfc3339, time_of_day};
 use crate::pgwire::Dir;
 use crate::session::record::Outcome;
@@ -648,7 +649,9 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
             format!("{} {} {}", esc(&n.severity), esc(&n.code), esc(&n.message)),
         ));
     }
-    if !r.params.is_empty() {
+    if q.params_redacted {
+        out.push(kv("parameters", REDACTED.into()));
+    } else if !r.params.is_empty() {
         out.push(Line::styled("parameters", theme.title()));
         for (i, p) in r.params.iter().enumerate() {
             let v = p.map_or("NULL".into(), |v| format!("'{}'", esc(&v)));

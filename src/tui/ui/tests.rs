@@ -182,6 +182,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
         },
         rec,
         fingerprint: String::new(),
+        params_redacted: false,
     };
     let text: Vec<String> = detail_lines(&q, PLAIN)
         .iter()
@@ -198,4 +199,41 @@ fn detail_shows_parameters_notices_and_sql_lines() {
         text.ends_with(&["SQL".into(), "  select $1,".into(), "      $2".into()]),
         "{all}"
     );
+}
+
+/// `--redact-params` reaches the TUI: the values never enter its state, and the
+/// query detail says they were withheld (without it, they are shown).
+#[test]
+fn redacted_parameters_never_reach_the_detail_view() {
+    use crate::output::Sink;
+    use crate::output::fields::Redaction;
+    use crate::session::record::{QueryRecord, SessionRecord};
+    use crate::tcp::ConnMeta;
+    use crate::tui::state::{State, TuiSink};
+    use std::sync::{Arc, Mutex};
+    for redact_params in [false, true] {
+        let shared = Arc::new(Mutex::new(State::new(Default::default(), "t".into(), None)));
+        let redaction = Redaction {
+            redact_params,
+            show_secrets: false,
+        };
+        let mut sink = TuiSink::new(shared.clone(), redaction);
+        let mut q = QueryRecord::new(1, "extended", 0);
+        q.text = Some("select $1, $2".into());
+        q.params = Params::from_texts(&[Some("-1334"), Some("secret-value")]);
+        sink.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
+            .unwrap();
+        let st = lock(&shared);
+        let entry = st.queries.back().unwrap();
+        assert_eq!(entry.params_redacted, redact_params);
+        let all: String = detail_lines(entry, PLAIN)
+            .iter()
+            .flat_map(|l| l.spans.iter().map(|s| s.content.to_string()))
+            .collect();
+        for value in ["-1334", "secret-value"] {
+            assert_eq!(all.contains(value), !redact_params, "{all}");
+        }
+        assert_eq!(all.contains("<redacted>"), redact_params, "{all}");
+        assert_eq!(entry.rec.params.is_empty(), redact_params);
+    }
 }
