@@ -229,13 +229,21 @@ fn capture(
         bytes = stats.bytes;
     } else {
         for name in &cli.read {
+            // Standard input and pipes may block forever: they read through
+            // `Stoppable`, so that a signal still ends the run.
             let input: Box<dyn io::Read + Send> = if name == "-" {
-                Box::new(io::stdin())
+                // The descriptor itself: `io::stdin()` buffers, and bytes held in its
+                // buffer would not wake the poll.
+                let fd = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
+                Box::new(capture::Stoppable::new(std::fs::File::from(fd), &STOP))
             } else {
-                Box::new(
-                    std::fs::File::open(name)
-                        .map_err(|e| io::Error::other(format!("{name}: {e}")))?,
-                )
+                let file = std::fs::File::open(name)
+                    .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    Box::new(file)
+                } else {
+                    Box::new(capture::Stoppable::new(file, &STOP))
+                }
             };
             let input = match progress {
                 Some(count) => Box::new(tui::CountingReader::new(input, count.clone())),
@@ -274,7 +282,10 @@ fn capture(
     pipe.finish()
 }
 
-/// Ctrl-C stops the capture; the pipeline then closes sessions and prints summaries.
+/// Ctrl-C, SIGTERM and SIGHUP (`timeout`, `kill`, systemd, `docker stop`, a closed
+/// terminal) stop the capture; the pipeline then closes sessions, writes their
+/// records and the summary, and the `-w` file is flushed whole. A second signal
+/// exits at once.
 fn ctrlc_handler() -> Result<(), ctrlc::Error> {
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::Relaxed) {

@@ -86,7 +86,8 @@ pub fn read<R: Read>(
                     }
                 };
                 if n == 0 {
-                    if end > pos {
+                    // A stop cuts the input short on purpose.
+                    if end > pos && !stop.load(Ordering::Relaxed) {
                         stats.truncated = Some(truncated(name, &stats));
                     }
                     break;

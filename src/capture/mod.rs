@@ -82,6 +82,10 @@ pub fn read_file<R: Read + Send>(
             }
         }
     }
+    if head.len() < legacy::HEADER_LEN && stop.load(Ordering::Relaxed) {
+        // Stopped before the input said what it is: nothing was read.
+        return Ok(SourceStats::default());
+    }
     if let Ok((_, header)) = pcap_parser::pcap::parse_pcap_header(&head) {
         return legacy::read(name, input, &header, head, stop, on_packet);
     }
@@ -169,7 +173,10 @@ pub fn read_file<R: Read + Send>(
                 reader.grow(capacity);
             }
             Err(PcapError::UnexpectedEof) => {
-                stats.truncated = Some(truncated(name, &stats));
+                // A stop cuts the input short on purpose.
+                if !stop.load(Ordering::Relaxed) {
+                    stats.truncated = Some(truncated(name, &stats));
+                }
                 break;
             }
             Err(e) => {
@@ -228,6 +235,45 @@ impl<R: Read> Read for Prefixed<R> {
         }
         // An error here comes back on the next read.
         Ok(n + self.inner.read(&mut buf[n..]).unwrap_or(0))
+    }
+}
+
+/// A pipe or standard input can block forever in `read`; a stop (signal) must
+/// still end the run. Waits for data in slices of 100 ms and, once `stop` is set,
+/// reads as at the end of the input. Regular files never block and need none of it.
+pub struct Stoppable<'s, R> {
+    inner: R,
+    stop: &'s AtomicBool,
+}
+
+impl<'s, R: Read + std::os::fd::AsRawFd> Stoppable<'s, R> {
+    pub fn new(inner: R, stop: &'s AtomicBool) -> Self {
+        Stoppable { inner, stop }
+    }
+}
+
+impl<R: Read + std::os::fd::AsRawFd> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut pfd = libc::pollfd {
+            fd: self.inner.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(0);
+            }
+            // SAFETY: one valid pollfd for the duration of the call.
+            match unsafe { libc::poll(&mut pfd, 1, 100) } {
+                0 => continue,
+                // Readable, closed or failed: `read` says which.
+                n if n > 0 => return self.inner.read(buf),
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                _ => return self.inner.read(buf),
+            }
+        }
     }
 }
 
