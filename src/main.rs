@@ -34,6 +34,9 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> io::Result<()> {
     cli.validate().map_err(io::Error::other)?;
+    // Before any file is opened or created: a bad -Z must leave them alone.
+    let become_user = privs::target(cli.user.as_deref()).map_err(io::Error::other)?;
+    let become_user = become_user.as_ref();
     let live = cli.interface.is_some();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
@@ -56,7 +59,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
@@ -75,22 +78,27 @@ fn run(cli: &Cli) -> io::Result<()> {
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         let sink = Box::new(output::threaded::Threaded::new(sink));
         let staged = pipeline::staged::Staged::new(sink, ports, Default::default());
-        capture(cli, Box::new(staged), None)?;
+        capture(cli, Box::new(staged), become_user, None)?;
         return io::stdout().flush();
     }
     if filter.is_empty() {
         let pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
-        capture(cli, Box::new(pipe), None)?;
+        capture(cli, Box::new(pipe), become_user, None)?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
         let pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
-        capture(cli, Box::new(pipe), None)?;
+        capture(cli, Box::new(pipe), become_user, None)?;
     }
     io::stdout().flush()
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
-fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Result<()> {
+fn run_tui(
+    cli: &Cli,
+    redaction: Redaction,
+    filter: filter::Filter,
+    become_user: Option<&privs::Target>,
+) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
             "-o tui needs a terminal on standard output",
@@ -136,12 +144,18 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     let shared = Arc::new(Mutex::new(state));
     let for_capture = shared.clone();
     let cli_owned = cli.clone();
+    let become_user = become_user.cloned();
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let pipe =
                 pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
-            capture(&cli_owned, Box::new(pipe), Some(&progress))
+            capture(
+                &cli_owned,
+                Box::new(pipe),
+                become_user.as_ref(),
+                Some(&progress),
+            )
         }));
         let mut st = tui::state::lock(&for_capture);
         match r {
@@ -165,14 +179,17 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     }
 }
 
-/// Reads every packet of the capture through the pipeline into `sink`. `progress`
-/// (TUI) counts the file bytes read and silences warnings on standard error, which
-/// would land in the middle of the screen; they still reach the sink.
+/// Reads every packet of the capture through the pipeline into `sink`, as
+/// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
+/// counts the file bytes read and silences warnings on standard error, which would
+/// land in the middle of the screen; they still reach the sink.
 fn capture(
     cli: &Cli,
     pipe: Box<dyn pipeline::Feed + '_>,
+    become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
 ) -> io::Result<()> {
+    let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
@@ -196,7 +213,7 @@ fn capture(
     let mut bytes = 0;
     if let Some(iface) = &cli.interface {
         let filter = cli.capture_filter();
-        let mut drop_privs = || privs::drop_privileges(cli.user.as_deref());
+        let mut drop_privs = drop_privs;
         let reported = Cell::new(0);
         let mut on_drops = |new: u64, total: u64| {
             if !quiet {
@@ -228,6 +245,9 @@ fn capture(
         packets = stats.packets;
         bytes = stats.bytes;
     } else {
+        // Every input is opened before privileges are dropped: a file only root may
+        // read is still read.
+        let mut inputs = Vec::with_capacity(cli.read.len());
         for name in &cli.read {
             // Standard input and pipes may block forever: they read through
             // `Stoppable`, so that a signal still ends the run.
@@ -245,6 +265,10 @@ fn capture(
                     Box::new(capture::Stoppable::new(file, &STOP))
                 }
             };
+            inputs.push((name, input));
+        }
+        drop_privs().map_err(io::Error::other)?;
+        for (name, input) in inputs {
             let input = match progress {
                 Some(count) => Box::new(tui::CountingReader::new(input, count.clone())),
                 None => input,
