@@ -208,6 +208,7 @@ fn capture(
         }
     };
     let mut warnings = Vec::new();
+    let mut corrupt = Vec::new();
     let mut dropped = 0;
     let mut packets = 0;
     let mut bytes = 0;
@@ -278,9 +279,8 @@ fn capture(
                 .map_err(io::Error::other)?;
             packets += stats.packets;
             bytes += stats.bytes;
-            if let Some(w) = stats.truncated {
-                warnings.push(w);
-            }
+            warnings.extend(stats.truncated);
+            corrupt.extend(stats.corrupt);
             if remaining.get() == 0 {
                 break;
             }
@@ -299,11 +299,19 @@ fn capture(
         }
         pipe.warn("truncated_capture", w)?;
     }
+    for e in &corrupt {
+        pipe.warn("corrupt_capture", e)?;
+    }
     let stats = pipe.stats();
     stats.packets = packets;
     stats.bytes = bytes;
     stats.dropped = dropped;
-    pipe.finish()
+    pipe.finish()?;
+    // What came before the corruption is written; the run still fails.
+    if !corrupt.is_empty() {
+        return Err(io::Error::other(corrupt.join("; ")));
+    }
+    Ok(())
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (`timeout`, `kill`, systemd, `docker stop`, a closed
