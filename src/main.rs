@@ -4,7 +4,7 @@ use clap::Parser;
 use pgscope::cli::{Cli, OutputMode, RecordKind};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
-use pgscope::{capture, filter, pipeline, privs, tui};
+use pgscope::{capture, filter, net, pipeline, privs, tui};
 use std::cell::{Cell, RefCell};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -193,9 +193,26 @@ fn capture(
     let quiet = progress.is_some();
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
+    // Link types `net` cannot read: (type, packets skipped), in the order first seen;
+    // the last type known to be readable spares the check on every packet.
+    let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
+    let readable = Cell::new(net::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
     let mut on_packet = |p: capture::Packet<'_>| {
+        if p.linktype != readable.get() {
+            if net::supported(p.linktype) {
+                readable.set(p.linktype);
+            } else {
+                skip_linktype(&mut unsupported.borrow_mut(), p.linktype, quiet);
+                remaining.set(remaining.get() - 1);
+                return if remaining.get() == 0 {
+                    capture::Flow::Break(())
+                } else {
+                    capture::Flow::Continue(())
+                };
+            }
+        }
         if let Err(e) = pipe.borrow_mut().packet(&p) {
             out_err.set(Some(e));
             return capture::Flow::Break(());
@@ -299,6 +316,16 @@ fn capture(
         }
         pipe.warn("truncated_capture", w)?;
     }
+    for &(linktype, packets) in unsupported.borrow().iter() {
+        let w = format!(
+            "{packets} packets of {} skipped: not supported",
+            linktype_name(linktype)
+        );
+        if !quiet {
+            eprintln!("pgscope: warning: {w}");
+        }
+        pipe.warn("unsupported_linktype", &w)?;
+    }
     for e in &corrupt {
         pipe.warn("corrupt_capture", e)?;
     }
@@ -312,6 +339,31 @@ fn capture(
         return Err(io::Error::other(corrupt.join("; ")));
     }
     Ok(())
+}
+
+/// Counts a packet of a link type pgscope cannot read, naming the type on standard
+/// error the first time (unless `quiet`).
+fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
+    match seen.iter_mut().find(|(lt, _)| *lt == linktype) {
+        Some((_, n)) => *n += 1,
+        None => {
+            if !quiet {
+                eprintln!(
+                    "pgscope: warning: {} is not supported: its packets are skipped",
+                    linktype_name(linktype)
+                );
+            }
+            seen.push((linktype, 1));
+        }
+    }
+}
+
+/// "link type 147 (USER0)", with libpcap's name when it has one.
+fn linktype_name(linktype: i32) -> String {
+    match pcap::Linktype(linktype).get_name() {
+        Ok(name) => format!("link type {linktype} ({name})"),
+        Err(_) => format!("link type {linktype}"),
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (`timeout`, `kill`, systemd, `docker stop`, a closed

@@ -351,40 +351,56 @@ fn record_header(like: &[u8], caplen: u32) -> Vec<u8> {
     [&like[..8], &caplen.to_le_bytes(), &caplen.to_le_bytes()].concat()
 }
 
-/// The same packets as classic records, in a pcapng section (microsecond ticks).
-fn pcapng_of(header: &[u8], recs: &[Vec<u8>]) -> Vec<u8> {
-    let block = |typ: u32, body: &[u8]| {
-        let len = (12 + body.len()) as u32;
-        [
-            &typ.to_le_bytes(),
-            &len.to_le_bytes(),
-            body,
-            &len.to_le_bytes(),
-        ]
-        .concat()
-    };
+/// A pcapng block of this type and body.
+fn ng_block(typ: u32, body: &[u8]) -> Vec<u8> {
+    let len = (12 + body.len()) as u32;
+    [
+        &typ.to_le_bytes(),
+        &len.to_le_bytes(),
+        body,
+        &len.to_le_bytes(),
+    ]
+    .concat()
+}
+
+/// A pcapng section header and one interface of this link type.
+fn ng_start(linktype: u16, snaplen: u32) -> Vec<u8> {
     let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
     shb.extend_from_slice(&[1, 0, 0, 0]);
     shb.extend_from_slice(&(-1i64).to_le_bytes());
-    let mut out = block(0x0A0D_0D0A, &shb);
-    let linktype = u16::try_from(u32::from_le_bytes(header[20..24].try_into().unwrap())).unwrap();
-    let mut idb = linktype.to_le_bytes().to_vec();
-    idb.extend_from_slice(&[0, 0]);
-    idb.extend_from_slice(&header[16..20]);
-    out.extend(block(1, &idb));
-    for r in recs {
-        let sec = u64::from(u32::from_le_bytes(r[0..4].try_into().unwrap()));
-        let usec = u64::from(u32::from_le_bytes(r[4..8].try_into().unwrap()));
-        let ticks = sec * 1_000_000 + usec;
-        let mut epb = 0u32.to_le_bytes().to_vec();
-        epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ticks as u32).to_le_bytes());
-        epb.extend_from_slice(&r[8..16]);
-        epb.extend_from_slice(&r[16..]);
-        epb.resize(epb.len().next_multiple_of(4), 0);
-        out.extend(block(6, &epb));
-    }
-    out
+    [ng_block(0x0A0D_0D0A, &shb), ng_idb(linktype, snaplen)].concat()
+}
+
+fn ng_idb(linktype: u16, snaplen: u32) -> Vec<u8> {
+    let body = [&linktype.to_le_bytes()[..], &[0, 0], &snaplen.to_le_bytes()].concat();
+    ng_block(1, &body)
+}
+
+/// A classic record as an enhanced packet block of interface `if_id` (microsecond
+/// ticks).
+fn ng_epb(if_id: u32, rec: &[u8]) -> Vec<u8> {
+    let sec = u64::from(u32::from_le_bytes(rec[0..4].try_into().unwrap()));
+    let usec = u64::from(u32::from_le_bytes(rec[4..8].try_into().unwrap()));
+    let ticks = sec * 1_000_000 + usec;
+    let mut epb = if_id.to_le_bytes().to_vec();
+    epb.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+    epb.extend_from_slice(&(ticks as u32).to_le_bytes());
+    epb.extend_from_slice(&rec[8..16]);
+    epb.extend_from_slice(&rec[16..]);
+    epb.resize(epb.len().next_multiple_of(4), 0);
+    ng_block(6, &epb)
+}
+
+/// The same packets as classic records, as pcapng blocks of interface 0.
+fn ng_epbs(recs: &[Vec<u8>]) -> Vec<u8> {
+    recs.iter().flat_map(|r| ng_epb(0, r)).collect()
+}
+
+/// A classic file header's link type and snaplen.
+fn linktype_snaplen(header: &[u8]) -> (u16, u32) {
+    let lt = u32::from_le_bytes(header[20..24].try_into().unwrap());
+    let snap = u32::from_le_bytes(header[16..20].try_into().unwrap());
+    (u16::try_from(lt).unwrap(), snap)
 }
 
 /// Records other than anomalies, as text, for comparing two runs.
@@ -414,7 +430,8 @@ fn impossible_record_length_is_a_corrupt_capture() {
     let last_ts = of(&want, "session").last().unwrap()["@timestamp"].clone();
 
     let classic_at = header.len() + before.iter().map(Vec::len).sum::<usize>();
-    let ng_before = pcapng_of(&header, before);
+    let (linktype, snaplen) = linktype_snaplen(&header);
+    let ng_before = [ng_start(linktype, snaplen), ng_epbs(before)].concat();
     let huge = [record_header(&before[n - 1], 0xFFFF_FFF0), vec![0; 100]].concat();
     let over = [record_header(&before[n - 1], 300_000), vec![0; 300_000]].concat();
     // An enhanced packet block claiming 1 GiB.
@@ -437,7 +454,7 @@ fn impossible_record_length_is_a_corrupt_capture() {
         ),
         (
             "huge.pcapng",
-            [ng_before.clone(), ng_huge, pcapng_of(&header, after)].concat(),
+            [ng_before.clone(), ng_huge, ng_epbs(after)].concat(),
             ng_before.len(),
         ),
     ];
@@ -497,4 +514,70 @@ fn impossible_record_length_is_a_corrupt_capture() {
         of(&got, "query").count(),
         of(&records(&src), "query").count()
     );
+}
+
+/// Packets of a link type pgscope cannot read are named on standard error (once per
+/// type, then with their count) and in an anomaly record; a pcapng file with one such
+/// interface still decodes the other.
+#[test]
+fn unsupported_link_types_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/simple-queries.pcap");
+    let (header, recs) = classic_records(&src);
+    let want = records(&src);
+    // Classic pcap: IEEE 802.11 (105), which libpcap names.
+    let mut wifi = header.clone();
+    wifi[20..24].copy_from_slice(&105u32.to_le_bytes());
+    let f = dir.path().join("wifi.pcap");
+    std::fs::write(&f, [wifi, recs.concat()].concat()).unwrap();
+    let out = pgscope(&f, &["-o", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    let count = format!(
+        "{} packets of link type 105 (IEEE802_11) skipped",
+        recs.len()
+    );
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(
+        lines[0],
+        "pgscope: warning: link type 105 (IEEE802_11) is not supported: its packets are skipped"
+    );
+    assert!(lines[1].contains(&count), "{err}");
+    let got: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["pgwire.anomaly.kind"], "unsupported_linktype");
+    assert!(got[0]["message"].as_str().unwrap().contains(&count));
+
+    // pcapng: every packet on interface 0 (Ethernet) and again on interface 1, of a
+    // link type libpcap has no name for.
+    let (linktype, snaplen) = linktype_snaplen(&header);
+    let mut ng = [ng_start(linktype, snaplen), ng_idb(4242, snaplen)].concat();
+    for r in &recs {
+        ng.extend(ng_epb(1, r));
+        ng.extend(ng_epb(0, r));
+    }
+    let f = dir.path().join("two.pcapng");
+    std::fs::write(&f, ng).unwrap();
+    let out = pgscope(&f, &["-o", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.matches("link type 4242 is not supported").count(),
+        1,
+        "{err}"
+    );
+    let count = format!("{} packets of link type 4242 skipped", recs.len());
+    assert!(err.contains(&count), "{err}");
+    let got: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(non_anomalies(&got), non_anomalies(&want));
+    assert_eq!(anomalies(&got, "unsupported_linktype"), 1);
 }
