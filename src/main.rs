@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgscope: {e}");
+            say(&e.to_string());
             ExitCode::from(2)
         }
     }
@@ -235,7 +235,7 @@ fn capture(
         let reported = Cell::new(0);
         let mut on_drops = |new: u64, total: u64| {
             if !quiet {
-                eprintln!("pgscope: warning: {}", pipeline::drop_message(new, total));
+                say(&format!("warning: {}", pipeline::drop_message(new, total)));
             }
             if let Err(e) = pipe.borrow_mut().drops(new, total) {
                 out_err.set(Some(e));
@@ -312,7 +312,7 @@ fn capture(
     let mut pipe = pipe.into_inner();
     for w in &warnings {
         if !quiet {
-            eprintln!("pgscope: warning: {w}");
+            say(&format!("warning: {w}"));
         }
         pipe.warn("truncated_capture", w)?;
     }
@@ -322,7 +322,7 @@ fn capture(
             linktype_name(linktype)
         );
         if !quiet {
-            eprintln!("pgscope: warning: {w}");
+            say(&format!("warning: {w}"));
         }
         pipe.warn("unsupported_linktype", &w)?;
     }
@@ -341,6 +341,15 @@ fn capture(
     Ok(())
 }
 
+/// A line on standard error. File and interface names and libpcap's messages may
+/// hold control characters (a file named with an escape sequence): escaped, as every
+/// text that reaches a terminal.
+fn say(msg: &str) {
+    let mut line = String::from("pgscope: ");
+    output::fmt::push_sanitized(&mut line, msg.as_bytes(), false);
+    eprintln!("{line}");
+}
+
 /// Counts a packet of a link type pgscope cannot read, naming the type on standard
 /// error the first time (unless `quiet`).
 fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
@@ -348,10 +357,10 @@ fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
         Some((_, n)) => *n += 1,
         None => {
             if !quiet {
-                eprintln!(
-                    "pgscope: warning: {} is not supported: its packets are skipped",
+                say(&format!(
+                    "warning: {} is not supported: its packets are skipped",
                     linktype_name(linktype)
-                );
+                ));
             }
             seen.push((linktype, 1));
         }
