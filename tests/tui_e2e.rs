@@ -1,5 +1,6 @@
 //! End to end: pgscope's TUI in a real terminal (tmux, 80×24) on real captures,
-//! driven by keys, checked on the captured pane. Skips, saying why, without tmux.
+//! driven by keys, checked on the captured pane. tmux is required (scripts/test.sh
+//! installs it): without it these tests fail, they never pass unrun.
 
 use std::path::Path;
 use std::process::Command;
@@ -56,6 +57,10 @@ impl Tmux {
     /// A detached 80×24 session `e2e` running `cmd` through the shell, its pane kept
     /// after the command ends.
     fn start(name: &str, cmd: &str) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is not installed: apt-get install tmux (scripts/test.sh does)"
+        );
         let t = Tmux {
             socket: format!("pgscope-{name}-{}", std::process::id()),
         };
@@ -126,10 +131,6 @@ impl Drop for Tmux {
 
 #[test]
 fn tui_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        println!("SKIPPED tui_in_tmux: tmux is not installed (apt-get install tmux)");
-        return;
-    }
     let (cmd, status_file) = tui_command(
         &["greenhouse-app.pcap", "psql-insert-fail-drop-fail.pcap"],
         "e2e",
