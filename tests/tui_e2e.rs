@@ -201,7 +201,18 @@ fn tui_in_tmux() {
     // Help, then quit: the process ends and the terminal is restored.
     t.keys(&["?"]);
     t.wait_for(&["Sessions keys", "any key closes"]);
-    t.keys(&["Escape", "q"]);
+    // One key at a time: ESC and `q` read together would be Alt-q.
+    t.keys(&["Escape"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while t.pane().contains("any key closes") {
+        assert!(
+            Instant::now() < deadline,
+            "help did not close:\n{}",
+            t.pane()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    t.keys(&["q"]);
     t.wait_dead();
     let status = std::fs::read_to_string(&status_file).unwrap_or_default();
     let _ = std::fs::remove_file(&status_file);
