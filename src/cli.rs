@@ -110,8 +110,9 @@ pub struct Cli {
     #[arg(long = "snaplen", default_value = "262144", value_name = "BYTES")]
     pub snaplen: i32,
 
-    /// Drop root privileges to this user after opening the live capture handle
-    /// (as tcpdump -Z). Default when started as root: nobody. Example: -Z pgscope
+    /// Drop root privileges to this user once the capture handle or the input files
+    /// (and the -w file) are open (as tcpdump -Z). Default when started as root:
+    /// nobody. Example: -Z pgscope
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
 }

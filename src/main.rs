@@ -4,7 +4,7 @@ use clap::Parser;
 use pgscope::cli::{Cli, OutputMode, RecordKind};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
-use pgscope::{capture, filter, pipeline, privs, tui};
+use pgscope::{capture, filter, net, pipeline, privs, tui};
 use std::cell::{Cell, RefCell};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgscope: {e}");
+            say(&e.to_string());
             ExitCode::from(2)
         }
     }
@@ -34,6 +34,9 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> io::Result<()> {
     cli.validate().map_err(io::Error::other)?;
+    // Before any file is opened or created: a bad -Z must leave them alone.
+    let become_user = privs::target(cli.user.as_deref()).map_err(io::Error::other)?;
+    let become_user = become_user.as_ref();
     let live = cli.interface.is_some();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
@@ -56,7 +59,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
@@ -75,22 +78,27 @@ fn run(cli: &Cli) -> io::Result<()> {
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         let sink = Box::new(output::threaded::Threaded::new(sink));
         let staged = pipeline::staged::Staged::new(sink, ports, Default::default());
-        capture(cli, Box::new(staged), None)?;
+        capture(cli, Box::new(staged), become_user, None)?;
         return io::stdout().flush();
     }
     if filter.is_empty() {
         let pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
-        capture(cli, Box::new(pipe), None)?;
+        capture(cli, Box::new(pipe), become_user, None)?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
         let pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
-        capture(cli, Box::new(pipe), None)?;
+        capture(cli, Box::new(pipe), become_user, None)?;
     }
     io::stdout().flush()
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
-fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Result<()> {
+fn run_tui(
+    cli: &Cli,
+    redaction: Redaction,
+    filter: filter::Filter,
+    become_user: Option<&privs::Target>,
+) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
             "-o tui needs a terminal on standard output",
@@ -136,12 +144,18 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     let shared = Arc::new(Mutex::new(state));
     let for_capture = shared.clone();
     let cli_owned = cli.clone();
+    let become_user = become_user.cloned();
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let pipe =
                 pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
-            capture(&cli_owned, Box::new(pipe), Some(&progress))
+            capture(
+                &cli_owned,
+                Box::new(pipe),
+                become_user.as_ref(),
+                Some(&progress),
+            )
         }));
         let mut st = tui::state::lock(&for_capture);
         match r {
@@ -165,20 +179,40 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     }
 }
 
-/// Reads every packet of the capture through the pipeline into `sink`. `progress`
-/// (TUI) counts the file bytes read and silences warnings on standard error, which
-/// would land in the middle of the screen; they still reach the sink.
+/// Reads every packet of the capture through the pipeline into `sink`, as
+/// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
+/// counts the file bytes read and silences warnings on standard error, which would
+/// land in the middle of the screen; they still reach the sink.
 fn capture(
     cli: &Cli,
     pipe: Box<dyn pipeline::Feed + '_>,
+    become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
 ) -> io::Result<()> {
+    let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
     let out_err: Cell<Option<io::Error>> = Cell::new(None);
+    // Link types `net` cannot read: (type, packets skipped), in the order first seen;
+    // the last type known to be readable spares the check on every packet.
+    let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
+    let readable = Cell::new(net::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
     let mut on_packet = |p: capture::Packet<'_>| {
+        if p.linktype != readable.get() {
+            if net::supported(p.linktype) {
+                readable.set(p.linktype);
+            } else {
+                skip_linktype(&mut unsupported.borrow_mut(), p.linktype, quiet);
+                remaining.set(remaining.get() - 1);
+                return if remaining.get() == 0 {
+                    capture::Flow::Break(())
+                } else {
+                    capture::Flow::Continue(())
+                };
+            }
+        }
         if let Err(e) = pipe.borrow_mut().packet(&p) {
             out_err.set(Some(e));
             return capture::Flow::Break(());
@@ -191,16 +225,17 @@ fn capture(
         }
     };
     let mut warnings = Vec::new();
+    let mut corrupt = Vec::new();
     let mut dropped = 0;
     let mut packets = 0;
     let mut bytes = 0;
     if let Some(iface) = &cli.interface {
         let filter = cli.capture_filter();
-        let mut drop_privs = || privs::drop_privileges(cli.user.as_deref());
+        let mut drop_privs = drop_privs;
         let reported = Cell::new(0);
         let mut on_drops = |new: u64, total: u64| {
             if !quiet {
-                eprintln!("pgscope: warning: {}", pipeline::drop_message(new, total));
+                say(&format!("warning: {}", pipeline::drop_message(new, total)));
             }
             if let Err(e) = pipe.borrow_mut().drops(new, total) {
                 out_err.set(Some(e));
@@ -229,15 +264,30 @@ fn capture(
         packets = stats.packets;
         bytes = stats.bytes;
     } else {
+        // Every input is opened before privileges are dropped: a file only root may
+        // read is still read.
+        let mut inputs = Vec::with_capacity(cli.read.len());
         for name in &cli.read {
+            // Standard input and pipes may block forever: they read through
+            // `Stoppable`, so that a signal still ends the run.
             let input: Box<dyn io::Read + Send> = if name == "-" {
-                Box::new(io::stdin())
+                // The descriptor itself: `io::stdin()` buffers, and bytes held in its
+                // buffer would not wake the poll.
+                let fd = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
+                Box::new(capture::Stoppable::new(std::fs::File::from(fd), &STOP))
             } else {
-                Box::new(
-                    std::fs::File::open(name)
-                        .map_err(|e| io::Error::other(format!("{name}: {e}")))?,
-                )
+                let file = std::fs::File::open(name)
+                    .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    Box::new(file)
+                } else {
+                    Box::new(capture::Stoppable::new(file, &STOP))
+                }
             };
+            inputs.push((name, input));
+        }
+        drop_privs().map_err(io::Error::other)?;
+        for (name, input) in inputs {
             let input = match progress {
                 Some(count) => Box::new(tui::CountingReader::new(input, count.clone())),
                 None => input,
@@ -247,9 +297,8 @@ fn capture(
                 .map_err(io::Error::other)?;
             packets += stats.packets;
             bytes += stats.bytes;
-            if let Some(w) = stats.truncated {
-                warnings.push(w);
-            }
+            warnings.extend(stats.truncated);
+            corrupt.extend(stats.corrupt);
             if remaining.get() == 0 {
                 break;
             }
@@ -264,18 +313,73 @@ fn capture(
     let mut pipe = pipe.into_inner();
     for w in &warnings {
         if !quiet {
-            eprintln!("pgscope: warning: {w}");
+            say(&format!("warning: {w}"));
         }
         pipe.warn("truncated_capture", w)?;
+    }
+    for &(linktype, packets) in unsupported.borrow().iter() {
+        let w = format!(
+            "{packets} packets of {} skipped: not supported",
+            linktype_name(linktype)
+        );
+        if !quiet {
+            say(&format!("warning: {w}"));
+        }
+        pipe.warn("unsupported_linktype", &w)?;
+    }
+    for e in &corrupt {
+        pipe.warn("corrupt_capture", e)?;
     }
     let stats = pipe.stats();
     stats.packets = packets;
     stats.bytes = bytes;
     stats.dropped = dropped;
-    pipe.finish()
+    pipe.finish()?;
+    // What came before the corruption is written; the run still fails.
+    if !corrupt.is_empty() {
+        return Err(io::Error::other(corrupt.join("; ")));
+    }
+    Ok(())
 }
 
-/// Ctrl-C stops the capture; the pipeline then closes sessions and prints summaries.
+/// A line on standard error. File and interface names and libpcap's messages may
+/// hold control characters (a file named with an escape sequence): escaped, as every
+/// text that reaches a terminal.
+fn say(msg: &str) {
+    let mut line = String::from("pgscope: ");
+    output::fmt::push_sanitized(&mut line, msg.as_bytes(), false);
+    eprintln!("{line}");
+}
+
+/// Counts a packet of a link type pgscope cannot read, naming the type on standard
+/// error the first time (unless `quiet`).
+fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
+    match seen.iter_mut().find(|(lt, _)| *lt == linktype) {
+        Some((_, n)) => *n += 1,
+        None => {
+            if !quiet {
+                say(&format!(
+                    "warning: {} is not supported: its packets are skipped",
+                    linktype_name(linktype)
+                ));
+            }
+            seen.push((linktype, 1));
+        }
+    }
+}
+
+/// "link type 147 (USER0)", with libpcap's name when it has one.
+fn linktype_name(linktype: i32) -> String {
+    match pcap::Linktype(linktype).get_name() {
+        Ok(name) => format!("link type {linktype} ({name})"),
+        Err(_) => format!("link type {linktype}"),
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (`timeout`, `kill`, systemd, `docker stop`, a closed
+/// terminal) stop the capture; the pipeline then closes sessions, writes their
+/// records and the summary, and the `-w` file is flushed whole. A second signal
+/// exits at once.
 fn ctrlc_handler() -> Result<(), ctrlc::Error> {
     ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::Relaxed) {

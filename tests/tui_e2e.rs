@@ -1,5 +1,6 @@
 //! End to end: pgscope's TUI in a real terminal (tmux, 80×24) on real captures,
-//! driven by keys, checked on the captured pane. Skips, saying why, without tmux.
+//! driven by keys, checked on the captured pane. tmux is required (scripts/test.sh
+//! installs it): without it these tests fail, they never pass unrun.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,6 +53,74 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// A detached 80×24 session `e2e` running `cmd` through the shell, its pane kept
+    /// after the command ends.
+    fn start(name: &str, cmd: &str) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is not installed: apt-get install tmux (scripts/test.sh does)"
+        );
+        let t = Tmux {
+            socket: format!("pgscope-{name}-{}", std::process::id()),
+        };
+        t.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-e",
+            "NO_COLOR=1",
+        ]);
+        t.cmd(&["set-option", "-t", "e2e", "remain-on-exit", "on"]);
+        t.cmd(&["respawn-pane", "-k", "-t", "e2e", cmd]);
+        t
+    }
+
+    fn format(&self, f: &str) -> String {
+        self.cmd(&["display-message", "-p", "-t", "e2e", f])
+            .trim()
+            .to_string()
+    }
+
+    /// Waits for the pane's command to end; panics with the pane if it does not.
+    fn wait_dead(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.format("#{pane_dead}") != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "pgscope did not quit:\n{}",
+                self.pane()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// tmux runs the command through the shell: quote the paths.
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// `pgscope` on `files` in the pane, its exit status written to the returned file:
+/// tmux's #{pane_dead_status} is sometimes empty for a process that has exited
+/// normally.
+fn tui_command(files: &[&str], tag: &str) -> (String, std::path::PathBuf) {
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/external/zeek");
+    let status_file = std::env::temp_dir().join(format!("pgscope-{tag}-{}.rc", std::process::id()));
+    let _ = std::fs::remove_file(&status_file);
+    let mut cmd = quote(Path::new(env!("CARGO_BIN_EXE_pgscope")));
+    for f in files {
+        cmd += &format!(" -r {}", quote(&captures.join(f)));
+    }
+    cmd += &format!("; echo $? > {}", quote(&status_file));
+    (cmd, status_file)
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -62,42 +131,11 @@ impl Drop for Tmux {
 
 #[test]
 fn tui_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        println!("SKIPPED tui_in_tmux: tmux is not installed (apt-get install tmux)");
-        return;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let captures = root.join("captures/external/zeek");
-    // tmux runs the command through the shell: quote the paths.
-    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
-    // The exit status goes to a file: tmux's #{pane_dead_status} is sometimes empty
-    // for a process that has exited normally.
-    let status_file = std::env::temp_dir().join(format!("pgscope-e2e-{}.rc", std::process::id()));
-    let _ = std::fs::remove_file(&status_file);
-    let cmd = format!(
-        "{} -r {} -r {}; echo $? > {}",
-        quote(Path::new(env!("CARGO_BIN_EXE_pgscope"))),
-        quote(&captures.join("greenhouse-app.pcap")),
-        quote(&captures.join("psql-insert-fail-drop-fail.pcap")),
-        quote(&status_file)
-    );
-    let t = Tmux {
-        socket: format!("pgscope-e2e-{}", std::process::id()),
-    };
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
+    let (cmd, status_file) = tui_command(
+        &["greenhouse-app.pcap", "psql-insert-fail-drop-fail.pcap"],
         "e2e",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "-e",
-        "NO_COLOR=1",
-    ]);
-    t.cmd(&["set-option", "-t", "e2e", "remain-on-exit", "on"]);
-    t.cmd(&["respawn-pane", "-k", "-t", "e2e", &cmd]);
+    );
+    let t = Tmux::start("e2e", &cmd);
 
     // Sessions: both files read, three sessions, the errors counted in the header.
     let pane = t.wait_for(&["end of capture", "Sessions: 3 shown"]);
@@ -163,20 +201,19 @@ fn tui_in_tmux() {
     // Help, then quit: the process ends and the terminal is restored.
     t.keys(&["?"]);
     t.wait_for(&["Sessions keys", "any key closes"]);
-    t.keys(&["Escape", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t
-        .cmd(&["display-message", "-p", "-t", "e2e", "#{pane_dead}"])
-        .trim()
-        != "1"
-    {
+    // One key at a time: ESC and `q` read together would be Alt-q.
+    t.keys(&["Escape"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while t.pane().contains("any key closes") {
         assert!(
             Instant::now() < deadline,
-            "pgscope did not quit:\n{}",
+            "help did not close:\n{}",
             t.pane()
         );
         sleep(Duration::from_millis(100));
     }
+    t.keys(&["q"]);
+    t.wait_dead();
     let status = std::fs::read_to_string(&status_file).unwrap_or_default();
     let _ = std::fs::remove_file(&status_file);
     assert_eq!(status.trim(), "0", "{}", t.pane());
@@ -185,6 +222,52 @@ fn tui_in_tmux() {
         !pane.contains("Sessions:"),
         "alternate screen left:\n{pane}"
     );
+}
+
+/// SIGTERM (and SIGHUP, as when the terminal closes) end the TUI as `q` does: the
+/// alternate screen is left, the cursor shown again, and the exit status is 0.
+#[test]
+fn tui_ends_on_sigterm_and_sighup_with_the_terminal_restored() {
+    for (sig, name) in [(libc::SIGTERM, "term"), (libc::SIGHUP, "hup")] {
+        let (cmd, status_file) = tui_command(&["greenhouse-app.pcap"], name);
+        // The shell lingers: tmux resets the cursor flag of a dead pane.
+        let t = Tmux::start(name, &format!("{cmd}; sleep 5"));
+        t.wait_for(&["end of capture", "Sessions:"]);
+        assert_eq!(
+            t.format("#{alternate_on}"),
+            "1",
+            "TUI not on the alternate screen"
+        );
+        // The pane runs the shell; pgscope is its child.
+        let shell = t.format("#{pane_pid}");
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        let pid: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+        // SAFETY: a signal to the pgscope this test started.
+        unsafe { libc::kill(pid, sig) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match std::fs::read_to_string(&status_file) {
+                Ok(s) if s.ends_with('\n') => break s,
+                _ if Instant::now() > deadline => panic!("{name}: pgscope did not quit"),
+                _ => sleep(Duration::from_millis(100)),
+            }
+        };
+        let _ = std::fs::remove_file(&status_file);
+        assert_eq!(status.trim(), "0", "{name}: {}", t.pane());
+        assert_eq!(
+            t.format("#{alternate_on}"),
+            "0",
+            "{name}: alternate screen kept"
+        );
+        assert_eq!(
+            t.format("#{cursor_flag}"),
+            "1",
+            "{name}: cursor left hidden"
+        );
+        let pane = t.pane();
+        assert!(!pane.contains("Sessions:"), "{name}: {pane}");
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! header parse and one call. pcapng files keep the block reader.
 
 use super::{
-    CaptureError, Flow, READ_BUFFER, READ_BUFFER_START, SourceStats, corrupt, emit, truncated,
+    CaptureError, Flow, MAX_SNAPLEN, READ_BUFFER, READ_BUFFER_START, SourceStats, corrupt, emit,
+    truncated,
 };
 use pcap_parser::PcapError;
 use pcap_parser::nom;
@@ -45,7 +46,21 @@ pub fn read<R: Read>(
         1000
     };
     let linktype = header.network.0;
+    let max_caplen = header.snaplen.max(MAX_SNAPLEN);
+    // The captured length of the record at `at`, from its header.
+    let caplen_at = |buf: &[u8], at: usize| {
+        let b: [u8; 4] = buf[at + 8..at + 12].try_into().unwrap();
+        if header.is_bigendian() {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let too_long =
+        |len: u32| format!("record of {len} bytes, more than the maximum of {max_caplen}");
     let mut stats = SourceStats::default();
+    // The file offset of `buf[0]`, for the corruption message.
+    let mut base = 0;
     let mut end = head.len();
     let mut buf = head;
     buf.resize(buf.len().max(READ_BUFFER_START), 0);
@@ -53,6 +68,10 @@ pub fn read<R: Read>(
     while !stop.load(Ordering::Relaxed) {
         match parse(&buf[pos..end]) {
             Ok((rest, b)) => {
+                if b.caplen > max_caplen {
+                    corrupt(name, &mut stats, base + pos, &too_long(b.caplen));
+                    break;
+                }
                 let ts = i64::from(b.ts_sec) * 1_000_000_000 + i64::from(b.ts_usec) * tick_ns;
                 let next = end - rest.len();
                 let verdict = emit(&mut stats, on_packet, ts, linktype, b.data, b.origlen);
@@ -62,11 +81,17 @@ pub fn read<R: Read>(
                 }
             }
             Err(nom::Err::Incomplete(_)) => {
+                if end - pos >= 16 && caplen_at(&buf, pos) > max_caplen {
+                    // Corrupt, whether or not the file holds that many bytes.
+                    let len = caplen_at(&buf, pos);
+                    corrupt(name, &mut stats, base + pos, &too_long(len));
+                    break;
+                }
                 if pos == 0 && end == buf.len() {
                     // One record fills the buffer and is still incomplete: grow, up
                     // to the cap (a record is at most a snaplen long).
                     if buf.len() >= READ_BUFFER {
-                        corrupt(name, &mut stats, "record too large")?;
+                        corrupt(name, &mut stats, base, "record too large");
                         break;
                     }
                     buf.resize((buf.len() * 4).min(READ_BUFFER), 0);
@@ -74,6 +99,7 @@ pub fn read<R: Read>(
                     // What is left is part of one record: move it to the front.
                     buf.copy_within(pos..end, 0);
                     end -= pos;
+                    base += pos;
                     pos = 0;
                 }
                 let n = loop {
@@ -86,7 +112,8 @@ pub fn read<R: Read>(
                     }
                 };
                 if n == 0 {
-                    if end > pos {
+                    // A stop cuts the input short on purpose.
+                    if end > pos && !stop.load(Ordering::Relaxed) {
                         stats.truncated = Some(truncated(name, &stats));
                     }
                     break;
@@ -94,7 +121,7 @@ pub fn read<R: Read>(
                 end += n;
             }
             Err(_) => {
-                corrupt(name, &mut stats, "malformed block")?;
+                corrupt(name, &mut stats, base + pos, "malformed block");
                 break;
             }
         }

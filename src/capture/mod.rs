@@ -2,7 +2,9 @@
 //! faster than libpcap's offline path) and live interfaces (libpcap).
 //!
 //! A source hands each packet to a callback as `(timestamp, link type, bytes)`; it
-//! knows nothing about TCP. A truncated last record is a warning, not an error.
+//! knows nothing about TCP. A truncated last record is a warning, not an error; a
+//! corrupt one (an impossible length, a malformed block) ends the file with an
+//! error once the packets before it are read.
 
 mod legacy;
 
@@ -34,6 +36,9 @@ pub struct SourceStats {
     pub dropped: u64,
     /// Set when a file ended in the middle of a record.
     pub truncated: Option<String>,
+    /// Set when a file held a record that cannot be (an impossible length, a
+    /// malformed block): the packets before it were read, the rest is not.
+    pub corrupt: Option<String>,
 }
 
 #[derive(Debug)]
@@ -56,6 +61,12 @@ pub type Flow = std::ops::ControlFlow<()>;
 /// that does not fit in the cap is corruption.
 const READ_BUFFER_START: usize = 64 << 10;
 const READ_BUFFER: usize = 1 << 20;
+
+/// The largest record libpcap writes or reads for the link types pgscope decodes
+/// (its MAXIMUM_SNAPLEN); longer is corruption unless the file's snaplen says more.
+/// A record longer than the file's snaplen but within this is read, as tcpdump and
+/// tshark read it.
+const MAX_SNAPLEN: u32 = 256 << 10;
 
 /// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame.
 pub fn read_file<R: Read + Send>(
@@ -82,6 +93,10 @@ pub fn read_file<R: Read + Send>(
             }
         }
     }
+    if head.len() < legacy::HEADER_LEN && stop.load(Ordering::Relaxed) {
+        // Stopped before the input said what it is: nothing was read.
+        return Ok(SourceStats::default());
+    }
     if let Ok((_, header)) = pcap_parser::pcap::parse_pcap_header(&head) {
         return legacy::read(name, input, &header, head, stop, on_packet);
     }
@@ -100,6 +115,7 @@ pub fn read_file<R: Read + Send>(
     let mut stats = SourceStats::default();
     // pcapng: per interface, link type and timestamp unit (ticks per second) and offset.
     let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
+    let mut big_endian = false;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -112,7 +128,7 @@ pub fn read_file<R: Read + Send>(
             r.next()
         }));
         let Ok(next) = next else {
-            corrupt(name, &mut stats, "malformed block")?;
+            corrupt(name, &mut stats, reader.consumed(), "malformed block");
             break;
         };
         match next {
@@ -120,7 +136,8 @@ pub fn read_file<R: Read + Send>(
                 // Classic pcap never gets here: its header is recognised above, by
                 // the same parser, and read by `legacy::read`.
                 let verdict = match block {
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        big_endian = shb.big_endian();
                         interfaces.clear();
                         Flow::Continue(())
                     }
@@ -159,21 +176,44 @@ pub fn read_file<R: Read + Send>(
                 }
             }
             Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                reader
-                    .refill()
-                    .map_err(|e| CaptureError(format!("{name}: read error ({})", describe(&e))))?;
-            }
-            Err(PcapError::BufferTooSmall) if capacity < READ_BUFFER => {
-                capacity = (capacity * 4).min(READ_BUFFER);
-                reader.grow(capacity);
-            }
-            Err(PcapError::UnexpectedEof) => {
-                stats.truncated = Some(truncated(name, &stats));
-                break;
+            Err(
+                e @ (PcapError::Incomplete(_)
+                | PcapError::UnexpectedEof
+                | PcapError::BufferTooSmall),
+            ) => {
+                let (eof, full) = (
+                    matches!(e, PcapError::UnexpectedEof),
+                    matches!(e, PcapError::BufferTooSmall),
+                );
+                // A block that is not whole yet: one whose length cannot be is
+                // corrupt, whether or not the file holds that many bytes.
+                if let Some(len) = absurd_block_len(reader.data(), big_endian) {
+                    let why = format!("block length {len}, more than the maximum of {READ_BUFFER}");
+                    corrupt(name, &mut stats, reader.consumed(), &why);
+                    break;
+                }
+                if eof {
+                    // A stop cuts the input short on purpose.
+                    if !stop.load(Ordering::Relaxed) {
+                        stats.truncated = Some(truncated(name, &stats));
+                    }
+                    break;
+                }
+                if full && capacity < READ_BUFFER {
+                    capacity = (capacity * 4).min(READ_BUFFER);
+                    reader.grow(capacity);
+                } else if full {
+                    corrupt(name, &mut stats, reader.consumed(), "record too large");
+                    break;
+                } else {
+                    reader.refill().map_err(|e| {
+                        CaptureError(format!("{name}: read error ({})", describe(&e)))
+                    })?;
+                }
             }
             Err(e) => {
-                corrupt(name, &mut stats, &describe(&e))?;
+                let why = describe(&e);
+                corrupt(name, &mut stats, reader.consumed(), &why);
                 break;
             }
         }
@@ -190,18 +230,35 @@ fn truncated(name: &str, stats: &SourceStats) -> String {
     )
 }
 
-/// A file found corrupt after `stats.packets` packets: an error if nothing could
-/// be read, else a warning and the end of the file.
-fn corrupt(name: &str, stats: &mut SourceStats, why: &str) -> Result<(), CaptureError> {
-    let msg = format!(
-        "{name}: corrupt capture after {} packets ({why})",
+/// A file found corrupt at byte `offset`, after `stats.packets` packets: the end of
+/// the file, and an error once those packets are decoded.
+fn corrupt(name: &str, stats: &mut SourceStats, offset: usize, why: &str) {
+    stats.corrupt = Some(format!(
+        "{name}: corrupt capture at byte {offset}, after {} packets ({why})",
         stats.packets
-    );
-    if stats.packets == 0 {
-        return Err(CaptureError(msg));
-    }
-    stats.truncated = Some(msg);
-    Ok(())
+    ));
+}
+
+/// The length of the pcapng block at the start of `data`, when no block can be that
+/// long (more than the read buffer holds).
+fn absurd_block_len(data: &[u8], big_endian: bool) -> Option<u32> {
+    let head: [u8; 12] = data.get(..12)?.try_into().ok()?;
+    let word = |i: usize, big: bool| {
+        let b = [head[i], head[i + 1], head[i + 2], head[i + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    // A section header states its own byte order.
+    let big = if word(0, false) == 0x0A0D_0D0A {
+        word(8, true) == 0x1A2B_3C4D
+    } else {
+        big_endian
+    };
+    let len = word(4, big);
+    (len as usize > READ_BUFFER).then_some(len)
 }
 
 /// The bytes read while looking for a classic pcap header, then the rest of the
@@ -228,6 +285,45 @@ impl<R: Read> Read for Prefixed<R> {
         }
         // An error here comes back on the next read.
         Ok(n + self.inner.read(&mut buf[n..]).unwrap_or(0))
+    }
+}
+
+/// A pipe or standard input can block forever in `read`; a stop (signal) must
+/// still end the run. Waits for data in slices of 100 ms and, once `stop` is set,
+/// reads as at the end of the input. Regular files never block and need none of it.
+pub struct Stoppable<'s, R> {
+    inner: R,
+    stop: &'s AtomicBool,
+}
+
+impl<'s, R: Read + std::os::fd::AsRawFd> Stoppable<'s, R> {
+    pub fn new(inner: R, stop: &'s AtomicBool) -> Self {
+        Stoppable { inner, stop }
+    }
+}
+
+impl<R: Read + std::os::fd::AsRawFd> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut pfd = libc::pollfd {
+            fd: self.inner.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(0);
+            }
+            // SAFETY: one valid pollfd for the duration of the call.
+            match unsafe { libc::poll(&mut pfd, 1, 100) } {
+                0 => continue,
+                // Readable, closed or failed: `read` says which.
+                n if n > 0 => return self.inner.read(buf),
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                _ => return self.inner.read(buf),
+            }
+        }
     }
 }
 
@@ -435,7 +531,13 @@ mod tests {
         }
         let (lens, stats) = lengths(&w.into_inner());
         assert_eq!(lens, [10, 200_000, 900_000, 10]);
-        assert!(stats.truncated.unwrap().contains("record too large"));
+        assert!(stats.truncated.is_none());
+        assert!(
+            stats
+                .corrupt
+                .unwrap()
+                .contains("at byte 1100108, after 4 packets (record too large)")
+        );
     }
 
     #[test]

@@ -46,6 +46,24 @@ impl Segment<'_> {
     }
 }
 
+/// Whether [`parse`] knows the link type: frames of any other are skipped, and the
+/// capture loop reports them.
+pub fn supported(linktype: i32) -> bool {
+    matches!(
+        linktype,
+        LINKTYPE_ETHERNET
+            | LINKTYPE_RAW
+            | LINKTYPE_RAW_OLD1
+            | LINKTYPE_RAW_OLD2
+            | LINKTYPE_IPV4
+            | LINKTYPE_IPV6
+            | LINKTYPE_NULL
+            | LINKTYPE_LOOP
+            | LINKTYPE_LINUX_SLL
+            | LINKTYPE_LINUX_SLL2
+    )
+}
+
 /// Decodes a frame of the given link type down to TCP. Anything else (ARP, UDP,
 /// fragments, unknown link types, broken headers) gives `None`.
 ///
@@ -301,12 +319,27 @@ mod tests {
             (LINKTYPE_LINUX_SLL2, &sll2),
         ];
         for (lt, frame) in cases {
+            assert!(supported(lt), "linktype {lt}");
             let s = parse(lt, frame, frame.len() as u32).unwrap_or_else(|| panic!("linktype {lt}"));
             assert_eq!(s.payload, b"Qabc", "linktype {lt}");
             assert_eq!((s.sport, s.dport, s.seq, s.ack), (40000, 5432, 1000, 77));
             assert!(s.has(FLAG_ACK) && !s.has(FLAG_SYN));
             assert_eq!(s.src, IpAddr::from([10, 0, 0, 1]));
             assert_eq!(s.missing, 0);
+        }
+    }
+
+    /// `supported` says exactly which link types `parse` reads: every frame shape of
+    /// the test above under any other link type gives nothing.
+    #[test]
+    fn unsupported_link_types_parse_nothing() {
+        let ip = tcp_v4(b"Qabc");
+        let eth = with_prefix(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00], &ip);
+        let null = with_prefix(&[2, 0, 0, 0], &ip);
+        for lt in (0..400).filter(|&lt| !supported(lt)) {
+            for frame in [&ip, &eth, &null] {
+                assert!(parse(lt, frame, frame.len() as u32).is_none(), "{lt}");
+            }
         }
     }
 

@@ -162,8 +162,9 @@ pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Appends wire bytes for a terminal, inside a quoted string: quotes, backslashes and
-/// every control character (C0, DEL, C1) escaped, invalid UTF-8 as `\xNN`.
+/// Appends wire bytes for a terminal, inside a quoted string: quotes, backslashes,
+/// every control character (C0, DEL, C1) and the invisible characters that reorder or
+/// hide text ([`invisible`]) escaped, invalid UTF-8 as `\xNN`.
 pub fn push_escaped(out: &mut String, bytes: &[u8]) {
     push_sanitized(out, bytes, true);
 }
@@ -179,7 +180,7 @@ pub fn push_sanitized(out: &mut String, bytes: &[u8], quoted: bool) {
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
-                c if c.is_control() => {
+                c if c.is_control() || invisible(c) => {
                     let _ = write!(out, "\\u{{{:x}}}", c as u32);
                 }
                 c => out.push(c),
@@ -189,6 +190,25 @@ pub fn push_sanitized(out: &mut String, bytes: &[u8], quoted: bool) {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
+}
+
+/// Format characters a terminal shows as nothing while they change what is seen: the
+/// bidirectional overrides, embeddings, isolates and marks (U+202A..U+202E,
+/// U+2066..U+2069, U+200E/F, U+061C: "Trojan Source", CVE-2021-42574), the zero width
+/// space, word joiner and byte order mark, and the line and paragraph separators.
+/// The joiners U+200C/U+200D stay: scripts and emoji need them.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Hex of a byte string, for binary values.
@@ -258,5 +278,19 @@ mod tests {
         push_escaped(&mut s, b"x\x1b[31mred\x07\"q\"\\\n\xc2\x9b\xff");
         assert_eq!(s, "x\\u{1b}[31mred\\u{7}\\\"q\\\"\\\\\\n\\u{9b}\\xff");
         assert!(!s.chars().any(|c| c.is_control()));
+        // Bidi controls and invisible format characters: escaped, in table cells too.
+        let mut s = String::new();
+        push_sanitized(
+            &mut s,
+            "a\u{202e}b\u{2066}\u{2069}\u{200f}\u{61c}\u{feff}\u{200b}\u{2028}ç\u{200d}".as_bytes(),
+            false,
+        );
+        assert_eq!(
+            s,
+            "a\\u{202e}b\\u{2066}\\u{2069}\\u{200f}\\u{61c}\\u{feff}\\u{200b}\\u{2028}ç\u{200d}"
+        );
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            assert!(invisible(c), "{c:?}");
+        }
     }
 }

@@ -257,7 +257,9 @@ struct CachedTag {
 type TagCache = ById<CachedTag>;
 
 fn json_string(s: &str) -> Box<[u8]> {
-    serde_json::to_vec(s).unwrap_or_default().into()
+    let mut v = Vec::with_capacity(s.len() + 2);
+    super::jsonw::write_json(&mut v, s);
+    v.into()
 }
 
 /// Message fields under `pgwire.msg.`.

@@ -1,7 +1,8 @@
 //! A flat JSON object written straight into a reused buffer.
 //!
 //! Records are flat objects with dotted ECS keys, so a builder that appends
-//! `"key":value` pairs is all that is needed; string escaping is serde_json's.
+//! `"key":value` pairs is all that is needed; string escaping is serde_json's, with
+//! the C1 control characters escaped as well (see [`write_json`]).
 
 use super::fmt::utf8_lossless;
 
@@ -85,8 +86,7 @@ impl<'a> JsonObj<'a> {
             self.quoted(s.as_bytes());
             return;
         }
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.buf, s);
+        write_json(self.buf, s);
     }
 
     /// Bytes that need no escaping, between quotes.
@@ -208,15 +208,64 @@ impl<'a> JsonObj<'a> {
     /// Any serde value (lists and nested objects, off the hot path).
     pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
         self.key(k);
-        let _ = serde_json::to_writer(&mut *self.buf, v);
+        write_json(self.buf, v);
         self
     }
 }
 
+/// Writes `v` as compact JSON, as serde_json does, except that DEL and the C1 control
+/// characters (U+0080 to U+009F) are escaped too: JSON allows them raw, but a terminal
+/// showing the records obeys them (U+009B is CSI, an escape sequence in one byte).
+pub fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
+    let mut ser = serde_json::Serializer::with_formatter(buf, C1Escaped);
+    // Writing into a Vec cannot fail.
+    let _ = v.serialize(&mut ser);
+}
+
+/// serde_json's compact formatter, DEL and C1 controls escaped in strings.
+struct C1Escaped;
+
+impl serde_json::ser::Formatter for C1Escaped {
+    /// A run of characters serde_json writes as they are: DEL is 0x7F, a C1 control
+    /// the lead byte 0xC2 and a second byte below 0xA0, both found with memchr.
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let b = fragment.as_bytes();
+        let mut start = 0;
+        for i in memchr::memchr2_iter(0x7F, 0xC2, b) {
+            // Valid UTF-8: a continuation byte follows the lead byte.
+            let (c, len) = match b[i] {
+                0x7F => (0x7F, 1),
+                _ if b[i + 1] < 0xA0 => (b[i + 1], 2),
+                _ => continue,
+            };
+            w.write_all(&b[start..i])?;
+            w.write_all(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 15)],
+            ])?;
+            start = i + len;
+        }
+        w.write_all(&b[start..])
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Whether JSON writes these bytes as they are: it escapes only quotes, backslashes
-/// and control characters (other UTF-8 stays as it is).
+/// and control characters, C0 and (through [`write_json`]) DEL and C1; other UTF-8
+/// stays as it is. A C1 control starts with 0xC2, as do U+00A0 to U+00BF: those few
+/// take the escaping path too.
 fn unescaped(b: &[u8]) -> bool {
-    b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+    b.iter()
+        .all(|&c| c >= 0x20 && c != b'"' && c != b'\\' && c != 0x7F && c != 0xC2)
 }
 
 pub mod itoa_like {
@@ -296,13 +345,33 @@ mod tests {
             "back\\slash",
             "tab\there",
             "\u{1}",
-            "\u{7f}",
         ];
         for s in cases {
             let mut buf = Vec::new();
             JsonObj::fragment(&mut buf).string(s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
+    }
+
+    /// DEL and C1 controls are escaped wherever a string is written (plain, in lists
+    /// and maps, as keys); the rest of U+0080..U+00FF and other UTF-8 stay raw.
+    #[test]
+    fn del_and_c1_controls_are_escaped() {
+        let s = "a\u{9b}31m\u{80}\u{9f}\u{a0}\u{bf}é\u{85}\u{7f}\"\u{7f}";
+        let want = r#""a\u009b31m\u0080\u009f\u{a0}\u{bf}é\u0085\u007f\"\u007f""#
+            .replace("\\u{a0}", "\u{a0}")
+            .replace("\\u{bf}", "\u{bf}");
+        let mut buf = Vec::new();
+        JsonObj::fragment(&mut buf).string(s);
+        assert_eq!(String::from_utf8(buf.clone()).unwrap(), want);
+        assert_eq!(serde_json::from_slice::<String>(&buf).unwrap(), s);
+        let mut buf = Vec::new();
+        let map = std::collections::BTreeMap::from([("k\u{9b}", vec![Some("v\u{9b}"), None])]);
+        JsonObj::fragment(&mut buf).value("m", &map);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            r#","m":{"k\u009b":["v\u009b",null]}"#
+        );
     }
 
     #[test]

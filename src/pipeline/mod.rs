@@ -86,6 +86,17 @@ impl Feed for Pipeline<'_> {
     }
 }
 
+/// The time of a run-level anomaly: the last packet's, or the wall clock before the
+/// first packet (a file corrupt from its first record, a live capture dropping from
+/// the start), never the epoch.
+pub(crate) fn run_ts(last_ts: Option<i64>) -> i64 {
+    last_ts.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    })
+}
+
 /// What a `capture_drops` anomaly says.
 pub fn drop_message(new: u64, total: u64) -> String {
     format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
@@ -94,7 +105,8 @@ pub fn drop_message(new: u64, total: u64) -> String {
 pub struct Pipeline<'s> {
     table: FlowTable<Conn>,
     stage: Stage<'s>,
-    last_ts: i64,
+    /// The last packet's time; none before the first.
+    last_ts: Option<i64>,
     pub stats: RunStats,
 }
 
@@ -338,14 +350,14 @@ impl<'s> Pipeline<'s> {
         Pipeline {
             table: FlowTable::new(ports, limits),
             stage: Stage::new(sink),
-            last_ts: 0,
+            last_ts: None,
             stats: RunStats::default(),
         }
     }
 
     /// Processes one captured frame. Returns an output error (e.g. a closed pipe).
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
-        self.last_ts = pkt.ts_ns;
+        self.last_ts = Some(pkt.ts_ns);
         to_table(&mut self.table, &mut self.stage, pkt);
         match self.stage.io_error.take() {
             Some(e) => Err(e),
@@ -356,12 +368,13 @@ impl<'s> Pipeline<'s> {
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
     pub fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
-        self.stage.warn(self.last_ts, kind, message)
+        self.stage.warn(run_ts(self.last_ts), kind, message)
     }
 
     /// Ends every open connection and lets the sink write its closing output.
     pub fn finish(mut self) -> io::Result<RunStats> {
-        self.table.close_all(self.last_ts, &mut self.stage);
+        self.table
+            .close_all(self.last_ts.unwrap_or(0), &mut self.stage);
         if let Some(e) = self.stage.io_error.take() {
             return Err(e);
         }

@@ -146,7 +146,8 @@ pub struct Staged {
     table: FlowTable<()>,
     rec: Recorder,
     worker: Option<JoinHandle<io::Result<()>>>,
-    last_ts: i64,
+    /// The last packet's time; none before the first.
+    last_ts: Option<i64>,
     stats: RunStats,
 }
 
@@ -167,7 +168,7 @@ impl Staged {
                 empty,
             },
             worker: Some(worker),
-            last_ts: 0,
+            last_ts: None,
             stats: RunStats::default(),
         }
     }
@@ -188,7 +189,7 @@ impl Feed for Staged {
     /// Processes one captured frame. Returns the decoder's output error, if it
     /// stopped on one (e.g. a closed pipe).
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
-        self.last_ts = pkt.ts_ns;
+        self.last_ts = Some(pkt.ts_ns);
         to_table(&mut self.table, &mut self.rec, pkt);
         if self.rec.tx.is_none() {
             return Err(self
@@ -203,7 +204,7 @@ impl Feed for Staged {
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.rec.push(Ev::Warn {
-            ts: self.last_ts,
+            ts: super::run_ts(self.last_ts),
             kind: kind.to_string(),
             message: message.to_string(),
         });
@@ -217,7 +218,8 @@ impl Feed for Staged {
     /// Ends every open connection, lets the sink write its closing output and waits
     /// for the decoding thread.
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        self.table.close_all(self.last_ts, &mut self.rec);
+        self.table
+            .close_all(self.last_ts.unwrap_or(0), &mut self.rec);
         let mut stats = std::mem::take(&mut self.stats);
         stats.tcp = self.table.stats.clone();
         self.rec.push(Ev::Finish(Box::new(stats)));

@@ -43,11 +43,12 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// Runs the UI on the calling thread until the user quits, then restores the terminal
-/// (also restored on panic, by ratatui's hook) and raises `stop` for the capture.
+/// Runs the UI on the calling thread until the user quits or `stop` is raised (a
+/// signal), then restores the terminal (also restored on panic, by ratatui's hook)
+/// and raises `stop` for the capture.
 pub fn run(shared: SharedState, filter: filter::Filter, stop: &AtomicBool) -> io::Result<()> {
     let mut terminal = ratatui::try_init()?;
-    let result = event_loop(&mut terminal, &shared, filter);
+    let result = event_loop(&mut terminal, &shared, filter, stop);
     ratatui::restore();
     stop.store(true, Ordering::Relaxed);
     result
@@ -57,12 +58,16 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     shared: &SharedState,
     filter: filter::Filter,
+    stop: &AtomicBool,
 ) -> io::Result<()> {
     let theme = ui::Theme::from_env();
     let mut app = App::new(filter);
     let mut refreshed: Option<Instant> = None;
     let mut keyed = false;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let start = Instant::now();
         if keyed || refreshed.is_none_or(|t| start.duration_since(t) >= REFRESH) {
             let st = lock(shared);
