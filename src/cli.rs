@@ -90,6 +90,13 @@ pub struct Cli {
     #[arg(long = "show-secrets")]
     pub show_secrets: bool,
 
+    /// Decrypt TLS connections with the secrets of this NSS key log (SSLKEYLOGFILE
+    /// format, e.g. from libpq 18's sslkeylogfile connection parameter); repeatable.
+    /// While capturing live, lines appended later are read too. See docs/tls.md.
+    /// Example: --tls-keylog /tmp/pg-keys.log
+    #[arg(long = "tls-keylog", value_name = "FILE")]
+    pub tls_keylog: Vec<std::path::PathBuf>,
+
     /// Replace bind parameter values by "<redacted>" (they may hold personal data).
     /// Example: --redact-params
     #[arg(long = "redact-params")]

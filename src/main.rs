@@ -48,6 +48,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         redact_params: cli.redact_params,
     };
     let _ = ctrlc_handler();
+    let tls_keys = tls_keys(cli)?;
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
     let ports = cli.ports.clone();
     // Offline records: TCP on this thread, decoding on a second, formatting on a
@@ -74,19 +75,41 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         let sink = Box::new(output::threaded::Threaded::new(sink));
-        let staged = pipeline::staged::Staged::new(sink, ports, Default::default());
+        let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            staged.decrypt_tls(keys);
+        }
         capture(cli, Box::new(staged), None)?;
         return io::stdout().flush();
     }
     if filter.is_empty() {
-        let pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
+        let mut pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
         capture(cli, Box::new(pipe), None)?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
         capture(cli, Box::new(pipe), None)?;
     }
     io::stdout().flush()
+}
+
+/// `--tls-keylog`: every file read now (a missing one fails the run); followed while
+/// capturing live.
+fn tls_keys(cli: &Cli) -> io::Result<Option<pgscope::tls::KeyFiles>> {
+    if cli.tls_keylog.is_empty() {
+        return Ok(None);
+    }
+    let keys = pgscope::tls::KeyFiles::open(&cli.tls_keylog, cli.interface.is_some())?;
+    if keys.log.is_empty() && cli.interface.is_none() {
+        eprintln!("pgscope: warning: the TLS key logs hold no usable key");
+    }
+    Ok(Some(keys))
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
@@ -130,6 +153,7 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
             (source, sizes)
         }
     };
+    let tls_keys = tls_keys(cli)?;
     let mut state = tui::state::State::new(Default::default(), source, size);
     state.live = cli.interface.is_some();
     let progress = state.input_read.clone();
@@ -139,8 +163,11 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
-            let pipe =
+            let mut pipe =
                 pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+            if let Some(keys) = tls_keys {
+                pipe.decrypt_tls(keys);
+            }
             capture(&cli_owned, Box::new(pipe), Some(&progress))
         }));
         let mut st = tui::state::lock(&for_capture);

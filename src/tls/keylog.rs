@@ -5,6 +5,9 @@ use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::KeySource;
 
 /// Key material. Its `Debug` never shows the bytes, so no log or panic message can.
 #[derive(Clone, PartialEq, Eq)]
@@ -169,10 +172,36 @@ fn unhex(s: &[u8]) -> Option<Vec<u8>> {
 pub struct KeyFiles {
     files: Vec<Followed>,
     pub log: KeyLog,
+    /// Live capture: clients append to the files while pgscope runs.
+    follow: bool,
+    last_read: Instant,
+}
+
+/// While following, a missing key makes the files be read again, at most this often.
+const REREAD: Duration = Duration::from_millis(50);
+/// While following, how long (capture time) a connection's records wait for its key.
+const KEY_WAIT_NS: i64 = 2_000_000_000;
+
+impl KeySource for KeyFiles {
+    fn secrets(&mut self, client_random: &[u8; 32]) -> Option<&Secrets> {
+        if self.follow
+            && self.log.get(client_random).is_none()
+            && self.last_read.elapsed() >= REREAD
+        {
+            self.refresh();
+        }
+        self.log.get(client_random)
+    }
+
+    fn wait_ns(&self) -> i64 {
+        if self.follow { KEY_WAIT_NS } else { 0 }
+    }
 }
 
 struct Followed {
     path: PathBuf,
+    /// Opened once, before a live capture drops its privileges.
+    file: File,
     /// Bytes of the file already taken (complete lines only).
     offset: u64,
 }
@@ -183,16 +212,25 @@ const READ_CHUNK: u64 = 4 << 20;
 
 impl KeyFiles {
     /// Opens and reads every file now: a missing or unreadable one is an error.
-    pub fn open(paths: &[PathBuf]) -> io::Result<Self> {
-        let mut me = KeyFiles {
-            files: paths
-                .iter()
-                .map(|p| Followed {
+    /// `follow`: read what is appended later, when a key is missing.
+    pub fn open(paths: &[PathBuf], follow: bool) -> io::Result<Self> {
+        let files = paths
+            .iter()
+            .map(|p| {
+                let file = File::open(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                Ok(Followed {
                     path: p.clone(),
+                    file,
                     offset: 0,
                 })
-                .collect(),
+            })
+            .collect::<io::Result<_>>()?;
+        let mut me = KeyFiles {
+            files,
             log: KeyLog::default(),
+            follow,
+            last_read: Instant::now(),
         };
         for i in 0..me.files.len() {
             me.read(i, true).map_err(|e| {
@@ -205,6 +243,7 @@ impl KeyFiles {
     /// Takes the lines appended since the last read. Errors (a file removed since)
     /// leave the keys already read in place.
     pub fn refresh(&mut self) {
+        self.last_read = Instant::now();
         for i in 0..self.files.len() {
             let _ = self.read(i, false);
         }
@@ -213,7 +252,7 @@ impl KeyFiles {
     /// `to_end`: also a last line without its newline (a finished file).
     fn read(&mut self, i: usize, to_end: bool) -> io::Result<()> {
         let f = &mut self.files[i];
-        let mut file = File::open(&f.path)?;
+        let file = &mut f.file;
         let len = file.metadata()?.len();
         if len < f.offset {
             // Truncated and rewritten: read it again from the start.
@@ -222,7 +261,7 @@ impl KeyFiles {
         while f.offset < len {
             file.seek(SeekFrom::Start(f.offset))?;
             let mut buf = Vec::new();
-            (&mut file).take(READ_CHUNK).read_to_end(&mut buf)?;
+            (&mut *file).take(READ_CHUNK).read_to_end(&mut buf)?;
             // Only whole lines: the writer may be in the middle of one.
             let Some(end) = buf
                 .iter()
