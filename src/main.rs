@@ -57,7 +57,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, tls_keys),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
@@ -113,7 +113,12 @@ fn tls_keys(cli: &Cli) -> io::Result<Option<pgscope::tls::KeyFiles>> {
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
-fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Result<()> {
+fn run_tui(
+    cli: &Cli,
+    redaction: Redaction,
+    filter: filter::Filter,
+    tls_keys: Option<pgscope::tls::KeyFiles>,
+) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
             "-o tui needs a terminal on standard output",
@@ -153,7 +158,6 @@ fn run_tui(cli: &Cli, redaction: Redaction, filter: filter::Filter) -> io::Resul
             (source, sizes)
         }
     };
-    let tls_keys = tls_keys(cli)?;
     let mut state = tui::state::State::new(Default::default(), source, size);
     state.live = cli.interface.is_some();
     let progress = state.input_read.clone();

@@ -182,6 +182,27 @@ fn cipher_suites_and_key_updates() {
     }
 }
 
+/// The secrets after a KeyUpdate, derived: the same statements without the
+/// `_N` lines OpenSSL 3.0 logged for them.
+#[test]
+fn key_update_secrets_are_derived() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, keys) = tls("tls13-keyupdate");
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert_eq!(text.matches("TRAFFIC_SECRET_N ").count(), 3);
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains("TRAFFIC_SECRET_N "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let stripped = temp_keys(dir.path(), &kept);
+    let want = decrypted(&pcap, &keys, "query,session,anomaly");
+    let got = decrypted(&pcap, &stripped, "query,session,anomaly");
+    assert_eq!(queries(&got).len(), 3);
+    assert_eq!(queries(&got), queries(&want));
+    assert_eq!(anomalies(&got), []);
+}
+
 #[test]
 fn cbc_suite_is_reported_by_name() {
     let (pcap, keys) = tls("tls12-cbc");

@@ -112,6 +112,21 @@ impl KeyLog {
             }
             b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Slot::ClientHandshake,
             b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => Slot::ServerHandshake,
+            // OpenSSL 3.0 logs each KeyUpdate's secret under a literal `_N`: the
+            // n-th such line of a side is generation n.
+            b"CLIENT_TRAFFIC_SECRET_N" | b"SERVER_TRAFFIC_SECRET_N" => {
+                let client = label[0] == b'C';
+                let e = self.map.get(&random);
+                let have = e.map_or(0, |e| {
+                    let list = if client {
+                        &e.client_traffic
+                    } else {
+                        &e.server_traffic
+                    };
+                    list.iter().filter(|(g, _)| *g > 0).count() as u32
+                });
+                Slot::Traffic(client, have + 1)
+            }
             _ => match generation(label) {
                 Some((client, g)) => Slot::Traffic(client, g),
                 None => {
@@ -233,7 +248,8 @@ impl KeyFiles {
             last_read: Instant::now(),
         };
         for i in 0..me.files.len() {
-            me.read(i, true).map_err(|e| {
+            // A file still being written may end inside a line.
+            me.read(i, !follow).map_err(|e| {
                 io::Error::new(e.kind(), format!("{}: {e}", me.files[i].path.display()))
             })?;
         }

@@ -206,7 +206,9 @@ fn keylog_lines() {
          CLIENT_RANDOM {r} zz{s48}\n\
          CLIENT_RANDOM {r}\n\
          CLIENT_RANDOM {r} {s48} extra\n\
-         CLIENT_TRAFFIC_SECRET_x {r} {s32}\n",
+         CLIENT_TRAFFIC_SECRET_x {r} {s32}\n\
+         SERVER_TRAFFIC_SECRET_N {r} {s48}\n\
+         SERVER_TRAFFIC_SECRET_N {r} {s32}\n",
         R = r.to_uppercase(),
         short = &r[2..],
     );
@@ -221,7 +223,10 @@ fn keylog_lines() {
     assert_eq!(e.master.as_ref().unwrap().0[..], unhex(&s48)[..]);
     assert!(e.client_handshake.is_some() && e.server_handshake.is_some());
     assert_eq!(e.traffic(true, 1).unwrap().0.len(), 48);
-    assert!(e.traffic(false, 0).is_some() && e.traffic(false, 1).is_none());
+    assert!(e.traffic(false, 0).is_some() && e.traffic(false, 3).is_none());
+    // OpenSSL 3.0's literal `_N`: generations 1, 2… in the order logged.
+    assert_eq!(e.traffic(false, 1).unwrap().0.len(), 48);
+    assert_eq!(e.traffic(false, 2).unwrap().0.len(), 32);
     // Debug shows no key material.
     assert!(!format!("{e:?}").contains("1111"), "{e:?}");
 }
