@@ -499,3 +499,79 @@ fn key_log_followed_as_it_grows() {
     let s = files.secrets(&random).expect("read once appended");
     assert!(s.server_handshake.is_some() && s.client_handshake.is_none());
 }
+
+/// Live: `pgscope -i lo --tls-keylog F` while libpq 18 appends the connection's
+/// secrets to F as it connects; the statements come out decrypted.
+#[test]
+#[ignore = "needs root, a PostgreSQL server and libpq 18: run scripts/test.sh"]
+fn live_capture_follows_the_key_log() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let port = std::env::var("PG15_PORT").expect("PG15_PORT: source scripts/pg-setup.sh's env");
+    let lib = std::env::var("PG18_LIB").expect("PG18_LIB: libpq 18");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = temp_keys(dir.path(), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgscope"))
+        .args([
+            "-i",
+            "lo",
+            "-p",
+            &port,
+            "-o",
+            "json",
+            "--records",
+            "query,session,anomaly",
+        ])
+        .arg("--tls-keylog")
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let marker = format!("tls_live_{}", std::process::id());
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=trust_user dbname=pgscope sslmode=require sslkeylogfile={}",
+        keys.display()
+    );
+    let status = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
+        .env("LD_LIBRARY_PATH", lib)
+        .args(["-X", "-q", &conn, "-c", &format!("select '{marker}'")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::read_to_string(&keys)
+            .unwrap()
+            .contains("CLIENT_TRAFFIC_SECRET_0")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    let recs = parse_lines(out.as_bytes(), &keys);
+    let mine = of_kind(&recs, "pgwire.query")
+        .into_iter()
+        .find(|q| {
+            q["db.query.text"]
+                .as_str()
+                .is_some_and(|t| t.contains(&marker))
+        })
+        .unwrap_or_else(|| panic!("marker query not decrypted: {out}"));
+    let id = &mine["pgwire.conn_id"];
+    let s = of_kind(&recs, "pgwire.session")
+        .into_iter()
+        .find(|s| &s["pgwire.conn_id"] == id)
+        .expect("session record");
+    assert_eq!(s["tls.decrypted"], true);
+    assert_eq!(s["pgwire.encryption"], "tls");
+}

@@ -163,9 +163,15 @@ impl<'s> Stage<'s> {
         }
     }
 
-    /// Feeds a TLS connection's stream bytes to its decryptor and the plaintext on
-    /// to the framer, as if it had been the stream.
-    fn decrypt(&mut self, meta: &ConnMeta, conn: &mut Conn, dir: Dir, ts: i64, data: &[u8]) {
+    /// Runs `f` on a TLS connection's decryptor, with the key logs and a sink that
+    /// feeds its plaintext to the framer as if it had been the stream.
+    fn with_tls(
+        &mut self,
+        meta: &ConnMeta,
+        conn: &mut Conn,
+        ts: i64,
+        f: impl FnOnce(&mut tls::Conn, &mut tls::KeyFiles, &mut dyn FnMut(tls::Out<'_>)),
+    ) {
         let (
             Some(mut keys),
             Conn {
@@ -178,7 +184,7 @@ impl<'s> Stage<'s> {
         else {
             return;
         };
-        t.feed(dir, data, ts, &mut keys, &mut |out| match out {
+        f(t, &mut keys, &mut |out| match out {
             tls::Out::Plain(d, p) => {
                 decoder.feed(d, p, &mut |ev| self.event(meta, session, ts, ev))
             }
@@ -305,7 +311,9 @@ impl Handler<Conn> for Stage<'_> {
         let dir = dir_of(side);
         conn.session.count_bytes(dir, data.len());
         if conn.tls.is_some() {
-            self.decrypt(meta, conn, dir, ts, data);
+            self.with_tls(meta, conn, ts, |t, keys, out| {
+                t.feed(dir, data, ts, keys, out)
+            });
         } else {
             let Conn {
                 decoder, session, ..
@@ -313,7 +321,10 @@ impl Handler<Conn> for Stage<'_> {
             decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
             if let Some(rest) = decoder.tls_handoff() {
                 conn.tls = Some(Box::default());
-                self.decrypt(meta, conn, dir, ts, &data[data.len() - rest..]);
+                let data = &data[data.len() - rest..];
+                self.with_tls(meta, conn, ts, |t, keys, out| {
+                    t.feed(dir, data, ts, keys, out)
+                });
             }
         }
         self.after_feed(meta, conn, ts);
@@ -321,32 +332,18 @@ impl Handler<Conn> for Stage<'_> {
 
     fn gap(&mut self, meta: &ConnMeta, conn: &mut Conn, side: Side, ts: i64, bytes: u64) {
         let Conn {
-            decoder,
-            session,
-            tls,
-            ..
+            decoder, session, ..
         } = conn;
         let dir = dir_of(side);
         decoder.gap(dir, bytes, &mut |ev| self.event(meta, session, ts, ev));
-        if let Some(t) = tls {
-            t.gap(dir, bytes, &mut |out| {
-                if let tls::Out::Anomaly(d, problem, message) = out {
-                    self.tls_anomaly(meta, ts, d, problem, &message)
-                }
-            });
-        }
+        self.with_tls(meta, conn, ts, |t, _, out| t.gap(dir, bytes, out));
         self.after_feed(meta, conn, ts);
     }
 
     fn close(&mut self, meta: &ConnMeta, mut conn: Conn, ts: i64, reason: CloseReason) {
-        if let Some(t) = &mut conn.tls {
-            t.close(&mut |out| {
-                if let tls::Out::Anomaly(d, problem, message) = out {
-                    self.tls_anomaly(meta, ts, d, problem, &message)
-                }
-            });
-            conn.session.note_tls(&t.info);
-        }
+        // Records held for a key are decrypted if it came; a cut record or a key
+        // that never came is reported.
+        self.with_tls(meta, &mut conn, ts, |t, keys, out| t.close(ts, keys, out));
         let session_rec =
             conn.session
                 .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);

@@ -13,6 +13,8 @@ pub trait KeySource {
     /// How long (capture time) a connection's records are held while its key is
     /// missing, for a key log that may still be written: 0 when it is complete.
     fn wait_ns(&self) -> i64;
+    /// Reads what was appended since, now: the last look before giving up on a key.
+    fn reread(&mut self) {}
 }
 
 /// Why a connection is not (or no longer) decrypted.
@@ -225,10 +227,15 @@ impl Conn {
         });
     }
 
-    /// The connection ended: a record cut short, or a key that never came.
-    pub fn close(&mut self, out: &mut dyn FnMut(Out<'_>)) {
+    /// The connection ended: a record cut short, or a key that never came (looked
+    /// for once more: a short connection may end before the key log is read again).
+    pub fn close(&mut self, ts: i64, keys: &mut dyn KeySource, out: &mut dyn FnMut(Out<'_>)) {
         if matches!(self.state, State::Holding { .. }) {
-            return self.no_key(out);
+            keys.reread();
+            self.retry(ts, keys, out);
+            if matches!(self.state, State::Holding { .. }) {
+                return self.no_key(out);
+            }
         }
         if self.failed() {
             return;
@@ -286,10 +293,17 @@ impl Conn {
         let State::Holding { since, .. } = self.state else {
             return;
         };
-        let Some(secrets) = self.client_random.and_then(|r| keys.secrets(&r).cloned()) else {
-            if ts.saturating_sub(since) > keys.wait_ns() {
-                self.no_key(out);
+        let lookup =
+            |keys: &mut dyn KeySource| self.client_random.and_then(|r| keys.secrets(&r).cloned());
+        let mut found = lookup(keys);
+        if found.is_none() && ts.saturating_sub(since) > keys.wait_ns() {
+            keys.reread();
+            found = lookup(keys);
+            if found.is_none() {
+                return self.no_key(out);
             }
+        }
+        let Some(secrets) = found else {
             return;
         };
         let State::Holding { held, .. } = mem::replace(&mut self.state, State::Running) else {

@@ -211,6 +211,12 @@ impl KeySource for KeyFiles {
     fn wait_ns(&self) -> i64 {
         if self.follow { KEY_WAIT_NS } else { 0 }
     }
+
+    fn reread(&mut self) {
+        if self.follow {
+            self.refresh();
+        }
+    }
 }
 
 struct Followed {

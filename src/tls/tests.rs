@@ -82,7 +82,7 @@ fn run(conn: &mut Conn, keys: &mut Log, feed: &[(Dir, &str)], chunk: usize) -> S
             });
         }
     }
-    conn.close(&mut |o| {
+    conn.close(0, keys, &mut |o| {
         if let Out::Anomaly(_, p, m) = o {
             seen.anomalies.push((p, m))
         }
