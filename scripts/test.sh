@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib; do
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib gcc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,7 +18,7 @@ fi
 scripts/pg-setup.sh start
 # shellcheck disable=SC1091
 . "${PGSCOPE_PG_BASE:-/tmp/pgscope-pg}/env"
-export PG15_PORT PSQL
+export PG15_PORT PSQL PG18_LIB
 
 cargo build --release
 cargo test --release -- --include-ignored

@@ -575,3 +575,26 @@ fn live_capture_follows_the_key_log() {
     assert_eq!(s["tls.decrypted"], true);
     assert_eq!(s["pgwire.encryption"], "tls");
 }
+
+/// The server-side key log (tools/keylog-preload): a throwaway PostgreSQL 15 with the
+/// library preloaded logs the secrets of a psql 15 session (whose libpq cannot), and
+/// pgscope decrypts the capture with them.
+#[test]
+#[ignore = "needs root, cc, tcpdump and PostgreSQL 15: run scripts/test.sh"]
+fn server_side_key_log_library() {
+    let out = std::process::Command::new(root().join("tools/keylog-preload/test.sh"))
+        .arg(env!("CARGO_BIN_EXE_pgscope"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let recs = parse_lines(&out.stdout, Path::new("keylog-preload"));
+    assert_eq!(anomalies(&recs), [], "{err}");
+    assert_eq!(
+        queries(&recs),
+        ["\"SELECT 'through the server key log' AS how\" | \"SELECT 1\" | null | 1"]
+    );
+    let s = session(&recs);
+    assert_eq!(s["tls.decrypted"], true);
+    assert_eq!(s["pgwire.encryption.negotiation"][0], "SSLRequest:S");
+}
