@@ -73,9 +73,11 @@ const MAX_RECORD: usize = (1 << 14) + 2048;
 const TAG: usize = 16;
 /// Handshake messages pgscope reads are small, but a certificate chain sits in the
 /// same stream (TLS 1.2 in clear, 1.3 encrypted): buffered up to this to be skipped.
-const MAX_HANDSHAKE: usize = 1 << 20;
-/// Encrypted bytes held per connection while its key is awaited.
-const MAX_HELD: usize = 4 << 20;
+const MAX_HANDSHAKE: usize = 256 << 10;
+/// Encrypted bytes held per connection while its key is awaited: the key is logged
+/// during the handshake, before the client has sent more than its startup and a few
+/// statements.
+const MAX_HELD: usize = 256 << 10;
 /// The ServerHello random that marks a HelloRetryRequest (RFC 8446 §4.1.3).
 const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
