@@ -598,3 +598,82 @@ fn server_side_key_log_library() {
     assert_eq!(s["tls.decrypted"], true);
     assert_eq!(s["pgwire.encryption.negotiation"][0], "SSLRequest:S");
 }
+
+/// The TUI and the summary see the decrypted statements too.
+#[test]
+fn tui_and_summary_show_decrypted_statements() {
+    use pgscope::output::fields::Redaction;
+    use pgscope::tui::app::App;
+    use pgscope::tui::state::{State, TuiSink, lock};
+    use pgscope::tui::ui::{Theme, draw};
+    use ratatui::{Terminal, backend::TestBackend};
+    use std::sync::{Arc, Mutex};
+
+    let (pcap, keys) = tls("tls13-pg18-direct-scram32");
+    let shared = Arc::new(Mutex::new(State::new(Default::default(), "t".into(), None)));
+    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let mut pipe = pgscope::pipeline::Pipeline::new(&mut sink, vec![5433], Default::default());
+    pipe.decrypt_tls(pgscope::tls::KeyFiles::open(&[keys.clone()], false).unwrap());
+    let file = std::fs::File::open(&pcap).unwrap();
+    pgscope::capture::read_file("t", file, &AtomicBool::new(false), &mut |p| {
+        pipe.packet(&p).unwrap();
+        pgscope::capture::Flow::Continue(())
+    })
+    .unwrap();
+    pipe.finish().unwrap();
+    let mut app = App::new(Default::default());
+    let screen = |app: &mut App| -> String {
+        app.refresh(&lock(&shared), std::time::Instant::now());
+        let mut t = Terminal::new(TestBackend::new(200, 60)).unwrap();
+        t.draw(|f| draw(f, app, Theme { color: false })).unwrap();
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect()
+    };
+    let sessions = screen(&mut app);
+    assert!(
+        sessions.contains("scram_user") && sessions.contains("SCRAM-SHA-256-PLUS"),
+        "{sessions}"
+    );
+    // The queries view.
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('3'),
+        crossterm::event::KeyModifiers::NONE,
+    ));
+    let queries = screen(&mut app);
+    assert!(queries.contains("generate_series"), "{queries}");
+
+    // The summary's statements: those of the plaintext twin.
+    let statements = |args: &[&str]| -> Vec<String> {
+        let run = pgscope(&[&["-o", "summary", "-p", "5433"], args].concat());
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        String::from_utf8(run.stdout)
+            .unwrap()
+            .lines()
+            .skip_while(|l| !l.starts_with("Top statements"))
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            // calls … rows errors statement: the timing columns vary.
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {}", f[0], f[7..].join(" "))
+            })
+            .collect()
+    };
+    let ours = statements(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "--tls-keylog",
+        keys.to_str().unwrap(),
+    ]);
+    let twin = statements(&["-r", pcap.with_extension("plain.pcap").to_str().unwrap()]);
+    // Ordered by time, which differs between the two runs.
+    let (mut ours, mut twin) = (ours, twin);
+    ours.sort();
+    twin.sort();
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    assert_eq!(ours, twin);
+}
