@@ -613,7 +613,7 @@ fn tui_and_summary_show_decrypted_statements() {
     let shared = Arc::new(Mutex::new(State::new(Default::default(), "t".into(), None)));
     let mut sink = TuiSink::new(shared.clone(), Redaction::default());
     let mut pipe = pgscope::pipeline::Pipeline::new(&mut sink, vec![5433], Default::default());
-    pipe.decrypt_tls(pgscope::tls::KeyFiles::open(&[keys.clone()], false).unwrap());
+    pipe.decrypt_tls(pgscope::tls::KeyFiles::open(std::slice::from_ref(&keys), false).unwrap());
     let file = std::fs::File::open(&pcap).unwrap();
     pgscope::capture::read_file("t", file, &AtomicBool::new(false), &mut |p| {
         pipe.packet(&p).unwrap();
