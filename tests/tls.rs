@@ -132,6 +132,12 @@ fn scram_inside_tls_binds_the_channel() {
 fn cipher_suites_and_key_updates() {
     for (name, version, cipher, texts) in [
         (
+            "tls13-aes128",
+            "1.3",
+            "TLS_AES_128_GCM_SHA256",
+            &["SELECT 'aes128'"][..],
+        ),
+        (
             "tls13-aes256",
             "1.3",
             "TLS_AES_256_GCM_SHA384",
@@ -229,6 +235,7 @@ fn message_counts_match_tshark_with_the_key_log() {
         "tls13-pg15-sslrequest",
         "tls12-pg15-sslrequest",
         "tls13-pg18-sslrequest-scram32",
+        "tls13-aes128",
         "tls13-aes256",
         "tls13-chacha20",
         "tls12-chacha20",
@@ -255,7 +262,7 @@ fn message_counts_match_tshark_with_the_key_log() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 8);
+    assert_eq!(compared, 9);
 }
 
 /// A key log's secrets (hex), to check none reaches any output.

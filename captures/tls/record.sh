@@ -63,6 +63,7 @@ run() {
     tls13-pg18-direct-scram32) psql18 "$1" "host=127.0.0.1 port=$PG18_PORT user=scram_user dbname=pgscope sslnegotiation=direct" \
         PGPASSWORD=scram-secret-pw PGMAXPROTOCOLVERSION=3.2 ;;
     tls12-pg18-direct) psql18 "$1" "host=127.0.0.1 port=$PG18_PORT user=trust_user dbname=pgscope sslnegotiation=direct ssl_max_protocol_version=TLSv1.2" ;;
+    tls13-aes128) sclient "$1" "$PG15_PORT" "SELECT 'aes128'" -- -ciphersuites TLS_AES_128_GCM_SHA256 ;;
     tls13-aes256) sclient "$1" "$PG15_PORT" "SELECT 'aes256'" -- -ciphersuites TLS_AES_256_GCM_SHA384 ;;
     tls13-chacha20) sclient "$1" "$PG15_PORT" "SELECT 'chacha20'" -- -ciphersuites TLS_CHACHA20_POLY1305_SHA256 ;;
     tls12-chacha20) sclient "$1" "$PG15_PORT" "SELECT 'chacha20'" -- -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305 ;;
@@ -75,5 +76,5 @@ run() {
 }
 
 ALL=(tls13-pg15-sslrequest tls12-pg15-sslrequest tls13-pg18-sslrequest-scram32 tls13-pg18-direct-scram32
-     tls12-pg18-direct tls13-aes256 tls13-chacha20 tls12-chacha20 tls12-aes128 tls13-keyupdate tls12-cbc)
+     tls12-pg18-direct tls13-aes128 tls13-aes256 tls13-chacha20 tls12-chacha20 tls12-aes128 tls13-keyupdate tls12-cbc)
 for s in "${@:-${ALL[@]}}"; do run "$s"; done
