@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv; do
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -26,7 +26,7 @@ scripts/pg-setup.sh start
 scripts/py-drivers.sh >/dev/null
 # shellcheck disable=SC1091
 . "${PGSCOPE_PG_BASE:-/tmp/pgscope-pg}/env"
-export PG15_PORT PSQL
+export PG15_PORT PSQL PG18_LIB
 
 cargo build --release
 cargo test --release -- --include-ignored

@@ -14,6 +14,7 @@ use clap::{Parser, ValueEnum};
   pgscope -r a.pcap -r b.pcapng -o summary     statistics of two files
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
   sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
+  pgscope -r tls.pcap --tls-keylog keys.log    decrypt TLS (key log: libpq 18's sslkeylogfile)
   tcpdump -w - -i lo port 5432 | pgscope -r - -o text"
 )]
 pub struct Cli {
@@ -89,6 +90,13 @@ pub struct Cli {
     /// "<redacted>" (for your own test traffic). Example: -o text --show-secrets
     #[arg(long = "show-secrets")]
     pub show_secrets: bool,
+
+    /// Decrypt TLS connections with the secrets of this NSS key log (SSLKEYLOGFILE
+    /// format, e.g. from libpq 18's sslkeylogfile connection parameter); repeatable.
+    /// While capturing live, lines appended later are read too. See docs/tls.md.
+    /// Example: --tls-keylog /tmp/pg-keys.log
+    #[arg(long = "tls-keylog", value_name = "FILE")]
+    pub tls_keylog: Vec<std::path::PathBuf>,
 
     /// Replace bind parameter values by "<redacted>" (they may hold personal data).
     /// Example: --redact-params

@@ -14,4 +14,5 @@ pub mod privs;
 pub mod session;
 pub mod synth;
 pub mod tcp;
+pub mod tls;
 pub mod tui;

@@ -51,6 +51,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         redact_params: cli.redact_params,
     };
     let _ = ctrlc_handler();
+    let tls_keys = tls_keys(cli)?;
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
     let ports = cli.ports.clone();
     // Offline records: TCP on this thread, decoding on a second, formatting on a
@@ -59,7 +60,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
@@ -77,19 +78,41 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         let sink = Box::new(output::threaded::Threaded::new(sink));
-        let staged = pipeline::staged::Staged::new(sink, ports, Default::default());
+        let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            staged.decrypt_tls(keys);
+        }
         capture(cli, Box::new(staged), become_user, None)?;
         return io::stdout().flush();
     }
     if filter.is_empty() {
-        let pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
+        let mut pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
         capture(cli, Box::new(pipe), become_user, None)?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
         capture(cli, Box::new(pipe), become_user, None)?;
     }
     io::stdout().flush()
+}
+
+/// `--tls-keylog`: every file read now (a missing one fails the run); followed while
+/// capturing live.
+fn tls_keys(cli: &Cli) -> io::Result<Option<pgscope::tls::KeyFiles>> {
+    if cli.tls_keylog.is_empty() {
+        return Ok(None);
+    }
+    let keys = pgscope::tls::KeyFiles::open(&cli.tls_keylog, cli.interface.is_some())?;
+    if keys.log.is_empty() && cli.interface.is_none() {
+        eprintln!("pgscope: warning: the TLS key logs hold no usable key");
+    }
+    Ok(Some(keys))
 }
 
 /// Capture and decoding on a thread of their own, the TUI on this one.
@@ -98,6 +121,7 @@ fn run_tui(
     redaction: Redaction,
     filter: filter::Filter,
     become_user: Option<&privs::Target>,
+    tls_keys: Option<pgscope::tls::KeyFiles>,
 ) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
@@ -148,8 +172,11 @@ fn run_tui(
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
-            let pipe =
+            let mut pipe =
                 pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+            if let Some(keys) = tls_keys {
+                pipe.decrypt_tls(keys);
+            }
             capture(
                 &cli_owned,
                 Box::new(pipe),

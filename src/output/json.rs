@@ -512,6 +512,12 @@ impl<W: Write> Sink for JsonSink<W> {
         if !s.negotiation.is_empty() {
             o.value("pgwire.encryption.negotiation", &s.negotiation);
         }
+        if let Some(t) = &s.tls {
+            o.opt_str("tls.version", t.version)
+                .opt_str("tls.cipher", t.cipher.as_deref())
+                .opt_str("tls.next_protocol", t.alpn.as_deref())
+                .bool("tls.decrypted", t.decrypted);
+        }
         o.opt_str("pgwire.auth.method", s.auth_method.as_deref())
             .opt_str("pgwire.auth.outcome", s.auth_outcome);
         if let Some(e) = &s.auth_error {

@@ -163,6 +163,11 @@ pub struct ConnDecoder {
     seen_frontend: bool,
     stopped: bool,
     encryption: Option<&'static str>,
+    /// TLS is decrypted by the caller: the switch hands the stream back (see
+    /// [`ConnDecoder::tls_handoff`]) instead of stopping.
+    decrypt_tls: bool,
+    /// Set by the switch to TLS: how many bytes of the current feed followed it.
+    handoff: Option<usize>,
     protocol_minor: Option<u16>,
     max_message: usize,
     stats: Stats,
@@ -190,6 +195,8 @@ impl ConnDecoder {
             seen_frontend: false,
             stopped: false,
             encryption: None,
+            decrypt_tls: false,
+            handoff: None,
             protocol_minor: None,
             max_message: max_message.max(TYPED_HEADER),
             stats: Stats::default(),
@@ -199,6 +206,18 @@ impl ConnDecoder {
     /// `Some("tls")` / `Some("gss")` once the connection switched to encryption.
     pub fn encrypted(&self) -> Option<&'static str> {
         self.encryption
+    }
+
+    /// The caller decrypts TLS: after the switch to it (SSLRequest answered `S`, or a
+    /// direct TLS handshake) the framer takes the plaintext, fed like the stream's.
+    pub fn decrypt_tls(&mut self) {
+        self.decrypt_tls = true;
+    }
+
+    /// After a feed in which the stream switched to TLS (with [`Self::decrypt_tls`]):
+    /// how many of its last bytes are TLS, to be decrypted and fed back as plaintext.
+    pub fn tls_handoff(&mut self) -> Option<usize> {
+        self.handoff.take()
     }
 
     /// Minor protocol version from the StartupMessage, lowered by
@@ -304,6 +323,10 @@ impl ConnDecoder {
         while !data.is_empty() {
             if self.stopped {
                 self.stats.ignored += data.len() as u64;
+                return;
+            }
+            if self.handoff.is_some() {
+                self.handoff = Some(data.len());
                 return;
             }
             // Each step consumes bytes or changes the mode.
@@ -561,13 +584,17 @@ impl ConnDecoder {
         let dir = Dir::Frontend;
         let buf = &mut self.side_mut(dir).buf;
         if buf.is_empty() && data.first() == Some(&TLS_HANDSHAKE) {
-            self.stats.ignored += data.len() as u64;
             self.encrypt(
                 dir,
                 "tls",
                 "direct TLS handshake (sslnegotiation=direct)",
                 sink,
             );
+            if self.decrypt_tls {
+                // The handshake is the caller's to decrypt.
+                return 0;
+            }
+            self.stats.ignored += data.len() as u64;
             return data.len();
         }
         if buf.len() + data.len() < 4 {
@@ -680,7 +707,7 @@ impl ConnDecoder {
         1
     }
 
-    /// Encryption started: nothing more can be decoded.
+    /// Encryption started: nothing more can be decoded (unless the caller decrypts).
     fn encrypt(
         &mut self,
         dir: Dir,
@@ -689,6 +716,10 @@ impl ConnDecoder {
         sink: &mut dyn FnMut(Event<'_>),
     ) {
         self.encryption = Some(scheme);
+        if scheme == "tls" && self.decrypt_tls {
+            self.handoff = Some(0);
+            return;
+        }
         self.stop(dir, AnomalyKind::EncryptionSwitch, sink, || {
             format!("{what}; not decoded further")
         });

@@ -11,6 +11,7 @@ use crate::pgwire::{self, AnomalyKind, ConnDecoder, Dir, Event};
 use crate::session::record::QueryRecord;
 use crate::session::{Session, Shared};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
+use crate::tls;
 use std::io;
 
 pub mod staged;
@@ -19,6 +20,9 @@ pub mod staged;
 pub struct Conn {
     decoder: ConnDecoder,
     session: Session,
+    /// From the switch to TLS on, when decrypting: both directions' stream bytes go
+    /// through it and its plaintext to `decoder`.
+    tls: Option<Box<tls::Conn>>,
     encryption_noted: bool,
     /// Packet time after which the sink gets the next `session_update`.
     next_update_ns: i64,
@@ -49,6 +53,8 @@ pub(crate) struct Stage<'s> {
     messages: u64,
     anomalies: u64,
     io_error: Option<io::Error>,
+    /// `--tls-keylog`: TLS connections are decrypted with these.
+    tls_keys: Option<tls::KeyFiles>,
 }
 
 /// What the capture loop feeds: [`Pipeline`] on the calling thread, or
@@ -165,7 +171,59 @@ impl<'s> Stage<'s> {
             messages: 0,
             anomalies: 0,
             io_error: None,
+            tls_keys: None,
         }
+    }
+
+    /// Runs `f` on a TLS connection's decryptor, with the key logs and a sink that
+    /// feeds its plaintext to the framer as if it had been the stream.
+    fn with_tls(
+        &mut self,
+        meta: &ConnMeta,
+        conn: &mut Conn,
+        ts: i64,
+        f: impl FnOnce(&mut tls::Conn, &mut tls::KeyFiles, &mut dyn FnMut(tls::Out<'_>)),
+    ) {
+        let (
+            Some(mut keys),
+            Conn {
+                decoder,
+                session,
+                tls: Some(t),
+                ..
+            },
+        ) = (self.tls_keys.take(), conn)
+        else {
+            return;
+        };
+        f(t, &mut keys, &mut |out| match out {
+            tls::Out::Plain(d, p) => {
+                decoder.feed(d, p, &mut |ev| self.event(meta, session, ts, ev))
+            }
+            tls::Out::Anomaly(d, problem, message) => {
+                self.tls_anomaly(meta, ts, d, problem, &message)
+            }
+        });
+        self.tls_keys = Some(keys);
+        session.note_tls(&t.info);
+    }
+
+    fn tls_anomaly(
+        &mut self,
+        meta: &ConnMeta,
+        ts: i64,
+        dir: Dir,
+        problem: tls::Problem,
+        message: &str,
+    ) {
+        self.anomalies += 1;
+        let view = AnomalyView {
+            kind: problem.as_str(),
+            dir: Some(dir),
+            message,
+        };
+        let r = self.sink.anomaly(Some(meta), ts, &view);
+        self.check(r);
     }
 
     /// A run-level warning for the anomaly stream.
@@ -270,9 +328,14 @@ impl Handler<Conn> for Stage<'_> {
     }
 
     fn open(&mut self, meta: &ConnMeta) -> Conn {
+        let mut decoder = ConnDecoder::new(meta.midstream);
+        if self.tls_keys.is_some() {
+            decoder.decrypt_tls();
+        }
         Conn {
-            decoder: ConnDecoder::new(meta.midstream),
+            decoder,
             session: Session::new(meta.id, meta.start_ns, meta.midstream),
+            tls: None,
             encryption_noted: false,
             next_update_ns: i64::MIN,
             phase: 0,
@@ -289,11 +352,24 @@ impl Handler<Conn> for Stage<'_> {
         acked: Option<u64>,
     ) {
         let dir = dir_of(side);
-        let Conn {
-            decoder, session, ..
-        } = conn;
-        session.segment(dir, data.len(), acked);
-        decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
+        conn.session.segment(dir, data.len(), acked);
+        if conn.tls.is_some() {
+            self.with_tls(meta, conn, ts, |t, keys, out| {
+                t.feed(dir, data, ts, keys, out)
+            });
+        } else {
+            let Conn {
+                decoder, session, ..
+            } = conn;
+            decoder.feed(dir, data, &mut |ev| self.event(meta, session, ts, ev));
+            if let Some(rest) = decoder.tls_handoff() {
+                conn.tls = Some(Box::default());
+                let data = &data[data.len() - rest..];
+                self.with_tls(meta, conn, ts, |t, keys, out| {
+                    t.feed(dir, data, ts, keys, out)
+                });
+            }
+        }
         self.after_feed(meta, conn, ts);
     }
 
@@ -302,13 +378,16 @@ impl Handler<Conn> for Stage<'_> {
             decoder, session, ..
         } = conn;
         session.lost_bytes(dir_of(side), bytes);
-        decoder.gap(dir_of(side), bytes, &mut |ev| {
-            self.event(meta, session, ts, ev)
-        });
+        let dir = dir_of(side);
+        decoder.gap(dir, bytes, &mut |ev| self.event(meta, session, ts, ev));
+        self.with_tls(meta, conn, ts, |t, _, out| t.gap(dir, bytes, out));
         self.after_feed(meta, conn, ts);
     }
 
-    fn close(&mut self, meta: &ConnMeta, conn: Conn, ts: i64, reason: CloseReason) {
+    fn close(&mut self, meta: &ConnMeta, mut conn: Conn, ts: i64, reason: CloseReason) {
+        // Records held for a key are decrypted if it came; a cut record or a key
+        // that never came is reported.
+        self.with_tls(meta, &mut conn, ts, |t, keys, out| t.close(ts, keys, out));
         let mut session_rec =
             conn.session
                 .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
@@ -353,6 +432,11 @@ impl<'s> Pipeline<'s> {
             last_ts: None,
             stats: RunStats::default(),
         }
+    }
+
+    /// Decrypts TLS connections with the secrets of these key log files.
+    pub fn decrypt_tls(&mut self, keys: tls::KeyFiles) {
+        self.stage.tls_keys = Some(keys);
     }
 
     /// Processes one captured frame. Returns an output error (e.g. a closed pipe).

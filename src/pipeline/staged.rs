@@ -50,6 +50,8 @@ enum Ev {
         kind: String,
         message: String,
     },
+    /// `--tls-keylog`, before any connection.
+    Tls(Box<crate::tls::KeyFiles>),
     /// The last event: the reader's figures, completed and passed to `Sink::finish`.
     Finish(Box<RunStats>),
 }
@@ -173,6 +175,12 @@ impl Staged {
         }
     }
 
+    /// Decrypts TLS connections with the secrets of these key log files (the
+    /// decoding thread, where the framer is, takes them).
+    pub fn decrypt_tls(&mut self, keys: crate::tls::KeyFiles) {
+        self.rec.push(Ev::Tls(Box::new(keys)));
+    }
+
     /// Closes the hand-over and waits for the decoding thread: its output error, if
     /// it stopped on one.
     fn wait(&mut self) -> io::Result<()> {
@@ -273,6 +281,7 @@ fn decode_all(
                     }
                 }
                 Ev::Warn { ts, kind, message } => stage.warn(ts, &kind, &message)?,
+                Ev::Tls(keys) => stage.tls_keys = Some(*keys),
                 Ev::Finish(mut stats) => {
                     stats.messages = stage.messages;
                     stats.anomalies = stage.anomalies;

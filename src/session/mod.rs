@@ -341,6 +341,13 @@ impl Session {
         }
     }
 
+    /// What the TLS decryptor learnt (version, suite, whether records decrypted).
+    pub fn note_tls(&mut self, info: &crate::tls::Info) {
+        if self.rec.tls.as_ref() != Some(info) {
+            self.rec.tls = Some(info.clone());
+        }
+    }
+
     /// Feeds one decoded message; finished statements are appended to `out`.
     #[inline]
     pub fn on_message(

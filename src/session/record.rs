@@ -191,6 +191,8 @@ pub struct SessionRecord {
     pub encryption: Option<&'static str>,
     /// What was asked and answered, e.g. `SSLRequest:N`, `GSSENCRequest:N`, `direct_tls`.
     pub negotiation: Vec<String>,
+    /// TLS version, suite and whether it was decrypted (only with `--tls-keylog`).
+    pub tls: Option<crate::tls::Info>,
     pub auth_method: Option<String>,
     pub auth_outcome: Option<&'static str>,
     pub auth_error: Option<ServerMessage>,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary on real captures.
 #![allow(dead_code)]
 
+pub mod tshark;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

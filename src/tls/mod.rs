@@ -1,0 +1,11 @@
+//! TLS decryption from an NSS key log: pure (no I/O but reading the key log files),
+//! so a connection's TLS stream goes in and its plaintext comes out.
+
+mod conn;
+pub mod crypto;
+mod keylog;
+#[cfg(test)]
+mod tests;
+
+pub use conn::{Conn, Info, KeySource, Out, Problem, hex};
+pub use keylog::{KeyFiles, KeyLog, Secret, Secrets};
