@@ -208,6 +208,7 @@ impl Session {
     /// The next in-order bytes of one direction, before they are decoded: counted,
     /// and kept as the place of the messages they hold. `acked` is how far into the
     /// other direction the segment's ACK reaches (see `tcp::Handler::data`).
+    #[inline]
     pub fn segment(&mut self, dir: Dir, n: usize, acked: Option<u64>) {
         match dir {
             Dir::Frontend => self.rec.bytes_client += n as u64,
@@ -534,6 +535,7 @@ impl Session {
         }
     }
 
+    #[inline]
     fn parse(
         &mut self,
         shared: &mut Shared,
@@ -565,6 +567,7 @@ impl Session {
         self.push(shared, ts, Op::Parse(name));
     }
 
+    #[inline]
     fn bind(
         &mut self,
         shared: &mut Shared,
@@ -1195,6 +1198,7 @@ impl Session {
     }
 
     /// Finished statements go out with the transaction status that followed them.
+    #[inline]
     fn flush_done(&mut self, status: u8, out: &mut Vec<Box<QueryRecord>>) {
         self.settle_doubt();
         for mut r in self.done.drain(..) {
@@ -1226,10 +1230,18 @@ impl Session {
             .rposition(|r| r.unsure)
             .map_or(0, |i| i + 1);
         let batch = &mut self.done[first..];
-        let starts = match self.rec.tx_status {
-            Some(t) => vec![t],
-            None => vec![b'I', b'T'],
-        };
+        if let Some(start) = self.rec.tx_status {
+            // The common case, on every ReadyForQuery: written in place.
+            if !settle_in_place(batch, start, status) {
+                for r in batch.iter_mut() {
+                    r.tx_status = None;
+                    r.rolled_back = false;
+                }
+                self.undone_unknown(first);
+            }
+            return;
+        }
+        let starts = [b'I', b'T'];
         let mut found: Option<Settled> = None;
         let mut agree = true;
         for start in starts {
@@ -1379,6 +1391,33 @@ fn settle(batch: &[Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> 
         out.status[i] = Some(tx);
     }
     (tx == status).then_some(out)
+}
+
+/// [`settle`] from a known status, writing each record's status and rolled-back
+/// flag; whether the walk came out at `status` (if not, what was written is void).
+fn settle_in_place(batch: &mut [Box<QueryRecord>], start: u8, status: u8) -> bool {
+    if let [r] = batch
+        && r.outcome == Outcome::Success
+        && start == status
+        && !matches!(
+            r.command_tag.as_deref(),
+            Some("BEGIN" | "START TRANSACTION" | "COMMIT" | "ROLLBACK" | "PREPARE TRANSACTION")
+        )
+    {
+        // One statement that changed nothing of the transaction (most batches).
+        r.tx_status = Some(status);
+        return true;
+    }
+    match settle(batch, start, status) {
+        Some(d) => {
+            for ((r, st), rb) in batch.iter_mut().zip(d.status).zip(d.rolled_back) {
+                r.tx_status = st;
+                r.rolled_back = rb;
+            }
+            true
+        }
+        None => false,
+    }
 }
 
 /// A record whose result cannot be vouched for: it says so and gives none.

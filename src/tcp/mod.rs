@@ -599,6 +599,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
     /// bytes of `other` not handed on yet (its answer must not overtake the
     /// request), and held segments of either direction go on as soon as what they
     /// acknowledge has been handed on.
+    #[inline(always)]
     fn arrive(&mut self, this: &mut Half, other: &mut Half, side: Side, seg: &Segment<'_>) {
         let data = !seg.payload.is_empty() || seg.missing > 0 || seg.has(FLAG_FIN);
         let ack = seg.has(FLAG_ACK);
@@ -659,6 +660,9 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         if let Some(h) = other.held.back() {
             let ack = h.ack;
             self.acked(this, side, ack);
+        }
+        if this.held.is_empty() && other.held.is_empty() {
+            return;
         }
         let (client, server) = match side {
             Side::Client => (this, other),
@@ -750,6 +754,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         half.delivered += bytes;
     }
 
+    #[inline]
     fn segment(&mut self, half: &mut Half, side: Side, seg: &Segment<'_>) {
         let mut seq = seg.seq;
         if seg.has(FLAG_SYN) {
