@@ -103,6 +103,17 @@ pub(crate) fn run_ts(last_ts: Option<i64>) -> i64 {
     })
 }
 
+/// The `clock_backwards` anomaly at the end of a run whose packet times went back.
+pub(crate) fn clock_message(t: &crate::tcp::TcpStats) -> Option<String> {
+    (t.clock_backwards > 0).then(|| {
+        format!(
+            "capture time went backwards {} times (at most {:.3} ms): durations are clamped at 0 and idle expiry follows the latest time seen",
+            t.clock_backwards,
+            t.clock_backwards_max_ns as f64 / 1e6
+        )
+    })
+}
+
 /// What a `capture_drops` anomaly says.
 pub fn drop_message(new: u64, total: u64) -> String {
     format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
@@ -457,6 +468,9 @@ impl<'s> Pipeline<'s> {
 
     /// Ends every open connection and lets the sink write its closing output.
     pub fn finish(mut self) -> io::Result<RunStats> {
+        if let Some(m) = clock_message(&self.table.stats) {
+            self.warn("clock_backwards", &m)?;
+        }
         self.table
             .close_all(self.last_ts.unwrap_or(0), &mut self.stage);
         if let Some(e) = self.stage.io_error.take() {

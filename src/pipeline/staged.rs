@@ -226,6 +226,9 @@ impl Feed for Staged {
     /// Ends every open connection, lets the sink write its closing output and waits
     /// for the decoding thread.
     fn finish(mut self: Box<Self>) -> io::Result<()> {
+        if let Some(m) = super::clock_message(&self.table.stats) {
+            self.warn("clock_backwards", &m)?;
+        }
         self.table
             .close_all(self.last_ts.unwrap_or(0), &mut self.rec);
         let mut stats = std::mem::take(&mut self.stats);

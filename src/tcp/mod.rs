@@ -145,6 +145,9 @@ pub struct TcpStats {
     pub idle_closed: u64,
     /// Peak of buffered out-of-order bytes.
     pub peak_buffered: usize,
+    /// Packets stamped earlier than one before them, and the largest step back.
+    pub clock_backwards: u64,
+    pub clock_backwards_max_ns: i64,
 }
 
 /// A jump forward larger than this is not a hole to wait for but a lost stretch.
@@ -283,6 +286,9 @@ pub struct FlowTable<T> {
     next_id: u64,
     buffered: usize,
     last_sweep_ns: i64,
+    /// The latest capture time seen: idle expiry follows it, so one packet stamped
+    /// in the past cannot make a busy connection look idle.
+    clock: i64,
     pub stats: TcpStats,
 }
 
@@ -310,6 +316,7 @@ impl<T> FlowTable<T> {
             next_id: 1,
             buffered: 0,
             last_sweep_ns: i64::MIN,
+            clock: i64::MIN,
             stats: TcpStats::default(),
         }
     }
@@ -329,9 +336,15 @@ impl<T> FlowTable<T> {
 
     pub fn process<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &mut H) {
         self.stats.segments += 1;
-        if ts >= self.last_sweep_ns.saturating_add(SWEEP_INTERVAL_NS) {
-            self.last_sweep_ns = ts;
-            self.sweep_idle(ts, h);
+        if ts < self.clock {
+            self.stats.clock_backwards += 1;
+            self.stats.clock_backwards_max_ns =
+                self.stats.clock_backwards_max_ns.max(self.clock - ts);
+        }
+        self.clock = self.clock.max(ts);
+        if self.clock >= self.last_sweep_ns.saturating_add(SWEEP_INTERVAL_NS) {
+            self.last_sweep_ns = self.clock;
+            self.sweep_idle(self.clock, h);
         }
         let key = key_of(seg);
         // One lookup for a known flow (nearly every segment); a new one is looked up
@@ -361,7 +374,7 @@ impl<T> FlowTable<T> {
             meta,
             client_half: Half::default(),
             server_half: Half::default(),
-            last_ns: ts,
+            last_ns: self.clock.max(ts),
             state,
         });
         self.flows.insert(key, flow);
@@ -381,7 +394,7 @@ impl<T> FlowTable<T> {
             self.process(seg, ts, h);
             return true;
         }
-        flow.last_ns = ts;
+        flow.last_ns = self.clock.max(ts);
         let side = if (seg.src, seg.sport) == flow.meta.client {
             Side::Client
         } else {

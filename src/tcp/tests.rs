@@ -261,3 +261,20 @@ fn giving_up_a_hole_does_not_repeat_queued_bytes() {
     t.process(&cut, 3, &mut r);
     assert_eq!(r.client, b"##########abcdefgh###");
 }
+
+#[test]
+fn a_packet_stamped_in_the_past_does_not_make_its_connection_idle() {
+    let mut t = table();
+    let mut r = Rec::default();
+    let s = 1_000_000_000i64;
+    t.process(&seg(C, S, 100, FLAG_SYN, b""), 3600 * s, &mut r);
+    t.process(&seg(C, S, 101, FLAG_ACK, b"a"), 3600 * s, &mut r);
+    // One packet an hour in the past, then the connection goes on.
+    t.process(&seg(C, S, 102, FLAG_ACK, b"b"), s, &mut r);
+    let other = (3, 40001);
+    t.process(&seg(other, S, 7, FLAG_SYN, b""), 3600 * s + 20 * s, &mut r);
+    assert!(r.closed.is_empty(), "expired as idle: {:?}", r.closed);
+    assert_eq!(r.client, b"ab");
+    assert_eq!(t.stats.clock_backwards, 1);
+    assert_eq!(t.stats.clock_backwards_max_ns, 3599 * s);
+}
