@@ -360,10 +360,6 @@ impl Session {
     ) {
         self.rec.end_ns = ts;
         match msg.dir {
-            Dir::Backend => self.lost_answers_end = None,
-            Dir::Frontend => {}
-        }
-        match msg.dir {
             Dir::Frontend => {
                 self.rec.messages_client += 1;
                 self.frontend(shared, ts, msg);
@@ -371,6 +367,7 @@ impl Session {
             }
             Dir::Backend => {
                 self.rec.messages_server += 1;
+                self.lost_answers_end = None;
                 self.backend(shared, ts, msg, out);
             }
         }
@@ -737,8 +734,14 @@ impl Session {
         msg: &Msg<'_>,
         out: &mut Vec<Box<QueryRecord>>,
     ) {
+        let answer = is_answer(&msg.body);
+        if answer {
+            // Whatever this is, the server's last word is no longer a ReadyForQuery
+            // (one sets it again below).
+            self.last_ready = None;
+        }
         if let Some(end) = self.probation
-            && is_answer(&msg.body)
+            && answer
         {
             // The first answer after a resynchronisation: the request it answers
             // must have reached the server before it was sent.
@@ -765,9 +768,6 @@ impl Session {
                 }
                 _ => {}
             }
-            if is_answer(&msg.body) {
-                self.last_ready = None;
-            }
             // Asynchronous messages still tell the session about itself.
             if !matches!(
                 msg.body,
@@ -777,9 +777,6 @@ impl Session {
             ) {
                 return;
             }
-        }
-        if is_answer(&msg.body) {
-            self.last_ready = None;
         }
         match msg.body {
             Body::SslResponse { answer } | Body::GssEncResponse { answer } => {

@@ -245,14 +245,15 @@ struct Flow<T> {
 }
 
 impl<T> Flow<T> {
-    /// Gives up on the holes of both directions (close, buffer pressure).
-    fn flush_both<H: Handler<T>>(
+    /// Runs `f` on both halves with the reassembly context of this flow.
+    fn with_ctx<H: Handler<T>>(
         &mut self,
         h: &mut H,
         stats: &mut TcpStats,
         buffered: &mut usize,
         limits: &Limits,
         ts: i64,
+        f: impl FnOnce(&mut Ctx<'_, T, H>, &mut Half, &mut Half),
     ) {
         let Flow {
             meta,
@@ -271,9 +272,23 @@ impl<T> Flow<T> {
             ts,
             acked_now: None,
         };
-        ctx.release_all(client_half, server_half);
-        ctx.flush(client_half, Side::Client);
-        ctx.flush(server_half, Side::Server);
+        f(&mut ctx, client_half, server_half);
+    }
+
+    /// Gives up on the holes of both directions (close, buffer pressure).
+    fn flush_both<H: Handler<T>>(
+        &mut self,
+        h: &mut H,
+        stats: &mut TcpStats,
+        buffered: &mut usize,
+        limits: &Limits,
+        ts: i64,
+    ) {
+        self.with_ctx(h, stats, buffered, limits, ts, |ctx, client, server| {
+            ctx.release_all(client, server);
+            ctx.flush(client, Side::Client);
+            ctx.flush(server, Side::Server);
+        });
     }
 }
 
@@ -506,24 +521,15 @@ impl<T> FlowTable<T> {
             if flow.client_half.held.is_empty() && flow.server_half.held.is_empty() {
                 continue;
             }
-            let Flow {
-                meta,
-                state,
-                client_half,
-                server_half,
-                ..
-            } = &mut **flow;
-            let mut ctx = Ctx {
-                meta,
-                state,
-                handler: h,
-                stats: &mut self.stats,
-                buffered: &mut self.buffered,
-                limits: &self.limits,
+            let (stats, buffered) = (&mut self.stats, &mut self.buffered);
+            flow.with_ctx(
+                h,
+                stats,
+                buffered,
+                &self.limits,
                 ts,
-                acked_now: None,
-            };
-            ctx.pump(client_half, server_half, false);
+                |ctx, client, server| ctx.pump(client, server, false),
+            );
         }
         let limit = ts.saturating_sub(self.limits.idle_timeout_ns);
         let mut idle: Vec<(u64, Key)> = self
