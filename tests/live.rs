@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,20 +77,8 @@ fn live_capture_on_loopback_sees_psql_queries() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let out = common::read_pipe(child.stdout.take());
+    let err = common::read_pipe(child.stderr.take());
     let recs: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

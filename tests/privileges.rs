@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,20 +101,8 @@ fn offline_reading_as_root_drops_privileges_after_opening_the_inputs() {
         stdin.write_all(&empty).unwrap();
         drop(stdin);
         let status = child.wait().unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let out = common::read_pipe(child.stdout.take());
+        let err = common::read_pipe(child.stderr.take());
         assert!(status.success(), "{user:?}: {err}");
         assert!(
             out.contains("\"event.dataset\":\"pgwire.query\""),

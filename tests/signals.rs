@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,8 @@ fn signal_and_collect(mut child: Child, sig: i32) -> (Option<i32>, String, Strin
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = child.wait().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let out = common::read_pipe(child.stdout.take());
+    let err = common::read_pipe(child.stderr.take());
     (status.code(), out, err)
 }
 

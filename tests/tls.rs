@@ -512,7 +512,6 @@ fn key_log_followed_as_it_grows() {
 #[test]
 #[ignore = "needs root, a PostgreSQL server and libpq 18: run scripts/test.sh"]
 fn live_capture_follows_the_key_log() {
-    use std::io::Read;
     use std::process::{Command, Stdio};
     use std::time::Duration;
     let port = std::env::var("PG15_PORT").expect("PG15_PORT: source scripts/pg-setup.sh's env");
@@ -557,13 +556,7 @@ fn live_capture_follows_the_key_log() {
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = common::read_pipe(child.stdout.take());
     let _ = child.wait();
     let recs = parse_lines(out.as_bytes(), &keys);
     let mine = of_kind(&recs, "pgwire.query")

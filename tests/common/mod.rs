@@ -136,3 +136,12 @@ pub fn of_kind<'a>(recs: &'a [Value], dataset: &str) -> Vec<&'a Value> {
 pub fn capture(rel: &str) -> PathBuf {
     root().join("captures").join(rel)
 }
+
+/// Everything a child's piped stdout or stderr still has to say.
+pub fn read_pipe(pipe: Option<impl std::io::Read>) -> String {
+    let mut s = String::new();
+    pipe.expect("piped")
+        .read_to_string(&mut s)
+        .expect("read the pipe");
+    s
+}
