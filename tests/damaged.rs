@@ -580,3 +580,39 @@ fn unsupported_link_types_are_named() {
     assert_eq!(non_anomalies(&got), non_anomalies(&want));
     assert_eq!(anomalies(&got, "unsupported_linktype"), 1);
 }
+
+/// Inserts after the frame holding `text` a copy of it (a retransmission), with
+/// `text`'s first byte replaced by `with` (itself for a faithful copy).
+fn retransmit(src: &Path, dst: &Path, text: &[u8], with: u8) {
+    let (header, mut recs) = classic_records(src);
+    let i = recs
+        .iter()
+        .position(|r| contains(r, text))
+        .expect("a frame with the text");
+    let mut copy = recs[i].clone();
+    let at = copy.windows(text.len()).position(|w| w == text).unwrap();
+    copy[at] = with;
+    recs.insert(i + 1, copy);
+    std::fs::write(dst, [header, recs.concat()].concat()).unwrap();
+}
+
+#[test]
+fn retransmission_with_other_bytes_is_an_anomaly_and_the_first_copy_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = external("zeek/psql-create-insert-select-delete-drop.pcap");
+    let clean = records(&src);
+    let text = b"INSERT INTO t VALUES (86";
+    for (with, conflicts) in [(b'I', 0), (b'U', 1)] {
+        let out = dir.path().join("retransmitted.pcap");
+        retransmit(&src, &out, text, with);
+        let recs = records(&out);
+        assert_eq!(anomalies(&recs, "retransmission_conflict"), conflicts);
+        assert_eq!(query_keys(&recs), query_keys(&clean));
+        let a =
+            of(&recs, "anomaly").find(|r| r["pgwire.anomaly.kind"] == "retransmission_conflict");
+        if let Some(a) = a {
+            assert_eq!(a["pgwire.anomaly.dir"], "frontend", "{a}");
+            assert!(a["message"].as_str().unwrap().contains("in 1 byte"), "{a}");
+        }
+    }
+}

@@ -395,6 +395,21 @@ impl Handler<Conn> for Stage<'_> {
         self.after_feed(meta, conn, ts);
     }
 
+    fn conflict(&mut self, meta: &ConnMeta, _: &mut Conn, side: Side, ts: i64, bytes: u64) {
+        self.anomalies += 1;
+        let message = format!(
+            "a retransmission differs in {bytes} byte(s) from the copy already decoded (which \
+             was kept): a broken TCP stack, a middlebox or an evasion attempt"
+        );
+        let view = AnomalyView {
+            kind: "retransmission_conflict",
+            dir: Some(dir_of(side)),
+            message: &message,
+        };
+        let r = self.sink.anomaly(Some(meta), ts, &view);
+        self.check(r);
+    }
+
     fn close(&mut self, meta: &ConnMeta, mut conn: Conn, ts: i64, reason: CloseReason) {
         // Records held for a key are decrypted if it came; a cut record or a key
         // that never came is reported.

@@ -45,6 +45,8 @@ enum Ev {
         ts: i64,
         reason: CloseReason,
     },
+    /// Connection id, side, time and differing bytes of a conflicting retransmission.
+    Conflict(u64, Side, i64, u64),
     Warn {
         ts: i64,
         kind: String,
@@ -136,6 +138,10 @@ impl Handler<()> for Recorder {
             ts,
             bytes,
         });
+    }
+
+    fn conflict(&mut self, meta: &ConnMeta, _: &mut (), side: Side, ts: i64, bytes: u64) {
+        self.push(Ev::Conflict(meta.id, side, ts, bytes));
     }
 
     fn close(&mut self, meta: &ConnMeta, _: (), ts: i64, reason: CloseReason) {
@@ -276,6 +282,11 @@ fn decode_all(
                 } => {
                     if let Some((meta, conn)) = conns.get_mut(&id) {
                         stage.gap(meta, conn, side, ts, bytes);
+                    }
+                }
+                Ev::Conflict(id, side, ts, bytes) => {
+                    if let Some((meta, conn)) = conns.get_mut(&id) {
+                        stage.conflict(meta, conn, side, ts, bytes);
                     }
                 }
                 Ev::Close { id, ts, reason } => {

@@ -109,6 +109,9 @@ pub trait Handler<T> {
         acked: Option<u64>,
     );
     fn gap(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, bytes: u64);
+    /// A retransmission carried `bytes` that differ from the copy already handed
+    /// on (which stands): a broken stack, a middlebox or an evasion attempt.
+    fn conflict(&mut self, _meta: &ConnMeta, _state: &mut T, _side: Side, _ts: i64, _bytes: u64) {}
     fn close(&mut self, meta: &ConnMeta, state: T, ts: i64, reason: CloseReason);
 }
 
@@ -141,6 +144,10 @@ pub struct TcpStats {
     pub gap_bytes: u64,
     pub out_of_order: u64,
     pub retransmitted_bytes: u64,
+    /// Retransmitted segments whose bytes differ from the copy handed on, and
+    /// how many bytes differed.
+    pub conflicts: u64,
+    pub conflict_bytes: u64,
     pub evicted: u64,
     pub idle_closed: u64,
     /// Peak of buffered out-of-order bytes.
@@ -180,7 +187,15 @@ struct Half {
     fin: bool,
     /// Payload of this direction was seen: a SYN no longer moves `next`.
     started: bool,
+    /// The last bytes handed on (at most `TAIL`, none across a gap): what a
+    /// retransmission is compared with.
+    tail: Vec<u8>,
 }
+
+/// Bytes of each direction kept to compare retransmissions with: a retransmission
+/// repeats the last unacknowledged segment(s), and 256 bytes per direction keep
+/// the cost per connection small. Differences before them go unnoticed.
+const TAIL: usize = 256;
 
 /// A segment ahead of a hole: its sequence number, capture time (what its bytes
 /// are stamped with when they go on), how far its ACK reached and payload.
@@ -758,6 +773,10 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
                 .data(self.meta, self.state, side, self.ts, data, acked);
             half.next = half.next.map(|n| n.wrapping_add(data.len() as u32));
             half.delivered += data.len() as u64;
+            let keep = &data[data.len().saturating_sub(TAIL)..];
+            let drop = (half.tail.len() + keep.len()).saturating_sub(TAIL);
+            half.tail.drain(..drop);
+            half.tail.extend_from_slice(keep);
         }
     }
 
@@ -771,6 +790,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
             .gap(self.meta, self.state, side, self.ts, bytes);
         half.next = half.next.map(|n| n.wrapping_add(bytes as u32));
         half.delivered += bytes;
+        half.tail.clear();
     }
 
     #[inline]
@@ -827,6 +847,9 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         acked: Option<u64>,
     ) {
         let have = payload.len() as u64;
+        if skip > 0 {
+            self.compare(half, side, payload, skip);
+        }
         if skip >= have + missing {
             self.stats.retransmitted_bytes += have + missing;
             return;
@@ -837,6 +860,29 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
             self.gap(half, side, missing);
         } else {
             self.gap(half, side, missing - (skip - have));
+        }
+    }
+
+    /// Compares the part of `payload` already handed on (its first `skip` bytes)
+    /// with the kept tail of this direction.
+    fn compare(&mut self, half: &Half, side: Side, payload: &[u8], skip: u64) {
+        let tail = half.tail.len() as u64;
+        // Offsets back from `delivered`: the payload's old part spans
+        // (skip, skip - old], the tail (tail, 0].
+        let old = skip.min(payload.len() as u64);
+        let from = skip.min(tail);
+        let to = skip - old;
+        if from <= to {
+            return;
+        }
+        let mine = &payload[(skip - from) as usize..(skip - to) as usize];
+        let kept = &half.tail[(tail - from) as usize..(tail - to) as usize];
+        let differ = mine.iter().zip(kept).filter(|(a, b)| a != b).count() as u64;
+        if differ > 0 {
+            self.stats.conflicts += 1;
+            self.stats.conflict_bytes += differ;
+            self.handler
+                .conflict(self.meta, self.state, side, self.ts, differ);
         }
     }
 

@@ -108,6 +108,29 @@ fn reordering_retransmission_overlap_and_wraparound() {
     assert_eq!(r.client, b"hello world!");
     assert_eq!(t.stats.gaps, 0);
     assert_eq!(t.buffered(), 0);
+    // Every retransmitted byte above repeated what was handed on.
+    assert_eq!(t.stats.conflicts, 0);
+}
+
+#[test]
+fn retransmission_with_other_bytes_is_a_conflict() {
+    let mut t = table();
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 0, FLAG_SYN, b""), 1, &mut r);
+    t.process(&seg(C, S, 1, FLAG_ACK, b"SELECT 1;"), 2, &mut r);
+    // Same bytes again: a plain retransmission.
+    t.process(&seg(C, S, 1, FLAG_ACK, b"SELECT 1;"), 3, &mut r);
+    assert_eq!((t.stats.conflicts, t.stats.conflict_bytes), (0, 0));
+    // Other bytes at the same place, overlapping new ones: the first copy stands
+    // and the differing byte is counted.
+    t.process(&seg(C, S, 5, FLAG_ACK, b"CT 2;--"), 4, &mut r);
+    assert_eq!((t.stats.conflicts, t.stats.conflict_bytes), (1, 1));
+    assert_eq!(r.client, b"SELECT 1;--");
+    // A gap forgets the tail: bytes from before it cannot be compared.
+    t.process(&seg(C, S, 20, FLAG_ACK, b"x"), 5, &mut r);
+    t.process(&seg(C, S, 40, FLAG_ACK, b"y"), 6, &mut r);
+    t.process(&seg(C, S, 22, FLAG_ACK | FLAG_FIN, b""), 7, &mut r);
+    assert_eq!(t.stats.conflicts, 1);
 }
 
 #[test]
