@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use pgscope::cli::{Cli, OutputMode, RecordKind};
-use pgscope::output::fields::Redaction;
+use pgscope::output::redact::{Redact, Redaction};
 use pgscope::output::{self, Sink};
 use pgscope::{capture, filter, net, pipeline, privs, tui};
 use std::cell::{Cell, RefCell};
@@ -59,21 +59,22 @@ fn run(cli: &Cli) -> io::Result<()> {
     // as they come: both in place, on this thread (so are filtered records, whose
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
+    // Every presenter sits behind the one redaction step.
     let mut sink: Box<dyn Sink + Send> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
-        OutputMode::Json => Box::new(output::json::JsonSink::new(
-            io::stdout(),
-            cli.records.clone(),
+        OutputMode::Json => Box::new(Redact::new(
+            output::json::JsonSink::new(io::stdout(), cli.records.clone(), live),
             redaction,
-            live,
         )),
-        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out())),
-        OutputMode::Text => Box::new(output::text::TextSink::new(
-            out(),
+        OutputMode::Summary => Box::new(Redact::new(
+            output::summary::SummarySink::new(out()),
             redaction,
-            live || stdout_tty,
+        )),
+        OutputMode::Text => Box::new(Redact::new(
+            output::text::TextSink::new(out(), live || stdout_tty),
+            redaction,
         )),
     };
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
@@ -170,7 +171,7 @@ fn run_tui(
     let cli_owned = cli.clone();
     let become_user = become_user.cloned();
     let worker = std::thread::spawn(move || {
-        let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
+        let mut sink = Redact::new(tui::state::TuiSink::new(for_capture.clone()), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
                 pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());

@@ -243,7 +243,7 @@ fn damaged_pcap() -> impl Strategy<Value = Vec<u8>> {
 
 /// The whole pipeline, as the binary runs it, on capture-file bytes.
 fn run_pipeline(bytes: &[u8]) {
-    let mut sink = JsonSink::new(std::io::sink(), Vec::new(), Default::default(), false);
+    let mut sink = JsonSink::new(std::io::sink(), Vec::new(), false);
     let mut p = Pipeline::new(&mut sink, vec![5432], Limits::default());
     let stop = AtomicBool::new(false);
     let _ = capture::read_file("input", bytes, &stop, &mut |pkt| {

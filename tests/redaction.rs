@@ -1,7 +1,8 @@
 //! `--redact-params` (without `--show-secrets`) in every presenter that writes to
 //! standard output: no bind parameter value in JSON (statement and Bind message
-//! records), the text trace or the summary. The TUI is checked at the state level
-//! (src/tui/ui/tests.rs). Without the flag the same values are there, so the checks
+//! records), the text trace or the summary. All of them, and the TUI, sit behind the
+//! one redaction step (`output::redact::Redact`, built in main); the TUI's side is
+//! checked through it in src/tui/ui/tests.rs and tests/tui_render.rs. Without the flag the same values are there, so the checks
 //! can fail.
 
 mod common;

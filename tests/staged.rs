@@ -74,14 +74,14 @@ fn staged_and_one_thread_pipelines_write_the_same() {
     for path in captures() {
         let mut one = Vec::new();
         {
-            let mut sink = JsonSink::new(&mut one, records(), Default::default(), false);
+            let mut sink = JsonSink::new(&mut one, records(), false);
             run(
                 &path,
                 Box::new(Pipeline::new(&mut sink, ports.clone(), Default::default())),
             );
         }
         let out = Shared::default();
-        let json = JsonSink::new(out.clone(), records(), Default::default(), false);
+        let json = JsonSink::new(out.clone(), records(), false);
         let sink = Box::new(Threaded::new(Box::new(json)));
         run(
             &path,

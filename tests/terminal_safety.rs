@@ -112,7 +112,10 @@ fn tui_shows_control_and_bidi_characters_escaped() {
         "hostile".into(),
         None,
     )));
-    let mut sink = state::TuiSink::new(shared.clone(), Default::default());
+    let mut sink = pgscope::output::redact::Redact::new(
+        state::TuiSink::new(shared.clone()),
+        Default::default(),
+    );
     let mut pipe = pgscope::pipeline::Pipeline::new(&mut sink, vec![5432], Default::default());
     let file = std::fs::File::open(&path).unwrap();
     pgscope::capture::read_file("t", file, &Default::default(), &mut |p| {

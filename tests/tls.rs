@@ -602,7 +602,6 @@ fn server_side_key_log_library() {
 /// The TUI and the summary see the decrypted statements too.
 #[test]
 fn tui_and_summary_show_decrypted_statements() {
-    use pgscope::output::fields::Redaction;
     use pgscope::tui::app::App;
     use pgscope::tui::state::{State, TuiSink, lock};
     use pgscope::tui::ui::{Theme, draw};
@@ -611,7 +610,7 @@ fn tui_and_summary_show_decrypted_statements() {
 
     let (pcap, keys) = tls("tls13-pg18-direct-scram32");
     let shared = Arc::new(Mutex::new(State::new(Default::default(), "t".into(), None)));
-    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let mut sink = TuiSink::new(shared.clone());
     let mut pipe = pgscope::pipeline::Pipeline::new(&mut sink, vec![5433], Default::default());
     pipe.decrypt_tls(pgscope::tls::KeyFiles::open(std::slice::from_ref(&keys), false).unwrap());
     let file = std::fs::File::open(&pcap).unwrap();

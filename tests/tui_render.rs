@@ -4,7 +4,7 @@
 //! shared/captures/external.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use pgscope::output::fields::Redaction;
+use pgscope::output::redact::{Redact, Redaction};
 use pgscope::tui::app::App;
 use pgscope::tui::state::{Limits, State, TuiSink, lock};
 use pgscope::tui::ui::{Theme, draw};
@@ -56,7 +56,7 @@ fn every_view_of_every_capture_draws() {
             ..Limits::default()
         };
         let shared = Arc::new(Mutex::new(State::new(limits, name.clone(), None)));
-        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let mut sink = Redact::new(TuiSink::new(shared.clone()), Redaction::default());
         let mut pipe = pipeline::Pipeline::new(&mut sink, vec![5432, 5433], Default::default());
         let file = std::fs::File::open(path).unwrap();
         // Some captures are deliberately cut or empty: errors are fine, panics are not.
@@ -111,7 +111,7 @@ fn shown_secrets_do_reach_the_screen() {
         show_secrets: true,
         ..Redaction::default()
     };
-    let mut sink = TuiSink::new(shared.clone(), show);
+    let mut sink = Redact::new(TuiSink::new(shared.clone()), show);
     let mut pipe = pipeline::Pipeline::new(&mut sink, vec![5432], Default::default());
     let file = std::fs::File::open(&path).unwrap();
     capture::read_file("t", file, &AtomicBool::new(false), &mut |p| {

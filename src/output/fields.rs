@@ -1,5 +1,6 @@
 //! The fields of each decoded message, in one place for every presenter: the JSON
-//! writer and the text trace both walk a message through [`visit`].
+//! writer and the text trace both walk a message through [`visit`]. Redaction
+//! happened before (see [`super::redact`]): `visit` shows what is left.
 
 use super::fmt::utf8_lossless;
 use crate::pgwire::{Body, Msg, error_field_name, startup_params};
@@ -23,30 +24,12 @@ pub trait FieldOut {
     );
 }
 
-/// What to withhold.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Redaction {
-    pub show_secrets: bool,
-    pub redact_params: bool,
-}
-
-/// What presenters show in place of a withheld value.
-pub const REDACTED: &str = "<redacted>";
-
-impl Redaction {
-    /// Bind parameter values as a presenter may show them, `None` when withheld. The
-    /// one place that decides it: Bind messages (through [`visit`]), JSON statement
-    /// records and the TUI's statements all ask here.
-    pub fn params<T>(&self, values: T) -> Option<T> {
-        (!self.redact_params).then_some(values)
-    }
-}
-
-fn secret(out: &mut dyn FieldOut, r: Redaction, key: &'static str, v: &[u8]) {
-    if r.show_secrets {
-        out.text(key, v);
-    } else {
+/// A value, or the placeholder when the message's values were withheld.
+fn secret(out: &mut dyn FieldOut, withheld: bool, key: &'static str, v: &[u8]) {
+    if withheld {
         out.redacted(key);
+    } else {
+        out.text(key, v);
     }
 }
 
@@ -67,7 +50,8 @@ fn nums<I: Iterator<Item = T>, T: ToString>(
 }
 
 /// Calls `out` once per field of the message body.
-pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
+pub fn visit(msg: &Msg<'_>, out: &mut dyn FieldOut) {
+    let w = msg.withheld;
     match msg.body {
         Body::Startup {
             major,
@@ -83,7 +67,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
         Body::CancelRequest { pid, key } => {
             out.num("pid", pid as i64);
             out.num("key_len", key.len() as i64);
-            if r.show_secrets {
+            if !w {
                 out.hex("key", key);
             }
         }
@@ -111,9 +95,10 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             out.text("portal", portal);
             out.text("statement", statement);
             out.list("param_formats", &mut nums(param_formats.iter()));
-            match r.params(params) {
-                None => out.redacted("params"),
-                Some(params) => out.list(
+            if w {
+                out.redacted("params");
+            } else {
+                out.list(
                     "params",
                     &mut params.iter().enumerate().map(|(i, v)| {
                         v.map(|v| {
@@ -124,7 +109,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
                             ))
                         })
                     }),
-                ),
+                );
             }
             out.list("result_formats", &mut nums(result_formats.iter()));
         }
@@ -149,16 +134,16 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
             out.num("nargs", args.len() as i64);
             out.num("result_format", result_format as i64);
         }
-        Body::PasswordMessage { password } => secret(out, r, "password", password),
+        Body::PasswordMessage { password } => secret(out, w, "password", password),
         Body::SaslInitialResponse { mechanism, data } => {
             out.text("mechanism", mechanism);
-            secret(out, r, "data", data.unwrap_or_default());
+            secret(out, w, "data", data.unwrap_or_default());
         }
         Body::SaslResponse { data }
         | Body::GssResponse { data }
         | Body::AuthenticationSaslContinue { data }
         | Body::AuthenticationSaslFinal { data }
-        | Body::AuthenticationGssContinue { data } => secret(out, r, "data", data),
+        | Body::AuthenticationGssContinue { data } => secret(out, w, "data", data),
         Body::CopyData { data } => out.num("data_len", data.len() as i64),
         Body::AuthenticationMd5Password { salt } => out.hex("salt", &salt),
         Body::AuthenticationSasl { mechanisms } => {
@@ -168,7 +153,7 @@ pub fn visit(msg: &Msg<'_>, r: Redaction, out: &mut dyn FieldOut) {
         Body::BackendKeyData { pid, key } => {
             out.num("pid", pid as i64);
             out.num("key_len", key.len() as i64);
-            if r.show_secrets {
+            if !w {
                 out.hex("key", key);
             }
         }

@@ -1,9 +1,10 @@
 //! JSON lines, one flat object per record, with ECS / OpenTelemetry field names
 //! (see docs/schema.md).
 
-use super::fields::{FieldOut, REDACTED, Redaction, visit};
+use super::fields::{FieldOut, visit};
 use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
+use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
@@ -20,7 +21,6 @@ pub struct JsonSink<W: Write> {
     buf: Vec<u8>,
     ts: TimeCache,
     records: Vec<RecordKind>,
-    redaction: Redaction,
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
     fingerprints: FingerprintCache,
@@ -31,13 +31,12 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
-    pub fn new(out: W, records: Vec<RecordKind>, redaction: Redaction, flush_each: bool) -> Self {
+    pub fn new(out: W, records: Vec<RecordKind>, flush_each: bool) -> Self {
         JsonSink {
             out,
             buf: Vec::with_capacity(64 << 10),
             ts: TimeCache::default(),
             records,
-            redaction,
             flush_each,
             fingerprints: FingerprintCache::default(),
             texts: TextCache::default(),
@@ -352,7 +351,7 @@ impl<W: Write> Sink for JsonSink<W> {
             o: &mut o,
             key: String::from("pgwire.msg."),
         };
-        visit(msg, self.redaction, &mut f);
+        visit(msg, &mut f);
         o.end();
         self.emit()
     }
@@ -396,11 +395,10 @@ impl<W: Write> Sink for JsonSink<W> {
         let mut o = JsonObj::begin(&mut self.buf);
         o.time("@timestamp", q.end_ns, &mut self.ts);
         o.raw(&part.json);
-        if !q.params.is_empty() {
-            match self.redaction.params(&q.params) {
-                None => o.str("db.query.parameters", REDACTED),
-                Some(p) => o.params("db.query.parameters", p),
-            };
+        if q.params_withheld {
+            o.str("db.query.parameters", REDACTED);
+        } else if !q.params.is_empty() {
+            o.params("db.query.parameters", &q.params);
         }
         if q.text_truncated {
             o.bool("pgwire.query.truncated", true);
@@ -597,12 +595,7 @@ mod tests {
     fn statement_prefix_follows_the_session_origin() {
         let mut out = Vec::new();
         {
-            let mut sink = JsonSink::new(
-                &mut out,
-                vec![RecordKind::Query],
-                Redaction::default(),
-                false,
-            );
+            let mut sink = JsonSink::new(&mut out, vec![RecordKind::Query], false);
             let conn = ConnMeta::for_test(1);
             let mut s = SessionRecord {
                 user: Some("alice".into()),

@@ -6,6 +6,7 @@ pub mod filtered;
 pub mod fmt;
 pub mod json;
 pub mod jsonw;
+pub mod redact;
 pub mod summary;
 pub mod text;
 pub mod threaded;

@@ -2,8 +2,9 @@
 //! `<= BE CommandComplete(tag="SELECT 1")`, with time and connection. Every byte
 //! from the wire is escaped before it reaches the terminal.
 
-use super::fields::{FieldOut, REDACTED, Redaction, visit};
+use super::fields::{FieldOut, visit};
 use super::fmt::{push_escaped, push_hex, time_of_day};
+use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{Dir, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -15,16 +16,14 @@ use std::io::{self, Write};
 pub struct TextSink<W: Write> {
     out: W,
     line: String,
-    redaction: Redaction,
     flush_each: bool,
 }
 
 impl<W: Write> TextSink<W> {
-    pub fn new(out: W, redaction: Redaction, flush_each: bool) -> Self {
+    pub fn new(out: W, flush_each: bool) -> Self {
         TextSink {
             out,
             line: String::with_capacity(256),
-            redaction,
             flush_each,
         }
     }
@@ -139,7 +138,7 @@ impl<W: Write> Sink for TextSink<W> {
         self.line.push_str(msg.name());
         self.line.push('(');
         let mut args = Args::new(&mut self.line);
-        visit(msg, self.redaction, &mut args);
+        visit(msg, &mut args);
         self.line.push(')');
         self.write_line()
     }

@@ -206,6 +206,17 @@ pub type Strings<'a> = List<'a, &'a [u8]>;
 pub type Fields<'a> = List<'a, FieldDesc<'a>>;
 pub type ErrorFields<'a> = List<'a, (u8, &'a [u8])>;
 
+impl<T> List<'_, T> {
+    /// A list of no items (in place of withheld ones).
+    pub fn empty() -> Self {
+        List {
+            count: 0,
+            raw: &[],
+            _item: PhantomData,
+        }
+    }
+}
+
 impl<'a, T: Item<'a>> List<'a, T> {
     /// Reads exactly `count` items.
     pub(crate) fn read(c: &mut Cursor<'a>, count: usize) -> Result<Self, Bad> {

@@ -448,6 +448,7 @@ impl ConnDecoder {
                         typ: Some(typ),
                         len,
                         body: decode($dir, $typ, body, &self.ctx),
+                        withheld: false,
                     };
                     self.emit(&msg, sink)
                 }};
@@ -468,6 +469,7 @@ impl ConnDecoder {
                         typ: Some(typ),
                         len,
                         body,
+                        withheld: false,
                     })),
                     None => self.emit_typed(dir, &rest[..total], sink),
                 },
@@ -567,6 +569,7 @@ impl ConnDecoder {
                 typ: Some(typ),
                 len,
                 body: Body::Oversize { head },
+                withheld: false,
             },
             sink,
         );
@@ -660,6 +663,7 @@ impl ConnDecoder {
                 typ: None,
                 len: packet.len() as u32,
                 body,
+                withheld: false,
             },
             sink,
         );
@@ -696,6 +700,7 @@ impl ConnDecoder {
                 typ: None,
                 len: 1,
                 body,
+                withheld: false,
             },
             sink,
         );
@@ -738,6 +743,7 @@ impl ConnDecoder {
                 m.get(TYPED_HEADER..).unwrap_or_default(),
                 &self.ctx,
             ),
+            withheld: false,
         };
         if dir == Dir::Backend {
             self.ctx.observe(&msg.body);

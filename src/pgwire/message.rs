@@ -20,6 +20,10 @@ pub struct Msg<'a> {
     /// packets; 1 for the one-byte SSL/GSSENC answers.
     pub len: u32,
     pub body: Body<'a>,
+    /// Values of the body were withheld before presentation (secrets, or bind
+    /// parameters with `--redact-params`): their slices are emptied or zeroed and
+    /// presenters show a placeholder. Never set by decoding.
+    pub withheld: bool,
 }
 
 /// Decoded body; byte strings borrow from the captured data.

@@ -249,6 +249,7 @@ fn decode_table_every_type() {
             typ: Some(*typ),
             len: body.len() as u32 + 4,
             body: b,
+            withheld: false,
         };
         assert_eq!(m.name(), *name);
     }

@@ -63,6 +63,8 @@ pub struct QueryRecord {
     pub params: super::params::Params,
     /// The Bind was over the buffer cap: its parameters were not kept.
     pub params_missing: bool,
+    /// The parameters were withheld (`--redact-params`): `params` is empty.
+    pub params_withheld: bool,
     pub start_ns: i64,
     pub end_ns: i64,
     pub command_tag: Option<Text>,
@@ -119,6 +121,7 @@ impl QueryRecord {
             portal: None,
             params: Default::default(),
             params_missing: false,
+            params_withheld: false,
             start_ns,
             end_ns: start_ns,
             command_tag: None,

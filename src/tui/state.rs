@@ -3,7 +3,7 @@
 //! to go is counted.
 
 use crate::filter::{self, Key, Subject, Val};
-use crate::output::fields::{Redaction, visit};
+use crate::output::fields::visit;
 use crate::output::fmt::push_escaped;
 use crate::output::summary::{StmtStats, add_statement};
 use crate::output::text::Args;
@@ -409,16 +409,14 @@ pub fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
 /// The presenter that feeds the TUI.
 pub struct TuiSink {
     shared: SharedState,
-    redaction: Redaction,
     summary_chars: usize,
 }
 
 impl TuiSink {
-    pub fn new(shared: SharedState, redaction: Redaction) -> Self {
+    pub fn new(shared: SharedState) -> Self {
         let summary_chars = lock(&shared).limits.summary_chars;
         TuiSink {
             shared,
-            redaction,
             summary_chars,
         }
     }
@@ -453,7 +451,7 @@ impl Sink for TuiSink {
                 }
             }
         }
-        visit(msg, self.redaction, &mut Args::new(&mut summary));
+        visit(msg, &mut Args::new(&mut summary));
         if let Some((cut, _)) = summary.char_indices().nth(self.summary_chars) {
             summary.truncate(cut);
             summary.push('…');
@@ -516,13 +514,8 @@ impl Sink for TuiSink {
             None => "(unknown)".to_string(),
         };
         // Entries end on the drawing thread too: keep nothing shared.
-        let mut rec = q.detached();
-        // Withheld values never enter the TUI's state.
-        let params_redacted =
-            !rec.params.is_empty() && self.redaction.params(&rec.params).is_none();
-        if params_redacted {
-            rec.params = Default::default();
-        }
+        let rec = q.detached();
+        let params_redacted = rec.params_withheld;
         let entry = Arc::new(QueryEntry {
             seq: st.next_seq,
             who,
@@ -586,7 +579,7 @@ mod tests {
             ..Limits::default()
         };
         let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
-        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let mut sink = TuiSink::new(shared.clone());
         let rec = SessionRecord::default();
         for id in 1..=4 {
             let m = ConnMeta::for_test(id);
@@ -596,6 +589,7 @@ mod tests {
                     typ: Some(b'S'),
                     len: 4,
                     body: Body::Sync,
+                    withheld: false,
                 };
                 sink.message(&m, i * 1_000_000_000, &msg).unwrap();
                 let mut q = QueryRecord::new(id, "simple", i);
@@ -627,12 +621,13 @@ mod tests {
             ..Limits::default()
         };
         let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
-        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let mut sink = TuiSink::new(shared.clone());
         let sync = Msg {
             dir: Dir::Frontend,
             typ: Some(b'S'),
             len: 4,
             body: Body::Sync,
+            withheld: false,
         };
         // Session 1 gets 5 lines (one over its own cap), then session 2 gets 4.
         for i in 0..5 {
@@ -665,13 +660,14 @@ mod tests {
     #[test]
     fn error_lines_lead_with_code_and_message() {
         let shared = Arc::new(Mutex::new(State::default()));
-        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let mut sink = TuiSink::new(shared.clone());
         let body = b"SERROR\0VERROR\0C42P01\0Mtable \"t\"\x1b does not exist\0\0";
         let msg = Msg {
             dir: Dir::Backend,
             typ: Some(b'E'),
             len: body.len() as u32 + 4,
             body: crate::pgwire::decode(Dir::Backend, b'E', body, &Default::default()),
+            withheld: false,
         };
         sink.message(&ConnMeta::for_test(1), 0, &msg).unwrap();
         let st = lock(&shared);
@@ -688,7 +684,7 @@ mod tests {
     #[test]
     fn live_drops_reach_the_health_figures() {
         let shared = Arc::new(Mutex::new(State::new(Limits::default(), "t".into(), None)));
-        let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+        let mut sink = TuiSink::new(shared.clone());
         sink.drops(7);
         sink.drops(42);
         assert_eq!(lock(&shared).health.dropped_packets, 42);

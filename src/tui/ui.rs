@@ -5,8 +5,8 @@
 use super::app::{App, GLOBAL_HELP, InputKind, View};
 use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
-use crate::output::fields::REDACTED;
 use crate::output::fmt::{push_escaped, rfc3339, time_of_day};
+use crate::output::redact::REDACTED;
 use crate::pgwire::Dir;
 use crate::session::record::Outcome;
 use ratatui::Frame;

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::output::Sink;
-use crate::output::fields::Redaction;
 use crate::pgwire::{Body, Dir, Msg};
 use crate::session::record::{Outcome, QueryRecord, ServerMessage, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -28,7 +27,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
         "test.pcap".into(),
         Some(100),
     )));
-    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let mut sink = TuiSink::new(shared.clone());
     let people = [
         ("alice", "shop", 1_000_000),
         ("bob", "shop", 2_000_000),
@@ -59,6 +58,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
                 body: Body::Query {
                     sql: sql.as_bytes(),
                 },
+                withheld: false,
             };
             sink.message(&m, ts, &q).unwrap();
             let rfq = Msg {
@@ -66,6 +66,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
                 typ: Some(b'Z'),
                 len: 5,
                 body: Body::ReadyForQuery { status: b'I' },
+                withheld: false,
             };
             sink.message(&m, ts + dur, &rfq).unwrap();
             let mut qr = QueryRecord::new(id, "simple", ts);
@@ -221,12 +222,13 @@ fn timeline_follows_until_scrolled_up() {
     assert!(!app.timeline.follow);
     // New messages do not move a scrolled view.
     let m = ConnMeta::for_test(3);
-    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let mut sink = TuiSink::new(shared.clone());
     let sync = Msg {
         dir: Dir::Frontend,
         typ: Some(b'S'),
         len: 4,
         body: Body::Sync,
+        withheld: false,
     };
     sink.message(&m, 10_000_000_000, &sync).unwrap();
     refresh(&mut app, &shared);
@@ -268,12 +270,13 @@ fn pause_freezes_rows_but_not_the_header() {
     keys(&mut app, "p");
     refresh(&mut app, &shared);
     assert!(app.paused);
-    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let mut sink = TuiSink::new(shared.clone());
     let sync = Msg {
         dir: Dir::Frontend,
         typ: Some(b'S'),
         len: 4,
         body: Body::Sync,
+        withheld: false,
     };
     sink.message(&ConnMeta::for_test(9), 1, &sync).unwrap();
     refresh(&mut app, &shared);

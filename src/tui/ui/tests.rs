@@ -206,7 +206,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
 #[test]
 fn redacted_parameters_never_reach_the_detail_view() {
     use crate::output::Sink;
-    use crate::output::fields::Redaction;
+    use crate::output::redact::{Redact, Redaction};
     use crate::session::record::{QueryRecord, SessionRecord};
     use crate::tcp::ConnMeta;
     use crate::tui::state::{State, TuiSink};
@@ -217,7 +217,7 @@ fn redacted_parameters_never_reach_the_detail_view() {
             redact_params,
             show_secrets: false,
         };
-        let mut sink = TuiSink::new(shared.clone(), redaction);
+        let mut sink = Redact::new(TuiSink::new(shared.clone()), redaction);
         let mut q = QueryRecord::new(1, "extended", 0);
         q.text = Some("select $1, $2".into());
         q.params = Params::from_texts(&[Some("-1334"), Some("secret-value")]);
