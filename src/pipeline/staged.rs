@@ -252,14 +252,17 @@ fn decode_all(
     back: SyncSender<Batch>,
 ) -> io::Result<()> {
     let mut stage = Stage::new(&mut *sink);
-    let mut conns: FxHashMap<u64, (Box<ConnMeta>, Conn)> = FxHashMap::default();
+    // Boxed: the table keeps spare buckets and, with the steady deletes of a capped
+    // flow table, grows to twice the live count; at over a kilobyte a `Conn`, inline
+    // buckets cost hundreds of MB past the flow cap.
+    let mut conns: FxHashMap<u64, Box<(ConnMeta, Conn)>> = FxHashMap::default();
     while let Ok(mut batch) = rx.recv() {
         let mut bytes = &batch.bytes[..];
         for ev in batch.events.drain(..) {
             match ev {
                 Ev::Open(meta) => {
                     let conn = stage.open(&meta);
-                    conns.insert(meta.id, (meta, conn));
+                    conns.insert(meta.id, Box::new((*meta, conn)));
                 }
                 Ev::Data {
                     id,
@@ -270,7 +273,7 @@ fn decode_all(
                 } => {
                     let (data, rest) = bytes.split_at(len as usize);
                     bytes = rest;
-                    if let Some((meta, conn)) = conns.get_mut(&id) {
+                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
                         stage.data(meta, conn, side, ts, data, acked);
                     }
                 }
@@ -280,17 +283,18 @@ fn decode_all(
                     ts,
                     bytes,
                 } => {
-                    if let Some((meta, conn)) = conns.get_mut(&id) {
+                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
                         stage.gap(meta, conn, side, ts, bytes);
                     }
                 }
                 Ev::Conflict(id, side, ts, bytes) => {
-                    if let Some((meta, conn)) = conns.get_mut(&id) {
+                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
                         stage.conflict(meta, conn, side, ts, bytes);
                     }
                 }
                 Ev::Close { id, ts, reason } => {
-                    if let Some((meta, conn)) = conns.remove(&id) {
+                    if let Some(c) = conns.remove(&id) {
+                        let (meta, conn) = *c;
                         stage.close(&meta, conn, ts, reason);
                     }
                 }
