@@ -408,7 +408,7 @@ impl<W: Write> Sink for JsonSink<W> {
             let (json, fingerprint) = texts.get(t, |s| {
                 let fingerprint = match t.cacheable() {
                     true => fingerprints.get(s).into(),
-                    false => crate::session::sql::fingerprint(s.as_bytes()).into(),
+                    false => fingerprints.once(s).into(),
                 };
                 (json_string(s), fingerprint)
             });

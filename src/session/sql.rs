@@ -222,6 +222,13 @@ pub fn keeps_transaction(sql: &[u8]) -> bool {
 /// collapsed, comments dropped, whitespace folded and words lower-cased.
 pub fn normalize(sql: &[u8]) -> String {
     let mut out = String::with_capacity(sql.len());
+    normalize_into(sql, &mut out);
+    out
+}
+
+/// [`normalize`] into `out` (cleared first), which keeps its allocation.
+fn normalize_into(sql: &[u8], out: &mut String) {
+    out.clear();
     let mut pending_space = false;
     for (tok, a, b) in scan(sql) {
         let text = &sql[a..b];
@@ -248,11 +255,22 @@ pub fn normalize(sql: &[u8]) -> String {
                     out.push('?');
                 }
             }
-            Tok::Word => out.push_str(&String::from_utf8_lossy(text).to_ascii_lowercase()),
-            _ => out.push_str(&String::from_utf8_lossy(text)),
+            Tok::Word => {
+                let start = out.len();
+                push_lossy(out, text);
+                out[start..].make_ascii_lowercase();
+            }
+            _ => push_lossy(out, text),
         }
     }
-    out
+}
+
+/// Appends `b` as UTF-8, invalid sequences replaced (no allocation when valid).
+fn push_lossy(out: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -266,7 +284,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// 64-bit FNV-1a of the normalised text, as 16 hex digits.
 pub fn fingerprint(sql: &[u8]) -> String {
-    format!("{:016x}", fnv1a(normalize(sql).as_bytes()))
+    fingerprint_with(sql, &mut String::new())
+}
+
+fn fingerprint_with(sql: &[u8], scratch: &mut String) -> String {
+    normalize_into(sql, scratch);
+    format!("{:016x}", fnv1a(scratch.as_bytes()))
 }
 
 /// Fingerprints of recently seen texts. Prepared and ORM statements repeat, so most
@@ -274,6 +297,8 @@ pub fn fingerprint(sql: &[u8]) -> String {
 #[derive(Default)]
 pub struct FingerprintCache {
     map: std::collections::HashMap<u64, String>,
+    /// The normalised text being hashed, kept for its allocation.
+    scratch: String,
 }
 
 impl FingerprintCache {
@@ -284,9 +309,15 @@ impl FingerprintCache {
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
+        let scratch = &mut self.scratch;
         self.map
             .entry(key)
-            .or_insert_with(|| fingerprint(text.as_bytes()))
+            .or_insert_with(|| fingerprint_with(text.as_bytes(), scratch))
+    }
+
+    /// The fingerprint of a text not worth caching (seen once).
+    pub fn once(&mut self, text: &str) -> String {
+        fingerprint_with(text.as_bytes(), &mut self.scratch)
     }
 }
 
@@ -364,6 +395,18 @@ mod tests {
             fingerprint(b"select a from t"),
             fingerprint(b"select b from t")
         );
+        // Invalid UTF-8 replaced, words lower-cased around it; the scratch buffer of
+        // a cache gives what a fresh one does.
+        assert_eq!(
+            normalize(b"SELECT \xffAB FROM T\xfe"),
+            "select \u{fffd}ab from t\u{fffd}"
+        );
+        let mut cache = FingerprintCache::default();
+        assert_eq!(
+            cache.once("SELECT 1 FROM T"),
+            fingerprint(b"select 2 from t")
+        );
+        assert_eq!(cache.get("select 3"), fingerprint(b"select 4"));
     }
 
     #[test]
