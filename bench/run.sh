@@ -20,7 +20,7 @@
 #   tcpdump -r F -w /dev/null
 #   tshark -r F -d tcp.port==5432,pgsql -Y pgsql > /dev/null
 # and prints one line per file: seconds, packets/s, the throughput ratios of
-# pgscope to tcpdump and to tshark, and peak RSS.
+# pgscope to tcpdump and to tshark, and peak RSS; then the same ratios in CPU time.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -67,33 +67,38 @@ fi
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.err"' EXIT
 
-# best_of N cmd... -> prints "ELAPSED RSS_KIB" of the fastest run
+# best_of N cmd... -> prints "ELAPSED RSS_KIB CPU": wall time and peak RSS of the
+# fastest run, and the least CPU time (user + system, 10 ms steps) of all runs
 best_of() {
     local n=$1; shift
-    local best_e="" best_m="" e m i t0 t1
+    local best_e="" best_m="" best_c="" e m u sy c i t0 t1
     for ((i = 0; i < n; i++)); do
         # Wall time to the millisecond from the clock (time's %e has 10 ms steps,
         # as coarse as the differences measured here); peak RSS from time's %M.
         t0=$(date +%s.%N)
-        if ! /usr/bin/time -f '%M' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
+        if ! /usr/bin/time -f '%M %U %S' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
             echo "[bench] command failed: $*" >&2
             tail -5 "$tmp.err" >&2
             return 1
         fi
         t1=$(date +%s.%N)
         e=$(printf '%.3f' "$(echo "$t1 - $t0" | bc)")
-        read -r m <"$tmp"
+        read -r m u sy <"$tmp"
+        c=$(echo "$u + $sy" | bc)
         if [ -z "$best_e" ] || [ "$(echo "$e < $best_e" | bc)" = 1 ]; then
             best_e=$e
             best_m=$m
         fi
+        if [ -z "$best_c" ] || [ "$(echo "$c < $best_c" | bc)" = 1 ]; then
+            best_c=$c
+        fi
     done
-    echo "$best_e $best_m"
+    echo "$best_e $best_m $best_c"
 }
 
 # ratio TA TB -> throughput(a)/throughput(b) = time(b)/time(a)
 ratio() {
-    if [ -z "$1" ] || [ -z "$2" ]; then echo "n/a"; return; fi
+    if [ -z "$1" ] || [ -z "$2" ] || [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo "n/a"; return; fi
     local ta=$1
     if [ "$(echo "$ta == 0" | bc)" = 1 ]; then ta=0.001; fi
     printf '%.2fx' "$(echo "scale=4; $2 / $ta" | bc)"
@@ -106,23 +111,27 @@ mib() { echo "scale=1; $1 / 1024" | bc; }
 echo "pgscope: $PGSCOPE -r F ${PGSCOPE_EXTRA[*]} > /dev/null; best of $RUNS (tshark: 1 run)"
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-fmt='%-10s %9s %6s | %8s %10s %8s | %8s %8s | %9s %9s | %8s %8s\n'
+# Wall-time columns first; then CPU seconds (user + system), which a machine busy
+# with other work disturbs less, and the ratios of CPU time.
+fmt='%-10s %9s %6s | %8s %10s %8s | %8s %8s | %9s %9s | %8s %8s | %7s %7s %7s | %8s %8s\n'
 # shellcheck disable=SC2059
-printf "$fmt" file packets MiB "pgscope" "packets/s" "RSS MiB" tcpdump tshark "/tcpdump" "/tshark" "tcpd RSS" "tsh RSS"
+printf "$fmt" file packets MiB "pgscope" "packets/s" "RSS MiB" tcpdump tshark "/tcpdump" "/tshark" "tcpd RSS" "tsh RSS" \
+    "cpu pgs" "cpu tcpd" "cpu tsh" "cpu/tcpd" "cpu/tsh"
 for f in "${FILES[@]}"; do
     name=$(basename "$f" .pcap)
     name=${name#mix-}
     packets=$(capinfos -M -c "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
     size=$(($(stat -c %s "$f") / 1024 / 1024))
     echo "[bench] $name..." >&2
-    read -r tp mp <<<"$(best_of "$RUNS" "$PGSCOPE" -r "$f" "${PGSCOPE_EXTRA[@]}")"
-    read -r td md <<<"$(best_of "$RUNS" tcpdump -r "$f" -w /dev/null)"
-    ts="" ms=""
+    read -r tp mp cp <<<"$(best_of "$RUNS" "$PGSCOPE" -r "$f" "${PGSCOPE_EXTRA[@]}")"
+    read -r td md cd <<<"$(best_of "$RUNS" tcpdump -r "$f" -w /dev/null)"
+    ts="" ms="" cs=""
     if [ -z "${SKIP_TSHARK:-}" ]; then
-        read -r ts ms <<<"$(best_of 1 tshark -r "$f" -d "tcp.port==$PORT,pgsql" -Y pgsql)"
+        read -r ts ms cs <<<"$(best_of 1 tshark -r "$f" -d "tcp.port==$PORT,pgsql" -Y pgsql)"
     fi
     # shellcheck disable=SC2059
     printf "$fmt" "$name" "$packets" "$size" "$tp" "$(pps "$packets" "$tp")" "$(mib "$mp")" \
         "$td" "${ts:-skipped}" "$(ratio "$tp" "$td")" "$(ratio "$tp" "$ts")" \
-        "$(mib "$md")" "$([ -n "$ms" ] && mib "$ms" || echo -)"
+        "$(mib "$md")" "$([ -n "$ms" ] && mib "$ms" || echo -)" \
+        "$cp" "$cd" "${cs:--}" "$(ratio "$cp" "$cd")" "$(ratio "$cp" "$cs")"
 done
