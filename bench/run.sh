@@ -13,6 +13,7 @@
 #   PGSCOPE_ARGS="-o json"    extra pgscope arguments after "-r FILE"
 #   SKIP_BUILD=1              do not run cargo build --release
 #   SKIP_TSHARK=1             skip the (slow) tshark runs
+#   PGSCOPE=path              the pgscope binary (default target/release/pgscope)
 #
 # For each file, in the same run, measures wall time (clock, ms) and peak RSS
 # (/usr/bin/time -f '%M') of
@@ -27,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PORT=${BENCH_PORT:-5432}
 RUNS=${BENCH_RUNS:-3}
-PGSCOPE=$ROOT/target/release/pgscope
+PGSCOPE=${PGSCOPE:-$ROOT/target/release/pgscope}
 read -r -a PGSCOPE_EXTRA <<<"${PGSCOPE_ARGS:--o json}"
 
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
