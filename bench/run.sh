@@ -1,36 +1,56 @@
 #!/usr/bin/env bash
 # run.sh — speed benchmark of pgscope against tshark and tcpdump (not run in CI).
 #
-#   bench/run.sh [FILE]       default bench/data/pgbench.pcap (bench/make-capture.sh)
+#   bench/run.sh [FILE...]
+#
+# Default files: the mixes of `bench/make-capture.sh mixes` (bench/data/mix-*.pcap,
+# in recording order, then bench/data/mixes.pcap, all of them) when present, else
+# bench/data/pgbench.pcap (`bench/make-capture.sh`).
 #
 # Environment:
 #   BENCH_PORT=5432           server port (tshark decode-as)
-#   BENCH_RUNS=3              runs per tool (best taken); tshark runs once
+#   BENCH_RUNS=3              runs per tool and file (best taken); tshark runs once
 #   PGSCOPE_ARGS="-o json"    extra pgscope arguments after "-r FILE"
 #   SKIP_BUILD=1              do not run cargo build --release
-#   SKIP_TSHARK=1             skip the (slow) tshark run
+#   SKIP_TSHARK=1             skip the (slow) tshark runs
+#   PGSCOPE=path              the pgscope binary (default target/release/pgscope)
 #
-# Measures wall time (clock, ms) and peak RSS (/usr/bin/time -f '%M') of
-#   target/release/pgscope -r F -o json > /dev/null
-#   tshark -r F -d tcp.port==5432,pgsql -Y pgsql > /dev/null
+# For each file, in the same run, measures wall time (clock, ms) and peak RSS
+# (/usr/bin/time -f '%M') of
+#   target/release/pgscope -r F -o json > /dev/null    (default records)
 #   tcpdump -r F -w /dev/null
-# and prints packets/s for each, the throughput ratios and pgscope's peak RSS.
+#   tshark -r F -d tcp.port==5432,pgsql -Y pgsql > /dev/null
+# and prints one line per file: seconds, packets/s, the throughput ratios of
+# pgscope to tcpdump and to tshark, and peak RSS; then the same ratios in CPU time.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-F=${1:-$HERE/data/pgbench.pcap}
 PORT=${BENCH_PORT:-5432}
 RUNS=${BENCH_RUNS:-3}
-PGSCOPE=$ROOT/target/release/pgscope
+PGSCOPE=${PGSCOPE:-$ROOT/target/release/pgscope}
 read -r -a PGSCOPE_EXTRA <<<"${PGSCOPE_ARGS:--o json}"
 
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
-[ -f "$F" ] || die "no capture $F (run bench/make-capture.sh first)"
+
+FILES=("$@")
+if [ ${#FILES[@]} -eq 0 ]; then
+    if [ -f "$HERE/data/mixes.pcap" ]; then
+        for mix in simple extended prepared tpcb copy connect; do
+            [ -f "$HERE/data/mix-$mix.pcap" ] && FILES+=("$HERE/data/mix-$mix.pcap")
+        done
+        FILES+=("$HERE/data/mixes.pcap")
+    else
+        FILES=("$HERE/data/pgbench.pcap")
+    fi
+fi
+for f in "${FILES[@]}"; do
+    [ -f "$f" ] || die "no capture $f (run bench/make-capture.sh first)"
+done
 
 need=()
 [ -x /usr/bin/time ] || need+=(time)
-command -v tshark >/dev/null || need+=(tshark)
+[ -n "${SKIP_TSHARK:-}" ] || command -v tshark >/dev/null || need+=(tshark)
 command -v capinfos >/dev/null || need+=(tshark)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v bc >/dev/null || need+=(bc)
@@ -43,83 +63,76 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     echo "[bench] cargo build --release" >&2
     (cd "$ROOT" && cargo build --release --quiet) || echo "[bench] WARNING: cargo build failed" >&2
 fi
-
-PACKETS=$(capinfos -M -c "$F" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
-SIZE=$(stat -c %s "$F")
-echo "capture: $F"
-echo "packets: $PACKETS   size: $((SIZE / 1024 / 1024)) MiB"
-echo
+[ -x "$PGSCOPE" ] || die "$PGSCOPE not found"
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+trap 'rm -f "$tmp" "$tmp.err"' EXIT
 
-# best_of N cmd... -> prints "ELAPSED RSS_KIB" of the fastest run
+# best_of N cmd... -> prints "ELAPSED RSS_KIB CPU": wall time and peak RSS of the
+# fastest run, and the least CPU time (user + system, 10 ms steps) of all runs
 best_of() {
     local n=$1; shift
-    local best_e="" best_m="" e m i
+    local best_e="" best_m="" best_c="" e m u sy c i t0 t1
     for ((i = 0; i < n; i++)); do
         # Wall time to the millisecond from the clock (time's %e has 10 ms steps,
         # as coarse as the differences measured here); peak RSS from time's %M.
-        local t0 t1
         t0=$(date +%s.%N)
-        if ! /usr/bin/time -f '%M' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
+        if ! /usr/bin/time -f '%M %U %S' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
             echo "[bench] command failed: $*" >&2
             tail -5 "$tmp.err" >&2
-            rm -f "$tmp.err"
             return 1
         fi
         t1=$(date +%s.%N)
         e=$(printf '%.3f' "$(echo "$t1 - $t0" | bc)")
-        read -r m <"$tmp"
+        read -r m u sy <"$tmp"
+        c=$(echo "$u + $sy" | bc)
         if [ -z "$best_e" ] || [ "$(echo "$e < $best_e" | bc)" = 1 ]; then
             best_e=$e
             best_m=$m
         fi
+        if [ -z "$best_c" ] || [ "$(echo "$c < $best_c" | bc)" = 1 ]; then
+            best_c=$c
+        fi
     done
-    rm -f "$tmp.err"
-    echo "$best_e $best_m"
+    echo "$best_e $best_m $best_c"
 }
 
-declare -A T M
-run_tool() { # name runs cmd...
-    local name=$1 n=$2; shift 2
-    local r
-    echo "[bench] $name (best of $n)..." >&2
-    if r=$(best_of "$n" "$@"); then
-        read -r T[$name] M[$name] <<<"$r"
-    fi
+# ratio TA TB -> throughput(a)/throughput(b) = time(b)/time(a)
+ratio() {
+    if [ -z "$1" ] || [ -z "$2" ] || [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo "n/a"; return; fi
+    local ta=$1
+    if [ "$(echo "$ta == 0" | bc)" = 1 ]; then ta=0.001; fi
+    printf '%.2fx' "$(echo "scale=4; $2 / $ta" | bc)"
 }
-
-if [ -x "$PGSCOPE" ]; then
-    run_tool pgscope "$RUNS" "$PGSCOPE" -r "$F" "${PGSCOPE_EXTRA[@]}"
-else
-    echo "[bench] $PGSCOPE not found, skipping pgscope" >&2
-fi
-run_tool tcpdump "$RUNS" tcpdump -r "$F" -w /dev/null
-if [ -z "${SKIP_TSHARK:-}" ]; then
-    run_tool tshark 1 tshark -r "$F" -d "tcp.port==$PORT,pgsql" -Y pgsql
-fi
-
-pps() { echo "scale=0; $PACKETS / $1" | bc 2>/dev/null || echo "-"; }
-fmt_rate() { # t
-    if [ "$(echo "$1 == 0" | bc)" = 1 ]; then echo ">$PACKETS"; else pps "$1"; fi
+pps() { # packets seconds
+    if [ "$(echo "$2 == 0" | bc)" = 1 ]; then echo ">$1"; else echo "scale=0; $1 / $2" | bc; fi
 }
+mib() { echo "scale=1; $1 / 1024" | bc; }
 
-printf '%-10s %10s %14s %12s\n' tool "seconds" "packets/s" "peak RSS MiB"
-for t in pgscope tshark tcpdump; do
-    [ -n "${T[$t]:-}" ] || continue
-    printf '%-10s %10s %14s %12s\n' "$t" "${T[$t]}" "$(fmt_rate "${T[$t]}")" \
-        "$(echo "scale=1; ${M[$t]} / 1024" | bc)"
-done
+echo "pgscope: $PGSCOPE -r F ${PGSCOPE_EXTRA[*]} > /dev/null; best of $RUNS (tshark: 1 run)"
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-ratio() { # a b -> throughput(a)/throughput(b) = time(b)/time(a)
-    local ta=${T[$1]:-} tb=${T[$2]:-}
-    if [ -z "$ta" ] || [ -z "$tb" ]; then printf "n/a "; return; fi
-    if [ "$(echo "$ta == 0" | bc)" = 1 ]; then ta=0.01; fi
-    printf '%.2f' "$(echo "scale=4; $tb / $ta" | bc)"
-}
-echo "throughput ratio pgscope/tshark:  $(ratio pgscope tshark)x"
-echo "throughput ratio pgscope/tcpdump: $(ratio pgscope tcpdump)x"
-if [ -n "${M[pgscope]:-}" ]; then
-    echo "pgscope peak RSS: $(echo "scale=1; ${M[pgscope]} / 1024" | bc) MiB"
-fi
+# Wall-time columns first; then CPU seconds (user + system), which a machine busy
+# with other work disturbs less, and the ratios of CPU time.
+fmt='%-10s %9s %6s | %8s %10s %8s | %8s %8s | %9s %9s | %8s %8s | %7s %7s %7s | %8s %8s\n'
+# shellcheck disable=SC2059
+printf "$fmt" file packets MiB "pgscope" "packets/s" "RSS MiB" tcpdump tshark "/tcpdump" "/tshark" "tcpd RSS" "tsh RSS" \
+    "cpu pgs" "cpu tcpd" "cpu tsh" "cpu/tcpd" "cpu/tsh"
+for f in "${FILES[@]}"; do
+    name=$(basename "$f" .pcap)
+    name=${name#mix-}
+    packets=$(capinfos -M -c "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
+    size=$(($(stat -c %s "$f") / 1024 / 1024))
+    echo "[bench] $name..." >&2
+    read -r tp mp cp <<<"$(best_of "$RUNS" "$PGSCOPE" -r "$f" "${PGSCOPE_EXTRA[@]}")"
+    read -r td md cd <<<"$(best_of "$RUNS" tcpdump -r "$f" -w /dev/null)"
+    ts="" ms="" cs=""
+    if [ -z "${SKIP_TSHARK:-}" ]; then
+        read -r ts ms cs <<<"$(best_of 1 tshark -r "$f" -d "tcp.port==$PORT,pgsql" -Y pgsql)"
+    fi
+    # shellcheck disable=SC2059
+    printf "$fmt" "$name" "$packets" "$size" "$tp" "$(pps "$packets" "$tp")" "$(mib "$mp")" \
+        "$td" "${ts:-skipped}" "$(ratio "$tp" "$td")" "$(ratio "$tp" "$ts")" \
+        "$(mib "$md")" "$([ -n "$ms" ] && mib "$ms" || echo -)" \
+        "$cp" "$cd" "${cs:--}" "$(ratio "$cp" "$cd")" "$(ratio "$cp" "$cs")"
+done

@@ -94,6 +94,8 @@ struct ConnFields {
     statements: Vec<StatementPart>,
     /// The `SessionRecord::origin_version` the statement parts were rendered with.
     statements_origin: u32,
+    /// The part of the last statement whose text is not cacheable.
+    once: Option<StatementPart>,
 }
 
 /// Everything of a statement record between `@timestamp` and its parameters, which
@@ -136,6 +138,7 @@ impl ConnFields {
             origin: None,
             statements: Vec::new(),
             statements_origin: 0,
+            once: None,
         }
     }
 
@@ -155,6 +158,11 @@ impl ConnFields {
             self.statements.clear();
             self.statements_origin = s.origin_version;
         }
+        if q.text.as_ref().is_some_and(|t| !t.cacheable()) {
+            // A text seen once (literals inline): rendered for this record alone.
+            let part = self.render(s, q, text(), operation);
+            return self.once.insert(part);
+        }
         let i = match self
             .statements
             .iter()
@@ -162,40 +170,50 @@ impl ConnFields {
         {
             Some(i) => i,
             None => {
-                let text = text();
-                let mut v = Vec::with_capacity(512);
-                let mut o = JsonObj::fragment(&mut v);
-                o.plain("event.dataset", "pgwire.query");
-                o.raw(&self.head);
-                o.raw(self.origin(s));
-                match text {
-                    Some((json, _)) => o.rendered("db.query.text", json),
-                    None => o.null("db.query.text"),
-                };
-                o.opt_str("db.operation.name", operation.as_deref())
-                    .plain("pgwire.protocol", q.protocol);
-                if let Some(st) = &q.statement {
-                    o.str("pgwire.statement", st);
-                }
-                if let Some(p) = &q.portal {
-                    o.str("pgwire.portal", p);
-                }
+                let part = self.render(s, q, text(), operation);
                 if self.statements.len() >= MAX {
                     self.statements.clear();
                 }
-                self.statements.push(StatementPart {
-                    text: q.text.as_ref().map(Text::id),
-                    operation: operation.map(|o| o.into_owned()),
-                    protocol: q.protocol,
-                    statement: q.statement.clone(),
-                    portal: q.portal.clone(),
-                    json: v.into(),
-                    fingerprint: text.map(|t| t.1.into()),
-                });
+                self.statements.push(part);
                 self.statements.len() - 1
             }
         };
         &self.statements[i]
+    }
+
+    fn render(
+        &mut self,
+        s: &SessionRecord,
+        q: &QueryRecord,
+        text: Option<(&[u8], &str)>,
+        operation: Option<Cow<'_, str>>,
+    ) -> StatementPart {
+        let mut v = Vec::with_capacity(512);
+        let mut o = JsonObj::fragment(&mut v);
+        o.plain("event.dataset", "pgwire.query");
+        o.raw(&self.head);
+        o.raw(self.origin(s));
+        match text {
+            Some((json, _)) => o.rendered("db.query.text", json),
+            None => o.null("db.query.text"),
+        };
+        o.opt_str("db.operation.name", operation.as_deref())
+            .plain("pgwire.protocol", q.protocol);
+        if let Some(st) = &q.statement {
+            o.str("pgwire.statement", st);
+        }
+        if let Some(p) = &q.portal {
+            o.str("pgwire.portal", p);
+        }
+        StatementPart {
+            text: q.text.as_ref().map(Text::id),
+            operation: operation.map(|o| o.into_owned()),
+            protocol: q.protocol,
+            statement: q.statement.clone(),
+            portal: q.portal.clone(),
+            json: v.into(),
+            fingerprint: text.map(|t| t.1.into()),
+        }
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -222,12 +240,15 @@ impl ConnFields {
 /// thread changes on every statement.
 struct ById<V> {
     map: FxHashMap<u64, V>,
+    /// What was rendered of the last string not worth keeping.
+    once: Option<V>,
 }
 
 impl<V> Default for ById<V> {
     fn default() -> Self {
         ById {
             map: FxHashMap::default(),
+            once: None,
         }
     }
 }
@@ -236,6 +257,9 @@ impl<V> ById<V> {
     const MAX: usize = 4096;
 
     fn get(&mut self, s: &Text, render: impl FnOnce(&str) -> V) -> &V {
+        if !s.cacheable() {
+            return self.once.insert(render(s));
+        }
         let key = s.id();
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
@@ -380,8 +404,13 @@ impl<W: Write> Sink for JsonSink<W> {
             // Moved in, so that what it returns may borrow them past the call.
             let (texts, fingerprints) = (texts, fingerprints);
             let t = q.text.as_ref()?;
-            let (json, fingerprint) =
-                texts.get(t, |t| (json_string(t), fingerprints.get(t).into()));
+            let (json, fingerprint) = texts.get(t, |s| {
+                let fingerprint = match t.cacheable() {
+                    true => fingerprints.get(s).into(),
+                    false => fingerprints.once(s).into(),
+                };
+                (json_string(s), fingerprint)
+            });
             Some((&json[..], &fingerprint[..]))
         };
         let tag = q.command_tag.as_ref().map(|t| {

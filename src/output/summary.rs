@@ -13,6 +13,11 @@ use std::io::{self, Write};
 
 /// Durations kept per statement for exact percentiles; beyond, a reservoir sample.
 const MAX_SAMPLES: usize = 10_000;
+/// Durations kept over all statements (8 bytes each): once reached, each statement
+/// keeps a reservoir of the samples it has, or of [`MIN_SAMPLES`] if fewer, so memory
+/// stays bounded however many distinct statements run many times each.
+const SAMPLE_BUDGET: usize = 2 << 20;
+const MIN_SAMPLES: usize = 100;
 /// Bytes of a statement's text kept as its example (a statement can be megabytes).
 const MAX_TEXT: usize = 4096;
 /// Distinct fingerprints tracked; later ones are counted under "(other)".
@@ -34,7 +39,8 @@ pub(crate) struct StmtStats {
 }
 
 impl StmtStats {
-    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64, max_samples: usize) {
+    /// Counts a run; true if its duration was added to the samples (they grew).
+    fn add(&mut self, d: i64, rows: u64, failed: bool, rng: &mut u64, max_samples: usize) -> bool {
         self.calls += 1;
         self.rows += rows;
         self.errors += failed as u64;
@@ -43,28 +49,31 @@ impl StmtStats {
         self.seen += 1;
         if self.samples.len() < max_samples {
             self.samples.push(d);
+            true
         } else {
             // Reservoir sampling keeps the percentiles fair and the memory fixed.
             *rng ^= *rng << 13;
             *rng ^= *rng >> 7;
             *rng ^= *rng << 17;
             let j = (*rng % self.seen) as usize;
-            if j < max_samples {
+            if j < self.samples.len() {
                 self.samples[j] = d;
             }
+            false
         }
     }
 }
 
 /// Counts a statement under its fingerprint, at most [`MAX_FINGERPRINTS`] of them,
-/// keeping up to `max_samples` durations of each for percentiles.
+/// keeping up to `max_samples` durations of each for percentiles; true if the
+/// samples grew.
 pub(crate) fn add_statement(
     stmts: &mut HashMap<String, StmtStats>,
     fingerprints: &mut FingerprintCache,
     q: &QueryRecord,
     rng: &mut u64,
     max_samples: usize,
-) {
+) -> bool {
     let fp = q.text.as_deref().map(|t| fingerprints.get(t));
     let key = match fp {
         Some(f) if stmts.len() < MAX_FINGERPRINTS || stmts.contains_key(f) => f.to_string(),
@@ -88,7 +97,7 @@ pub(crate) fn add_statement(
         q.outcome == Outcome::Failure,
         rng,
         max_samples,
-    );
+    )
 }
 
 #[derive(Default)]
@@ -122,6 +131,8 @@ pub struct SummarySink<W: Write> {
     failed: u64,
     rng: u64,
     fingerprints: FingerprintCache,
+    /// Duration samples kept over all statements.
+    samples: usize,
 }
 
 impl<W: Write> SummarySink<W> {
@@ -146,6 +157,7 @@ impl<W: Write> SummarySink<W> {
             failed: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
             fingerprints: FingerprintCache::default(),
+            samples: 0,
         }
     }
 }
@@ -215,13 +227,17 @@ impl<W: Write> Sink for SummarySink<W> {
                 .or_insert_with(|| (0, e.message.clone()));
             slot.0 += 1;
         }
-        add_statement(
+        let max_samples = match self.samples < SAMPLE_BUDGET {
+            true => MAX_SAMPLES,
+            false => MIN_SAMPLES,
+        };
+        self.samples += add_statement(
             &mut self.stmts,
             &mut self.fingerprints,
             q,
             &mut self.rng,
-            MAX_SAMPLES,
-        );
+            max_samples,
+        ) as usize;
         Ok(())
     }
 
@@ -303,6 +319,13 @@ impl<W: Write> Sink for SummarySink<W> {
                 cell(&st.text, 70)
             );
         }
+        if self.samples >= SAMPLE_BUDGET {
+            // The bound is visible: percentiles come from smaller samples from here on.
+            let _ = writeln!(
+                o,
+                "  (durations kept for percentiles reached {SAMPLE_BUDGET}: later statements keep {MIN_SAMPLES} each)"
+            );
+        }
         if !self.errors.is_empty() {
             let _ = writeln!(o, "\nErrors by SQLSTATE:");
             for (code, (n, msg)) in &self.errors {
@@ -345,5 +368,39 @@ impl<W: Write> Sink for SummarySink<W> {
         }
         self.out.write_all(o.as_bytes())?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_stop_growing_at_the_budget() {
+        let mut sink = SummarySink::new(io::sink());
+        let conn = ConnMeta::for_test(1);
+        let session = SessionRecord::default();
+        // More distinct statements, each run more often, than the budget holds.
+        let per = 5 * MIN_SAMPLES;
+        let n = MAX_FINGERPRINTS;
+        assert!(
+            n * per > 2 * SAMPLE_BUDGET,
+            "the test must reach the budget"
+        );
+        for i in 0..n {
+            let mut q = QueryRecord::new(1, "simple", 0);
+            q.text = Some(format!("select c{i} from t").as_str().into());
+            for _ in 0..per {
+                sink.query(&conn, &session, &q).unwrap();
+            }
+        }
+        let kept: usize = sink.stmts.values().map(|s| s.samples.len()).sum();
+        assert_eq!(kept, sink.samples);
+        assert!(kept >= SAMPLE_BUDGET, "{kept}");
+        assert!(kept <= SAMPLE_BUDGET + n * MIN_SAMPLES, "{kept}");
+        assert_eq!(sink.stmts.len(), n);
+        assert!(sink.stmts.values().all(|s| s.calls == per as u64));
+        let late = &sink.stmts[&crate::session::sql::fingerprint(b"select c9999 from t")];
+        assert_eq!(late.samples.len(), MIN_SAMPLES);
     }
 }

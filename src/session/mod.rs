@@ -543,7 +543,7 @@ impl Session {
         param_types: impl Iterator<Item = u32>,
     ) {
         let name = lossy(statement);
-        let sql = shared.texts.get(query);
+        let sql = shared.texts.statement(query);
         match self.statements.get_mut(&name) {
             Some(s) => {
                 s.sql = sql;

@@ -131,12 +131,18 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Shared<T> {
 
 /// A shared SQL text or command tag, with an id that no other text gets (its copies
 /// keep it): output caches key on it instead of holding the text to pin its address.
-/// Equal texts are equal whatever their ids.
+/// Equal texts are equal whatever their ids. Its id's top bit says whether it
+/// is likely to repeat (the [`Texts`](super::texts::Texts) cache kept it, or it is a
+/// prepared statement's, run as often as it is bound): output caches keep what they
+/// render of those only, as a text seen once (a statement with its literals inline)
+/// would only evict the ones that repeat.
 #[derive(Clone)]
 pub struct Text {
     s: Shared<str>,
     id: u64,
 }
+
+const CACHEABLE: u64 = 1 << 63;
 
 impl Text {
     pub fn new(s: &str) -> Self {
@@ -147,8 +153,20 @@ impl Text {
         }
     }
 
+    /// A new text likely to repeat (see [`Text::cacheable`]).
+    pub fn new_cacheable(s: &str) -> Self {
+        let mut t = Text::new(s);
+        t.id |= CACHEABLE;
+        t
+    }
+
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether this text is likely to repeat, so worth caching what is made of it.
+    pub fn cacheable(&self) -> bool {
+        self.id & CACHEABLE != 0
     }
 
     /// See [`Shared::detached`].

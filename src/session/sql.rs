@@ -18,6 +18,45 @@ enum Tok {
     Other,
 }
 
+/// Byte classes for the scanner's loops (one table load instead of a chain of
+/// comparisons per byte).
+const SPACE: u8 = 1;
+/// Continues a word: ASCII alphanumerics, `_`, `$` and every non-ASCII byte.
+const WORD: u8 = 2;
+/// Continues a number: ASCII alphanumerics, `_` and `.`.
+const NUM: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
+            t[i] |= SPACE;
+        }
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            t[i] |= WORD | NUM;
+        }
+        if c == b'$' || c >= 0x80 {
+            t[i] |= WORD;
+        }
+        if c == b'.' {
+            t[i] |= NUM;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The first index from `j` whose byte is not of `class` (or the end).
+#[inline]
+fn skip(s: &[u8], mut j: usize, class: u8) -> usize {
+    while j < s.len() && CLASS[s[j] as usize] & class != 0 {
+        j += 1;
+    }
+    j
+}
+
 /// Yields (token kind, start, end) over `sql`; never fails, never panics.
 struct Scanner<'a> {
     s: &'a [u8],
@@ -35,9 +74,7 @@ impl Iterator for Scanner<'_> {
         let mut j = start + 1;
         let tok = match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
-                while matches!(at(j), b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') {
-                    j += 1;
-                }
+                j = skip(s, j, SPACE);
                 Tok::Space
             }
             b'-' if at(j) == b'-' => {
@@ -91,9 +128,7 @@ impl Iterator for Scanner<'_> {
             },
             b';' => Tok::Semicolon,
             b'0'..=b'9' => {
-                while at(j).is_ascii_alphanumeric() || at(j) == b'.' || at(j) == b'_' {
-                    j += 1;
-                }
+                j = skip(s, j, NUM);
                 Tok::Number
             }
             b'.' if at(j).is_ascii_digit() => {
@@ -103,13 +138,7 @@ impl Iterator for Scanner<'_> {
                 Tok::Number
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while at(j).is_ascii_alphanumeric()
-                    || at(j) == b'_'
-                    || at(j) == b'$'
-                    || at(j) >= 0x80
-                {
-                    j += 1;
-                }
+                j = skip(s, j, WORD);
                 Tok::Word
             }
             _ => Tok::Other,
@@ -222,6 +251,13 @@ pub fn keeps_transaction(sql: &[u8]) -> bool {
 /// collapsed, comments dropped, whitespace folded and words lower-cased.
 pub fn normalize(sql: &[u8]) -> String {
     let mut out = String::with_capacity(sql.len());
+    normalize_into(sql, &mut out);
+    out
+}
+
+/// [`normalize`] into `out` (cleared first), which keeps its allocation.
+fn normalize_into(sql: &[u8], out: &mut String) {
+    out.clear();
     let mut pending_space = false;
     for (tok, a, b) in scan(sql) {
         let text = &sql[a..b];
@@ -248,11 +284,22 @@ pub fn normalize(sql: &[u8]) -> String {
                     out.push('?');
                 }
             }
-            Tok::Word => out.push_str(&String::from_utf8_lossy(text).to_ascii_lowercase()),
-            _ => out.push_str(&String::from_utf8_lossy(text)),
+            Tok::Word => {
+                let start = out.len();
+                push_lossy(out, text);
+                out[start..].make_ascii_lowercase();
+            }
+            _ => push_lossy(out, text),
         }
     }
-    out
+}
+
+/// Appends `b` as UTF-8, invalid sequences replaced (no allocation when valid).
+fn push_lossy(out: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -266,7 +313,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// 64-bit FNV-1a of the normalised text, as 16 hex digits.
 pub fn fingerprint(sql: &[u8]) -> String {
-    format!("{:016x}", fnv1a(normalize(sql).as_bytes()))
+    fingerprint_with(sql, &mut String::new())
+}
+
+fn fingerprint_with(sql: &[u8], scratch: &mut String) -> String {
+    normalize_into(sql, scratch);
+    format!("{:016x}", fnv1a(scratch.as_bytes()))
 }
 
 /// Fingerprints of recently seen texts. Prepared and ORM statements repeat, so most
@@ -274,6 +326,8 @@ pub fn fingerprint(sql: &[u8]) -> String {
 #[derive(Default)]
 pub struct FingerprintCache {
     map: std::collections::HashMap<u64, String>,
+    /// The normalised text being hashed, kept for its allocation.
+    scratch: String,
 }
 
 impl FingerprintCache {
@@ -284,9 +338,15 @@ impl FingerprintCache {
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
+        let scratch = &mut self.scratch;
         self.map
             .entry(key)
-            .or_insert_with(|| fingerprint(text.as_bytes()))
+            .or_insert_with(|| fingerprint_with(text.as_bytes(), scratch))
+    }
+
+    /// The fingerprint of a text not worth caching (seen once).
+    pub fn once(&mut self, text: &str) -> String {
+        fingerprint_with(text.as_bytes(), &mut self.scratch)
     }
 }
 
@@ -364,6 +424,18 @@ mod tests {
             fingerprint(b"select a from t"),
             fingerprint(b"select b from t")
         );
+        // Invalid UTF-8 replaced, words lower-cased around it; the scratch buffer of
+        // a cache gives what a fresh one does.
+        assert_eq!(
+            normalize(b"SELECT \xffAB FROM T\xfe"),
+            "select \u{fffd}ab from t\u{fffd}"
+        );
+        let mut cache = FingerprintCache::default();
+        assert_eq!(
+            cache.once("SELECT 1 FROM T"),
+            fingerprint(b"select 2 from t")
+        );
+        assert_eq!(cache.get("select 3"), fingerprint(b"select 4"));
     }
 
     #[test]

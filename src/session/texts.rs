@@ -1,14 +1,24 @@
 //! SQL texts (and command tags) seen recently, shared by every connection: a
 //! statement sent again and again (pgbench, ORMs, poolers) is checked as UTF-8 and
 //! allocated once, and all its records share the one copy.
+//!
+//! A text is kept only from its second sighting (a table of recent hashes remembers
+//! the first): statements with their literals inline (simple protocol, psql, many
+//! ORMs) are mostly seen once, and keeping each would cost a copy and a map insert
+//! per statement and hold megabytes for nothing. The map is bounded in bytes and in
+//! entries; [`Texts::stats`] says how often it started over.
 
 use super::shared::Text;
 use rustc_hash::FxHashMap;
 
 /// Longer texts are not kept (each use gets its own copy).
 const MAX_TEXT: usize = 16 << 10;
-/// The cache starts over once it holds this many bytes of text.
+/// The cache starts over once it holds this many bytes of text...
 const MAX_BYTES: usize = 8 << 20;
+/// ...or this many texts.
+const MAX_TEXTS: usize = 32 << 10;
+/// Slots of the table of texts seen once.
+const SEEN: usize = 4096;
 
 /// Slots of the front cache.
 const FRONT: usize = 256;
@@ -25,6 +35,18 @@ pub struct Texts {
     /// of hashing the whole text, for the few texts a workload repeats. Holds only
     /// texts that are their wire bytes (valid UTF-8).
     front: Box<[Option<Text>]>,
+    /// Hashes of texts seen once and not kept yet, by their low bits.
+    seen: Box<[u64]>,
+    stats: TextStats,
+}
+
+/// How the texts cache fared, for the run's closing figures.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextStats {
+    /// Distinct texts kept (each from its second sighting).
+    pub interned: u64,
+    /// Times the cache was full and started over.
+    pub resets: u64,
 }
 
 impl Default for Texts {
@@ -34,6 +56,8 @@ impl Default for Texts {
             bytes: 0,
             tags: vec![None; FRONT].into(),
             front: vec![None; FRONT].into(),
+            seen: vec![0; SEEN].into(),
+            stats: TextStats::default(),
         }
     }
 }
@@ -79,8 +103,19 @@ impl Texts {
         tag
     }
 
-    /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`).
+    /// The text of a prepared statement: cacheable however often it was seen (it
+    /// runs as often as it is bound).
+    pub fn statement(&mut self, raw: &[u8]) -> Text {
+        self.lookup(raw, true)
+    }
+
+    /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`); cacheable
+    /// when kept here.
     pub fn get(&mut self, raw: &[u8]) -> Text {
+        self.lookup(raw, false)
+    }
+
+    fn lookup(&mut self, raw: &[u8], cacheable: bool) -> Text {
         let i = slot(raw);
         if let Some(t) = &self.front[i]
             && eq_bytes(t.as_bytes(), raw)
@@ -93,18 +128,43 @@ impl Texts {
             }
             return t.clone();
         }
-        let t: Text = crate::output::fmt::utf8_lossless(raw).into();
-        if raw.len() <= MAX_TEXT {
-            if self.bytes + raw.len() > MAX_BYTES {
-                self.map.clear();
-                self.front.fill(None);
-                self.tags.fill(None);
-                self.bytes = 0;
-            }
-            self.bytes += raw.len();
-            self.map.insert(raw.into(), t.clone());
+        let text = crate::output::fmt::utf8_lossless(raw);
+        if raw.len() > MAX_TEXT || !self.seen_before(raw) {
+            return match cacheable {
+                true => Text::new_cacheable(&text),
+                false => Text::new(&text),
+            };
         }
+        let t = Text::new_cacheable(&text);
+        if self.bytes + raw.len() > MAX_BYTES || self.map.len() >= MAX_TEXTS {
+            self.map.clear();
+            self.front.fill(None);
+            self.tags.fill(None);
+            self.bytes = 0;
+            self.stats.resets += 1;
+        }
+        self.bytes += raw.len();
+        self.stats.interned += 1;
+        self.map.insert(raw.into(), t.clone());
         t
+    }
+
+    /// Whether `raw` (not in the map) was seen recently; remembers it if not.
+    fn seen_before(&mut self, raw: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        // 0 marks an empty slot.
+        let h = rustc_hash::FxBuildHasher.hash_one(raw) | 1;
+        let slot = &mut self.seen[(h >> 52) as usize % SEEN];
+        if *slot == h {
+            *slot = 0;
+            return true;
+        }
+        *slot = h;
+        false
+    }
+
+    pub fn stats(&self) -> TextStats {
+        self.stats
     }
 }
 
@@ -115,9 +175,13 @@ mod tests {
     #[test]
     fn same_bytes_share_one_text() {
         let mut t = Texts::default();
+        let first = t.get(b"select 1");
+        assert!(!first.cacheable(), "kept from the second sighting");
         let a = t.get(b"select 1");
         let b = t.get(b"select 1");
         assert!(Text::ptr_eq(&a, &b));
+        assert!(a.cacheable());
+        assert!(t.statement(b"select 2").cacheable());
         assert_eq!(&*t.get(b"bad \xff"), "bad \\xff");
         let long = vec![b'x'; MAX_TEXT + 1];
         let (c, d) = (t.get(&long), t.get(&long));
@@ -177,12 +241,35 @@ mod tests {
     #[test]
     fn starts_over_when_full() {
         let mut t = Texts::default();
-        for i in 0..(MAX_BYTES / MAX_TEXT + 2) {
+        let n = MAX_BYTES / MAX_TEXT + 2;
+        for i in 0..n {
             let mut s = vec![b'a'; MAX_TEXT];
             s[..8].copy_from_slice(&(i as u64).to_be_bytes());
             t.get(&s);
+            t.get(&s);
         }
         assert!(t.bytes <= MAX_BYTES);
-        assert!(t.map.len() < MAX_BYTES / MAX_TEXT + 2);
+        assert!(t.map.len() < n);
+        assert_eq!(t.stats().interned, n as u64);
+        assert_eq!(t.stats().resets, 1);
+    }
+
+    #[test]
+    fn texts_seen_once_are_not_kept() {
+        let mut t = Texts::default();
+        for i in 0..200_000 {
+            let s = format!("select abalance from pgbench_accounts where aid = {i}");
+            assert_eq!(&*t.get(s.as_bytes()), s);
+        }
+        assert_eq!(t.map.len(), 0);
+        assert_eq!(t.stats(), TextStats::default());
+        // Repeating texts, as many as the cache holds and more: it stays bounded.
+        for i in 0..(MAX_TEXTS + 10) {
+            let s = format!("select {i}");
+            t.get(s.as_bytes());
+            assert!(t.get(s.as_bytes()).cacheable());
+        }
+        assert!(t.map.len() <= MAX_TEXTS);
+        assert_eq!(t.stats().resets, 1);
     }
 }
