@@ -318,6 +318,20 @@ impl<'s> Stage<'s> {
         }
     }
 
+    /// Sharded: the cancel keys and CancelRequests just seen go to the merge stage.
+    fn cross_facts(&mut self) {
+        if let (Some(facts), Some(t)) = (&mut self.shared.facts, self.sink.threaded())
+            && !facts.is_empty()
+        {
+            for f in facts.drain(..) {
+                let r = t.fact(f);
+                if let Err(e) = r {
+                    self.io_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+
     fn after_feed(&mut self, meta: &ConnMeta, conn: &mut Conn, ts: i64) {
         if let (false, Some(kind)) = (conn.encryption_noted, conn.decoder.encrypted()) {
             conn.encryption_noted = true;

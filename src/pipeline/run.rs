@@ -30,8 +30,21 @@ pub fn records(
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let ports = cli.ports.clone();
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
-        let sink = Box::new(output::threaded::Threaded::new(sink));
-        let mut staged = Staged::new(sink, ports, Default::default());
+        // TLS key logs are decrypted with on one decoding thread.
+        let threads = if tls_keys.is_some() {
+            1
+        } else {
+            cli.decoding_threads()
+        };
+        let sinks: Vec<Box<dyn Sink + Send>> = if threads == 1 {
+            vec![Box::new(output::threaded::Threaded::new(sink))]
+        } else {
+            output::threaded::Threaded::shards(sink, threads)
+                .into_iter()
+                .map(|t| Box::new(t) as Box<dyn Sink + Send>)
+                .collect()
+        };
+        let mut staged = Staged::sharded(sinks, ports, Default::default());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
