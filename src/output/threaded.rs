@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 const BATCH: usize = 512;
 /// Batches in flight; the pipeline waits when the writer falls this far behind.
 const IN_FLIGHT: usize = 16;
+const SHARD_IN_FLIGHT: usize = 2;
 
 /// What a statement record needs of its connection and session.
 type Origin = Arc<(ConnMeta, SessionRecord)>;
@@ -89,13 +90,16 @@ impl Threaded {
 
     fn start(sink: Box<dyn Sink + Send>, n: usize) -> Vec<Self> {
         let (mut txs, mut rxs, mut backs, mut dones) = (vec![], vec![], vec![], vec![]);
+        // A shard's hand-over is a whole round (up to a few thousand records): fewer
+        // in flight keep the memory near one thread's.
+        let in_flight = if n > 1 { SHARD_IN_FLIGHT } else { IN_FLIGHT };
         for _ in 0..n {
-            let (tx, rx) = sync_channel(IN_FLIGHT);
+            let (tx, rx) = sync_channel(in_flight);
             // Between two sends, which each take back all written records, the writer
             // can finish at most the batches in flight and the one it holds: with room
             // for those, written records are never dropped on its thread (which freed
             // a third of them across threads, bouncing the texts' counts between cores).
-            let (back, done) = sync_channel(IN_FLIGHT + 2);
+            let (back, done) = sync_channel(in_flight + 2);
             txs.push(tx);
             rxs.push(rx);
             backs.push(back);

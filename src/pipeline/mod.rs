@@ -14,6 +14,7 @@ use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side}
 use crate::tls;
 use std::io;
 
+pub mod live;
 pub mod run;
 pub mod staged;
 

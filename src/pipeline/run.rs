@@ -130,7 +130,7 @@ pub fn capture(
             }
             reported.set(total);
         };
-        let stats = capture::read_live(
+        let stats = super::live::read_live(
             capture::LiveOptions {
                 interface: iface,
                 filter: &filter,
@@ -139,6 +139,7 @@ pub fn capture(
                 savefile: cli.write.as_deref(),
                 after_open: &mut drop_privs,
                 on_drops: &mut on_drops,
+                on_idle: None,
             },
             stop,
             &mut on_packet,
