@@ -497,7 +497,19 @@ pub fn read_live(
             (opts.on_drops)(new, total);
         }
     };
-    while !stop.load(Ordering::Relaxed) {
+    // Once stopped, packets still go on for one block timeout: the ring hands over
+    // the last block only when the kernel retires it.
+    let mut drain_until = None;
+    loop {
+        match drain_until {
+            Some(end) if std::time::Instant::now() >= end => break,
+            Some(_) => {}
+            None if stop.load(Ordering::Relaxed) => {
+                drain_until =
+                    Some(std::time::Instant::now() + std::time::Duration::from_millis(150));
+            }
+            None => {}
+        }
         match cap.next_packet() {
             Ok(p) => {
                 if let Some(s) = save.as_mut() {

@@ -14,8 +14,9 @@ use std::time::Duration;
 /// libpcap has nothing more to give (so an idle link delays nothing).
 const BATCH_PACKETS: usize = 512;
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches waiting for the decoder, at most (about 8 MiB with the ring's 32 MiB).
-const QUEUE: usize = 32;
+/// Batches waiting for the decoder, at most: 16 MiB of full ones (more with frames
+/// near the snaplen), besides the kernel ring (-B, 32 MiB by default).
+const QUEUE: usize = 64;
 
 /// Packets copied out of the ring, and a drop report after them.
 #[derive(Default)]
