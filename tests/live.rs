@@ -286,7 +286,7 @@ fn live_records_under_drops_are_right_or_unsure() {
 #[test]
 #[ignore = "needs root: run scripts/test.sh"]
 fn a_stalled_decoder_does_not_hold_back_the_capture() {
-    use pgscope::capture::{Flow, LiveOptions};
+    use pgscope::capture::{Flow, Hooks, LiveOptions};
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -322,6 +322,8 @@ fn a_stalled_decoder_does_not_hold_back_the_capture() {
                 snaplen: 262144,
                 buffer_bytes: 2 << 20,
                 savefile: None,
+            },
+            Hooks {
                 after_open: &mut || Ok(()),
                 on_drops: &mut |_, _| {},
                 on_idle: None,
@@ -338,7 +340,10 @@ fn a_stalled_decoder_does_not_hold_back_the_capture() {
         )
         .unwrap()
     });
-    assert_eq!(stats.dropped, 0, "libpcap dropped packets; {seen} bytes seen");
+    assert_eq!(
+        stats.dropped, 0,
+        "libpcap dropped packets; {seen} bytes seen"
+    );
     // Frames carry headers besides the payload.
     assert!(
         seen > CHUNK * CHUNKS,

@@ -368,6 +368,7 @@ fn describe<I>(e: &PcapError<I>) -> String {
 }
 
 /// Options for a live capture.
+#[derive(Clone, Copy)]
 pub struct LiveOptions<'a> {
     pub interface: &'a str,
     pub filter: &'a str,
@@ -375,6 +376,10 @@ pub struct LiveOptions<'a> {
     /// Kernel ring size in bytes.
     pub buffer_bytes: i32,
     pub savefile: Option<&'a str>,
+}
+
+/// What a live capture calls besides the packet callback.
+pub struct Hooks<'a> {
     /// Called once the handle is open (and the savefile created), before any packet:
     /// the place to drop privileges.
     pub after_open: &'a mut (dyn FnMut() -> Result<(), String> + Send),
@@ -444,7 +449,8 @@ impl<R: Read> std::io::Read for CountingReader<R> {
 
 /// Captures from a live interface until `stop` is set or the callback breaks.
 pub fn read_live(
-    mut opts: LiveOptions<'_>,
+    opts: LiveOptions<'_>,
+    mut hooks: Hooks<'_>,
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
@@ -482,7 +488,7 @@ pub fn read_live(
         }
         None => None,
     };
-    (opts.after_open)().map_err(CaptureError)?;
+    (hooks.after_open)().map_err(CaptureError)?;
     let mut stats = SourceStats::default();
     let mut drops = DropWatch::new(std::time::Instant::now());
     let mut since_check = 0u32;
@@ -494,7 +500,7 @@ pub fn read_live(
             && let Some((new, total)) =
                 drops.update(now, u64::from(s.dropped) + u64::from(s.if_dropped))
         {
-            (opts.on_drops)(new, total);
+            (hooks.on_drops)(new, total);
         }
     };
     // Once stopped, packets still go on for one block timeout: the ring hands over
@@ -526,7 +532,7 @@ pub fn read_live(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
-                if let Some(idle) = opts.on_idle.as_mut() {
+                if let Some(idle) = hooks.on_idle.as_mut() {
                     idle();
                 }
                 check_drops(&mut cap);

@@ -4,7 +4,7 @@
 //! TUI fills the queue first, then the kernel ring (`-B`), and only then does the
 //! kernel drop packets, which are counted and reported as before.
 
-use crate::capture::{self, CaptureError, Flow, LiveOptions, Packet, SourceStats};
+use crate::capture::{self, CaptureError, Flow, Hooks, LiveOptions, Packet, SourceStats};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
@@ -28,11 +28,12 @@ struct Copied {
 }
 
 /// Captures on a thread of its own until `stop` is set or `on_packet` breaks; the
-/// packets and drop reports (`opts.on_drops`) reach this thread, in order. The
+/// packets and drop reports (`hooks.on_drops`) reach this thread, in order. The
 /// figures are those of the packets handed to `on_packet`, with libpcap's final drop
 /// count.
 pub fn read_live(
     opts: LiveOptions<'_>,
+    hooks: Hooks<'_>,
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
@@ -40,16 +41,12 @@ pub fn read_live(
     let halt = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<Copied>(QUEUE);
     let (back, empty) = std::sync::mpsc::channel::<Copied>();
-    let LiveOptions {
-        interface,
-        filter,
-        snaplen,
-        buffer_bytes,
-        savefile,
+    // Drop reports are the consumer's; opening (dropping privileges) the capture's.
+    let Hooks {
         after_open,
         on_drops,
         ..
-    } = opts;
+    } = hooks;
     std::thread::scope(|s| {
         let halt = &halt;
         let capturing = s.spawn(move || {
@@ -65,12 +62,8 @@ pub fn read_live(
                 let _ = tx.send(std::mem::replace(&mut *cur, next));
             };
             let r = capture::read_live(
-                LiveOptions {
-                    interface,
-                    filter,
-                    snaplen,
-                    buffer_bytes,
-                    savefile,
+                opts,
+                Hooks {
                     after_open,
                     on_drops: &mut |new, total| {
                         cur.borrow_mut().drops = Some((new, total));

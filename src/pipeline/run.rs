@@ -137,6 +137,8 @@ pub fn capture(
                 snaplen: cli.snaplen,
                 buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
                 savefile: cli.write.as_deref(),
+            },
+            capture::Hooks {
                 after_open: &mut drop_privs,
                 on_drops: &mut on_drops,
                 on_idle: None,

@@ -28,6 +28,9 @@ const BATCH_EVENTS: usize = 4096;
 /// none is allocated while running (fresh large allocations are fresh pages the
 /// kernel must zero). The reader waits for an empty one when the decoder is behind.
 const POOL: usize = 6;
+/// The same per shard when decoding is sharded: each shard's batches hold only its
+/// connections' part of a round, and memory grows with the shards.
+const SHARD_POOL: usize = 3;
 
 /// What the flow table reported, in order.
 enum Ev {
@@ -214,10 +217,11 @@ impl Staged {
         let sharded = sinks.len() > 1;
         let mut shards = Vec::new();
         let mut workers = Vec::new();
+        let pool = if sharded { SHARD_POOL } else { POOL };
         for sink in sinks {
-            let (tx, rx) = sync_channel(POOL);
-            let (back, empty) = sync_channel(POOL);
-            for _ in 1..POOL {
+            let (tx, rx) = sync_channel(pool);
+            let (back, empty) = sync_channel(pool);
+            for _ in 1..pool {
                 let _ = back.send(Batch::new());
             }
             workers.push(std::thread::spawn(move || {
