@@ -52,6 +52,10 @@ fn psql(port: &str) -> Command {
 fn live_capture_on_loopback_sees_psql_queries() {
     let port = pg15_port();
     let mut child = live_pgscope(&port, "query,session", Stdio::piped(), &[]);
+    // Read all along: other clients of the server may fill the pipe, and a blocked
+    // writer would not end on SIGINT.
+    let stdout = child.stdout.take();
+    let out = std::thread::spawn(move || common::read_pipe(stdout));
     // Started as root, it runs as nobody once the capture handle is open (as tcpdump -Z).
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -77,7 +81,7 @@ fn live_capture_on_loopback_sees_psql_queries() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
-    let out = common::read_pipe(child.stdout.take());
+    let out = out.join().unwrap();
     let err = common::read_pipe(child.stderr.take());
     let recs: Vec<serde_json::Value> = out
         .lines()
