@@ -118,6 +118,16 @@ pub struct Cli {
     #[arg(long = "snaplen", default_value = "262144", value_name = "BYTES")]
     pub snaplen: i32,
 
+    /// Decoding threads for JSON and summary records from files: connections are
+    /// sharded across them by address, and records come out in the same order as with
+    /// one. Default: the cores available. Example: --threads 4
+    #[arg(
+        long = "threads",
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(1..=255)
+    )]
+    pub threads: Option<u8>,
+
     /// Drop root privileges to this user once the capture handle or the input files
     /// (and the -w file) are open (as tcpdump -Z). Default when started as root:
     /// nobody. Example: -Z pgscope
@@ -160,6 +170,14 @@ impl Cli {
             return Err("-w saves a live capture: it needs -i IFACE".into());
         }
         Ok(())
+    }
+
+    /// `--threads`, or the cores available.
+    pub fn decoding_threads(&self) -> usize {
+        self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().min(255)),
+            usize::from,
+        )
     }
 
     pub fn wants(&self, kind: RecordKind) -> bool {

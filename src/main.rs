@@ -1,15 +1,14 @@
 //! pgscope: a passive PostgreSQL wire-protocol analyzer.
 
 use clap::Parser;
-use pgscope::cli::{Cli, OutputMode, RecordKind};
+use pgscope::cli::{Cli, OutputMode};
 use pgscope::output::redact::{Redact, Redaction};
 use pgscope::output::{self, Sink};
-use pgscope::{capture, filter, net, pipeline, privs, tui};
-use std::cell::{Cell, RefCell};
+use pgscope::{filter, pipeline, privs, tui};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            say(&e.to_string());
+            pipeline::run::say(&e.to_string());
             ExitCode::from(2)
         }
     }
@@ -53,14 +52,8 @@ fn run(cli: &Cli) -> io::Result<()> {
     let _ = ctrlc_handler();
     let tls_keys = tls_keys(cli)?;
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
-    let ports = cli.ports.clone();
-    // Offline records: TCP on this thread, decoding on a second, formatting on a
-    // third. Message records borrow the capture buffer and live records are written
-    // as they come: both in place, on this thread (so are filtered records, whose
-    // filter borrows the sink).
-    let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     // Every presenter sits behind the one redaction step.
-    let mut sink: Box<dyn Sink + Send> = match mode {
+    let sink: Box<dyn Sink + Send> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
@@ -77,29 +70,7 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
         )),
     };
-    if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
-        let sink = Box::new(output::threaded::Threaded::new(sink));
-        let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
-        if let Some(keys) = tls_keys {
-            staged.decrypt_tls(keys);
-        }
-        capture(cli, Box::new(staged), become_user, None)?;
-        return io::stdout().flush();
-    }
-    if filter.is_empty() {
-        let mut pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
-        if let Some(keys) = tls_keys {
-            pipe.decrypt_tls(keys);
-        }
-        capture(cli, Box::new(pipe), become_user, None)?;
-    } else {
-        let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
-        if let Some(keys) = tls_keys {
-            pipe.decrypt_tls(keys);
-        }
-        capture(cli, Box::new(pipe), become_user, None)?;
-    }
+    pipeline::run::records(cli, mode, sink, filter, tls_keys, become_user, &STOP)?;
     io::stdout().flush()
 }
 
@@ -178,11 +149,12 @@ fn run_tui(
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }
-            capture(
+            pipeline::run::capture(
                 &cli_owned,
                 Box::new(pipe),
                 become_user.as_ref(),
                 Some(&progress),
+                &STOP,
             )
         }));
         let mut st = tui::state::lock(&for_capture);
@@ -204,203 +176,6 @@ fn run_tui(
     match tui::state::lock(&shared).fatal.take() {
         Some(e) => result.and(Err(io::Error::other(e))),
         None => result,
-    }
-}
-
-/// Reads every packet of the capture through the pipeline into `sink`, as
-/// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
-/// counts the file bytes read and silences warnings on standard error, which would
-/// land in the middle of the screen; they still reach the sink.
-fn capture(
-    cli: &Cli,
-    pipe: Box<dyn pipeline::Feed + '_>,
-    become_user: Option<&privs::Target>,
-    progress: Option<&Arc<AtomicU64>>,
-) -> io::Result<()> {
-    let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
-    let quiet = progress.is_some();
-    let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
-    let out_err: Cell<Option<io::Error>> = Cell::new(None);
-    // Link types `net` cannot read: (type, packets skipped), in the order first seen;
-    // the last type known to be readable spares the check on every packet.
-    let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
-    let readable = Cell::new(net::LINKTYPE_ETHERNET);
-    // Packets and live drop reports both go to the pipeline, one call at a time.
-    let pipe = RefCell::new(pipe);
-    let mut on_packet = |p: capture::Packet<'_>| {
-        if p.linktype != readable.get() {
-            if net::supported(p.linktype) {
-                readable.set(p.linktype);
-            } else {
-                skip_linktype(&mut unsupported.borrow_mut(), p.linktype, quiet);
-                remaining.set(remaining.get() - 1);
-                return if remaining.get() == 0 {
-                    capture::Flow::Break(())
-                } else {
-                    capture::Flow::Continue(())
-                };
-            }
-        }
-        if let Err(e) = pipe.borrow_mut().packet(&p) {
-            out_err.set(Some(e));
-            return capture::Flow::Break(());
-        }
-        remaining.set(remaining.get() - 1);
-        if remaining.get() == 0 {
-            capture::Flow::Break(())
-        } else {
-            capture::Flow::Continue(())
-        }
-    };
-    let mut warnings = Vec::new();
-    let mut corrupt = Vec::new();
-    let mut dropped = 0;
-    let mut packets = 0;
-    let mut bytes = 0;
-    if let Some(iface) = &cli.interface {
-        let filter = cli.capture_filter();
-        let mut drop_privs = drop_privs;
-        let reported = Cell::new(0);
-        let mut on_drops = |new: u64, total: u64| {
-            if !quiet {
-                say(&format!("warning: {}", pipeline::drop_message(new, total)));
-            }
-            if let Err(e) = pipe.borrow_mut().drops(new, total) {
-                out_err.set(Some(e));
-            }
-            reported.set(total);
-        };
-        let stats = capture::read_live(
-            capture::LiveOptions {
-                interface: iface,
-                filter: &filter,
-                snaplen: cli.snaplen,
-                buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
-                savefile: cli.write.as_deref(),
-                after_open: &mut drop_privs,
-                on_drops: &mut on_drops,
-            },
-            &STOP,
-            &mut on_packet,
-        )
-        .map_err(io::Error::other)?;
-        // Drops since the last report while capturing (libpcap's final count).
-        if stats.dropped > reported.get() {
-            on_drops(stats.dropped - reported.get(), stats.dropped);
-        }
-        dropped = stats.dropped;
-        packets = stats.packets;
-        bytes = stats.bytes;
-    } else {
-        // Every input is opened before privileges are dropped: a file only root may
-        // read is still read.
-        let mut inputs = Vec::with_capacity(cli.read.len());
-        for name in &cli.read {
-            // Standard input and pipes may block forever: they read through
-            // `Stoppable`, so that a signal still ends the run.
-            let input: Box<dyn io::Read + Send> = if name == "-" {
-                // The descriptor itself: `io::stdin()` buffers, and bytes held in its
-                // buffer would not wake the poll.
-                let fd = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
-                Box::new(capture::Stoppable::new(std::fs::File::from(fd), &STOP))
-            } else {
-                let file = std::fs::File::open(name)
-                    .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
-                if file.metadata().is_ok_and(|m| m.is_file()) {
-                    Box::new(file)
-                } else {
-                    Box::new(capture::Stoppable::new(file, &STOP))
-                }
-            };
-            inputs.push((name, input));
-        }
-        drop_privs().map_err(io::Error::other)?;
-        for (name, input) in inputs {
-            let input = match progress {
-                Some(count) => Box::new(tui::CountingReader::new(input, count.clone())),
-                None => input,
-            };
-            let label = if name == "-" { "stdin" } else { name.as_str() };
-            let stats = capture::read_file(label, input, &STOP, &mut on_packet)
-                .map_err(io::Error::other)?;
-            packets += stats.packets;
-            bytes += stats.bytes;
-            warnings.extend(stats.truncated);
-            corrupt.extend(stats.corrupt);
-            if remaining.get() == 0 {
-                break;
-            }
-            if let Some(e) = out_err.take() {
-                return Err(e);
-            }
-        }
-    }
-    if let Some(e) = out_err.take() {
-        return Err(e);
-    }
-    let mut pipe = pipe.into_inner();
-    for w in &warnings {
-        if !quiet {
-            say(&format!("warning: {w}"));
-        }
-        pipe.warn("truncated_capture", w)?;
-    }
-    for &(linktype, packets) in unsupported.borrow().iter() {
-        let w = format!(
-            "{packets} packets of {} skipped: not supported",
-            linktype_name(linktype)
-        );
-        if !quiet {
-            say(&format!("warning: {w}"));
-        }
-        pipe.warn("unsupported_linktype", &w)?;
-    }
-    for e in &corrupt {
-        pipe.warn("corrupt_capture", e)?;
-    }
-    let stats = pipe.stats();
-    stats.packets = packets;
-    stats.bytes = bytes;
-    stats.dropped = dropped;
-    pipe.finish()?;
-    // What came before the corruption is written; the run still fails.
-    if !corrupt.is_empty() {
-        return Err(io::Error::other(corrupt.join("; ")));
-    }
-    Ok(())
-}
-
-/// A line on standard error. File and interface names and libpcap's messages may
-/// hold control characters (a file named with an escape sequence): escaped, as every
-/// text that reaches a terminal.
-fn say(msg: &str) {
-    let mut line = String::from("pgscope: ");
-    output::fmt::push_sanitized(&mut line, msg.as_bytes(), false);
-    eprintln!("{line}");
-}
-
-/// Counts a packet of a link type pgscope cannot read, naming the type on standard
-/// error the first time (unless `quiet`).
-fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
-    match seen.iter_mut().find(|(lt, _)| *lt == linktype) {
-        Some((_, n)) => *n += 1,
-        None => {
-            if !quiet {
-                say(&format!(
-                    "warning: {} is not supported: its packets are skipped",
-                    linktype_name(linktype)
-                ));
-            }
-            seen.push((linktype, 1));
-        }
-    }
-}
-
-/// "link type 147 (USER0)", with libpcap's name when it has one.
-fn linktype_name(linktype: i32) -> String {
-    match pcap::Linktype(linktype).get_name() {
-        Ok(name) => format!("link type {linktype} ({name})"),
-        Err(_) => format!("link type {linktype}"),
     }
 }
 

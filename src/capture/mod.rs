@@ -368,6 +368,7 @@ fn describe<I>(e: &PcapError<I>) -> String {
 }
 
 /// Options for a live capture.
+#[derive(Clone, Copy)]
 pub struct LiveOptions<'a> {
     pub interface: &'a str,
     pub filter: &'a str,
@@ -375,12 +376,19 @@ pub struct LiveOptions<'a> {
     /// Kernel ring size in bytes.
     pub buffer_bytes: i32,
     pub savefile: Option<&'a str>,
+}
+
+/// What a live capture calls besides the packet callback.
+pub struct Hooks<'a> {
     /// Called once the handle is open (and the savefile created), before any packet:
     /// the place to drop privileges.
-    pub after_open: &'a mut dyn FnMut() -> Result<(), String>,
+    pub after_open: &'a mut (dyn FnMut() -> Result<(), String> + Send),
     /// Called while capturing when libpcap has dropped packets since the last call
     /// (checked about once a second): `(new drops, total so far)`.
     pub on_drops: &'a mut dyn FnMut(u64, u64),
+    /// Called when libpcap has no packet ready (a batching consumer hands over what
+    /// it holds).
+    pub on_idle: Option<&'a mut dyn FnMut()>,
 }
 
 /// How often a live capture asks libpcap for its drop count.
@@ -418,9 +426,31 @@ impl DropWatch {
     }
 }
 
+/// A reader that counts the bytes read, for the progress bar of offline files.
+pub struct CountingReader<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    pub fn new(inner: R, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        CountingReader { inner, count }
+    }
+}
+
+impl<R: Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Captures from a live interface until `stop` is set or the callback breaks.
 pub fn read_live(
     opts: LiveOptions<'_>,
+    mut hooks: Hooks<'_>,
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
@@ -429,7 +459,10 @@ pub fn read_live(
         .map_err(|e| err("no such device", e))?
         .promisc(true)
         .snaplen(opts.snaplen)
-        .immediate_mode(true)
+        // Not immediate: libpcap then uses TPACKET_V3, whose ring hands over whole
+        // blocks (filled, or retired after the 100 ms timeout), far fewer wake-ups
+        // under load than a packet at a time; records wait at most that long.
+        .immediate_mode(false)
         .buffer_size(opts.buffer_bytes)
         .timeout(100)
         .open()
@@ -455,7 +488,7 @@ pub fn read_live(
         }
         None => None,
     };
-    (opts.after_open)().map_err(CaptureError)?;
+    (hooks.after_open)().map_err(CaptureError)?;
     let mut stats = SourceStats::default();
     let mut drops = DropWatch::new(std::time::Instant::now());
     let mut since_check = 0u32;
@@ -467,10 +500,22 @@ pub fn read_live(
             && let Some((new, total)) =
                 drops.update(now, u64::from(s.dropped) + u64::from(s.if_dropped))
         {
-            (opts.on_drops)(new, total);
+            (hooks.on_drops)(new, total);
         }
     };
-    while !stop.load(Ordering::Relaxed) {
+    // Once stopped, packets still go on for one block timeout: the ring hands over
+    // the last block only when the kernel retires it.
+    let mut drain_until = None;
+    loop {
+        match drain_until {
+            Some(end) if std::time::Instant::now() >= end => break,
+            Some(_) => {}
+            None if stop.load(Ordering::Relaxed) => {
+                drain_until =
+                    Some(std::time::Instant::now() + std::time::Duration::from_millis(150));
+            }
+            None => {}
+        }
         match cap.next_packet() {
             Ok(p) => {
                 if let Some(s) = save.as_mut() {
@@ -487,6 +532,9 @@ pub fn read_live(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
+                if let Some(idle) = hooks.on_idle.as_mut() {
+                    idle();
+                }
                 check_drops(&mut cap);
                 let mut pfd = libc::pollfd {
                     fd,

@@ -65,6 +65,11 @@ pub trait Sink {
     fn session_update(&mut self, _conn: &ConnMeta, _s: &SessionRecord) {}
     /// Packets the live capture has dropped so far (the anomaly records say it too).
     fn drops(&mut self, _total: u64) {}
+    /// A decoding shard's hand-over to the merging writer, for the pipeline to number
+    /// events and end rounds (`--threads`).
+    fn threaded(&mut self) -> Option<&mut threaded::Threaded> {
+        None
+    }
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 

@@ -147,6 +147,9 @@ impl<S: Sink> Sink for Redact<S> {
     fn drops(&mut self, total: u64) {
         self.inner.drops(total)
     }
+    fn threaded(&mut self) -> Option<&mut super::threaded::Threaded> {
+        self.inner.threaded()
+    }
     fn finish(&mut self, run: &RunStats) -> io::Result<()> {
         self.inner.finish(run)
     }

@@ -14,6 +14,8 @@ use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side}
 use crate::tls;
 use std::io;
 
+pub mod live;
+pub mod run;
 pub mod staged;
 
 /// Per-connection state kept in the flow table.
@@ -313,6 +315,20 @@ impl<'s> Stage<'s> {
                 };
                 let r = self.sink.anomaly(Some(meta), ts, &view);
                 self.check(r);
+            }
+        }
+    }
+
+    /// Sharded: the cancel keys and CancelRequests just seen go to the merge stage.
+    fn cross_facts(&mut self) {
+        if let (Some(facts), Some(t)) = (&mut self.shared.facts, self.sink.threaded())
+            && !facts.is_empty()
+        {
+            for f in facts.drain(..) {
+                let r = t.fact(f);
+                if let Err(e) = r {
+                    self.io_error.get_or_insert(e);
+                }
             }
         }
     }

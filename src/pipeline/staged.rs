@@ -5,6 +5,12 @@
 //!
 //! Used for offline record output, where decoding one busy thread's worth of
 //! messages is what limits the rate (see docs/benchmark.md).
+//!
+//! With `--threads N` (N > 1) decoding is sharded by connection: a hash of the
+//! connection's addresses and ports picks one of N decoding threads, so both
+//! directions of a flow go to one. Every event is numbered; each round of batches
+//! goes to all shards at once, and the writer (`output::threaded`) merges their
+//! records back into capture order by those numbers.
 
 use super::{Conn, Feed, Stage, shape, to_table};
 use crate::capture::Packet;
@@ -22,6 +28,9 @@ const BATCH_EVENTS: usize = 4096;
 /// none is allocated while running (fresh large allocations are fresh pages the
 /// kernel must zero). The reader waits for an empty one when the decoder is behind.
 const POOL: usize = 6;
+/// The same per shard when decoding is sharded: each shard's batches hold only its
+/// connections' part of a round, and memory grows with the shards.
+const SHARD_POOL: usize = 3;
 
 /// What the flow table reported, in order.
 enum Ev {
@@ -62,6 +71,8 @@ enum Ev {
 struct Batch {
     events: Vec<Ev>,
     bytes: Vec<u8>,
+    /// Sharded: each event's number in the whole run.
+    seqs: Vec<u64>,
 }
 
 impl Batch {
@@ -70,90 +81,131 @@ impl Batch {
             events: Vec::with_capacity(BATCH_EVENTS),
             // One segment may go past the mark before the batch is sent.
             bytes: Vec::with_capacity(BATCH_BYTES + (256 << 10)),
+            seqs: Vec::new(),
         }
     }
 }
 
-/// The flow table's handler on the reading side: records, does not decode.
-struct Recorder {
+/// One decoding thread's hand-over.
+struct ShardTx {
     batch: Batch,
     tx: Option<SyncSender<Batch>>,
     /// Batches the decoder is done with.
     empty: Receiver<Batch>,
 }
 
+/// The flow table's handler on the reading side: records, does not decode. A flow's
+/// entry holds its shard.
+struct Recorder {
+    shards: Vec<ShardTx>,
+    /// The number of the last event (sharded).
+    seq: u64,
+}
+
 impl Recorder {
-    fn push(&mut self, ev: Ev) {
-        self.batch.events.push(ev);
-        if self.batch.events.len() >= BATCH_EVENTS || self.batch.bytes.len() >= BATCH_BYTES {
+    fn push(&mut self, shard: u8, ev: Ev) {
+        let n = self.shards.len();
+        let b = &mut self.shards[usize::from(shard)].batch;
+        b.events.push(ev);
+        if n > 1 {
+            self.seq += 1;
+            b.seqs.push(self.seq);
+        }
+        if b.events.len() >= BATCH_EVENTS || b.bytes.len() >= BATCH_BYTES {
             self.send();
         }
     }
 
+    /// Hands every shard its batch: one round.
     fn send(&mut self) {
-        // Only a stopped decoder keeps the pool: then any batch will do.
-        let next = self.empty.recv().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.batch, next);
-        // A failed send means the decoder stopped (output error): `Staged` asks it why.
-        if self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_err()) {
-            self.tx = None;
+        for s in &mut self.shards {
+            // Only a stopped decoder keeps the pool: then any batch will do.
+            let next = s.empty.recv().unwrap_or_default();
+            let batch = std::mem::replace(&mut s.batch, next);
+            // A failed send means the decoder stopped (output error): `Staged` asks it why.
+            if s.tx.as_ref().is_some_and(|tx| tx.send(batch).is_err()) {
+                s.tx = None;
+            }
         }
+    }
+
+    fn stopped(&self) -> bool {
+        self.shards.iter().any(|s| s.tx.is_none())
     }
 }
 
-impl Handler<()> for Recorder {
+/// The shard of a connection: both directions hash alike, since `ConnMeta` names the
+/// client and server ends whichever way a packet went. FxHash: the same on every run.
+pub fn shard_of(meta: &ConnMeta, n: usize) -> u8 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    (meta.client, meta.server).hash(&mut h);
+    // At most 255 shards (`--threads` is capped below that).
+    (h.finish() % n as u64) as u8
+}
+
+impl Handler<u8> for Recorder {
     fn shape(&self, payload: &[u8]) -> Shape {
         shape(payload)
     }
 
-    fn open(&mut self, meta: &ConnMeta) {
-        self.push(Ev::Open(Box::new(meta.clone())));
+    fn open(&mut self, meta: &ConnMeta) -> u8 {
+        let shard = shard_of(meta, self.shards.len());
+        self.push(shard, Ev::Open(Box::new(meta.clone())));
+        shard
     }
 
     fn data(
         &mut self,
         meta: &ConnMeta,
-        _: &mut (),
+        &mut shard: &mut u8,
         side: Side,
         ts: i64,
         data: &[u8],
         acked: Option<u64>,
     ) {
         // Segments are at most a snaplen (256 KiB): no u32 overflow.
-        self.batch.bytes.extend_from_slice(data);
-        self.push(Ev::Data {
-            id: meta.id,
-            side,
-            ts,
-            len: data.len() as u32,
-            acked,
-        });
+        let b = &mut self.shards[usize::from(shard)].batch;
+        b.bytes.extend_from_slice(data);
+        self.push(
+            shard,
+            Ev::Data {
+                id: meta.id,
+                side,
+                ts,
+                len: data.len() as u32,
+                acked,
+            },
+        );
     }
 
-    fn gap(&mut self, meta: &ConnMeta, _: &mut (), side: Side, ts: i64, bytes: u64) {
+    fn gap(&mut self, meta: &ConnMeta, &mut shard: &mut u8, side: Side, ts: i64, bytes: u64) {
         let id = meta.id;
-        self.push(Ev::Gap {
-            id,
-            side,
-            ts,
-            bytes,
-        });
+        self.push(
+            shard,
+            Ev::Gap {
+                id,
+                side,
+                ts,
+                bytes,
+            },
+        );
     }
 
-    fn conflict(&mut self, meta: &ConnMeta, _: &mut (), side: Side, ts: i64, bytes: u64) {
-        self.push(Ev::Conflict(meta.id, side, ts, bytes));
+    fn conflict(&mut self, meta: &ConnMeta, &mut shard: &mut u8, side: Side, ts: i64, bytes: u64) {
+        self.push(shard, Ev::Conflict(meta.id, side, ts, bytes));
     }
 
-    fn close(&mut self, meta: &ConnMeta, _: (), ts: i64, reason: CloseReason) {
+    fn close(&mut self, meta: &ConnMeta, shard: u8, ts: i64, reason: CloseReason) {
         let id = meta.id;
-        self.push(Ev::Close { id, ts, reason });
+        self.push(shard, Ev::Close { id, ts, reason });
     }
 }
 
 pub struct Staged {
-    table: FlowTable<()>,
+    table: FlowTable<u8>,
     rec: Recorder,
-    worker: Option<JoinHandle<io::Result<()>>>,
+    workers: Vec<JoinHandle<io::Result<()>>>,
     /// The last packet's time; none before the first.
     last_ts: Option<i64>,
     stats: RunStats,
@@ -162,40 +214,69 @@ pub struct Staged {
 impl Staged {
     /// Starts the decoding thread, which owns `sink` from now on.
     pub fn new(sink: Box<dyn Sink + Send>, ports: Vec<u16>, limits: Limits) -> Self {
-        let (tx, rx) = sync_channel(POOL);
-        let (back, empty) = sync_channel(POOL);
-        for _ in 1..POOL {
-            let _ = back.send(Batch::new());
-        }
-        let worker = std::thread::spawn(move || decode_all(sink, rx, back));
-        Staged {
-            table: FlowTable::new(ports, limits),
-            rec: Recorder {
+        Staged::sharded(vec![sink], ports, limits)
+    }
+
+    /// One decoding thread per sink (from `Threaded::shards` when more than one).
+    pub fn sharded(sinks: Vec<Box<dyn Sink + Send>>, ports: Vec<u16>, limits: Limits) -> Self {
+        assert!((1..=255).contains(&sinks.len()), "1 to 255 shards");
+        let sharded = sinks.len() > 1;
+        let mut shards = Vec::new();
+        let mut workers = Vec::new();
+        let pool = if sharded { SHARD_POOL } else { POOL };
+        for sink in sinks {
+            let (tx, rx) = sync_channel(pool);
+            let (back, empty) = sync_channel(pool);
+            for _ in 1..pool {
+                let _ = back.send(Batch::new());
+            }
+            workers.push(std::thread::spawn(move || {
+                decode_all(sink, rx, back, sharded)
+            }));
+            shards.push(ShardTx {
                 batch: Batch::new(),
                 tx: Some(tx),
                 empty,
-            },
-            worker: Some(worker),
+            });
+        }
+        Staged {
+            table: FlowTable::new(ports, limits),
+            rec: Recorder { shards, seq: 0 },
+            workers,
             last_ts: None,
             stats: RunStats::default(),
         }
     }
 
     /// Decrypts TLS connections with the secrets of these key log files (the
-    /// decoding thread, where the framer is, takes them).
+    /// decoding thread, where the framer is, takes them). One shard only: the key
+    /// logs are read as they grow and not shared.
     pub fn decrypt_tls(&mut self, keys: crate::tls::KeyFiles) {
-        self.rec.push(Ev::Tls(Box::new(keys)));
+        assert_eq!(
+            self.rec.shards.len(),
+            1,
+            "TLS decryption decodes on one thread"
+        );
+        self.rec.push(0, Ev::Tls(Box::new(keys)));
     }
 
-    /// Closes the hand-over and waits for the decoding thread: its output error, if
-    /// it stopped on one.
+    /// Closes the hand-over and waits for the decoding threads: the first output
+    /// error, if one stopped on one.
     fn wait(&mut self) -> io::Result<()> {
-        self.rec.tx = None;
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other("decoding thread panicked")),
-            None => Ok(()),
+        for s in &mut self.rec.shards {
+            s.tx = None;
         }
+        let mut result = Ok(());
+        for w in self.workers.drain(..) {
+            let r = match w.join() {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::other("decoding thread panicked")),
+            };
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
     }
 }
 
@@ -205,7 +286,7 @@ impl Feed for Staged {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = Some(pkt.ts_ns);
         to_table(&mut self.table, &mut self.rec, pkt);
-        if self.rec.tx.is_none() {
+        if self.rec.stopped() {
             return Err(self
                 .wait()
                 .err()
@@ -217,11 +298,14 @@ impl Feed for Staged {
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
-        self.rec.push(Ev::Warn {
-            ts: super::run_ts(self.last_ts),
-            kind: kind.to_string(),
-            message: message.to_string(),
-        });
+        self.rec.push(
+            0,
+            Ev::Warn {
+                ts: super::run_ts(self.last_ts),
+                kind: kind.to_string(),
+                message: message.to_string(),
+            },
+        );
         Ok(())
     }
 
@@ -239,26 +323,43 @@ impl Feed for Staged {
             .close_all(self.last_ts.unwrap_or(0), &mut self.rec);
         let mut stats = std::mem::take(&mut self.stats);
         stats.tcp = self.table.stats.clone();
-        self.rec.push(Ev::Finish(Box::new(stats)));
+        // The first shard carries the run's figures; the others add their counts.
+        self.rec.push(0, Ev::Finish(Box::new(stats)));
+        for shard in 1..self.rec.shards.len() {
+            self.rec.push(shard as u8, Ev::Finish(Box::default()));
+        }
         self.rec.send();
         self.wait()
     }
 }
 
 /// The decoding thread: replays the flow table's events into the stages after TCP.
+/// Sharded, each event's records are numbered for the merge, and each batch ends a
+/// round.
 fn decode_all(
     mut sink: Box<dyn Sink + Send>,
     rx: Receiver<Batch>,
     back: SyncSender<Batch>,
+    sharded: bool,
 ) -> io::Result<()> {
     let mut stage = Stage::new(&mut *sink);
+    if sharded {
+        stage.shared.facts = Some(Vec::new());
+    }
     // Boxed: the table keeps spare buckets and, with the steady deletes of a capped
     // flow table, grows to twice the live count; at over a kilobyte a `Conn`, inline
     // buckets cost hundreds of MB past the flow cap.
     let mut conns: FxHashMap<u64, Box<(ConnMeta, Conn)>> = FxHashMap::default();
     while let Ok(mut batch) = rx.recv() {
         let mut bytes = &batch.bytes[..];
+        let mut seqs = batch.seqs.drain(..);
         for ev in batch.events.drain(..) {
+            if let Some(seq) = seqs.next() {
+                stage.shared.seq = seq;
+                if let Some(t) = stage.sink.threaded() {
+                    t.at(seq);
+                }
+            }
             match ev {
                 Ev::Open(meta) => {
                     let conn = stage.open(&meta);
@@ -306,9 +407,14 @@ fn decode_all(
                     return stage.sink.finish(&stats);
                 }
             }
+            stage.cross_facts();
             if let Some(e) = stage.io_error.take() {
                 return Err(e);
             }
+        }
+        drop(seqs);
+        if sharded && let Some(t) = stage.sink.threaded() {
+            t.end_round()?;
         }
         batch.bytes.clear();
         // Back to the pool (the reader may be gone at the end: then it is dropped).

@@ -50,6 +50,28 @@ pub struct Shared {
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
     scratch: Vec<u8>,
+    /// Sharded decoding: the number of the flow-table event being decoded, stamped on
+    /// finished statements (see [`CrossFact`]).
+    pub seq: u64,
+    /// Sharded decoding: the cancel keys and CancelRequests seen, for the merge stage
+    /// to match across shards (`None` on one thread, where `keys` does it).
+    pub facts: Option<Vec<CrossFact>>,
+}
+
+/// What a connection tells the others, when connections are decoded on several
+/// threads: the merge stage replays these in capture order to link CancelRequests to
+/// their targets as one thread would (`output::threaded`).
+#[derive(Debug)]
+pub enum CrossFact {
+    /// BackendKeyData on `conn`.
+    Key { conn: u64, pid: u32, key: Vec<u8> },
+    /// A CancelRequest on `conn`, at `ts`.
+    Cancel {
+        conn: u64,
+        pid: u32,
+        key: Vec<u8>,
+        ts: i64,
+    },
 }
 
 impl Shared {
@@ -153,6 +175,8 @@ pub struct Session {
     max_pending: usize,
     /// Operations dropped from a full queue and not yet reported.
     dropped_ops: u64,
+    /// `Shared::seq` at the last ReadyForQuery (which forgets a cancel aimed here).
+    ready_seq: u64,
 }
 
 /// Where the messages being fed lie in the streams.
@@ -193,6 +217,7 @@ impl Session {
             probation: None,
             max_pending: MAX_PENDING,
             dropped_ops: 0,
+            ready_seq: 0,
         };
         if midstream {
             // Requests sent before the capture began may still be answered.
@@ -432,6 +457,15 @@ impl Session {
             Body::SslRequest => self.rec.negotiation.push("SSLRequest".into()),
             Body::GssEncRequest => self.rec.negotiation.push("GSSENCRequest".into()),
             Body::CancelRequest { pid, key } => {
+                if let Some(f) = &mut shared.facts {
+                    let key = key.to_vec();
+                    f.push(CrossFact::Cancel {
+                        conn: id,
+                        pid,
+                        key,
+                        ts,
+                    });
+                }
                 let target = shared.keys.get(&(pid, key.to_vec())).copied();
                 if let Some(t) = target {
                     shared.cancels.insert(t, (id, ts));
@@ -812,6 +846,10 @@ impl Session {
                 self.rec.cancel_key_len = Some(key.len());
                 self.key = key.to_vec();
                 shared.keys.insert((pid, key.to_vec()), self.rec.conn_id);
+                if let Some(f) = &mut shared.facts {
+                    let (conn, key) = (self.rec.conn_id, key.to_vec());
+                    f.push(CrossFact::Key { conn, pid, key });
+                }
             }
             Body::NegotiateProtocolVersion {
                 newest_minor,
@@ -1077,6 +1115,7 @@ impl Session {
         };
         rec.error = error.map(Box::new);
         self.check_cancel(shared, &mut rec);
+        (rec.finish_seq, rec.ready_seq) = (shared.seq, self.ready_seq);
         self.rec.queries += 1;
         if outcome == Outcome::Failure {
             self.rec.errors += 1;
@@ -1187,6 +1226,7 @@ impl Session {
             None => {}
         }
         self.last_ready = Some((self.seg.end, self.seg.acked));
+        self.ready_seq = shared.seq;
         // Checked first: cancels are rare and this runs on every ReadyForQuery.
         if !shared.cancels.is_empty() {
             shared.cancels.remove(&self.rec.conn_id);

@@ -6,7 +6,7 @@ mod binary;
 
 pub use binary::{ARRAY_TYPES, SCALAR_TYPES};
 
-use super::shared::Shared;
+use super::shared::OwnerRc;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -55,12 +55,12 @@ const ENTRY_HEAD: usize = 13;
 /// The bind parameters of one portal as they came: one shared allocation per Bind,
 /// rendered as text (by format and type) only when a presenter asks, on its thread.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Params(Option<Shared<[u8]>>);
+pub struct Params(Option<OwnerRc<[u8]>>);
 
 impl Params {
-    /// See [`Shared::detached`].
+    /// See [`OwnerRc::detached`].
     pub fn detached(&self) -> Params {
-        Params(self.0.as_ref().map(Shared::detached))
+        Params(self.0.as_ref().map(OwnerRc::detached))
     }
 
     /// Builds from `(value, binary, type_oid)` per parameter, `None` for SQL NULL;
@@ -88,7 +88,7 @@ impl Params {
         if scratch.is_empty() {
             Params(None)
         } else {
-            Params(Some(Shared::new(&scratch[..])))
+            Params(Some(OwnerRc::new(&scratch[..])))
         }
     }
 

@@ -95,6 +95,11 @@ pub struct QueryRecord {
     /// step, or requests dropped from a full queue): the outcome is `Unknown`
     /// and no result is given rather than a guess.
     pub unsure: bool,
+    /// Sharded decoding: the number of the event that finished it (0: it was not
+    /// finished by an answer, and no cancel applies) and of the last ReadyForQuery
+    /// before, for the merge stage's cancel matching. Not written out.
+    pub finish_seq: u64,
+    pub ready_seq: u64,
 }
 
 impl QueryRecord {
@@ -138,6 +143,8 @@ impl QueryRecord {
             suspended: false,
             rolled_back: false,
             unsure: false,
+            finish_seq: 0,
+            ready_seq: 0,
         }
     }
 

@@ -1,23 +1,32 @@
 //! Immutable values shared by many records (SQL texts, command tags, Bind
-//! parameters) whose counts only the thread that made them changes.
+//! parameters) through [`OwnerRc`]: a reference count that only the thread that
+//! made the value ever changes.
 //!
-//! Records are built on the decoding thread, read on the formatting thread and sent
+//! Records are built on a decoding thread, read on the formatting thread and sent
 //! back to be dropped where they were made. With `Arc`, every record cloned and
 //! dropped its text, tag and parameters with locked instructions (a fenced
 //! read-modify-write each, behind the stores of building the record): about 5% of
-//! the run's CPU. Here a count is a plain `Rc` count that only its owner thread ever
-//! touches:
+//! the run's CPU. Here a count is a plain `Rc` count with this contract:
 //!
-//! - on the owner thread, clone and drop change the count as `Rc` does;
-//! - on any other thread, clone makes a *detached* copy (its own allocation, never
-//!   shared, so any thread may drop it), and drop leaves the count alone: the value
-//!   is leaked rather than have two threads change one count. Records go back to
-//!   their owner to be dropped, so this happens only at the end of a run or when an
-//!   output thread stops on an error.
+//! 1. Only the owner thread changes a count: on it, clone and drop work as `Rc`'s.
+//!    The owner is named by a token, the address of a thread-local, which no two
+//!    live threads share.
+//! 2. On any other thread, clone makes a *detached* copy (its own allocation, never
+//!    shared, so any thread may drop it), and drop leaves the count alone: the value
+//!    is leaked rather than have two threads change one count. Such drops are
+//!    counted ([`foreign_drops`]); the pipelines send every record back to the thread
+//!    that made it, so the count stays 0 (tests/sharded.rs holds sharded runs to it).
+//! 3. The value is immutable, so any thread may read it while a handle lives; an
+//!    allocation is freed only by its owner, once no handle is left, and a handle a
+//!    foreign thread holds is never released, so the value outlives every reader.
 //!
-//! The value itself is immutable, so any thread may read it while a handle lives;
-//! an allocation is freed only by its owner, once no handle (none of which a foreign
-//! thread ever releases) is left.
+//! Sharded decoding (`--threads N`) keeps the contract: each shard thread makes its
+//! own values (a shard has its own text interner), its records go to the writer
+//! thread and come back to that shard, which keeps taking them back until the writer
+//! is done. A token can be reused by a thread started after its owner ended; the new
+//! thread's accesses come after the old thread's exit (the thread-local block is
+//! freed and reallocated through the allocator's locks) and it is then the only live
+//! thread with the token, so (1) still holds.
 
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
@@ -33,7 +42,17 @@ fn current() -> usize {
 
 const DETACHED: usize = 0;
 
-pub struct Shared<T: ?Sized> {
+static FOREIGN_DROPS: AtomicU64 = AtomicU64::new(0);
+
+/// Handles dropped on a thread that does not own their count (and so leaked), since
+/// the process started. Stays 0 when every record goes back to where it was made.
+pub fn foreign_drops() -> u64 {
+    FOREIGN_DROPS.load(Ordering::Relaxed)
+}
+
+/// A reference-counted immutable value whose count only its owner thread changes
+/// (see the module comment for the contract that makes it `Send + Sync`).
+pub struct OwnerRc<T: ?Sized> {
     rc: ManuallyDrop<Rc<T>>,
     /// The thread that may change the count, or `DETACHED`.
     owner: usize,
@@ -43,18 +62,18 @@ pub struct Shared<T: ?Sized> {
 // detached, when it is the allocation's only handle); other threads only read the
 // immutable value, which lives as long as any handle, since those threads never
 // release theirs. See the module comment.
-unsafe impl<T: ?Sized + Send + Sync> Send for Shared<T> {}
-// SAFETY: as above; `&Shared` gives only reads of the value and `clone`, which on a
+unsafe impl<T: ?Sized + Send + Sync> Send for OwnerRc<T> {}
+// SAFETY: as above; `&OwnerRc` gives only reads of the value and `clone`, which on a
 // foreign thread reads the value to copy it.
-unsafe impl<T: ?Sized + Send + Sync> Sync for Shared<T> {}
+unsafe impl<T: ?Sized + Send + Sync> Sync for OwnerRc<T> {}
 
-impl<T: ?Sized> Shared<T>
+impl<T: ?Sized> OwnerRc<T>
 where
     Rc<T>: for<'a> From<&'a T>,
 {
     /// A new value owned by this thread.
     pub fn new(value: &T) -> Self {
-        Shared {
+        OwnerRc {
             rc: ManuallyDrop::new(Rc::from(value)),
             owner: current(),
         }
@@ -62,7 +81,7 @@ where
 
     /// A copy no thread owns: it is never shared, so any thread may drop it.
     pub fn detached(&self) -> Self {
-        Shared {
+        OwnerRc {
             rc: ManuallyDrop::new(Rc::from(&**self.rc)),
             owner: DETACHED,
         }
@@ -78,14 +97,14 @@ where
     }
 }
 
-impl<T: ?Sized> Clone for Shared<T>
+impl<T: ?Sized> Clone for OwnerRc<T>
 where
     Rc<T>: for<'a> From<&'a T>,
 {
     #[inline]
     fn clone(&self) -> Self {
         if self.owner != DETACHED && self.owner == current() {
-            Shared {
+            OwnerRc {
                 rc: ManuallyDrop::new(Rc::clone(&self.rc)),
                 owner: self.owner,
             }
@@ -95,19 +114,22 @@ where
     }
 }
 
-impl<T: ?Sized> Drop for Shared<T> {
+impl<T: ?Sized> Drop for OwnerRc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.owner == DETACHED || self.owner == current() {
             // SAFETY: dropped once, here; a detached handle is its allocation's only
             // one, an owned one is dropped on the only thread that counts it.
             unsafe { ManuallyDrop::drop(&mut self.rc) }
+        } else {
+            // Leaked: the count is the owner thread's to change. Off the hot path, so
+            // counted in every build.
+            FOREIGN_DROPS.fetch_add(1, Ordering::Relaxed);
         }
-        // Otherwise leaked: the count is the owner thread's to change.
     }
 }
 
-impl<T: ?Sized> Deref for Shared<T> {
+impl<T: ?Sized> Deref for OwnerRc<T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
@@ -115,15 +137,15 @@ impl<T: ?Sized> Deref for Shared<T> {
     }
 }
 
-impl<T: ?Sized + PartialEq> PartialEq for Shared<T> {
+impl<T: ?Sized + PartialEq> PartialEq for OwnerRc<T> {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }
 }
 
-impl<T: ?Sized + Eq> Eq for Shared<T> {}
+impl<T: ?Sized + Eq> Eq for OwnerRc<T> {}
 
-impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Shared<T> {
+impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for OwnerRc<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         (**self).fmt(f)
     }
@@ -138,7 +160,7 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for Shared<T> {
 /// would only evict the ones that repeat.
 #[derive(Clone)]
 pub struct Text {
-    s: Shared<str>,
+    s: OwnerRc<str>,
     id: u64,
 }
 
@@ -148,7 +170,7 @@ impl Text {
     pub fn new(s: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Text {
-            s: Shared::new(s),
+            s: OwnerRc::new(s),
             id: NEXT.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -169,7 +191,7 @@ impl Text {
         self.id & CACHEABLE != 0
     }
 
-    /// See [`Shared::detached`].
+    /// See [`OwnerRc::detached`].
     pub fn detached(&self) -> Self {
         Text {
             s: self.s.detached(),
@@ -178,7 +200,7 @@ impl Text {
     }
 
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Shared::ptr_eq(&a.s, &b.s)
+        OwnerRc::ptr_eq(&a.s, &b.s)
     }
 }
 
@@ -234,15 +256,15 @@ mod tests {
 
     #[test]
     fn the_owner_shares_other_threads_copy_and_never_count() {
-        let a = Shared::<str>::new("select 1");
+        let a = OwnerRc::<str>::new("select 1");
         let b = a.clone();
-        assert!(Shared::ptr_eq(&a, &b), "the owner shares");
+        assert!(OwnerRc::ptr_eq(&a, &b), "the owner shares");
         assert_eq!(a.count(), 2);
         let c = a.clone();
         std::thread::scope(|s| {
             s.spawn(|| {
                 let copy = a.clone();
-                assert!(!Shared::ptr_eq(&copy, &a), "another thread copies");
+                assert!(!OwnerRc::ptr_eq(&copy, &a), "another thread copies");
                 assert_eq!(&*copy, "select 1");
                 assert_eq!(copy.count(), 1);
                 drop(copy); // detached: freed here
@@ -251,20 +273,21 @@ mod tests {
             s.spawn(move || drop(c));
         });
         assert_eq!(a.count(), 3, "the foreign drop leaked its count");
+        assert!(foreign_drops() >= 1, "and was counted");
         drop(b);
         assert_eq!(a.count(), 2);
     }
 
     #[test]
     fn detached_copies_go_anywhere() {
-        let a = Shared::<[u8]>::new(b"\x01\x02");
+        let a = OwnerRc::<[u8]>::new(b"\x01\x02");
         let d = a.detached();
         assert_eq!(a.count(), 1);
         assert_eq!(d.count(), 1);
         assert_eq!(d, a);
         // A detached handle is copied by every thread, its owner's included.
         let d2 = d.clone();
-        assert!(!Shared::ptr_eq(&d, &d2));
+        assert!(!OwnerRc::ptr_eq(&d, &d2));
         std::thread::spawn(move || {
             assert_eq!(&*d, b"\x01\x02");
             drop(d);

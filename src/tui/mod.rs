@@ -13,35 +13,14 @@ use crate::filter;
 use app::App;
 use crossterm::event::{self, Event, KeyEventKind};
 use state::{SharedState, lock};
-use std::io::{self, Read};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Time between frames: at most 20 per second.
 const FRAME: Duration = Duration::from_millis(50);
 /// Data is copied from the shared state at most this often unless a key asks for it.
 const REFRESH: Duration = Duration::from_millis(200);
-
-/// A reader that counts the bytes read, for the progress bar of offline files.
-pub struct CountingReader<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R> CountingReader<R> {
-    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
-        CountingReader { inner, count }
-    }
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
 
 /// Runs the UI on the calling thread until the user quits or `stop` is raised (a
 /// signal), then restores the terminal (also restored on panic, by ratatui's hook)

@@ -1,0 +1,268 @@
+//! The capture loop: reads the chosen source (files in turn, or an interface) and
+//! feeds every packet to a [`Feed`], then the run-level warnings and figures.
+//! `main.rs` only picks the source and the presenter and calls [`records`] (or, for
+//! the TUI, [`capture`] on a worker thread).
+
+use super::{Feed, Pipeline, staged::Staged};
+use crate::cli::{Cli, OutputMode, RecordKind};
+use crate::output::{self, Sink};
+use crate::{capture, filter, net, privs, tls};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+/// Runs the capture into `sink` with the feed that suits the records wanted.
+/// Offline records: TCP on this thread, decoding on a second, formatting on a third.
+/// Message records borrow the capture buffer and live records are written as they
+/// come: both in place, on this thread (so are filtered records, whose filter
+/// borrows the sink).
+pub fn records(
+    cli: &Cli,
+    mode: OutputMode,
+    mut sink: Box<dyn Sink + Send>,
+    filter: filter::Filter,
+    tls_keys: Option<tls::KeyFiles>,
+    become_user: Option<&privs::Target>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let live = cli.interface.is_some();
+    let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
+    let ports = cli.ports.clone();
+    if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
+        // TLS key logs are decrypted with on one decoding thread.
+        let threads = if tls_keys.is_some() {
+            1
+        } else {
+            cli.decoding_threads()
+        };
+        let sinks: Vec<Box<dyn Sink + Send>> = if threads == 1 {
+            vec![Box::new(output::threaded::Threaded::new(sink))]
+        } else {
+            output::threaded::Threaded::shards(sink, threads)
+                .into_iter()
+                .map(|t| Box::new(t) as Box<dyn Sink + Send>)
+                .collect()
+        };
+        let mut staged = Staged::sharded(sinks, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            staged.decrypt_tls(keys);
+        }
+        return capture(cli, Box::new(staged), become_user, None, stop);
+    }
+    if filter.is_empty() {
+        let mut pipe = Pipeline::new(sink.as_mut(), ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
+        capture(cli, Box::new(pipe), become_user, None, stop)
+    } else {
+        let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
+        let mut pipe = Pipeline::new(&mut filtered, ports, Default::default());
+        if let Some(keys) = tls_keys {
+            pipe.decrypt_tls(keys);
+        }
+        capture(cli, Box::new(pipe), become_user, None, stop)
+    }
+}
+
+/// Reads every packet of the capture through the pipeline into `sink`, as
+/// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
+/// counts the file bytes read and silences warnings on standard error, which would
+/// land in the middle of the screen; they still reach the sink.
+pub fn capture(
+    cli: &Cli,
+    pipe: Box<dyn Feed + '_>,
+    become_user: Option<&privs::Target>,
+    progress: Option<&Arc<AtomicU64>>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
+    let quiet = progress.is_some();
+    let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
+    let out_err: Cell<Option<io::Error>> = Cell::new(None);
+    // Link types `net` cannot read: (type, packets skipped), in the order first seen;
+    // the last type known to be readable spares the check on every packet.
+    let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
+    let readable = Cell::new(net::LINKTYPE_ETHERNET);
+    // Packets and live drop reports both go to the pipeline, one call at a time.
+    let pipe = RefCell::new(pipe);
+    let mut on_packet = |p: capture::Packet<'_>| {
+        if p.linktype != readable.get() {
+            if net::supported(p.linktype) {
+                readable.set(p.linktype);
+            } else {
+                skip_linktype(&mut unsupported.borrow_mut(), p.linktype, quiet);
+                remaining.set(remaining.get() - 1);
+                return if remaining.get() == 0 {
+                    capture::Flow::Break(())
+                } else {
+                    capture::Flow::Continue(())
+                };
+            }
+        }
+        if let Err(e) = pipe.borrow_mut().packet(&p) {
+            out_err.set(Some(e));
+            return capture::Flow::Break(());
+        }
+        remaining.set(remaining.get() - 1);
+        if remaining.get() == 0 {
+            capture::Flow::Break(())
+        } else {
+            capture::Flow::Continue(())
+        }
+    };
+    let mut warnings = Vec::new();
+    let mut corrupt = Vec::new();
+    let mut dropped = 0;
+    let mut packets = 0;
+    let mut bytes = 0;
+    if let Some(iface) = &cli.interface {
+        let filter = cli.capture_filter();
+        let mut drop_privs = drop_privs;
+        let reported = Cell::new(0);
+        let mut on_drops = |new: u64, total: u64| {
+            if !quiet {
+                say(&format!("warning: {}", super::drop_message(new, total)));
+            }
+            if let Err(e) = pipe.borrow_mut().drops(new, total) {
+                out_err.set(Some(e));
+            }
+            reported.set(total);
+        };
+        let stats = super::live::read_live(
+            capture::LiveOptions {
+                interface: iface,
+                filter: &filter,
+                snaplen: cli.snaplen,
+                buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
+                savefile: cli.write.as_deref(),
+            },
+            capture::Hooks {
+                after_open: &mut drop_privs,
+                on_drops: &mut on_drops,
+                on_idle: None,
+            },
+            stop,
+            &mut on_packet,
+        )
+        .map_err(io::Error::other)?;
+        // Drops since the last report while capturing (libpcap's final count).
+        if stats.dropped > reported.get() {
+            on_drops(stats.dropped - reported.get(), stats.dropped);
+        }
+        dropped = stats.dropped;
+        packets = stats.packets;
+        bytes = stats.bytes;
+    } else {
+        // Every input is opened before privileges are dropped: a file only root may
+        // read is still read.
+        let mut inputs = Vec::with_capacity(cli.read.len());
+        for name in &cli.read {
+            // Standard input and pipes may block forever: they read through
+            // `Stoppable`, so that a signal still ends the run.
+            let input: Box<dyn io::Read + Send> = if name == "-" {
+                // The descriptor itself: `io::stdin()` buffers, and bytes held in its
+                // buffer would not wake the poll.
+                let fd = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned()?;
+                Box::new(capture::Stoppable::new(std::fs::File::from(fd), stop))
+            } else {
+                let file = std::fs::File::open(name)
+                    .map_err(|e| io::Error::other(format!("{name}: {e}")))?;
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    Box::new(file)
+                } else {
+                    Box::new(capture::Stoppable::new(file, stop))
+                }
+            };
+            inputs.push((name, input));
+        }
+        drop_privs().map_err(io::Error::other)?;
+        for (name, input) in inputs {
+            let input = match progress {
+                Some(count) => Box::new(capture::CountingReader::new(input, count.clone())),
+                None => input,
+            };
+            let label = if name == "-" { "stdin" } else { name.as_str() };
+            let stats =
+                capture::read_file(label, input, stop, &mut on_packet).map_err(io::Error::other)?;
+            packets += stats.packets;
+            bytes += stats.bytes;
+            warnings.extend(stats.truncated);
+            corrupt.extend(stats.corrupt);
+            if remaining.get() == 0 {
+                break;
+            }
+            if let Some(e) = out_err.take() {
+                return Err(e);
+            }
+        }
+    }
+    if let Some(e) = out_err.take() {
+        return Err(e);
+    }
+    let mut pipe = pipe.into_inner();
+    for w in &warnings {
+        if !quiet {
+            say(&format!("warning: {w}"));
+        }
+        pipe.warn("truncated_capture", w)?;
+    }
+    for &(linktype, packets) in unsupported.borrow().iter() {
+        let w = format!(
+            "{packets} packets of {} skipped: not supported",
+            linktype_name(linktype)
+        );
+        if !quiet {
+            say(&format!("warning: {w}"));
+        }
+        pipe.warn("unsupported_linktype", &w)?;
+    }
+    for e in &corrupt {
+        pipe.warn("corrupt_capture", e)?;
+    }
+    let stats = pipe.stats();
+    stats.packets = packets;
+    stats.bytes = bytes;
+    stats.dropped = dropped;
+    pipe.finish()?;
+    // What came before the corruption is written; the run still fails.
+    if !corrupt.is_empty() {
+        return Err(io::Error::other(corrupt.join("; ")));
+    }
+    Ok(())
+}
+
+/// A line on standard error. File and interface names and libpcap's messages may
+/// hold control characters (a file named with an escape sequence): escaped, as every
+/// text that reaches a terminal.
+pub fn say(msg: &str) {
+    let mut line = String::from("pgscope: ");
+    output::fmt::push_sanitized(&mut line, msg.as_bytes(), false);
+    eprintln!("{line}");
+}
+
+/// Counts a packet of a link type pgscope cannot read, naming the type on standard
+/// error the first time (unless `quiet`).
+fn skip_linktype(seen: &mut Vec<(i32, u64)>, linktype: i32, quiet: bool) {
+    match seen.iter_mut().find(|(lt, _)| *lt == linktype) {
+        Some((_, n)) => *n += 1,
+        None => {
+            if !quiet {
+                say(&format!(
+                    "warning: {} is not supported: its packets are skipped",
+                    linktype_name(linktype)
+                ));
+            }
+            seen.push((linktype, 1));
+        }
+    }
+}
+
+/// "link type 147 (USER0)", with libpcap's name when it has one.
+fn linktype_name(linktype: i32) -> String {
+    match pcap::Linktype(linktype).get_name() {
+        Ok(name) => format!("link type {linktype} ({name})"),
+        Err(_) => format!("link type {linktype}"),
+    }
+}
