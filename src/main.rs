@@ -33,11 +33,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> io::Result<()> {
+    if let Some(done) = cli.standalone(&mut io::stdout().lock()) {
+        return done;
+    }
     cli.validate().map_err(io::Error::other)?;
+    // A bad -f fails before any file is read or the screen taken (live, libpcap
+    // checks it when the interface opens).
+    if let (Some(f), None) = (cli.user_bpf(), &cli.interface) {
+        capture::OfflineFilter::new(&f).map_err(io::Error::other)?;
+    }
     // Before any file is opened or created: a bad -Z must leave them alone.
     let become_user = privs::target(cli.user.as_deref()).map_err(io::Error::other)?;
     let become_user = become_user.as_ref();
-    let live = cli.interface.is_some();
+    // Live, -l, or a pipe: every record is written at once.
+    let flush_each = cli.line_buffered();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
         OutputMode::Tui
@@ -58,8 +67,8 @@ fn run(cli: &Cli) -> io::Result<()> {
     // third. Message records borrow the capture buffer and live records are written
     // as they come: both in place, on this thread (so are filtered records, whose
     // filter borrows the sink).
-    let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
-    let mut sink: Box<dyn Sink + Send> = match mode {
+    let in_place = flush_each || cli.wants(RecordKind::Message) || !filter.is_empty();
+    let sink: Box<dyn Sink + Send> = match mode {
         OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
@@ -67,22 +76,25 @@ fn run(cli: &Cli) -> io::Result<()> {
             io::stdout(),
             cli.records.clone(),
             redaction,
-            live,
+            flush_each,
         )),
         OutputMode::Summary => Box::new(output::summary::SummarySink::new(out())),
-        OutputMode::Text => Box::new(output::text::TextSink::new(
-            out(),
-            redaction,
-            live || stdout_tty,
-        )),
+        OutputMode::Text => Box::new(
+            output::text::TextSink::new(out(), redaction, flush_each || stdout_tty)
+                .timestamps(cli.timestamps),
+        ),
     };
+    // Set at the first PostgreSQL record: without one, the run ends with a hint.
+    let found = Arc::new(AtomicBool::new(false));
+    let mut sink: Box<dyn Sink + Send> =
+        Box::new(pgscope::hints::Noticing::new(sink, found.clone()));
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         let sink = Box::new(output::threaded::Threaded::new(sink));
         let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
-        capture(cli, Box::new(staged), become_user, None)?;
+        capture(cli, Box::new(staged), become_user, None, Some(&found))?;
         return io::stdout().flush();
     }
     if filter.is_empty() {
@@ -90,14 +102,14 @@ fn run(cli: &Cli) -> io::Result<()> {
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None)?;
+        capture(cli, Box::new(pipe), become_user, None, Some(&found))?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
         let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None)?;
+        capture(cli, Box::new(pipe), become_user, None, Some(&found))?;
     }
     io::stdout().flush()
 }
@@ -182,6 +194,7 @@ fn run_tui(
                 Box::new(pipe),
                 become_user.as_ref(),
                 Some(&progress),
+                None,
             )
         }));
         let mut st = tui::state::lock(&for_capture);
@@ -209,12 +222,14 @@ fn run_tui(
 /// Reads every packet of the capture through the pipeline into `sink`, as
 /// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
 /// counts the file bytes read and silences warnings on standard error, which would
-/// land in the middle of the screen; they still reach the sink.
+/// land in the middle of the screen; they still reach the sink. `found` (set once
+/// PostgreSQL was seen) asks for the closing hint when it was not.
 fn capture(
     cli: &Cli,
     pipe: Box<dyn pipeline::Feed + '_>,
     become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
+    found: Option<&Arc<AtomicBool>>,
 ) -> io::Result<()> {
     let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
@@ -226,6 +241,14 @@ fn capture(
     let readable = Cell::new(net::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
+    // -f on files, as tcpdump -r applies it (live, the kernel does).
+    let mut offline_bpf = match cli.user_bpf() {
+        Some(f) if cli.interface.is_none() => {
+            Some(capture::OfflineFilter::new(&f).map_err(io::Error::other)?)
+        }
+        _ => None,
+    };
+    let mut census = found.map(|f| pgscope::hints::PortCensus::new(f.clone()));
     let mut on_packet = |p: capture::Packet<'_>| {
         if p.linktype != readable.get() {
             if net::supported(p.linktype) {
@@ -239,6 +262,19 @@ fn capture(
                     capture::Flow::Continue(())
                 };
             }
+        }
+        if let Some(bpf) = offline_bpf.as_mut() {
+            match bpf.matches(&p) {
+                Ok(true) => {}
+                Ok(false) => return capture::Flow::Continue(()),
+                Err(e) => {
+                    out_err.set(Some(io::Error::other(e)));
+                    return capture::Flow::Break(());
+                }
+            }
+        }
+        if let Some(c) = census.as_mut() {
+            c.packet(&p);
         }
         if let Err(e) = pipe.borrow_mut().packet(&p) {
             out_err.set(Some(e));
@@ -273,7 +309,7 @@ fn capture(
             capture::LiveOptions {
                 interface: iface,
                 filter: &filter,
-                snaplen: cli.snaplen,
+                snaplen: cli.snaplen(),
                 buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
                 savefile: cli.write.as_deref(),
                 after_open: &mut drop_privs,
@@ -362,6 +398,14 @@ fn capture(
     stats.bytes = bytes;
     stats.dropped = dropped;
     pipe.finish()?;
+    if let Some(hint) = census.and_then(|c| {
+        let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
+        c.hint(live_default.then(|| cli.capture_filter()).as_deref())
+    }) {
+        if !quiet {
+            say(&hint);
+        }
+    }
     // What came before the corruption is written; the run still fails.
     if !corrupt.is_empty() {
         return Err(io::Error::other(corrupt.join("; ")));
