@@ -371,6 +371,11 @@ fn parse_duration(v: &str) -> Option<i64> {
     Some((n * scale).round() as i64)
 }
 
+/// One operand alone, or the group of several.
+fn group(mut v: Vec<Node>, of: fn(Vec<Node>) -> Node) -> Node {
+    if v.len() == 1 { v.remove(0) } else { of(v) }
+}
+
 /// Recursive descent over the source, by byte offset.
 struct Parser<'s> {
     s: &'s str,
@@ -427,11 +432,7 @@ impl Parser<'_> {
         while self.keyword("or") {
             v.push(self.and()?);
         }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Node::Or(v)
-        })
+        Ok(group(v, Node::Or))
     }
 
     fn and(&mut self) -> Parsed<Node> {
@@ -451,11 +452,7 @@ impl Parser<'_> {
             self.keyword("and");
             v.push(self.unary()?);
         }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Node::And(v)
-        })
+        Ok(group(v, Node::And))
     }
 
     fn unary(&mut self) -> Parsed<Node> {
@@ -671,34 +668,27 @@ impl Term {
     }
 }
 
+/// `and` (decided by a false operand) or `or` (by a true one), three-valued.
+fn combine(v: &[Node], s: &dyn Subject, decisive: bool) -> Option<bool> {
+    let mut r = Some(!decisive);
+    for n in v {
+        match n.eval(s) {
+            Some(b) if b == decisive => return Some(decisive),
+            None => r = None,
+            Some(_) => {}
+        }
+    }
+    r
+}
+
 impl Node {
     /// Three-valued, as SQL's NULL: `None` is unknown.
     fn eval(&self, s: &dyn Subject) -> Option<bool> {
         match self {
             Node::Term(t) => t.eval(s),
             Node::Not(n) => n.eval(s).map(|b| !b),
-            Node::And(v) => {
-                let mut r = Some(true);
-                for n in v {
-                    match n.eval(s) {
-                        Some(false) => return Some(false),
-                        None => r = None,
-                        Some(true) => {}
-                    }
-                }
-                r
-            }
-            Node::Or(v) => {
-                let mut r = Some(false);
-                for n in v {
-                    match n.eval(s) {
-                        Some(true) => return Some(true),
-                        None => r = None,
-                        Some(false) => {}
-                    }
-                }
-                r
-            }
+            Node::And(v) => combine(v, s, false),
+            Node::Or(v) => combine(v, s, true),
         }
     }
 

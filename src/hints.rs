@@ -11,6 +11,8 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+type Owned = Box<QueryRecord>;
+
 /// Packets per TCP port, counted until PostgreSQL is found (then it costs a load
 /// per packet). Both ports of a packet count: a client's ephemeral port only gathers
 /// its one connection's packets, a server's port all of them.
@@ -108,12 +110,8 @@ impl Sink for Noticing<'_> {
         self.inner.query(conn, s, q)
     }
 
-    fn query_owned(
-        &mut self,
-        conn: &ConnMeta,
-        s: &SessionRecord,
-        q: Box<QueryRecord>,
-    ) -> io::Result<()> {
+    // Passed on owned: the threaded sink would copy a borrowed record.
+    fn query_owned(&mut self, conn: &ConnMeta, s: &SessionRecord, q: Owned) -> io::Result<()> {
         self.found();
         self.inner.query_owned(conn, s, q)
     }

@@ -398,13 +398,12 @@ fn capture(
     stats.bytes = bytes;
     stats.dropped = dropped;
     pipe.finish()?;
-    if let Some(hint) = census.and_then(|c| {
-        let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
-        c.hint(live_default.then(|| cli.capture_filter()).as_deref())
-    }) {
-        if !quiet {
-            say(&hint);
-        }
+    let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
+    let live_filter = live_default.then(|| cli.capture_filter());
+    if let Some(hint) = census.and_then(|c| c.hint(live_filter.as_deref()))
+        && !quiet
+    {
+        say(&hint);
     }
     // What came before the corruption is written; the run still fails.
     if !corrupt.is_empty() {

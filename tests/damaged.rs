@@ -29,7 +29,10 @@ fn external(name: &str) -> PathBuf {
 }
 
 fn damage(args: &[&str]) {
-    let out = Command::new(common::damage_tool()).args(args).output().unwrap();
+    let out = Command::new(common::damage_tool())
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pgscope-damage {args:?}: {out:?}");
 }
 

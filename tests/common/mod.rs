@@ -161,7 +161,13 @@ pub fn damage_tool() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let st = Command::new(cargo)
             .current_dir(root())
-            .args(["build", "--quiet", "--example", "pgscope-damage", "--profile"])
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "pgscope-damage",
+                "--profile",
+            ])
             .arg(profile)
             .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
             .status()
