@@ -96,9 +96,10 @@ pub const GLOBAL_HELP: &[(&str, &str)] = &[
     ),
     (
         "f",
-        "filter: user= db= app= client= sqlstate= (= != ~regex)",
+        "filter: user= db= app= sqlstate= (= != ~regex !~)",
     ),
-    ("", "duration>10ms rows>N text~regex failed; ! negates"),
+    ("", "client=10.0.0.0/8 server=[::1]:5432 duration>10ms"),
+    ("", "rows>N text~'a b' failed; and or not ( ) (docs/cli.md)"),
     ("p Space", "pause the view (capture goes on)"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
