@@ -406,7 +406,7 @@ fn text_timestamps_follow_tcpdump() {
     starts(&delta[1], "00:00:00.007790 #1 ");
     let since = text_with_tz("UTC", &["-ttttt"]);
     assert_eq!(since.len(), utc.len());
-    starts(&since.last().unwrap(), "00:00:00.0");
+    starts(since.last().unwrap(), "00:00:00.0");
 }
 
 #[test]

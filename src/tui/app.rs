@@ -94,10 +94,7 @@ pub const GLOBAL_HELP: &[(&str, &str)] = &[
         "1-6 Tab",
         "views: sessions timeline queries query top errors",
     ),
-    (
-        "f",
-        "filter: user= db= app= sqlstate= (= != ~regex !~)",
-    ),
+    ("f", "filter: user= db= app= sqlstate= (= != ~regex !~)"),
     ("", "client=10.0.0.0/8 server=[::1]:5432 duration>10ms"),
     ("", "rows>N text~'a b' failed; and or not ( ) (docs/cli.md)"),
     ("p Space", "pause the view (capture goes on)"),
