@@ -4,7 +4,7 @@
 # is streamed through a pipe, not written to disk)
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+cargo build --release --quiet --bin pgscope --example pgscope-damage
 bin=target/release
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
@@ -19,7 +19,7 @@ per_conn() { # label, n, rss-KiB, baseline-KiB
 }
 for spec in "conns 1" "conns 100000" "halfopen 10000" "halfopen 100000"; do
     set -- $spec
-    "$bin/pgscope-damage" "$1" "$2" "$work/$1-$2.pcap"
+    "$bin/examples/pgscope-damage" "$1" "$2" "$work/$1-$2.pcap"
     rss "$1 $2" -r "$work/$1-$2.pcap" | tee "$work/$1-$2.rss"
 done
 base=$(awk '{print $5}' "$work/conns-1.rss")
@@ -27,7 +27,7 @@ for spec in "conns 100000" "halfopen 10000" "halfopen 100000"; do
     set -- $spec
     per_conn "$1 $2" "$2" "$(awk '{print $5}' "$work/$1-$2.rss")" "$base"
 done
-"$bin/pgscope-damage" bigrow 1073741824 - |
+"$bin/examples/pgscope-damage" bigrow 1073741824 - |
     /usr/bin/time -f "1 GiB DataRow: peak RSS %M KiB, %e s" "$bin/pgscope" -r - -o json >/dev/null
-"$bin/pgscope-damage" tiny 1000000 "$work/tiny.pcap"
+"$bin/examples/pgscope-damage" tiny 1000000 "$work/tiny.pcap"
 rss "1,000,000 tiny messages each way" -r "$work/tiny.pcap"

@@ -1,6 +1,7 @@
 //! Command line, following tcpdump/tshark habits.
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use std::io::{self, Write};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -15,11 +16,13 @@ use clap::{Parser, ValueEnum};
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
   sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
   pgscope -r tls.pcap --tls-keylog keys.log    decrypt TLS (key log: libpq 18's sslkeylogfile)
-  tcpdump -w - -i lo port 5432 | pgscope -r - -o text"
+  tcpdump -U -w - -i lo port 5432 | pgscope -r - -o text   as packets arrive
+  pgscope -r capture.pcap.gz host 10.0.0.5     BPF filter on a (compressed) file, as tcpdump -r
+  pgscope -r capture.pcap -o text --filter 'client=10.0.0.0/8 and (user=app or failed)'"
 )]
 pub struct Cli {
-    /// Read packets from a pcap or pcapng file ('-' = standard input); repeatable, read in order.
-    /// Example: -r capture.pcap
+    /// Read packets from a pcap or pcapng file ('-' = standard input), also gzip or zstd
+    /// compressed (recognised by content); repeatable, read in order. Example: -r capture.pcap.gz
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Vec<String>,
 
@@ -33,13 +36,21 @@ pub struct Cli {
     )]
     pub interface: Option<String>,
 
-    /// Capture filter (BPF) for live capture. Default: built from the server ports,
-    /// e.g. 'tcp port 5432'. Example: -f 'tcp port 5432 and host 10.0.0.5'
+    /// Capture filter (BPF, libpcap's syntax, as tcpdump): applied live and to files
+    /// (-r). May also be given as the last words of the command line, as with tcpdump.
+    /// Default live: 'tcp port P' for each -p port; default on files: every packet.
+    /// Example: -f 'tcp port 5432 and host 10.0.0.5'
     #[arg(short = 'f', long = "filter-bpf", value_name = "BPF")]
     pub bpf: Option<String>,
 
-    /// PostgreSQL server port; repeatable. Connections to other ports are still decoded
-    /// when they begin with a PostgreSQL startup packet, or (joined mid-stream) when a
+    /// The capture filter as trailing words, as tcpdump takes it: pgscope -i eth0 port 5432
+    #[arg(value_name = "EXPRESSION", conflicts_with = "bpf")]
+    pub expression: Vec<String>,
+
+    /// PostgreSQL server port; repeatable. Live without a BPF filter, exactly 'tcp port P'
+    /// for each of them is captured, nothing else. What is read (a file, or a live
+    /// capture with -f) is decoded on these ports, and on any other port where a
+    /// connection begins with a PostgreSQL startup packet or (joined mid-stream) a
     /// segment holds whole messages only a client or only a server sends.
     /// Example: -p 5432 -p 6432
     #[arg(
@@ -79,9 +90,14 @@ pub struct Cli {
     )]
     pub records: Vec<RecordKind>,
 
-    /// Keep only the statements and sessions that match (TUI: editable with `f`; JSON,
-    /// text and summary: filters query and session records). Terms, all of which must hold: user= db= app= client= sqlstate= (= exact or class prefix, != not,
-    /// ~ regex), duration>10ms, rows>100 (> >= < <= = !=), text~REGEX, failed; `!` negates.
+    /// Keep only the records that match (TUI: editable with `f`; JSON, text and summary:
+    /// statements, sessions and wire messages; anomalies are always kept). Fields: user
+    /// db app client server (connection: every record), failed (statements; sessions
+    /// that had an error), sqlstate text duration rows (statements only: a record
+    /// without a field the filter needs is not kept). Operators: = != (exact;
+    /// sqlstate=23 a class), ~ !~ (regex, any case), > >= < <= (duration, rows);
+    /// client=10.0.0.0/8, server=[::1]:5432, :port; and, or, not (!), parentheses,
+    /// 'quotes'. See docs/cli.md.
     /// Example: --filter 'db=shop duration>50ms !failed'
     #[arg(long = "filter", value_name = "EXPR")]
     pub filter: Option<String>,
@@ -114,8 +130,15 @@ pub struct Cli {
     )]
     pub buffer_kib: u32,
 
-    /// Snapshot length for live capture. Example: --snaplen 65535
-    #[arg(long = "snaplen", default_value = "262144", value_name = "BYTES")]
+    /// Snapshot length for live capture, as tcpdump -s (0 = 262144): longer packets are
+    /// cut, and their missing bytes become gaps. Example: -s 65535
+    #[arg(
+        short = 's',
+        long = "snaplen",
+        default_value = "262144",
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(i32).range(0..=262144)
+    )]
     pub snaplen: i32,
 
     /// Decoding threads for JSON and summary records from files: connections are
@@ -127,6 +150,32 @@ pub struct Cli {
         value_parser = clap::value_parser!(u8).range(1..=255)
     )]
     pub threads: Option<u8>,
+
+    /// Accepted for tcpdump habits: pgscope never resolves addresses or ports to
+    /// names, so output is always numeric.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+
+    /// Line-buffered output: every record is written as soon as it is complete. The
+    /// default already when capturing live or reading a pipe or standard input, so that
+    /// tcpdump -U -w - | pgscope -r - | jq prints as packets arrive.
+    #[arg(short = 'l', long = "line-buffered")]
+    pub line_buffered: bool,
+
+    /// Timestamps of the text trace (-o text), as tcpdump: local time of day by default
+    /// (TZ=UTC for UTC); -t none; -tt seconds since the epoch; -ttt delta from the
+    /// previous line; -tttt date, time and zone offset; -ttttt delta from the first line.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub timestamps: u8,
+
+    /// List the interfaces libpcap can capture on, as tcpdump -D, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Print the man page or a shell completion script to standard output and exit.
+    /// Example: --generate bash > /etc/bash_completion.d/pgscope
+    #[arg(long = "generate", value_enum, value_name = "WHAT")]
+    pub generate: Option<Generate>,
 
     /// Drop root privileges to this user once the capture handle or the input files
     /// (and the -w file) are open (as tcpdump -Z). Default when started as root:
@@ -143,6 +192,17 @@ pub enum OutputMode {
     Tui,
 }
 
+/// What `--generate` prints.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
     Message,
@@ -152,13 +212,56 @@ pub enum RecordKind {
 }
 
 impl Cli {
-    /// The capture filter: the user's, or one built from the server ports.
+    /// The user's BPF filter: -f, or the trailing words.
+    pub fn user_bpf(&self) -> Option<String> {
+        match &self.bpf {
+            Some(f) => Some(f.clone()),
+            None if self.expression.is_empty() => None,
+            None => Some(self.expression.join(" ")),
+        }
+    }
+
+    /// The live capture filter: the user's, or one built from the server ports.
     pub fn capture_filter(&self) -> String {
-        if let Some(f) = &self.bpf {
-            return f.clone();
+        if let Some(f) = self.user_bpf() {
+            return f;
         }
         let ports: Vec<String> = self.ports.iter().map(|p| format!("tcp port {p}")).collect();
         ports.join(" or ")
+    }
+
+    /// The snapshot length libpcap is given (tcpdump's -s 0 is its maximum).
+    pub fn snaplen(&self) -> i32 {
+        if self.snaplen == 0 {
+            262_144
+        } else {
+            self.snaplen
+        }
+    }
+
+    /// Whether every record is written at once: asked (-l), live, or reading a pipe
+    /// or a terminal (standard input unless redirected from a file).
+    pub fn line_buffered(&self) -> bool {
+        self.line_buffered
+            || self.interface.is_some()
+            || self.read.iter().any(|r| {
+                let path = if r == "-" { "/dev/stdin" } else { r.as_str() };
+                std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file())
+            })
+    }
+
+    /// Runs what needs no capture (`--generate`, `-D`); `None` when there is none.
+    pub fn standalone(&self, out: &mut dyn Write) -> Option<io::Result<()>> {
+        if let Some(what) = self.generate {
+            return Some(generate(what, out));
+        }
+        if self.list_interfaces {
+            return Some(match crate::capture::interface_list() {
+                Ok(lines) => lines.iter().try_for_each(|l| writeln!(out, "{l}")),
+                Err(e) => Err(io::Error::other(e)),
+            });
+        }
+        None
     }
 
     /// Checks what clap cannot express.
@@ -183,6 +286,23 @@ impl Cli {
     pub fn wants(&self, kind: RecordKind) -> bool {
         self.records.contains(&kind)
     }
+}
+
+/// The man page or a completion script, from the clap definition above: they cannot
+/// drift from `--help`.
+pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match what {
+        Generate::Man => return clap_mangen::Man::new(cmd).render(out),
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+        Generate::Elvish => Shell::Elvish,
+        Generate::Powershell => Shell::PowerShell,
+    };
+    clap_complete::generate(shell, &mut cmd, "pgscope", out);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod capture;
 pub mod cli;
 pub mod filter;
+pub mod hints;
 pub mod net;
 pub mod output;
 pub mod pgwire;

@@ -4,7 +4,7 @@ use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
 use pgscope::output::redact::{Redact, Redaction};
 use pgscope::output::{self, Sink};
-use pgscope::{filter, pipeline, privs, tui};
+use pgscope::{capture, filter, pipeline, privs, tui};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
@@ -32,11 +32,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> io::Result<()> {
+    if let Some(done) = cli.standalone(&mut io::stdout().lock()) {
+        return done;
+    }
     cli.validate().map_err(io::Error::other)?;
+    // A bad -f fails before any file is read or the screen taken (live, libpcap
+    // checks it when the interface opens).
+    if let (Some(f), None) = (cli.user_bpf(), &cli.interface) {
+        capture::OfflineFilter::new(&f).map_err(io::Error::other)?;
+    }
     // Before any file is opened or created: a bad -Z must leave them alone.
     let become_user = privs::target(cli.user.as_deref()).map_err(io::Error::other)?;
     let become_user = become_user.as_ref();
-    let live = cli.interface.is_some();
+    // Live, -l, or a pipe: every record is written at once.
+    let flush_each = cli.line_buffered();
     let stdout_tty = io::stdout().is_terminal();
     let mode = cli.output.unwrap_or(if stdout_tty {
         OutputMode::Tui
@@ -58,7 +67,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(Redact::new(
-            output::json::JsonSink::new(io::stdout(), cli.records.clone(), live),
+            output::json::JsonSink::new(io::stdout(), cli.records.clone(), flush_each),
             redaction,
         )),
         OutputMode::Summary => Box::new(Redact::new(
@@ -66,7 +75,7 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
         )),
         OutputMode::Text => Box::new(Redact::new(
-            output::text::TextSink::new(out(), live || stdout_tty),
+            output::text::TextSink::new(out(), flush_each || stdout_tty).timestamps(cli.timestamps),
             redaction,
         )),
     };
@@ -155,6 +164,7 @@ fn run_tui(
                 become_user.as_ref(),
                 Some(&progress),
                 &STOP,
+                None,
             )
         }));
         let mut st = tui::state::lock(&for_capture);

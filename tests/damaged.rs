@@ -3,6 +3,8 @@
 //! The 1 GiB DataRow case is ignored by a bare `cargo test` (slow in a debug build);
 //! `scripts/test.sh` runs it in a release build with `--include-ignored`.
 
+mod common;
+
 use pgscope::capture::{self, Flow};
 use pgscope::net;
 use serde_json::Value;
@@ -12,8 +14,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 
 const PGSCOPE: &str = env!("CARGO_BIN_EXE_pgscope");
-const DAMAGE: &str = env!("CARGO_BIN_EXE_pgscope-damage");
-
 /// Captures with PostgreSQL sessions, under captures/external/.
 const SESSIONS: [&str; 4] = [
     "suricata-verify/pgsql-simple-query-rollback.pcap",
@@ -29,7 +29,10 @@ fn external(name: &str) -> PathBuf {
 }
 
 fn damage(args: &[&str]) {
-    let out = Command::new(DAMAGE).args(args).output().unwrap();
+    let out = Command::new(common::damage_tool())
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pgscope-damage {args:?}: {out:?}");
 }
 
@@ -279,7 +282,7 @@ fn a_million_tiny_messages() {
 fn big_row(bytes: u64) -> (Option<u64>, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let rss_file = dir.path().join("rss");
-    let mut gen_ = Command::new(DAMAGE)
+    let mut gen_ = Command::new(common::damage_tool())
         .args(["bigrow", &bytes.to_string(), "-"])
         .stdout(Stdio::piped())
         .spawn()

@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const PGSCOPE: &str = env!("CARGO_BIN_EXE_pgscope");
-const DAMAGE: &str = env!("CARGO_BIN_EXE_pgscope-damage");
+
 const SERVER_PORTS: [u16; 2] = [5432, 5433];
 
 /// Real captures with many statements: psql, pgbench in all three modes, pipelining
@@ -268,7 +268,7 @@ fn unsure(q: &Value) -> bool {
 fn judge(c: &Clean, args: &[String], dir: &Path, tag: &str) -> Tally {
     let out = dir.join(format!("{tag}.pcap"));
     let map = dir.join(format!("{tag}.map"));
-    let st = Command::new(DAMAGE)
+    let st = Command::new(common::damage_tool())
         .arg("--map")
         .arg(&map)
         .args(args)

@@ -6,6 +6,10 @@
 //! corrupt one (an impossible length, a malformed block) ends the file with an
 //! error once the packets before it are read.
 
+mod bpf;
+mod compressed;
+
+pub use bpf::{OfflineFilter, interface_list, open_hint};
 mod legacy;
 
 use pcap_parser::pcapng::Block;
@@ -68,17 +72,39 @@ const READ_BUFFER: usize = 1 << 20;
 /// tshark read it.
 const MAX_SNAPLEN: u32 = 256 << 10;
 
-/// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame.
+/// Reads a pcap or pcapng stream to the end, calling `on_packet` for every frame;
+/// a gzip or zstd compressed one is decompressed on the way.
 pub fn read_file<R: Read + Send>(
     name: &str,
     input: R,
     stop: &AtomicBool,
     on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
 ) -> Result<SourceStats, CaptureError> {
-    // A classic pcap file (the common case, and what tcpdump writes) takes the fast
-    // path; anything else, pcapng included, goes through pcap-parser's block reader
-    // with the bytes read so far put back in front.
     let mut input = input;
+    let head = read_head(name, &mut input)?;
+    let Some(compression) = compressed::Compression::of(&head) else {
+        return read_capture(name, input, head, stop, on_packet);
+    };
+    let bad = |e: std::io::Error| {
+        CaptureError(format!(
+            "{name}: {} compressed, but cannot be read ({e})",
+            compression.name()
+        ))
+    };
+    let mut input = compression
+        .decoder(Prefixed {
+            prefix: head,
+            at: 0,
+            inner: input,
+        })
+        .map_err(bad)?;
+    let head = read_head(name, &mut input)?;
+    read_capture(name, input, head, stop, on_packet)
+}
+
+/// The first bytes of `input`, enough to tell a classic pcap header (fewer at the
+/// end of the input).
+fn read_head(name: &str, input: &mut impl Read) -> Result<Vec<u8>, CaptureError> {
     let mut head = Vec::with_capacity(READ_BUFFER_START);
     while head.len() < legacy::HEADER_LEN {
         let mut chunk = [0u8; legacy::HEADER_LEN];
@@ -86,6 +112,9 @@ pub fn read_file<R: Read + Send>(
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(CaptureError(format!("{name}: cannot be read ({e})")));
+            }
             Err(_) => {
                 return Err(CaptureError(format!(
                     "{name}: not a pcap or pcapng capture file (read failed)"
@@ -93,6 +122,20 @@ pub fn read_file<R: Read + Send>(
             }
         }
     }
+    Ok(head)
+}
+
+/// Reads an uncompressed capture whose first bytes, `head`, were read already.
+fn read_capture<R: Read + Send>(
+    name: &str,
+    input: R,
+    head: Vec<u8>,
+    stop: &AtomicBool,
+    on_packet: &mut dyn FnMut(Packet<'_>) -> Flow,
+) -> Result<SourceStats, CaptureError> {
+    // A classic pcap file (the common case, and what tcpdump writes) takes the fast
+    // path; anything else, pcapng included, goes through pcap-parser's block reader
+    // with the bytes read so far put back in front.
     if head.len() < legacy::HEADER_LEN && stop.load(Ordering::Relaxed) {
         // Stopped before the input said what it is: nothing was read.
         return Ok(SourceStats::default());
@@ -456,7 +499,10 @@ pub fn read_live(
 ) -> Result<SourceStats, CaptureError> {
     let err = |what: &str, e: pcap::Error| CaptureError(format!("{}: {what}: {e}", opts.interface));
     let mut cap = pcap::Capture::from_device(opts.interface)
-        .map_err(|e| err("no such device", e))?
+        .map_err(|e| {
+            let hint = open_hint(&e.to_string());
+            CaptureError(format!("{}: no such device: {e}{hint}", opts.interface))
+        })?
         .promisc(true)
         .snaplen(opts.snaplen)
         // Not immediate: libpcap then uses TPACKET_V3, whose ring hands over whole
@@ -466,7 +512,13 @@ pub fn read_live(
         .buffer_size(opts.buffer_bytes)
         .timeout(100)
         .open()
-        .map_err(|e| err("cannot open capture", e))?;
+        .map_err(|e| {
+            let hint = open_hint(&e.to_string());
+            CaptureError(format!(
+                "{}: cannot open capture: {e}{hint}",
+                opts.interface
+            ))
+        })?;
     cap.filter(opts.filter, true)
         .map_err(|e| err("bad capture filter", e))?;
     // Non-blocking, with our own poll: libpcap's read timeout does not return on an

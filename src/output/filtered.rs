@@ -1,22 +1,80 @@
-//! `--filter` for the record presenters (JSON, text, summary): statements and sessions
-//! that do not match are not passed on; messages and anomalies are passed on as they are.
+//! `--filter` for the record presenters (JSON, text, summary): statements, sessions
+//! and wire messages are passed on only when the filter is true for them
+//! ([`Filter::keeps`]; which fields each kind has is in `crate::filter`). Anomalies
+//! are always passed on: they say what the capture may have lost.
 
 use super::{AnomalyView, RunStats, Sink};
-use crate::filter::{Filter, SessionView, StatementView};
-use crate::pgwire::Msg;
+use crate::filter::{Filter, MessageView, SessionView, StatementView, Who};
+use crate::pgwire::{Body, Msg, startup_params};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
+use rustc_hash::FxHashMap;
 use std::io;
+use std::net::SocketAddr;
 
 pub struct Filtered<'s> {
     inner: &'s mut dyn Sink,
     filter: Filter,
+    /// Per open connection, what its messages are filtered by.
+    conns: FxHashMap<u64, Known>,
+}
+
+/// A connection's fields, as far as known.
+#[derive(Default)]
+struct Known {
+    client: String,
+    server: String,
+    user: Option<String>,
+    database: Option<String>,
+    application: Option<String>,
+}
+
+impl Known {
+    fn new(conn: &ConnMeta) -> Self {
+        Known {
+            client: SocketAddr::from(conn.client).to_string(),
+            server: SocketAddr::from(conn.server).to_string(),
+            ..Known::default()
+        }
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who {
+            client: &self.client,
+            server: Some(&self.server),
+            user: self.user.as_deref(),
+            database: self.database.as_deref(),
+            application: self.application.as_deref(),
+        }
+    }
+
+    /// The session's view once it has one (later `SET application_name` included).
+    fn update(&mut self, s: &SessionRecord) {
+        for (mine, theirs) in [
+            (&mut self.user, &s.user),
+            (&mut self.database, &s.database),
+            (&mut self.application, &s.application),
+        ] {
+            if theirs.is_some() && mine != theirs {
+                mine.clone_from(theirs);
+            }
+        }
+    }
 }
 
 impl<'s> Filtered<'s> {
     pub fn new(inner: &'s mut dyn Sink, filter: Filter) -> Self {
-        Filtered { inner, filter }
+        Filtered {
+            inner,
+            filter,
+            conns: FxHashMap::default(),
+        }
     }
+}
+
+/// `conn`'s entry, made on its first record.
+fn known<'a>(conns: &'a mut FxHashMap<u64, Known>, conn: &ConnMeta) -> &'a mut Known {
+    conns.entry(conn.id).or_insert_with(|| Known::new(conn))
 }
 
 impl Sink for Filtered<'_> {
@@ -25,7 +83,28 @@ impl Sink for Filtered<'_> {
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
-        self.inner.message(conn, ts, msg)
+        let known = known(&mut self.conns, conn);
+        // The startup packet names the user before the session reports it, so that
+        // the packet itself is judged with them. The database defaults to the user.
+        if let Body::Startup { params, .. } = msg.body {
+            for (k, v) in startup_params(params) {
+                let v = Some(String::from_utf8_lossy(v).into_owned());
+                match k {
+                    b"user" => known.user = v,
+                    b"database" => known.database = v,
+                    b"application_name" => known.application = v,
+                    _ => {}
+                }
+            }
+            if known.database.is_none() {
+                known.database.clone_from(&known.user);
+            }
+        }
+        if self.filter.keeps(&MessageView(known.who())) {
+            self.inner.message(conn, ts, msg)
+        } else {
+            Ok(())
+        }
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
@@ -38,13 +117,12 @@ impl Sink for Filtered<'_> {
         session: &SessionRecord,
         q: &QueryRecord,
     ) -> io::Result<()> {
-        let client = conn.client.0.to_string();
-        let view = StatementView {
-            client: &client,
-            session,
+        let known = known(&mut self.conns, conn);
+        known.update(session);
+        if self.filter.keeps(&StatementView {
+            who: known.who(),
             query: q,
-        };
-        if self.filter.matches(&view) {
+        }) {
             self.inner.query(conn, session, q)
         } else {
             Ok(())
@@ -52,12 +130,15 @@ impl Sink for Filtered<'_> {
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-        let client = conn.client.0.to_string();
-        let view = SessionView {
-            client: &client,
-            session: s,
-        };
-        if self.filter.matches(&view) {
+        let mut known = self
+            .conns
+            .remove(&conn.id)
+            .unwrap_or_else(|| Known::new(conn));
+        known.update(s);
+        if self.filter.keeps(&SessionView {
+            who: known.who(),
+            errors: s.errors,
+        }) {
             self.inner.session(conn, s)
         } else {
             Ok(())
@@ -65,6 +146,7 @@ impl Sink for Filtered<'_> {
     }
 
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
+        known(&mut self.conns, conn).update(s);
         self.inner.session_update(conn, s)
     }
 

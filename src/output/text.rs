@@ -3,7 +3,7 @@
 //! from the wire is escaped before it reaches the terminal.
 
 use super::fields::{FieldOut, visit};
-use super::fmt::{push_escaped, push_hex, time_of_day};
+use super::fmt::{civil_from_days, push_escaped, push_hex, time_of_day};
 use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{Dir, Msg};
@@ -17,6 +17,86 @@ pub struct TextSink<W: Write> {
     out: W,
     line: String,
     flush_each: bool,
+    clock: Clock,
+}
+
+/// The time at the start of a line, as tcpdump's `-t` options count: 0 local time of
+/// day, 1 none, 2 seconds since the epoch, 3 delta from the previous line, 4 date,
+/// time and zone offset, 5 delta from the first line.
+#[derive(Default)]
+struct Clock {
+    mode: u8,
+    first: Option<i64>,
+    prev: Option<i64>,
+    /// The local offset of a quarter hour (zone changes fall on quarter hours):
+    /// (quarter since the epoch, offset in seconds).
+    offset: Option<(i64, i64)>,
+}
+
+impl Clock {
+    fn push(&mut self, ts: i64, out: &mut String) {
+        match self.mode {
+            0 => time_of_day(ts + self.local_offset(ts) * 1_000_000_000, out),
+            1 => {}
+            2 => {
+                let _ = write!(
+                    out,
+                    "{}.{:06}",
+                    ts.div_euclid(1_000_000_000),
+                    ts.rem_euclid(1_000_000_000) / 1000
+                );
+            }
+            4 => {
+                let off = self.local_offset(ts);
+                let local = ts + off * 1_000_000_000;
+                let (y, m, d) = civil_from_days(local.div_euclid(86_400 * 1_000_000_000));
+                let _ = write!(out, "{y:04}-{m:02}-{d:02} ");
+                time_of_day(local, out);
+                let sign = if off < 0 { '-' } else { '+' };
+                let off = off.abs() / 60;
+                let _ = write!(out, " {sign}{:02}{:02}", off / 60, off % 60);
+            }
+            mode => {
+                let since = if mode == 3 { self.prev } else { self.first };
+                let delta = ts - since.unwrap_or(ts);
+                if delta < 0 {
+                    out.push('-');
+                }
+                time_of_day(delta.abs(), out);
+            }
+        }
+        self.first.get_or_insert(ts);
+        self.prev = Some(ts);
+    }
+
+    /// Seconds east of UTC at `ts` in the local zone (TZ, /etc/localtime), as
+    /// tcpdump prints local time.
+    fn local_offset(&mut self, ts: i64) -> i64 {
+        let secs = ts.div_euclid(1_000_000_000);
+        let quarter = secs.div_euclid(900);
+        match self.offset {
+            Some((q, off)) if q == quarter => off,
+            _ => {
+                let off = local_offset_at(secs);
+                self.offset = Some((quarter, off));
+                off
+            }
+        }
+    }
+}
+
+/// The local zone's offset at `secs` since the epoch (0 when libc cannot say).
+fn local_offset_at(secs: i64) -> i64 {
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes only the `tm` it is given; `tm` is plain data for
+    // which all zeroes is a valid value.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
 }
 
 impl<W: Write> TextSink<W> {
@@ -25,17 +105,27 @@ impl<W: Write> TextSink<W> {
             out,
             line: String::with_capacity(256),
             flush_each,
+            clock: Clock::default(),
         }
+    }
+
+    /// Timestamps as tcpdump's `-t` count (see [`Clock`]).
+    pub fn timestamps(mut self, mode: u8) -> Self {
+        self.clock.mode = mode.min(5);
+        self
     }
 
     fn prefix(&mut self, ts: i64, conn: Option<&ConnMeta>) {
         self.line.clear();
-        time_of_day(ts, &mut self.line);
+        self.clock.push(ts, &mut self.line);
+        if !self.line.is_empty() {
+            self.line.push(' ');
+        }
         match conn {
             Some(c) => {
-                let _ = write!(self.line, " #{} ", c.id);
+                let _ = write!(self.line, "#{} ", c.id);
             }
-            None => self.line.push_str(" -- "),
+            None => self.line.push_str("-- "),
         }
     }
 
@@ -160,12 +250,10 @@ impl<W: Write> Sink for TextSink<W> {
         self.prefix(s.end_ns, Some(conn));
         let _ = write!(
             self.line,
-            "-- closed ({}): {}:{} -> {}:{}, {} queries, {} errors",
+            "-- closed ({}): {} -> {}, {} queries, {} errors",
             s.close_reason,
-            conn.client.0,
-            conn.client.1,
-            conn.server.0,
-            conn.server.1,
+            std::net::SocketAddr::from(conn.client),
+            std::net::SocketAddr::from(conn.server),
             s.queries,
             s.errors
         );
@@ -180,5 +268,44 @@ impl<W: Write> Sink for TextSink<W> {
             self.write_line()?;
         }
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_modes() {
+        let line = |mode: u8, ts: &[i64]| {
+            let mut c = Clock {
+                mode,
+                ..Clock::default()
+            };
+            ts.iter()
+                .map(|&t| {
+                    let mut s = String::new();
+                    c.push(t, &mut s);
+                    s
+                })
+                .collect::<Vec<_>>()
+        };
+        let t0 = 1_700_000_000_123_456_789;
+        let ts = [t0, t0 + 1_500_000, t0 + 61_000_000_000, t0 + 60_000_000_000];
+        assert_eq!(line(1, &ts), ["", "", "", ""]);
+        assert_eq!(
+            line(2, &ts)[..2],
+            ["1700000000.123456", "1700000000.124956"]
+        );
+        assert_eq!(
+            line(3, &ts),
+            [
+                "00:00:00.000000",
+                "00:00:00.001500",
+                "00:01:00.998500",
+                "-00:00:01.000000"
+            ]
+        );
+        assert_eq!(line(5, &ts)[2], "00:01:01.000000");
     }
 }

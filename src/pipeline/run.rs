@@ -20,15 +20,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 pub fn records(
     cli: &Cli,
     mode: OutputMode,
-    mut sink: Box<dyn Sink + Send>,
+    sink: Box<dyn Sink + Send>,
     filter: filter::Filter,
     tls_keys: Option<tls::KeyFiles>,
     become_user: Option<&privs::Target>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
-    let live = cli.interface.is_some();
-    let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
+    // Live, -l, or a pipe: every record is written at once, in place.
+    let in_place = cli.line_buffered() || cli.wants(RecordKind::Message) || !filter.is_empty();
     let ports = cli.ports.clone();
+    // Set at the first PostgreSQL record: without one, the run ends with a hint.
+    let found = Arc::new(AtomicBool::new(false));
+    let mut sink: Box<dyn Sink + Send> =
+        Box::new(crate::hints::Noticing::new(sink, found.clone()));
+    let found = Some(&found);
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         // TLS key logs are decrypted with on one decoding thread.
         let threads = if tls_keys.is_some() {
@@ -48,34 +53,36 @@ pub fn records(
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
-        return capture(cli, Box::new(staged), become_user, None, stop);
+        return capture(cli, Box::new(staged), become_user, None, stop, found);
     }
     if filter.is_empty() {
         let mut pipe = Pipeline::new(sink.as_mut(), ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None, stop)
+        capture(cli, Box::new(pipe), become_user, None, stop, found)
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
         let mut pipe = Pipeline::new(&mut filtered, ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None, stop)
+        capture(cli, Box::new(pipe), become_user, None, stop, found)
     }
 }
 
 /// Reads every packet of the capture through the pipeline into `sink`, as
 /// `become_user` once the inputs (and the `-w` file) are open. `progress` (TUI)
 /// counts the file bytes read and silences warnings on standard error, which would
-/// land in the middle of the screen; they still reach the sink.
+/// land in the middle of the screen; they still reach the sink. `found` (set once
+/// PostgreSQL was seen) asks for the closing hint when it was not.
 pub fn capture(
     cli: &Cli,
     pipe: Box<dyn Feed + '_>,
     become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
     stop: &AtomicBool,
+    found: Option<&Arc<AtomicBool>>,
 ) -> io::Result<()> {
     let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
@@ -87,6 +94,14 @@ pub fn capture(
     let readable = Cell::new(net::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
+    // -f on files, as tcpdump -r applies it (live, the kernel does).
+    let mut offline_bpf = match cli.user_bpf() {
+        Some(f) if cli.interface.is_none() => {
+            Some(capture::OfflineFilter::new(&f).map_err(io::Error::other)?)
+        }
+        _ => None,
+    };
+    let mut census = found.map(|f| crate::hints::PortCensus::new(f.clone()));
     let mut on_packet = |p: capture::Packet<'_>| {
         if p.linktype != readable.get() {
             if net::supported(p.linktype) {
@@ -100,6 +115,19 @@ pub fn capture(
                     capture::Flow::Continue(())
                 };
             }
+        }
+        if let Some(bpf) = offline_bpf.as_mut() {
+            match bpf.matches(&p) {
+                Ok(true) => {}
+                Ok(false) => return capture::Flow::Continue(()),
+                Err(e) => {
+                    out_err.set(Some(io::Error::other(e)));
+                    return capture::Flow::Break(());
+                }
+            }
+        }
+        if let Some(c) = census.as_mut() {
+            c.packet(&p);
         }
         if let Err(e) = pipe.borrow_mut().packet(&p) {
             out_err.set(Some(e));
@@ -134,7 +162,7 @@ pub fn capture(
             capture::LiveOptions {
                 interface: iface,
                 filter: &filter,
-                snaplen: cli.snaplen,
+                snaplen: cli.snaplen(),
                 buffer_bytes: i32::try_from(u64::from(cli.buffer_kib) << 10).unwrap_or(i32::MAX),
                 savefile: cli.write.as_deref(),
             },
@@ -226,6 +254,13 @@ pub fn capture(
     stats.bytes = bytes;
     stats.dropped = dropped;
     pipe.finish()?;
+    let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
+    let live_filter = live_default.then(|| cli.capture_filter());
+    if let Some(hint) = census.and_then(|c| c.hint(live_filter.as_deref()))
+        && !quiet
+    {
+        say(&hint);
+    }
     // What came before the corruption is written; the run still fails.
     if !corrupt.is_empty() {
         return Err(io::Error::other(corrupt.join("; ")));

@@ -162,6 +162,7 @@ impl Who {
     fn view(&self) -> filter::Who<'_> {
         filter::Who {
             client: &self.client,
+            server: None,
             user: self.user.as_deref(),
             database: self.database.as_deref(),
             application: self.application.as_deref(),

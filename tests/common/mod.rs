@@ -145,3 +145,34 @@ pub fn read_pipe(pipe: Option<impl std::io::Read>) -> String {
         .expect("read the pipe");
     s
 }
+
+/// The damage tool (examples/pgscope-damage.rs), built once per test binary in the
+/// profile of the running tests. It is an example so that `cargo install` leaves it
+/// out; a test cannot name an example's path at compile time (only binaries get
+/// `CARGO_BIN_EXE_*`), so it asks cargo, which is a no-op when it is up to date.
+pub fn damage_tool() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        // target/<profile>/deps/<test binary>: the profile is the directory above deps.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+        let profile = if profile == "debug" { "dev" } else { profile };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let st = Command::new(cargo)
+            .current_dir(root())
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "pgscope-damage",
+                "--profile",
+            ])
+            .arg(profile)
+            .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+            .status()
+            .expect("run cargo to build the damage tool");
+        assert!(st.success(), "cargo build --example pgscope-damage: {st}");
+        profile_dir.join("examples/pgscope-damage")
+    })
+}
