@@ -6,6 +6,7 @@
 pub mod capture;
 pub mod cli;
 pub mod filter;
+pub mod metrics;
 pub mod net;
 pub mod output;
 pub mod pgwire;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use pgscope::cli::{Cli, OutputMode, RecordKind};
+use pgscope::metrics::{Collector, Metrics, Tee};
 use pgscope::output::fields::Redaction;
 use pgscope::output::{self, Sink};
 use pgscope::{capture, filter, net, pipeline, privs, tui};
@@ -52,6 +53,8 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     let _ = ctrlc_handler();
     let tls_keys = tls_keys(cli)?;
+    let metrics = start_metrics(cli)?;
+    let metrics = metrics.as_ref();
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
     let ports = cli.ports.clone();
     // Offline records: TCP on this thread, decoding on a second, formatting on a
@@ -60,7 +63,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     // filter borrows the sink).
     let in_place = live || cli.wants(RecordKind::Message) || !filter.is_empty();
     let mut sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys, metrics),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(output::json::JsonSink::new(
@@ -77,29 +80,86 @@ fn run(cli: &Cli) -> io::Result<()> {
         )),
     };
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
-        let sink = Box::new(output::threaded::Threaded::new(sink));
+        // Metrics are collected on the decoding thread, which sees the live
+        // sessions' updates that the formatting thread does not get.
+        let sink = with_metrics(
+            cli,
+            Box::new(output::threaded::Threaded::new(sink)),
+            metrics,
+        );
         let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
-        capture(cli, Box::new(staged), become_user, None)?;
-        return io::stdout().flush();
+        capture(cli, Box::new(staged), become_user, None, metrics)?;
+        io::stdout().flush()?;
+        return linger(cli, metrics);
     }
     if filter.is_empty() {
+        let mut sink = with_metrics(cli, sink, metrics);
         let mut pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None)?;
+        capture(cli, Box::new(pipe), become_user, None, metrics)?;
     } else {
+        // Metrics count every statement, not only those the filter keeps.
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        let mut tee;
+        let sink: &mut dyn Sink = match metrics {
+            Some(m) => {
+                tee = Tee::new(&mut filtered, collector(cli, m));
+                &mut tee
+            }
+            None => &mut filtered,
+        };
+        let mut pipe = pipeline::Pipeline::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None)?;
+        capture(cli, Box::new(pipe), become_user, None, metrics)?;
     }
-    io::stdout().flush()
+    io::stdout().flush()?;
+    linger(cli, metrics)
+}
+
+/// `--metrics`: the endpoint is bound now, before privileges are dropped and before
+/// any input is read, so that a port in use fails the run at once.
+fn start_metrics(cli: &Cli) -> io::Result<Option<Arc<Metrics>>> {
+    let Some(addr) = cli.metrics else {
+        return Ok(None);
+    };
+    let m = Arc::new(Metrics::new());
+    pgscope::metrics::http::serve(addr, m.clone())?;
+    Ok(Some(m))
+}
+
+fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
+    Collector::new(m.clone(), cli.metrics_top as usize)
+}
+
+/// `sink`, with the metrics collector in front of it when there are metrics.
+fn with_metrics(
+    cli: &Cli,
+    sink: Box<dyn Sink + Send>,
+    metrics: Option<&Arc<Metrics>>,
+) -> Box<dyn Sink + Send> {
+    match metrics {
+        Some(m) => Box::new(Tee::new(sink, collector(cli, m))),
+        None => sink,
+    }
+}
+
+/// `--metrics-linger`: the files are read; the final figures stay up until a signal.
+fn linger(cli: &Cli, metrics: Option<&Arc<Metrics>>) -> io::Result<()> {
+    if metrics.is_none() || !cli.metrics_linger || cli.interface.is_some() {
+        return Ok(());
+    }
+    say("input read: serving the final metrics until Ctrl-C (--metrics-linger)");
+    while !STOP.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// `--tls-keylog`: every file read now (a missing one fails the run); followed while
@@ -122,6 +182,7 @@ fn run_tui(
     filter: filter::Filter,
     become_user: Option<&privs::Target>,
     tls_keys: Option<pgscope::tls::KeyFiles>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
@@ -169,11 +230,20 @@ fn run_tui(
     let for_capture = shared.clone();
     let cli_owned = cli.clone();
     let become_user = become_user.cloned();
+    let metrics = metrics.cloned();
     let worker = std::thread::spawn(move || {
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
+        let mut tee;
+        let sink: &mut dyn Sink = match &metrics {
+            Some(m) => {
+                tee = Tee::new(&mut sink, collector(&cli_owned, m));
+                &mut tee
+            }
+            None => &mut sink,
+        };
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
-                pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+                pipeline::Pipeline::new(sink, cli_owned.ports.clone(), Default::default());
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }
@@ -182,6 +252,7 @@ fn run_tui(
                 Box::new(pipe),
                 become_user.as_ref(),
                 Some(&progress),
+                metrics.as_ref(),
             )
         }));
         let mut st = tui::state::lock(&for_capture);
@@ -215,6 +286,7 @@ fn capture(
     pipe: Box<dyn pipeline::Feed + '_>,
     become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> io::Result<()> {
     let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
@@ -227,6 +299,9 @@ fn capture(
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
     let mut on_packet = |p: capture::Packet<'_>| {
+        if let Some(m) = metrics {
+            m.packet(p.data.len());
+        }
         if p.linktype != readable.get() {
             if net::supported(p.linktype) {
                 readable.set(p.linktype);
@@ -356,6 +431,11 @@ fn capture(
     }
     for e in &corrupt {
         pipe.warn("corrupt_capture", e)?;
+    }
+    if let Some(m) = metrics
+        && cli.interface.is_none()
+    {
+        m.input_finished();
     }
     let stats = pipe.stats();
     stats.packets = packets;
