@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc; do
+# prometheus: its server and promtool check --metrics (tests/metrics.rs).
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
