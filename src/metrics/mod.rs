@@ -674,3 +674,6 @@ fn forget_lesser_half(stmts: &mut HashMap<String, Stmt>) {
     let (_, &mut median, _) = totals.select_nth_unstable(mid);
     stmts.retain(|_, s| s.info.is_some() || s.total_ns > median);
 }
+
+#[cfg(test)]
+mod tests;
