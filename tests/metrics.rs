@@ -103,53 +103,36 @@ fn sample(exposition: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// psql as trust_user in plain text, with this application name, reading `sql`
-/// from standard input (one statement a line, each its own Query; errors do not
-/// stop it).
-fn psql(port: &str, app: &str, sql: &str) {
-    let mut child = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            port,
-            "-U",
-            "trust_user",
-            "-d",
-            "pgscope",
-        ])
-        .args(["-X", "-q", "-f", "-"])
-        .env("PGSSLMODE", "disable")
-        .env("PGAPPNAME", app)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run psql");
+/// Runs `cmd` with `input` on its standard input; its output.
+fn with_input(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn");
+    // Dropped after writing: the child sees the end of its input.
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(sql.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    child.wait().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// psql with this application name, running `sql` (one statement a line, each its
+/// own Query; errors do not stop it).
+fn psql(port: &str, app: &str, sql: &str) {
+    with_input(
+        common::psql(port).args(["-f", "-"]).env("PGAPPNAME", app),
+        sql,
+    );
 }
 
 fn promtool_check(exposition: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_input(
+        Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        exposition,
+    );
     (
         out.status.success(),
         format!(
@@ -168,16 +151,8 @@ fn prometheus_scrapes_a_live_capture_of_known_traffic() {
     let metrics_port = free_port();
     let pgscope = Reaped(
         Command::new(env!("CARGO_BIN_EXE_pgscope"))
-            .args([
-                "-i",
-                "lo",
-                "-p",
-                &port,
-                "-o",
-                "json",
-                "--records",
-                "session",
-            ])
+            .args(["-i", "lo", "-p", &port])
+            .args(["-o", "json", "--records", "session"])
             .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
             // Other tests' statements must not take the series of this one's.
             .args(["--metrics-top", "1000"])

@@ -14,10 +14,12 @@ pub use sink::Tee;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use crate::session::sql::{FingerprintCache, normalize};
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
@@ -94,18 +96,37 @@ struct KindLabel {
     kind: String,
 }
 
-type LatencyFamily = Family<FpLabel, Histogram, fn() -> Histogram>;
+/// A histogram with [`BUCKETS`], made by `Default` so that its family is too.
+#[derive(Clone, Debug)]
+struct Latency(Histogram);
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(Histogram::new(BUCKETS))
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
 }
 
 /// The registry and its metrics. Every metric is atomics or a short lock taken per
 /// update or per encoding, so a scrape never holds up the capture for long: the
 /// exposition is encoded into memory first and only then written to the socket.
+#[derive(Default)]
 pub struct Metrics {
     registry: Registry,
-    latency: LatencyFamily,
+    latency: Family<FpLabel, Latency>,
     statement_info: Family<InfoLabels, Gauge>,
     statements: Family<OutcomeLabel, Counter>,
     errors: Family<SqlstateLabel, Counter>,
@@ -114,162 +135,63 @@ pub struct Metrics {
     cancelled: Counter,
     copy_bytes: Family<DirectionLabel, Counter>,
     sessions: Family<SessionLabels, Counter>,
-    sessions_closed: Family<ReasonLabel, Counter>,
     active_sessions: Gauge,
     cancel_requests: Counter,
+    sessions_closed: Family<ReasonLabel, Counter>,
+    evicted: Counter,
+    // Capture health.
     packets: Counter,
     bytes: Counter,
     dropped: Counter,
+    anomalies: Family<KindLabel, Counter>,
     gaps: Counter,
     resyncs: Counter,
     out_of_step: Counter,
     unsure: Counter,
-    evicted: Counter,
-    anomalies: Family<KindLabel, Counter>,
     input_done: Gauge,
+}
+
+/// Registers each metric: field, name (prometheus-client adds `_total` to counters
+/// and the unit's suffix), help, and a unit where there is one.
+macro_rules! register {
+    ($m:ident; $($field:ident, $name:literal, $help:literal $(, $unit:ident)?;)*) => {
+        $( register!(@one $m, $field, $name, $help $(, $unit)?); )*
+    };
+    (@one $m:ident, $field:ident, $name:literal, $help:literal) => {
+        $m.registry.register($name, $help, $m.$field.clone())
+    };
+    (@one $m:ident, $field:ident, $name:literal, $help:literal, $unit:ident) => {
+        $m.registry.register_with_unit($name, $help, Unit::$unit, $m.$field.clone())
+    };
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut m = Metrics {
-            registry: Registry::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            statement_info: Family::default(),
-            statements: Family::default(),
-            errors: Family::default(),
-            rows_returned: Counter::default(),
-            rows_affected: Counter::default(),
-            cancelled: Counter::default(),
-            copy_bytes: Family::default(),
-            sessions: Family::default(),
-            sessions_closed: Family::default(),
-            active_sessions: Gauge::default(),
-            cancel_requests: Counter::default(),
-            packets: Counter::default(),
-            bytes: Counter::default(),
-            dropped: Counter::default(),
-            gaps: Counter::default(),
-            resyncs: Counter::default(),
-            out_of_step: Counter::default(),
-            unsure: Counter::default(),
-            evicted: Counter::default(),
-            anomalies: Family::default(),
-            input_done: Gauge::default(),
-        };
-        let r = &mut m.registry;
-        r.register_with_unit(
-            "pgscope_statement_duration",
-            "Statement latency from request to completion as seen on the wire, per fingerprint (the top N by total time; the rest under fingerprint=\"other\", SQL never seen under \"unknown\"); unsure statements are left out",
-            Unit::Seconds,
-            m.latency.clone(),
-        );
-        r.register(
-            "pgscope_statement_info",
-            "The normalised text of each fingerprint that has a latency series (value always 1)",
-            m.statement_info.clone(),
-        );
-        r.register(
-            "pgscope_statements",
-            "Statements completed, by outcome (success, failure, unknown: unsure after lost or out-of-step packets); skipped ones are not counted",
-            m.statements.clone(),
-        );
-        r.register(
-            "pgscope_statement_errors",
-            "Statements that failed, by SQLSTATE",
-            m.errors.clone(),
-        );
-        r.register(
-            "pgscope_rows_returned",
-            "Rows sent to clients (DataRow messages, COPY TO rows)",
-            m.rows_returned.clone(),
-        );
-        r.register(
-            "pgscope_rows_affected",
-            "Rows counted in command tags (INSERT, UPDATE, DELETE, SELECT, COPY, MERGE...)",
-            m.rows_affected.clone(),
-        );
-        r.register(
-            "pgscope_cancelled_statements",
-            "Statements a CancelRequest was aimed at",
-            m.cancelled.clone(),
-        );
-        r.register_with_unit(
-            "pgscope_copy",
-            "COPY data, by direction (in: client to server, out: server to client)",
-            Unit::Bytes,
-            m.copy_bytes.clone(),
-        );
-        r.register(
-            "pgscope_sessions",
-            "Sessions started (counted once ready, or when they end), by user, database, application, authentication method, encryption and protocol version",
-            m.sessions.clone(),
-        );
-        r.register(
-            "pgscope_sessions_closed",
-            "Connections ended, by reason (fin, rst, idle, evicted, end_of_capture)",
-            m.sessions_closed.clone(),
-        );
-        r.register(
-            "pgscope_active_sessions",
-            "Connections open now",
-            m.active_sessions.clone(),
-        );
-        r.register(
-            "pgscope_cancel_requests",
-            "Connections that carried a CancelRequest",
-            m.cancel_requests.clone(),
-        );
-        r.register(
-            "pgscope_capture_packets",
-            "Packets read from the capture",
-            m.packets.clone(),
-        );
-        r.register_with_unit(
-            "pgscope_capture",
-            "Bytes captured (as stored, up to the snaplen)",
-            Unit::Bytes,
-            m.bytes.clone(),
-        );
-        r.register(
-            "pgscope_capture_dropped_packets",
-            "Packets libpcap dropped (live capture)",
-            m.dropped.clone(),
-        );
-        r.register(
-            "pgscope_gaps",
-            "Holes in TCP streams (bytes never captured)",
-            m.gaps.clone(),
-        );
-        r.register(
-            "pgscope_resyncs",
-            "Times the decoder hunted for a message boundary after a gap or a mid-stream join",
-            m.resyncs.clone(),
-        );
-        r.register(
-            "pgscope_out_of_step",
-            "Answers that fitted no pending request, putting a session out of step",
-            m.out_of_step.clone(),
-        );
-        r.register(
-            "pgscope_unsure_statements",
-            "Statements whose result could not be paired for sure (also in pgscope_statements_total{outcome=\"unknown\"})",
-            m.unsure.clone(),
-        );
-        r.register(
-            "pgscope_evicted_connections",
-            "Connections evicted from a full flow table",
-            m.evicted.clone(),
-        );
-        r.register(
-            "pgscope_anomalies",
-            "Anomaly records, by kind (docs/schema.md)",
-            m.anomalies.clone(),
-        );
-        r.register(
-            "pgscope_input_finished",
-            "1 once every input file has been read (offline), 0 while reading or capturing live",
-            m.input_done.clone(),
-        );
+        let mut m = Metrics::default();
+        register! { m;
+            latency, "pgscope_statement_duration", "Statement latency from request to completion as seen on the wire, per fingerprint (the top N by total time; the rest under fingerprint=\"other\", SQL never seen under \"unknown\"); unsure statements are left out", Seconds;
+            statement_info, "pgscope_statement_info", "The normalised text of each fingerprint that has a latency series (value always 1)";
+            statements, "pgscope_statements", "Statements completed, by outcome (success, failure, unknown: unsure after lost or out-of-step packets); skipped ones are not counted";
+            errors, "pgscope_statement_errors", "Statements that failed, by SQLSTATE";
+            rows_returned, "pgscope_rows_returned", "Rows sent to clients (DataRow messages, COPY TO rows)";
+            rows_affected, "pgscope_rows_affected", "Rows counted in command tags (INSERT, UPDATE, DELETE, SELECT, COPY, MERGE...)";
+            cancelled, "pgscope_cancelled_statements", "Statements a CancelRequest was aimed at";
+            copy_bytes, "pgscope_copy", "COPY data, by direction (in: client to server, out: server to client)", Bytes;
+            sessions, "pgscope_sessions", "Sessions started (counted once ready, or when they end), by user, database, application, authentication method, encryption and protocol version";
+            sessions_closed, "pgscope_sessions_closed", "Connections ended, by reason (fin, rst, idle, evicted, end_of_capture)";
+            active_sessions, "pgscope_active_sessions", "Connections open now";
+            cancel_requests, "pgscope_cancel_requests", "Connections that carried a CancelRequest";
+            packets, "pgscope_capture_packets", "Packets read from the capture";
+            bytes, "pgscope_capture", "Bytes captured (as stored, up to the snaplen)", Bytes;
+            dropped, "pgscope_capture_dropped_packets", "Packets libpcap dropped (live capture)";
+            gaps, "pgscope_gaps", "Holes in TCP streams (bytes never captured)";
+            resyncs, "pgscope_resyncs", "Times the decoder hunted for a message boundary after a gap or a mid-stream join";
+            out_of_step, "pgscope_out_of_step", "Answers that fitted no pending request, putting a session out of step";
+            unsure, "pgscope_unsure_statements", "Statements whose result could not be paired for sure (also in pgscope_statements_total{outcome=\"unknown\"})";
+            evicted, "pgscope_evicted_connections", "Connections evicted from a full flow table";
+            anomalies, "pgscope_anomalies", "Anomaly records, by kind (docs/schema.md)";
+            input_done, "pgscope_input_finished", "1 once every input file has been read (offline), 0 while reading or capturing live";
+        }
         m
     }
 
@@ -295,12 +217,6 @@ impl Metrics {
     /// Every input has been read.
     pub fn input_finished(&self) {
         self.input_done.set(1);
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -448,7 +364,7 @@ impl Collector {
         }
         let d = q.duration_ns().max(0) as u64;
         let label = self.series(q.text.as_deref(), d);
-        m.latency.get_or_create(label).observe(d as f64 / 1e9);
+        m.latency.get_or_create(label).0.observe(d as f64 / 1e9);
     }
 
     /// The latency series of a statement of this text, giving its fingerprint one of

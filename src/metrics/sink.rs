@@ -6,7 +6,7 @@ use crate::output::{AnomalyView, RunStats, Sink};
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
-use std::io;
+use std::io::Result;
 use std::ops::DerefMut;
 
 /// Feeds `c` and passes everything on to the sink `inner` points to (a box, or a
@@ -30,31 +30,26 @@ where
         self.inner.wants_messages()
     }
 
-    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
+    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> Result<()> {
         self.inner.message(conn, ts, msg)
     }
 
-    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> Result<()> {
         self.c.anomaly(conn.map(|c| c.id), a.kind);
         self.inner.anomaly(conn, ts, a)
     }
 
-    fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+    fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
         self.c.query(q);
         self.inner.query(conn, s, q)
     }
 
-    fn query_owned(
-        &mut self,
-        conn: &ConnMeta,
-        s: &SessionRecord,
-        q: Box<QueryRecord>,
-    ) -> io::Result<()> {
+    fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
         self.c.query(&q);
-        self.inner.query_owned(conn, s, q)
+        self.inner.query_owned(c, s, q)
     }
 
-    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> Result<()> {
         self.c.session_closed(conn.id, s);
         self.inner.session(conn, s)
     }
@@ -69,7 +64,7 @@ where
         self.inner.drops(total)
     }
 
-    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
+    fn finish(&mut self, run: &RunStats) -> Result<()> {
         self.c.drops(run.dropped);
         self.inner.finish(run)
     }

@@ -2,6 +2,11 @@ use super::*;
 use crate::session::record::ServerMessage;
 use crate::session::shared::Text;
 
+fn collector(top: usize) -> (Arc<Metrics>, Collector) {
+    let m = Arc::new(Metrics::new());
+    (m.clone(), Collector::new(m, top))
+}
+
 /// A finished statement of `text` that took `ms` milliseconds.
 fn stmt(text: &str, ms: i64) -> QueryRecord {
     let mut q = QueryRecord::new(1, "simple", 0);
@@ -18,6 +23,11 @@ fn value(m: &Metrics, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Asserts the value of a series.
+fn check(m: &Metrics, series: &str, want: f64) {
+    assert_eq!(value(m, series), Some(want), "{series}");
+}
+
 fn fp(text: &str) -> String {
     crate::session::sql::fingerprint(text.as_bytes())
 }
@@ -31,8 +41,7 @@ fn count(m: &Metrics, fingerprint: &str) -> Option<f64> {
 
 #[test]
 fn top_n_by_total_time_and_the_rest_in_other() {
-    let m = Arc::new(Metrics::new());
-    let mut c = Collector::new(m.clone(), 2);
+    let (m, mut c) = collector(2);
     // a and b take the two series; c, new and cheap, goes to other.
     c.query(&stmt("select a from t where x = 1", 10));
     c.query(&stmt("select b from t", 1));
@@ -50,7 +59,7 @@ fn top_n_by_total_time_and_the_rest_in_other() {
         "pgscope_statement_info{{fingerprint=\"{}\",query=\"select c from t\"}}",
         fp("select c from t")
     );
-    assert_eq!(value(&m, &info), Some(1.0));
+    check(&m, &info, 1.0);
     assert!(!m.encode(false).contains("query=\"select b from t\""));
     c.query(&stmt("select b from t", 1));
     assert_eq!(count(&m, "other"), Some(2.0));
@@ -61,16 +70,12 @@ fn top_n_by_total_time_and_the_rest_in_other() {
     blind.text = None;
     c.query(&blind);
     assert_eq!(count(&m, "unknown"), Some(1.0));
-    assert_eq!(
-        value(&m, "pgscope_statements_total{outcome=\"success\"}"),
-        Some(7.0)
-    );
+    check(&m, "pgscope_statements_total{outcome=\"success\"}", 7.0);
 }
 
 #[test]
 fn latency_buckets_span_50us_to_10s() {
-    let m = Arc::new(Metrics::new());
-    let mut c = Collector::new(m.clone(), 10);
+    let (m, mut c) = collector(10);
     let mut q = stmt("select 1", 0);
     q.end_ns = 40_000; // 40 µs
     c.query(&q);
@@ -92,8 +97,7 @@ fn latency_buckets_span_50us_to_10s() {
 
 #[test]
 fn errors_by_sqlstate_and_unsure_statements() {
-    let m = Arc::new(Metrics::new());
-    let mut c = Collector::new(m.clone(), 10);
+    let (m, mut c) = collector(10);
     for code in ["42P01", "42P01", "bad\ncode", "22012"] {
         let mut q = stmt("select x", 1);
         q.outcome = Outcome::Failure;
@@ -111,25 +115,21 @@ fn errors_by_sqlstate_and_unsure_statements() {
     let mut skipped = stmt("select z", 1);
     skipped.skipped = true;
     c.query(&skipped);
-    assert_eq!(
-        value(&m, "pgscope_statement_errors_total{sqlstate=\"42P01\"}"),
-        Some(2.0)
+    check(
+        &m,
+        "pgscope_statement_errors_total{sqlstate=\"42P01\"}",
+        2.0,
     );
-    assert_eq!(
-        value(&m, "pgscope_statement_errors_total{sqlstate=\"invalid\"}"),
-        Some(1.0)
+    check(
+        &m,
+        "pgscope_statement_errors_total{sqlstate=\"invalid\"}",
+        1.0,
     );
-    assert_eq!(
-        value(&m, "pgscope_statements_total{outcome=\"failure\"}"),
-        Some(4.0)
-    );
-    assert_eq!(
-        value(&m, "pgscope_statements_total{outcome=\"unknown\"}"),
-        Some(1.0)
-    );
-    assert_eq!(value(&m, "pgscope_unsure_statements_total"), Some(1.0));
+    check(&m, "pgscope_statements_total{outcome=\"failure\"}", 4.0);
+    check(&m, "pgscope_statements_total{outcome=\"unknown\"}", 1.0);
+    check(&m, "pgscope_unsure_statements_total", 1.0);
     // Neither the unsure result nor the skipped statement is counted further.
-    assert_eq!(value(&m, "pgscope_rows_returned_total"), Some(0.0));
+    check(&m, "pgscope_rows_returned_total", 0.0);
     assert_eq!(count(&m, &fp("select y")), None);
     assert_eq!(count(&m, &fp("select z")), None);
 }
@@ -150,24 +150,20 @@ fn session(user: &str, app: &str) -> SessionRecord {
 
 #[test]
 fn sessions_are_counted_once_and_active_ones_followed() {
-    let m = Arc::new(Metrics::new());
-    let mut c = Collector::new(m.clone(), 10);
+    let (m, mut c) = collector(10);
     let s = session("alice", "app");
     c.session_update(1, &s);
     c.session_update(1, &s);
     c.session_update(2, &SessionRecord::default());
-    assert_eq!(value(&m, "pgscope_active_sessions"), Some(2.0));
+    check(&m, "pgscope_active_sessions", 2.0);
     let series = "pgscope_sessions_total{user=\"alice\",database=\"db\",application=\"app\",auth_method=\"trust\",encryption=\"none\",protocol=\"3.0\"}";
-    assert_eq!(value(&m, series), Some(1.0));
+    check(&m, series, 1.0);
     c.session_closed(1, &s);
-    assert_eq!(
-        value(&m, series),
-        Some(1.0),
-        "counted when ready, not again"
-    );
+    // Counted when ready, not again at the end.
+    check(&m, series, 1.0);
     // Another protocol on the port: no session record, only the anomaly.
     c.anomaly(Some(2), "not_postgres");
-    assert_eq!(value(&m, "pgscope_active_sessions"), Some(0.0));
+    check(&m, "pgscope_active_sessions", 0.0);
     let cancel = SessionRecord {
         cancel_request: Some(Default::default()),
         close_reason: "evicted",
@@ -175,26 +171,17 @@ fn sessions_are_counted_once_and_active_ones_followed() {
     };
     c.session_update(3, &cancel);
     c.session_closed(3, &cancel);
-    assert_eq!(value(&m, "pgscope_cancel_requests_total"), Some(1.0));
-    assert_eq!(value(&m, "pgscope_evicted_connections_total"), Some(1.0));
-    assert_eq!(
-        value(&m, "pgscope_sessions_closed_total{reason=\"fin\"}"),
-        Some(1.0)
-    );
-    assert_eq!(value(&m, "pgscope_active_sessions"), Some(0.0));
+    check(&m, "pgscope_cancel_requests_total", 1.0);
+    check(&m, "pgscope_evicted_connections_total", 1.0);
+    check(&m, "pgscope_sessions_closed_total{reason=\"fin\"}", 1.0);
+    check(&m, "pgscope_active_sessions", 0.0);
     c.anomaly(None, "gap");
     c.anomaly(Some(9), "gap");
-    assert_eq!(value(&m, "pgscope_gaps_total"), Some(2.0));
-    assert_eq!(
-        value(&m, "pgscope_anomalies_total{kind=\"gap\"}"),
-        Some(2.0)
-    );
+    check(&m, "pgscope_gaps_total", 2.0);
+    check(&m, "pgscope_anomalies_total{kind=\"gap\"}", 2.0);
     c.drops(10);
     c.drops(25);
-    assert_eq!(
-        value(&m, "pgscope_capture_dropped_packets_total"),
-        Some(25.0)
-    );
+    check(&m, "pgscope_capture_dropped_packets_total", 25.0);
 }
 
 /// A hostile client: long names with control characters, thousands of distinct
@@ -202,8 +189,7 @@ fn sessions_are_counted_once_and_active_ones_followed() {
 /// number bounded, and the fingerprints followed bounded.
 #[test]
 fn wire_named_labels_are_bounded() {
-    let m = Arc::new(Metrics::new());
-    let mut c = Collector::new(m.clone(), 5);
+    let (m, mut c) = collector(5);
     let long = format!("\u{1b}[31m\"{}", "é".repeat(5000));
     c.session_closed(1, &session(&long, "a\nb"));
     let text = m.encode(false);
@@ -235,9 +221,10 @@ fn wire_named_labels_are_bounded() {
     // 5 fingerprints and other.
     assert_eq!(lines("pgscope_statement_duration_seconds_count{"), 6);
     assert_eq!(lines("pgscope_statement_info{"), 5);
-    assert_eq!(
-        value(&m, "pgscope_statements_total{outcome=\"success\"}"),
-        Some(MAX_TRACKED as f64 * 3.0)
+    check(
+        &m,
+        "pgscope_statements_total{outcome=\"success\"}",
+        MAX_TRACKED as f64 * 3.0,
     );
 }
 
