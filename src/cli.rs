@@ -15,6 +15,7 @@ use clap::{Parser, ValueEnum};
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
   sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
   pgscope -r tls.pcap --tls-keylog keys.log    decrypt TLS (key log: libpq 18's sslkeylogfile)
+  sudo pgscope -i eth0 --metrics 127.0.0.1:9187 > queries.json   Prometheus metrics while capturing
   tcpdump -w - -i lo port 5432 | pgscope -r - -o text"
 )]
 pub struct Cli {

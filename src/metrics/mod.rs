@@ -12,7 +12,8 @@ mod sink;
 pub use sink::Tee;
 
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
-use crate::session::sql::{FingerprintCache, normalize};
+use crate::session::shared::Text;
+use crate::session::sql::{fingerprint, normalize};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -22,7 +23,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Latency buckets, in seconds: 50 µs to 10 s, 1-2.5-5 steps (a round trip on
@@ -267,6 +267,8 @@ pub fn label_value(s: &str, max: usize) -> String {
     out
 }
 
+const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Unknown];
+
 /// What is kept of an open connection.
 #[derive(Default)]
 struct ConnState {
@@ -281,8 +283,12 @@ struct ConnState {
 pub struct Collector {
     m: Arc<Metrics>,
     top: usize,
-    fingerprints: FingerprintCache,
-    stmts: HashMap<String, Stmt>,
+    /// Fingerprints by text id: texts are interned, so a statement's text is
+    /// normalised once, not on every call.
+    by_text: FxHashMap<u64, String>,
+    stmts: FxHashMap<String, Stmt>,
+    /// `pgscope_statements_total` by outcome: success, failure, unknown.
+    outcomes: [Counter; 3],
     /// Fingerprints with a series of their own.
     slotted: usize,
     /// No more than the smallest total time of a fingerprint with a series (they only
@@ -302,11 +308,18 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(m: Arc<Metrics>, top: usize) -> Self {
+        // Made now, at 0: rate() counts no increase into a series' first sample.
+        let outcomes = OUTCOMES.map(|o| {
+            m.statements.get_or_create_owned(&OutcomeLabel {
+                outcome: o.as_str(),
+            })
+        });
         Collector {
             m,
             top: top.max(1),
-            fingerprints: FingerprintCache::default(),
-            stmts: HashMap::new(),
+            by_text: FxHashMap::default(),
+            stmts: FxHashMap::default(),
+            outcomes,
             slotted: 0,
             min_slotted_ns: 0,
             other: FpLabel {
@@ -335,11 +348,8 @@ impl Collector {
         } else {
             q.outcome
         };
-        m.statements
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.as_str(),
-            })
-            .inc();
+        let slot = OUTCOMES.iter().position(|&o| o == outcome).unwrap_or(2);
+        self.outcomes[slot].inc();
         if let Some(e) = &q.error {
             let sqlstate = bounded_code(&mut self.sqlstates, sqlstate(&e.code));
             m.errors.get_or_create(&SqlstateLabel { sqlstate }).inc();
@@ -363,7 +373,7 @@ impl Collector {
             }
         }
         let d = q.duration_ns().max(0) as u64;
-        let label = self.series(q.text.as_deref(), d);
+        let label = self.series(q.text.as_ref(), d);
         m.latency.get_or_create(label).0.observe(d as f64 / 1e9);
     }
 
@@ -372,11 +382,17 @@ impl Collector {
     /// least total time once its own is over twice that (so that two close ones do
     /// not take turns). A fingerprint that loses its series counts under `other`
     /// from then on; every series only grows.
-    fn series(&mut self, text: Option<&str>, d: u64) -> &FpLabel {
+    fn series(&mut self, text: Option<&Text>, d: u64) -> &FpLabel {
         let Some(text) = text else {
             return &self.unknown;
         };
-        let fp = self.fingerprints.get(text);
+        if self.by_text.len() >= MAX_TRACKED && !self.by_text.contains_key(&text.id()) {
+            self.by_text.clear();
+        }
+        let fp: &str = self
+            .by_text
+            .entry(text.id())
+            .or_insert_with(|| fingerprint(text.as_bytes()));
         if !self.stmts.contains_key(fp) {
             if self.stmts.len() >= MAX_TRACKED {
                 forget_lesser_half(&mut self.stmts);
@@ -577,7 +593,7 @@ fn bounded_code(seen: &mut FxHashSet<String>, v: String) -> String {
 }
 
 /// Forgets the half of the fingerprints without a series that took the least time.
-fn forget_lesser_half(stmts: &mut HashMap<String, Stmt>) {
+fn forget_lesser_half(stmts: &mut FxHashMap<String, Stmt>) {
     let mut totals: Vec<u128> = stmts
         .values()
         .filter(|s| s.info.is_none())
