@@ -413,3 +413,61 @@ fn offline_metrics_linger_with_the_files_figures() {
     let status = wait_for(10, "exit after SIGINT", || child.0.try_wait().unwrap());
     assert!(status.success(), "{status:?}");
 }
+
+/// Stuck scrapers (connected, sending nothing; or asking and never reading) hold
+/// up neither the capture nor, once they time out, later scrapes. The capture comes
+/// on standard input only after they are connected, so it is read while they hang.
+#[test]
+fn stuck_scrapers_stall_neither_the_capture_nor_later_scrapes() {
+    use std::io::BufRead;
+    let cap = std::fs::read(common::capture("trust-pgbench-extended.pcap")).unwrap();
+    let port = free_port();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_pgscope"))
+            .args(["-r", "-", "-o", "json", "--metrics-linger"])
+            .args(["--metrics", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(10, "the endpoint", || get(port, "/", "*/*"));
+    let mut stuck: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut asking = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    asking.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    stuck.push(asking);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(&cap).unwrap();
+    drop(stdin);
+    let said = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the capture was not read");
+    assert!(said.contains("serving the final metrics"), "{said}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stuck clients still hold every slot; they are let go after the timeout.
+    let body = wait_for(15, "a scrape after the stuck ones", || {
+        let (_, body) = get(port, "/metrics", "*/*")?;
+        (sample(&body, "pgscope_input_finished") == Some(1.0)).then_some(body)
+    });
+    let ok = sample(&body, "pgscope_statements_total{outcome=\"success\"}").unwrap();
+    assert!(ok > 1000.0, "{ok} statements");
+    drop(stuck);
+}
