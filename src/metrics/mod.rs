@@ -123,6 +123,8 @@ impl EncodeMetric for Latency {
 /// The registry and its metrics. Every metric is atomics or a short lock taken per
 /// update or per encoding, so a scrape never holds up the capture for long: the
 /// exposition is encoded into memory first and only then written to the socket.
+/// Made by [`Metrics::new`], which registers them (`default` leaves the registry
+/// empty: it only makes the metrics).
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
