@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 # gzip and zstd: tests/cli.rs compresses captures with the real tools.
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc gzip zstd; do
+# prometheus: its server and promtool check --metrics (tests/metrics.rs).
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc gzip zstd prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ use std::io::{self, Write};
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
   sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
   pgscope -r tls.pcap --tls-keylog keys.log    decrypt TLS (key log: libpq 18's sslkeylogfile)
+  sudo pgscope -i eth0 --metrics 127.0.0.1:9187 > queries.json   Prometheus metrics while capturing
   tcpdump -U -w - -i lo port 5432 | pgscope -r - -o text   as packets arrive
   pgscope -r capture.pcap.gz host 10.0.0.5     BPF filter on a (compressed) file, as tcpdump -r
   pgscope -r capture.pcap -o text --filter 'client=10.0.0.0/8 and (user=app or failed)'"
@@ -182,6 +183,29 @@ pub struct Cli {
     /// nobody. Example: -Z pgscope
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (OpenMetrics when
+    /// the scraper asks for it), alongside any output mode. See docs/metrics.md.
+    /// Example: --metrics 127.0.0.1:9187
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Statements with a latency histogram of their own (by total time); the others
+    /// share one `fingerprint="other"` series. Example: --metrics-top 50
+    #[arg(
+        long = "metrics-top",
+        value_name = "N",
+        default_value = "100",
+        requires = "metrics",
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub metrics_top: u32,
+
+    /// Reading files: once they are read, keep serving the final metrics until
+    /// Ctrl-C or SIGTERM (without it the endpoint ends with the run).
+    /// Example: -r day.pcap -o summary --metrics 127.0.0.1:9187 --metrics-linger
+    #[arg(long = "metrics-linger", requires = "metrics")]
+    pub metrics_linger: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod cli;
 pub mod filter;
 pub mod hints;
+pub mod metrics;
 pub mod net;
 pub mod output;
 pub mod pgwire;

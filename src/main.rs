@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
+use pgscope::metrics::{Metrics, Tee};
 use pgscope::output::redact::{Redact, Redaction};
 use pgscope::output::{self, Sink};
 use pgscope::{capture, filter, pipeline, privs, tui};
@@ -60,10 +61,12 @@ fn run(cli: &Cli) -> io::Result<()> {
     };
     let _ = ctrlc_handler();
     let tls_keys = tls_keys(cli)?;
+    let metrics = start_metrics(cli)?;
+    let metrics = metrics.as_ref();
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
     // Every presenter sits behind the one redaction step.
     let sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys),
+        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys, metrics),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
         OutputMode::Json => Box::new(Redact::new(
@@ -79,8 +82,36 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
         )),
     };
-    pipeline::run::records(cli, mode, sink, filter, tls_keys, become_user, &STOP)?;
-    io::stdout().flush()
+    let taps = pipeline::run::Taps {
+        stop: &STOP,
+        metrics,
+    };
+    pipeline::run::records(cli, mode, sink, filter, tls_keys, become_user, taps)?;
+    io::stdout().flush()?;
+    linger(cli, metrics)
+}
+
+/// `--metrics`: the endpoint is bound now, before privileges are dropped and before
+/// any input is read, so that a port in use fails the run at once.
+fn start_metrics(cli: &Cli) -> io::Result<Option<Arc<Metrics>>> {
+    let Some(addr) = cli.metrics else {
+        return Ok(None);
+    };
+    let m = Arc::new(Metrics::new());
+    pgscope::metrics::http::serve(addr, m.clone())?;
+    Ok(Some(m))
+}
+
+/// `--metrics-linger`: the files are read; the final figures stay up until a signal.
+fn linger(cli: &Cli, metrics: Option<&Arc<Metrics>>) -> io::Result<()> {
+    if metrics.is_none() || !cli.metrics_linger || cli.interface.is_some() {
+        return Ok(());
+    }
+    pipeline::run::say("input read: serving the final metrics until Ctrl-C (--metrics-linger)");
+    while !STOP.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// `--tls-keylog`: every file read now (a missing one fails the run); followed while
@@ -103,6 +134,7 @@ fn run_tui(
     filter: filter::Filter,
     become_user: Option<&privs::Target>,
     tls_keys: Option<pgscope::tls::KeyFiles>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> io::Result<()> {
     if !io::stdout().is_terminal() {
         return Err(io::Error::other(
@@ -150,11 +182,20 @@ fn run_tui(
     let for_capture = shared.clone();
     let cli_owned = cli.clone();
     let become_user = become_user.cloned();
+    let metrics = metrics.cloned();
     let worker = std::thread::spawn(move || {
         let mut sink = Redact::new(tui::state::TuiSink::new(for_capture.clone()), redaction);
+        let mut tee;
+        let sink: &mut dyn Sink = match &metrics {
+            Some(m) => {
+                tee = Tee::new(&mut sink, pipeline::run::collector(&cli_owned, m));
+                &mut tee
+            }
+            None => &mut sink,
+        };
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
-                pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+                pipeline::Pipeline::new(sink, cli_owned.ports.clone(), Default::default());
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }
@@ -163,7 +204,10 @@ fn run_tui(
                 Box::new(pipe),
                 become_user.as_ref(),
                 Some(&progress),
-                &STOP,
+                pipeline::run::Taps {
+                    stop: &STOP,
+                    metrics: metrics.as_ref(),
+                },
                 None,
             )
         }));

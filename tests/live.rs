@@ -27,26 +27,6 @@ fn live_pgscope(port: &str, records: &str, stderr: Stdio, extra: &[&str]) -> Chi
     child
 }
 
-/// psql as trust_user on the test server, in plain text (`PSQL` names the binary).
-fn psql(port: &str) -> Command {
-    let mut c = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()));
-    c.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-U",
-        "trust_user",
-        "-d",
-        "pgscope",
-    ])
-    .args(["-X", "-q"])
-    .env("PGSSLMODE", "disable")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    c
-}
-
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn live_capture_on_loopback_sees_psql_queries() {
@@ -67,7 +47,7 @@ fn live_capture_on_loopback_sees_psql_queries() {
         );
     }
     let marker = format!("live_{}", std::process::id());
-    let status = psql(&port)
+    let status = common::psql(&port)
         .args(["-c", &format!("select '{marker}' as m"), "-c", "select 1/0"])
         .status()
         .expect("run psql");
@@ -138,7 +118,7 @@ fn live_capture_reports_drops_while_running() {
     // SAFETY: signals to our own child process.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     wait_state(pid, 'T');
-    let status = psql(&port)
+    let status = common::psql(&port)
         .args(["-o", "/dev/null", "-c"])
         .arg("copy (select repeat('x', 1000000) from generate_series(1, 20)) to stdout")
         .status()

@@ -6,11 +6,37 @@
 use super::{Feed, Pipeline, staged::Staged};
 use crate::cli::{Cli, OutputMode, RecordKind};
 use crate::output::{self, Sink};
+use crate::metrics::{Collector, Metrics, Tee};
 use crate::{capture, filter, net, privs, tls};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+
+/// What a run reports to besides its records: the stop flag signals set, and the
+/// `--metrics` registry.
+#[derive(Clone, Copy)]
+pub struct Taps<'a> {
+    pub stop: &'a AtomicBool,
+    pub metrics: Option<&'a Arc<Metrics>>,
+}
+
+/// The metrics collector of a run.
+pub fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
+    Collector::new(m.clone(), cli.metrics_top as usize)
+}
+
+/// `sink`, with the metrics collector in front of it when there are metrics.
+fn with_metrics(
+    cli: &Cli,
+    sink: Box<dyn Sink + Send>,
+    metrics: Option<&Arc<Metrics>>,
+) -> Box<dyn Sink + Send> {
+    match metrics {
+        Some(m) => Box::new(Tee::new(sink, collector(cli, m))),
+        None => sink,
+    }
+}
 
 /// Runs the capture into `sink` with the feed that suits the records wanted.
 /// Offline records: TCP on this thread, decoding on a second, formatting on a third.
@@ -24,7 +50,7 @@ pub fn records(
     filter: filter::Filter,
     tls_keys: Option<tls::KeyFiles>,
     become_user: Option<&privs::Target>,
-    stop: &AtomicBool,
+    taps: Taps<'_>,
 ) -> io::Result<()> {
     // Live, -l, or a pipe: every record is written at once, in place.
     let in_place = cli.line_buffered() || cli.wants(RecordKind::Message) || !filter.is_empty();
@@ -35,14 +61,16 @@ pub fn records(
         Box::new(crate::hints::Noticing::new(sink, found.clone()));
     let found = Some(&found);
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
-        // TLS key logs are decrypted with on one decoding thread.
-        let threads = if tls_keys.is_some() {
+        // TLS key logs are decrypted with, and metrics collected on, one decoding
+        // thread (which sees the live sessions' updates the formatting thread does not).
+        let threads = if tls_keys.is_some() || taps.metrics.is_some() {
             1
         } else {
             cli.decoding_threads()
         };
         let sinks: Vec<Box<dyn Sink + Send>> = if threads == 1 {
-            vec![Box::new(output::threaded::Threaded::new(sink))]
+            let sink = Box::new(output::threaded::Threaded::new(sink));
+            vec![with_metrics(cli, sink, taps.metrics)]
         } else {
             output::threaded::Threaded::shards(sink, threads)
                 .into_iter()
@@ -53,21 +81,31 @@ pub fn records(
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
-        return capture(cli, Box::new(staged), become_user, None, stop, found);
+        return capture(cli, Box::new(staged), become_user, None, taps, found);
     }
     if filter.is_empty() {
+        let mut sink = with_metrics(cli, sink, taps.metrics);
         let mut pipe = Pipeline::new(sink.as_mut(), ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None, stop, found)
+        capture(cli, Box::new(pipe), become_user, None, taps, found)
     } else {
+        // Metrics count every statement, not only those the filter keeps.
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let mut pipe = Pipeline::new(&mut filtered, ports, Default::default());
+        let mut tee;
+        let sink: &mut dyn Sink = match taps.metrics {
+            Some(m) => {
+                tee = Tee::new(&mut filtered, collector(cli, m));
+                &mut tee
+            }
+            None => &mut filtered,
+        };
+        let mut pipe = Pipeline::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
-        capture(cli, Box::new(pipe), become_user, None, stop, found)
+        capture(cli, Box::new(pipe), become_user, None, taps, found)
     }
 }
 
@@ -81,9 +119,10 @@ pub fn capture(
     pipe: Box<dyn Feed + '_>,
     become_user: Option<&privs::Target>,
     progress: Option<&Arc<AtomicU64>>,
-    stop: &AtomicBool,
+    taps: Taps<'_>,
     found: Option<&Arc<AtomicBool>>,
 ) -> io::Result<()> {
+    let Taps { stop, metrics } = taps;
     let drop_privs = || become_user.map_or(Ok(()), privs::drop_to);
     let quiet = progress.is_some();
     let remaining = Cell::new(cli.count.unwrap_or(u64::MAX));
@@ -103,6 +142,9 @@ pub fn capture(
     };
     let mut census = found.map(|f| crate::hints::PortCensus::new(f.clone()));
     let mut on_packet = |p: capture::Packet<'_>| {
+        if let Some(m) = metrics {
+            m.packet(p.data.len());
+        }
         if p.linktype != readable.get() {
             if net::supported(p.linktype) {
                 readable.set(p.linktype);
@@ -248,6 +290,11 @@ pub fn capture(
     }
     for e in &corrupt {
         pipe.warn("corrupt_capture", e)?;
+    }
+    if let Some(m) = metrics
+        && cli.interface.is_none()
+    {
+        m.input_finished();
     }
     let stats = pipe.stats();
     stats.packets = packets;

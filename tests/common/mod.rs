@@ -176,3 +176,24 @@ pub fn damage_tool() -> &'static Path {
         profile_dir.join("examples/pgscope-damage")
     })
 }
+
+/// psql as trust_user on the test server at `port`, in plain text, quiet, output
+/// discarded (`PSQL` names the binary).
+pub fn psql(port: &str) -> Command {
+    let mut c = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()));
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-U",
+        "trust_user",
+        "-d",
+        "pgscope",
+    ])
+    .args(["-X", "-q"])
+    .env("PGSSLMODE", "disable")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    c
+}
