@@ -53,7 +53,7 @@ fn run(cli: &Cli) -> io::Result<()> {
     let _ = ctrlc_handler();
     let tls_keys = tls_keys(cli)?;
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
-    let ports = cli.ports.clone();
+    let ports = cli.server_ports();
     // Offline records: TCP on this thread, decoding on a second, formatting on a
     // third. Message records borrow the capture buffer and live records are written
     // as they come: both in place, on this thread (so are filtered records, whose
@@ -77,7 +77,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         )),
     };
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
-        let sink = Box::new(output::threaded::Threaded::new(sink));
+        let sink = Box::new(output::threaded::Threaded::new(correlated(sink, cli)));
         let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
@@ -86,6 +86,7 @@ fn run(cli: &Cli) -> io::Result<()> {
         return io::stdout().flush();
     }
     if filter.is_empty() {
+        let mut sink = correlated(sink, cli);
         let mut pipe = pipeline::Pipeline::new(sink.as_mut(), ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
@@ -93,13 +94,32 @@ fn run(cli: &Cli) -> io::Result<()> {
         capture(cli, Box::new(pipe), become_user, None)?;
     } else {
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let mut pipe = pipeline::Pipeline::new(&mut filtered, ports, Default::default());
+        // Statements are linked before the filter drops any.
+        let mut linked;
+        let stage: &mut dyn Sink = if cli.pooler_ports.is_empty() {
+            &mut filtered
+        } else {
+            linked = pgscope::pooler::Correlator::new(&mut filtered, cli.pooler_ports.clone());
+            &mut linked
+        };
+        let mut pipe = pipeline::Pipeline::new(stage, ports, Default::default());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
         capture(cli, Box::new(pipe), become_user, None)?;
     }
     io::stdout().flush()
+}
+
+/// `--pooler-port`: the presenter gets the statements through the correlator.
+fn correlated(sink: Box<dyn Sink + Send>, cli: &Cli) -> Box<dyn Sink + Send> {
+    if cli.pooler_ports.is_empty() {
+        return sink;
+    }
+    Box::new(pgscope::pooler::Correlator::new(
+        sink,
+        cli.pooler_ports.clone(),
+    ))
 }
 
 /// `--tls-keylog`: every file read now (a missing one fails the run); followed while
@@ -173,7 +193,7 @@ fn run_tui(
         let mut sink = tui::state::TuiSink::new(for_capture.clone(), redaction);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
-                pipeline::Pipeline::new(&mut sink, cli_owned.ports.clone(), Default::default());
+                pipeline::Pipeline::new(&mut sink, cli_owned.server_ports(), Default::default());
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }

@@ -47,8 +47,8 @@ pub struct Threaded {
     done: Receiver<Done>,
     batch: Vec<Item>,
     worker: Option<JoinHandle<io::Result<()>>>,
-    /// Per open connection, the origin last sent (user, db and app are all a
-    /// statement record takes from its session).
+    /// Per open connection, the origin last sent (user, db, app and backend pid are
+    /// all a statement record takes from its session).
     origins: FxHashMap<u64, Origin>,
 }
 
@@ -115,6 +115,8 @@ impl Threaded {
                     database: s.database.clone(),
                     application: s.application.clone(),
                     origin_version: s.origin_version,
+                    // For the pooler correlator, which may run behind this.
+                    backend_pid: s.backend_pid,
                     ..SessionRecord::default()
                 };
                 let o = Arc::new((conn.clone(), light));

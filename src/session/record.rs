@@ -93,6 +93,9 @@ pub struct QueryRecord {
     /// step, or requests dropped from a full queue): the outcome is `Unknown`
     /// and no result is given rather than a guess.
     pub unsure: bool,
+    /// `--pooler-port`: how this statement is linked to the other leg of a pooler
+    /// (set by `crate::pooler`, after the session stage).
+    pub pooler: Option<Box<crate::pooler::Link>>,
 }
 
 impl QueryRecord {
@@ -135,6 +138,7 @@ impl QueryRecord {
             suspended: false,
             rolled_back: false,
             unsure: false,
+            pooler: None,
         }
     }
 
