@@ -245,11 +245,52 @@ const RECORDED: [(&str, bool); 4] = [
     ("pooler/session.pcap", false),
 ];
 
+/// The summary counts each statement once, on its client leg, and reports the
+/// pool wait and server time of the linked ones.
+fn assert_summary(pcap: &Path, port: u16, rep: &Report) {
+    let run = pgscope(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "-p",
+        "5432",
+        "--pooler-port",
+        &port.to_string(),
+        "-o",
+        "summary",
+    ]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let text = String::from_utf8(run.stdout).unwrap();
+    let head = text.lines().next().unwrap();
+    assert!(
+        head.contains(&format!(" {} statements (", rep.client)),
+        "{head}"
+    );
+    let want = format!(
+        "Pooler: {} client statements (counted above), {} linked",
+        rep.client, rep.linked
+    );
+    assert!(text.contains(&want), "{text}");
+    for row in ["  pool wait ", "  server time "] {
+        let line = text.lines().find(|l| l.starts_with(row)).expect(row);
+        let nums: Vec<f64> = line[row.len()..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        // mean, p50, p95, p99, max: in order, and a max no lower than any.
+        assert_eq!(nums.len(), 5, "{line}");
+        assert!(
+            nums[1] <= nums[2] && nums[2] <= nums[3] && nums[3] <= nums[4],
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn recorded_pgbouncer_captures_link_right() {
     for (name, add_host) in RECORDED {
         let rep = check(&capture(name), 6432);
         assert_sound(name, &rep);
+        assert_summary(&capture(name), 6432, &rep);
         if add_host {
             assert_all_linked(name, &rep);
         } else {
@@ -285,6 +326,7 @@ fn live_pgbouncer_links_right() {
         assert!(status.success(), "record.sh {name}");
         let rep = check(&pcap, port);
         assert_sound(&name, &rep);
+        assert_summary(&pcap, port, &rep);
         if add_host {
             assert_all_linked(&name, &rep);
         } else {
