@@ -673,3 +673,6 @@ where
         self.inner.finish(run)
     }
 }
+
+#[cfg(test)]
+mod tests;
