@@ -88,22 +88,27 @@ fn number(q: &Value) -> Option<i64> {
     v.parse().ok()
 }
 
-fn check(pcap: &Path, port: u16) -> Report {
-    let truth = truth(pcap, port);
-    let run = pgscope(&[
+/// pgscope's output on a capture of pgbouncer on `port` in front of 5432.
+fn pgscope_pooler(pcap: &Path, port: u16, output: &[&str]) -> Vec<u8> {
+    let port = port.to_string();
+    let mut args = vec![
         "-r",
         pcap.to_str().unwrap(),
         "-p",
         "5432",
         "--pooler-port",
-        &port.to_string(),
-        "-o",
-        "json",
-        "--records",
-        "query,session",
-    ]);
+        &port,
+    ];
+    args.extend_from_slice(output);
+    let run = pgscope(&args);
     assert_eq!(run.status, 0, "{}", run.stderr);
-    let recs = parse_lines(&run.stdout, pcap);
+    run.stdout
+}
+
+fn check(pcap: &Path, port: u16) -> Report {
+    let truth = truth(pcap, port);
+    let out = pgscope_pooler(pcap, port, &["-o", "json", "--records", "query,session"]);
+    let recs = parse_lines(&out, pcap);
     let pid_of_conn: HashMap<u64, i64> = recs
         .iter()
         .filter(|r| r["event.dataset"] == "pgwire.session")
@@ -260,18 +265,7 @@ const RECORDED: [(&str, bool); 4] = [
 /// The summary counts each statement once, on its client leg, and reports the
 /// pool wait and server time of the linked ones.
 fn assert_summary(pcap: &Path, port: u16, rep: &Report) {
-    let run = pgscope(&[
-        "-r",
-        pcap.to_str().unwrap(),
-        "-p",
-        "5432",
-        "--pooler-port",
-        &port.to_string(),
-        "-o",
-        "summary",
-    ]);
-    assert_eq!(run.status, 0, "{}", run.stderr);
-    let text = String::from_utf8(run.stdout).unwrap();
+    let text = String::from_utf8(pgscope_pooler(pcap, port, &["-o", "summary"])).unwrap();
     let head = text.lines().next().unwrap();
     assert!(
         head.contains(&format!(" {} statements (", rep.client)),

@@ -3,8 +3,7 @@
 //! Used for record output (JSON, summary) when no per-message records are wanted,
 //! since messages borrow the capture buffer.
 
-use super::{AnomalyView, RunStats, Sink};
-use crate::pgwire::Dir;
+use super::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
@@ -34,9 +33,6 @@ enum Item {
     Finish(Box<RunStats>),
 }
 
-/// An anomaly as the output thread gets it: connection, time, kind, direction, text.
-type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
-
 /// Written statement records come back to be dropped where they were made: their
 /// shared texts and parameters have counts that only that thread changes
 /// (`session::shared`), and their memory is freed into the heap it came from.
@@ -47,8 +43,8 @@ pub struct Threaded {
     done: Receiver<Done>,
     batch: Vec<Item>,
     worker: Option<JoinHandle<io::Result<()>>>,
-    /// Per open connection, the origin last sent (user, db, app and backend pid are
-    /// all a statement record takes from its session).
+    /// Per open connection, the origin last sent (`SessionRecord::origin`: all a
+    /// statement record takes from its session).
     origins: FxHashMap<u64, Origin>,
 }
 
@@ -109,16 +105,7 @@ impl Threaded {
         match self.origins.get(&conn.id) {
             Some(o) if o.1.origin_version == s.origin_version => Ok(()),
             _ => {
-                let light = SessionRecord {
-                    conn_id: s.conn_id,
-                    user: s.user.clone(),
-                    database: s.database.clone(),
-                    application: s.application.clone(),
-                    origin_version: s.origin_version,
-                    // For the pooler correlator, which may run behind this.
-                    backend_pid: s.backend_pid,
-                    ..SessionRecord::default()
-                };
+                let light = s.origin();
                 let o = Arc::new((conn.clone(), light));
                 self.origins.insert(conn.id, o.clone());
                 self.push(Item::Origin(o))
@@ -154,15 +141,7 @@ fn write_all(
                     origins.remove(&b.0.id);
                     sink.session(&b.0, &b.1)?
                 }
-                Item::Anomaly(a) => {
-                    let (conn, ts, kind, dir, message) = *a;
-                    let view = AnomalyView {
-                        kind: &kind,
-                        dir,
-                        message: &message,
-                    };
-                    sink.anomaly(conn.as_ref(), ts, &view)?
-                }
+                Item::Anomaly(a) => super::replay_anomaly(sink.as_mut(), *a)?,
                 Item::Finish(run) => {
                     give_back(&back, &mut done);
                     return sink.finish(&run);
@@ -186,14 +165,7 @@ fn give_back(back: &SyncSender<Done>, done: &mut Done) {
 
 impl Sink for Threaded {
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        let item = Item::Anomaly(Box::new((
-            conn.cloned(),
-            ts,
-            a.kind.to_string(),
-            a.dir,
-            a.message.to_string(),
-        )));
-        self.push(item)
+        self.push(Item::Anomaly(Box::new(a.owned(conn, ts))))
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {

@@ -19,8 +19,7 @@
 //! connection serves one client for a whole transaction). A link needs exactly one
 //! client statement left, and that statement must fit no other server statement.
 
-use crate::output::{AnomalyView, RunStats, Sink};
-use crate::pgwire::Dir;
+use crate::output::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
@@ -153,9 +152,6 @@ enum Item {
     Anomaly(Box<OwnedAnomaly>),
 }
 
-/// Connection, time, kind, direction, text.
-type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
-
 /// A server transaction: statements of one server connection from one idle
 /// ReadyForQuery to the next, all sent for one client.
 #[derive(Default)]
@@ -235,15 +231,7 @@ where
         match self.origins.get(&conn.id) {
             Some(o) if o.1.origin_version == s.origin_version => o.clone(),
             _ => {
-                let light = SessionRecord {
-                    conn_id: s.conn_id,
-                    user: s.user.clone(),
-                    database: s.database.clone(),
-                    application: s.application.clone(),
-                    origin_version: s.origin_version,
-                    backend_pid: s.backend_pid,
-                    ..SessionRecord::default()
-                };
+                let light = s.origin();
                 let o = Arc::new((conn.clone(), light));
                 self.origins.insert(conn.id, o.clone());
                 o
@@ -321,15 +309,7 @@ where
                 self.inner.query(&h.origin.0, &h.origin.1, &h.q)
             }
             Item::Session(b) => self.inner.session(&b.0, &b.1),
-            Item::Anomaly(a) => {
-                let (conn, ts, kind, dir, message) = *a;
-                let view = AnomalyView {
-                    kind: &kind,
-                    dir,
-                    message: &message,
-                };
-                self.inner.anomaly(conn.as_ref(), ts, &view)
-            }
+            Item::Anomaly(a) => crate::output::replay_anomaly(&mut *self.inner, *a),
         }
     }
 
@@ -596,15 +576,8 @@ where
     S::Target: Sink,
 {
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        let item = (
-            conn.cloned(),
-            ts,
-            a.kind.to_string(),
-            a.dir,
-            a.message.to_string(),
-        );
         // Anomalies do not move the clock: a run-level one may carry the wall clock.
-        self.push(self.clock, Item::Anomaly(Box::new(item)))
+        self.push(self.clock, Item::Anomaly(Box::new(a.owned(conn, ts))))
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {

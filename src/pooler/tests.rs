@@ -73,10 +73,20 @@ impl Feed {
         let q = stmt(c.0.id, text, start, end, tx);
         self.c.query(&c.0, &c.1, &q).unwrap();
     }
+    /// The usual pair: a server statement inside the client's.
+    fn pair(&mut self, c: &(ConnMeta, SessionRecord), s: &(ConnMeta, SessionRecord), text: &str) {
+        self.q(s, text, 1_010, 1_090, b'I');
+        self.q(c, text, 1_000, 1_100, b'I');
+    }
     fn done(mut self) -> Seen {
         self.c.finish(&RunStats::default()).unwrap();
         *self.c.inner
     }
+}
+
+/// A client and a server connection, both with application `app`.
+fn legs() -> ((ConnMeta, SessionRecord), (ConnMeta, SessionRecord)) {
+    (conn(1, true, "app"), conn(2, false, "app"))
 }
 
 fn link_of<'a>(seen: &'a Seen, id: u64, text: &str) -> &'a Link {
@@ -86,11 +96,10 @@ fn link_of<'a>(seen: &'a Seen, id: u64, text: &str) -> &'a Link {
 
 #[test]
 fn links_the_client_statement_around_the_server_one() {
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
     // The server statement ends first, so its record comes first.
-    f.q(&s, "SELECT 1", 1_010, 1_090, b'I');
-    f.q(&a, "SELECT 1", 1_000, 1_100, b'I');
+    f.pair(&a, &s, "SELECT 1");
     let seen = f.done();
     assert_eq!(seen.queries[0].0, 2, "order kept");
     let sl = link_of(&seen, 2, "SELECT 1");
@@ -121,7 +130,7 @@ fn links_the_client_statement_around_the_server_one() {
 
 #[test]
 fn no_link_outside_the_span_or_with_another_text() {
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
     f.q(&s, "SELECT 1", 990, 1_090, b'I'); // starts before the client's
     f.q(&s, "SELECT 2", 1_010, 1_090, b'I');
@@ -130,6 +139,17 @@ fn no_link_outside_the_span_or_with_another_text() {
     assert_eq!(seen.queries[0].2.as_ref().unwrap().matched, Match::None);
     assert_eq!(seen.queries[1].2.as_ref().unwrap().matched, Match::None);
     assert_eq!(link_of(&seen, 1, "SELECT 1").matched, Match::None);
+}
+
+type Leg2 = (ConnMeta, SessionRecord);
+
+/// A server BEGIN inside the BEGINs of two clients.
+fn two_begins(s: &Leg2, a: &Leg2, b: &Leg2) -> Seen {
+    let mut f = Feed::new();
+    f.q(s, "BEGIN", 1_010, 1_090, b'T');
+    f.q(a, "BEGIN", 1_000, 1_100, b'T');
+    f.q(b, "BEGIN", 1_005, 1_095, b'T');
+    f.done()
 }
 
 #[test]
@@ -147,12 +167,7 @@ fn two_clients_that_fit_are_ambiguous_unless_the_application_name_tells() {
         } else {
             conn(1, true, "app-a")
         };
-        let s = conn(2, false, server_app);
-        let mut f = Feed::new();
-        f.q(&s, "BEGIN", 1_010, 1_090, b'T');
-        f.q(&a, "BEGIN", 1_000, 1_100, b'T');
-        f.q(&b, "BEGIN", 1_005, 1_095, b'T');
-        let seen = f.done();
+        let seen = two_begins(&conn(2, false, server_app), &a, &b);
         let sl = link_of(&seen, 2, "BEGIN");
         match want {
             Some((client, m)) => {
@@ -170,11 +185,7 @@ fn two_clients_that_fit_are_ambiguous_unless_the_application_name_tells() {
     let (a, b, s) = (conn(1, true, "x"), conn(3, true, "y"), conn(2, false, "z"));
     let mut s = s;
     s.1.application = None;
-    let mut f = Feed::new();
-    f.q(&s, "BEGIN", 1_010, 1_090, b'T');
-    f.q(&a, "BEGIN", 1_000, 1_100, b'T');
-    f.q(&b, "BEGIN", 1_005, 1_095, b'T');
-    let seen = f.done();
+    let seen = two_begins(&s, &a, &b);
     let sl = link_of(&seen, 2, "BEGIN");
     assert_eq!((sl.matched, sl.candidates), (Match::Ambiguous, 2));
     assert_eq!(link_of(&seen, 1, "BEGIN").matched, Match::Ambiguous);
@@ -183,11 +194,10 @@ fn two_clients_that_fit_are_ambiguous_unless_the_application_name_tells() {
 #[test]
 fn a_client_statement_around_two_server_statements_links_neither() {
     // pgbouncer's server_check_query ("select 1") before the client's own "select 1".
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
-    f.q(&s, "select 1", 1_010, 1_020, b'I');
-    f.q(&s, "select 1", 1_030, 1_090, b'I');
-    f.q(&a, "select 1", 1_000, 1_100, b'I');
+    f.q(&s, "select 1", 1_001, 1_005, b'I');
+    f.pair(&a, &s, "select 1");
     let seen = f.done();
     assert!(
         seen.queries
@@ -230,7 +240,7 @@ fn a_server_transaction_belongs_to_one_client() {
 
 #[test]
 fn unsure_statements_are_never_linked() {
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
     let mut q = stmt(2, "SELECT 1", 1_010, 1_090, b'I');
     q.unsure = true;
@@ -247,8 +257,7 @@ fn other_connections_are_left_alone() {
     let mut d = conn(5, false, "app");
     d.0.client.0 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
     let mut f = Feed::new();
-    f.q(&d, "SELECT 1", 1_010, 1_090, b'I');
-    f.q(&a, "SELECT 1", 1_000, 1_100, b'I');
+    f.pair(&a, &d, "SELECT 1");
     let seen = f.done();
     assert!(seen.queries[0].2.is_none());
     assert_eq!(link_of(&seen, 1, "SELECT 1").matched, Match::None);
@@ -256,10 +265,9 @@ fn other_connections_are_left_alone() {
 
 #[test]
 fn records_go_on_once_their_window_has_passed_and_sessions_keep_their_place() {
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
-    f.q(&s, "SELECT 1", 1_010, 1_090, b'I');
-    f.q(&a, "SELECT 1", 1_000, 1_100, b'I');
+    f.pair(&a, &s, "SELECT 1");
     f.c.session(
         &s.0,
         &SessionRecord {
@@ -283,7 +291,7 @@ fn records_go_on_once_their_window_has_passed_and_sessions_keep_their_place() {
 
 #[test]
 fn at_most_max_held_records_wait() {
-    let (a, s) = (conn(1, true, "app"), conn(2, false, "app"));
+    let (a, s) = legs();
     let mut f = Feed::new();
     let n = MAX_HELD as i64 + 100;
     // A client leg first: it tells where the pooler is.

@@ -231,6 +231,22 @@ pub struct SessionRecord {
     pub not_postgres: bool,
 }
 
+impl SessionRecord {
+    /// What a statement record takes from its session (user, database, application,
+    /// backend pid): the copy sent along with statement records instead of the whole.
+    pub fn origin(&self) -> SessionRecord {
+        SessionRecord {
+            conn_id: self.conn_id,
+            user: self.user.clone(),
+            database: self.database.clone(),
+            application: self.application.clone(),
+            origin_version: self.origin_version,
+            backend_pid: self.backend_pid,
+            ..SessionRecord::default()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Notification {
     pub pid: u32,
