@@ -255,6 +255,28 @@ fn assert_bench_share(name: &str, rep: &Report) {
     );
 }
 
+/// Message records, which cannot be held, go on at once: the same as without
+/// `--pooler-port`.
+#[test]
+fn message_records_pass_through() {
+    let pcap = capture("pooler/transaction.pcap");
+    let with = pgscope_pooler(&pcap, 6432, &["-o", "json", "--records", "message"]);
+    let without = pgscope(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "-p",
+        "5432",
+        "-p",
+        "6432",
+        "-o",
+        "json",
+        "--records",
+        "message",
+    ]);
+    assert!(with.len() > 100_000);
+    assert_eq!(with, without.stdout);
+}
+
 const RECORDED: [(&str, bool); 4] = [
     ("pooler/transaction-addhost.pcap", true),
     ("pooler/transaction.pcap", false),

@@ -575,6 +575,21 @@ impl<S: DerefMut> Sink for Correlator<S>
 where
     S::Target: Sink,
 {
+    fn wants_messages(&self) -> bool {
+        self.inner.wants_messages()
+    }
+
+    /// Messages borrow the capture buffer: they go on at once, ahead of the held
+    /// statement records.
+    fn message(
+        &mut self,
+        conn: &ConnMeta,
+        ts: i64,
+        msg: &crate::pgwire::Msg<'_>,
+    ) -> io::Result<()> {
+        self.inner.message(conn, ts, msg)
+    }
+
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
         // Anomalies do not move the clock: a run-level one may carry the wall clock.
         self.push(self.clock, Item::Anomaly(Box::new(a.owned(conn, ts))))
