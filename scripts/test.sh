@@ -24,6 +24,8 @@ py=/opt/pgscope-py
 "$py/bin/python3" -c 'import asyncpg' 2>/dev/null || "$py/bin/pip" install -q asyncpg
 
 scripts/pg-setup.sh start
+# Debian's pgbouncer, for the pooler correlation tests (tests/pooler.rs)
+scripts/pgbouncer-setup.sh install
 # psycopg 3 and asyncpg, for re-recording captures/trust-driver-*.pcap (captures/driver.py)
 scripts/py-drivers.sh >/dev/null
 # shellcheck disable=SC1091

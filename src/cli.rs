@@ -62,6 +62,19 @@ pub struct Cli {
     )]
     pub ports: Vec<u16>,
 
+    /// Client-facing port of a connection pooler (pgbouncer; 6432 when given without a
+    /// value); repeatable. Its connections are decoded as PostgreSQL, and when the
+    /// pooler's server connections are captured too, each server statement is linked to
+    /// the client statement that caused it (pgwire.pooler.*; see docs/pooler.md).
+    /// Example: --pooler-port 6432
+    #[arg(
+        long = "pooler-port",
+        value_name = "PORT",
+        num_args = 0..=1,
+        default_missing_value = "6432"
+    )]
+    pub pooler_ports: Vec<u16>,
+
     /// While capturing live, also save the raw packets to this pcap file (created 0600).
     /// Example: -w raw.pcap
     #[arg(
@@ -250,7 +263,11 @@ impl Cli {
         if let Some(f) = self.user_bpf() {
             return f;
         }
-        let ports: Vec<String> = self.ports.iter().map(|p| format!("tcp port {p}")).collect();
+        let ports: Vec<String> = self
+            .server_ports()
+            .iter()
+            .map(|p| format!("tcp port {p}"))
+            .collect();
         ports.join(" or ")
     }
 
@@ -286,6 +303,17 @@ impl Cli {
             });
         }
         None
+    }
+
+    /// The ports decoded as PostgreSQL servers: `--port` and `--pooler-port`.
+    pub fn server_ports(&self) -> Vec<u16> {
+        let mut ports = self.ports.clone();
+        for p in &self.pooler_ports {
+            if !ports.contains(p) {
+                ports.push(*p);
+            }
+        }
+        ports
     }
 
     /// Checks what clap cannot express.
@@ -348,6 +376,21 @@ mod tests {
         let w = Cli::try_parse_from(["pgscope", "-r", "x", "-w", "o.pcap"]).unwrap();
         assert!(w.validate().is_err());
         assert!(d.validate().is_ok());
+        let p = Cli::try_parse_from(["pgscope", "-r", "x", "--pooler-port"]).unwrap();
+        assert_eq!(p.pooler_ports, vec![6432]);
+        assert_eq!(p.server_ports(), vec![5432, 6432]);
+        assert_eq!(p.capture_filter(), "tcp port 5432 or tcp port 6432");
+        let p = Cli::try_parse_from([
+            "pgscope",
+            "-r",
+            "x",
+            "--pooler-port",
+            "7000",
+            "--pooler-port",
+        ])
+        .unwrap();
+        assert_eq!(p.pooler_ports, vec![7000, 6432]);
+        assert!(d.pooler_ports.is_empty());
         let none = Cli::try_parse_from(["pgscope"]).unwrap();
         assert!(none.validate().is_err());
     }

@@ -1,7 +1,7 @@
 //! pgscope: a passive PostgreSQL wire-protocol analyzer.
 //!
 //! Data flows one way, one stage a module:
-//! capture → net → tcp → pgwire → session → output.
+//! capture → net → tcp → pgwire → session → (pooler) → output.
 
 pub mod capture;
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod net;
 pub mod output;
 pub mod pgwire;
 pub mod pipeline;
+pub mod pooler;
 pub mod privs;
 pub mod session;
 pub mod synth;

@@ -195,7 +195,7 @@ fn run_tui(
         };
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
-                pipeline::Pipeline::new(sink, cli_owned.ports.clone(), Default::default());
+                pipeline::Pipeline::new(sink, cli_owned.server_ports(), Default::default());
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }

@@ -501,6 +501,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.unsure {
             o.bool("pgwire.unsure", true);
         }
+        if let Some(p) = &q.pooler {
+            pooler_fields(&mut o, p);
+        }
         o.end();
         self.emit()
     }
@@ -604,6 +607,46 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         self.out.flush()
+    }
+}
+
+/// `pgwire.pooler.*` (docs/schema.md).
+fn pooler_fields(o: &mut JsonObj<'_>, p: &crate::pooler::Link) {
+    o.plain("pgwire.pooler.leg", p.leg.as_str())
+        .plain("pgwire.pooler.match", p.matched.as_str());
+    if p.candidates > 0 {
+        o.num("pgwire.pooler.candidates", p.candidates);
+    }
+    match p.leg {
+        crate::pooler::Leg::Server => {
+            if let Some(id) = p.peer_conn_id {
+                o.num("pgwire.pooler.client_conn_id", id);
+            }
+            if let Some((ip, port)) = p.client {
+                o.display("pgwire.pooler.client.ip", &ip)
+                    .num("pgwire.pooler.client.port", port);
+            }
+            if p.peer_conn_id.is_some() {
+                o.opt_str(
+                    "pgwire.pooler.client.application",
+                    p.client_application.as_deref(),
+                );
+            }
+        }
+        crate::pooler::Leg::Client => {
+            if let Some(id) = p.peer_conn_id {
+                o.num("pgwire.pooler.server_conn_id", id);
+            }
+            if let Some(pid) = p.backend_pid {
+                o.num("pgwire.pooler.backend_pid", pid);
+            }
+        }
+    }
+    if let Some(w) = p.wait_ns {
+        o.num("pgwire.pooler.wait", w);
+    }
+    if let Some(d) = p.server_ns {
+        o.num("pgwire.pooler.server_duration", d);
     }
 }
 

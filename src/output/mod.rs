@@ -35,6 +35,33 @@ pub struct AnomalyView<'a> {
     pub message: &'a str,
 }
 
+/// An anomaly kept to be handed on later (connection, time, kind, direction, text),
+/// by presenters that hold records: the formatting thread's queue, the pooler.
+pub type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
+
+impl AnomalyView<'_> {
+    pub fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
+        (
+            conn.cloned(),
+            ts,
+            self.kind.to_string(),
+            self.dir,
+            self.message.to_string(),
+        )
+    }
+}
+
+/// Hands a kept anomaly to `sink`.
+pub fn replay_anomaly<S: Sink + ?Sized>(sink: &mut S, a: OwnedAnomaly) -> io::Result<()> {
+    let (conn, ts, kind, dir, message) = a;
+    let view = AnomalyView {
+        kind: &kind,
+        dir,
+        message: &message,
+    };
+    sink.anomaly(conn.as_ref(), ts, &view)
+}
+
 pub trait Sink {
     /// Whether `message` should be called at all (decoding is cheaper without).
     fn wants_messages(&self) -> bool {

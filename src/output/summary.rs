@@ -4,6 +4,7 @@
 
 use super::fmt::push_sanitized;
 use super::{AnomalyView, RunStats, Sink};
+use crate::pooler::Leg;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use crate::session::sql::{FingerprintCache, normalize};
 use crate::tcp::ConnMeta;
@@ -133,6 +134,21 @@ pub struct SummarySink<W: Write> {
     fingerprints: FingerprintCache,
     /// Duration samples kept over all statements.
     samples: usize,
+    pooler: PoolerStats,
+}
+
+/// `--pooler-port`: statements are counted once, on the client leg; what the
+/// links say about the pool is summed here.
+#[derive(Default)]
+struct PoolerStats {
+    client: u64,
+    linked: u64,
+    by_match: Counter,
+    /// Pool wait and server time of the linked client statements.
+    wait: StmtStats,
+    server: StmtStats,
+    server_leg: u64,
+    server_unlinked: u64,
 }
 
 impl<W: Write> SummarySink<W> {
@@ -158,6 +174,7 @@ impl<W: Write> SummarySink<W> {
             rng: 0x9e37_79b9_7f4a_7c15,
             fingerprints: FingerprintCache::default(),
             samples: 0,
+            pooler: PoolerStats::default(),
         }
     }
 }
@@ -187,6 +204,55 @@ fn cell(s: &str, width: usize) -> String {
     }
 }
 
+impl PoolerStats {
+    fn write(&mut self, o: &mut String) {
+        if self.client + self.server_leg == 0 {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "\nPooler: {} client statements (counted above), {} linked to the server statement they caused ({:.1}%); {} server-leg statements not counted above, {} of them unlinked",
+            self.client,
+            self.linked,
+            100.0 * self.linked as f64 / self.client.max(1) as f64,
+            self.server_leg,
+            self.server_unlinked
+        );
+        let mut by: Vec<String> = self
+            .by_match
+            .0
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        by.sort();
+        let _ = writeln!(o, "  client statements by match: {}", by.join(", "));
+        if self.linked == 0 {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "  {:<18} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "(ms, linked)", "mean", "p50", "p95", "p99", "max"
+        );
+        for (name, st) in [
+            ("pool wait", &mut self.wait),
+            ("server time", &mut self.server),
+        ] {
+            st.samples.sort_unstable();
+            let _ = writeln!(
+                o,
+                "  {:<18} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                name,
+                st.total_ns as f64 / 1e6 / st.calls.max(1) as f64,
+                ms(percentile(&st.samples, 0.50)),
+                ms(percentile(&st.samples, 0.95)),
+                ms(percentile(&st.samples, 0.99)),
+                ms(st.max_ns),
+            );
+        }
+    }
+}
+
 fn section(out: &mut String, title: &str, c: &Counter) {
     if c.0.is_empty() {
         return;
@@ -208,6 +274,23 @@ impl<W: Write> Sink for SummarySink<W> {
     fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
         if q.skipped {
             return Ok(());
+        }
+        if let Some(link) = &q.pooler {
+            let p = &mut self.pooler;
+            if link.leg == Leg::Server {
+                // Counted on its client leg.
+                p.server_leg += 1;
+                p.server_unlinked += !link.matched.linked() as u64;
+                return Ok(());
+            }
+            p.client += 1;
+            p.by_match.add(link.matched.as_str());
+            if let (true, Some(w), Some(d)) = (link.matched.linked(), link.wait_ns, link.server_ns)
+            {
+                p.linked += 1;
+                p.wait.add(w, 0, false, &mut self.rng, MAX_SAMPLES);
+                p.server.add(d, 0, false, &mut self.rng, MAX_SAMPLES);
+            }
         }
         self.queries += 1;
         if q.unsure {
@@ -350,6 +433,7 @@ impl<W: Write> Sink for SummarySink<W> {
                 let _ = writeln!(o, "  {label} {:>8} {}", n, "█".repeat(bar));
             }
         }
+        self.pooler.write(&mut o);
         let _ = writeln!(
             o,
             "\nCapture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",

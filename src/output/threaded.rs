@@ -12,8 +12,7 @@
 //! keys and CancelRequests ([`CrossFact`]) are replayed in that order, to link each
 //! CancelRequest to its target and the statement it hit as one thread would.
 
-use super::{AnomalyView, RunStats, Sink};
-use crate::pgwire::Dir;
+use super::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::CrossFact;
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -47,9 +46,6 @@ enum Item {
     /// The last item: the run's figures for the real sink's `finish`.
     Finish(Box<RunStats>),
 }
-
-/// An anomaly as the output thread gets it: connection, time, kind, direction, text.
-type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
 
 /// Written statement records come back to be dropped where they were made: their
 /// shared texts and parameters have counts that only that thread changes
@@ -196,14 +192,7 @@ impl Threaded {
         match self.origins.get(&conn.id) {
             Some(o) if o.1.origin_version == s.origin_version => Ok(()),
             _ => {
-                let light = SessionRecord {
-                    conn_id: s.conn_id,
-                    user: s.user.clone(),
-                    database: s.database.clone(),
-                    application: s.application.clone(),
-                    origin_version: s.origin_version,
-                    ..SessionRecord::default()
-                };
+                let light = s.origin();
                 let o = Arc::new((conn.clone(), light));
                 self.origins.insert(conn.id, o.clone());
                 self.push(Item::Origin(o))
@@ -360,15 +349,7 @@ impl Writer {
                 }
                 self.sink.session(&b.0, &b.1)?
             }
-            Item::Anomaly(a) => {
-                let (conn, ts, kind, dir, message) = *a;
-                let view = AnomalyView {
-                    kind: &kind,
-                    dir,
-                    message: &message,
-                };
-                self.sink.anomaly(conn.as_ref(), ts, &view)?
-            }
+            Item::Anomaly(a) => super::replay_anomaly(self.sink.as_mut(), *a)?,
             Item::Fact(f) => self.cancels.fact(*f, seq),
             Item::Finish(run) => {
                 // The first producer's figures are the run's; the others add the
@@ -408,14 +389,7 @@ fn give_back(back: &SyncSender<Done>, done: &mut Done) {
 
 impl Sink for Threaded {
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        let item = Item::Anomaly(Box::new((
-            conn.cloned(),
-            ts,
-            a.kind.to_string(),
-            a.dir,
-            a.message.to_string(),
-        )));
-        self.push(item)
+        self.push(Item::Anomaly(Box::new(a.owned(conn, ts))))
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {

@@ -54,11 +54,19 @@ pub fn records(
 ) -> io::Result<()> {
     // Live, -l, or a pipe: every record is written at once, in place.
     let in_place = cli.line_buffered() || cli.wants(RecordKind::Message) || !filter.is_empty();
-    let ports = cli.ports.clone();
+    let ports = cli.server_ports();
     // Set at the first PostgreSQL record: without one, the run ends with a hint.
     let found = Arc::new(AtomicBool::new(false));
     let mut sink: Box<dyn Sink + Send> =
         Box::new(crate::hints::Noticing::new(sink, found.clone()));
+    // `--pooler-port`: statements are linked before the filter drops any.
+    let pooled = !cli.pooler_ports.is_empty();
+    if pooled && filter.is_empty() {
+        sink = Box::new(crate::pooler::Correlator::new(
+            sink,
+            cli.pooler_ports.clone(),
+        ));
+    }
     let found = Some(&found);
     if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
         // TLS key logs are decrypted with, and metrics collected on, one decoding
@@ -93,13 +101,20 @@ pub fn records(
     } else {
         // Metrics count every statement, not only those the filter keeps.
         let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
+        let mut linked;
+        let sink: &mut dyn Sink = if pooled {
+            linked = crate::pooler::Correlator::new(&mut filtered, cli.pooler_ports.clone());
+            &mut linked
+        } else {
+            &mut filtered
+        };
         let mut tee;
         let sink: &mut dyn Sink = match taps.metrics {
             Some(m) => {
-                tee = Tee::new(&mut filtered, collector(cli, m));
+                tee = Tee::new(sink, collector(cli, m));
                 &mut tee
             }
-            None => &mut filtered,
+            None => sink,
         };
         let mut pipe = Pipeline::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {

@@ -151,6 +151,13 @@ impl Params {
     }
 }
 
+/// By the bytes kept, as `PartialEq` compares them.
+impl std::hash::Hash for Params {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.as_deref().hash(h)
+    }
+}
+
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()

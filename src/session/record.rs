@@ -100,6 +100,9 @@ pub struct QueryRecord {
     /// before, for the merge stage's cancel matching. Not written out.
     pub finish_seq: u64,
     pub ready_seq: u64,
+    /// `--pooler-port`: how this statement is linked to the other leg of a pooler
+    /// (set by `crate::pooler`, after the session stage).
+    pub pooler: Option<Box<crate::pooler::Link>>,
 }
 
 impl QueryRecord {
@@ -145,6 +148,7 @@ impl QueryRecord {
             unsure: false,
             finish_seq: 0,
             ready_seq: 0,
+            pooler: None,
         }
     }
 
@@ -235,6 +239,22 @@ pub struct SessionRecord {
     pub terminated: bool,
     /// The connection turned out not to speak PostgreSQL (no session record is written).
     pub not_postgres: bool,
+}
+
+impl SessionRecord {
+    /// What a statement record takes from its session (user, database, application,
+    /// backend pid): the copy sent along with statement records instead of the whole.
+    pub fn origin(&self) -> SessionRecord {
+        SessionRecord {
+            conn_id: self.conn_id,
+            user: self.user.clone(),
+            database: self.database.clone(),
+            application: self.application.clone(),
+            origin_version: self.origin_version,
+            backend_pid: self.backend_pid,
+            ..SessionRecord::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -35,7 +35,10 @@ pub fn all_captures() -> Vec<PathBuf> {
 /// Server ports of a capture (most use the defaults; a few peers' captures do not).
 pub fn ports_of(p: &Path) -> Vec<u16> {
     let name = p.file_name().unwrap().to_string_lossy();
-    if name.contains("15432") {
+    if p.parent().is_some_and(|d| d.ends_with("pooler")) {
+        // pgbouncer on 6432 in front of PostgreSQL 15 (captures/pooler/record.sh).
+        vec![5432, 6432]
+    } else if name.contains("15432") {
         vec![15432]
     } else if name == "pgsql-all.pcap" {
         vec![8000]
