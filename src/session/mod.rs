@@ -1468,10 +1468,18 @@ fn lossy(b: &[u8]) -> String {
 fn server_message(fields: ErrorFields<'_>) -> ServerMessage {
     let get = |c: u8| fields.get(c).map(lossy).unwrap_or_default();
     let severity = fields.get(b'V').or_else(|| fields.get(b'S')).map(lossy);
+    let fields = fields
+        .iter()
+        .filter(|(c, _)| {
+            !matches!(c, b'S' | b'V' | b'C' | b'M') && crate::pgwire::error_field_name(*c).is_some()
+        })
+        .map(|(c, v)| (c, lossy(v)))
+        .collect();
     ServerMessage {
         severity: severity.unwrap_or_default(),
         code: get(b'C'),
         message: get(b'M'),
+        fields,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::filter::{self, Key, Subject, Val};
 use crate::output::fields::{Redaction, visit};
-use crate::output::fmt::push_escaped;
+use crate::output::fmt::push_sanitized;
 use crate::output::summary::{StmtStats, add_statement};
 use crate::output::text::Args;
 use crate::output::{AnomalyView, RunStats, Sink};
@@ -448,7 +448,8 @@ impl Sink for TuiSink {
             // What matters first, before the full field list that the column cuts.
             for (code, sep) in [(b'S', " "), (b'C', ": "), (b'M', " │ ")] {
                 if let Some((_, v)) = fields.iter().find(|(c, _)| *c == code) {
-                    push_escaped(&mut summary, v);
+                    // Unquoted: `"u_pkey"` reads as sent.
+                    push_sanitized(&mut summary, v, false);
                     summary.push_str(sep);
                 }
             }
@@ -479,7 +480,7 @@ impl Sink for TuiSink {
         st.health.gaps += (a.kind == "gap") as u64;
         if let Some(conn) = conn {
             let mut summary = format!("{}: ", a.kind);
-            push_escaped(&mut summary, a.message.as_bytes());
+            push_sanitized(&mut summary, a.message.as_bytes(), false);
             st.push_line(conn, ts, None, "anomaly", summary);
         }
         Ok(())
@@ -679,7 +680,7 @@ mod tests {
         assert_eq!(line.name, "ErrorResponse");
         assert!(
             line.summary
-                .starts_with("ERROR 42P01: table \\\"t\\\"\\u{1b} does not exist │ severity="),
+                .starts_with("ERROR 42P01: table \"t\"\\u{1b} does not exist │ severity="),
             "{}",
             line.summary
         );

@@ -6,7 +6,7 @@ use super::app::{App, GLOBAL_HELP, InputKind, View};
 use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
 use crate::output::fields::REDACTED;
-use crate::output::fmt::{push_escaped, rfc3339, time_of_day};
+use crate::output::fmt::{push_sanitized, rfc3339, time_of_day};
 use crate::pgwire::Dir;
 use crate::session::record::Outcome;
 use ratatui::Frame;
@@ -74,10 +74,11 @@ impl Theme {
     }
 }
 
-/// Wire text made safe for the terminal.
+/// Wire text made safe for the terminal. Cells are not quoted, so quotes stay as
+/// sent (`"u_pkey"`, not `\"u_pkey\"`); control characters are escaped.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    push_escaped(&mut out, s.as_bytes());
+    push_sanitized(&mut out, s.as_bytes(), false);
     out
 }
 
@@ -639,6 +640,14 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
                 theme.bad(),
             ),
         ]));
+    }
+    if let Some(e) = &r.error {
+        // DETAIL, HINT, position and the object the error concerns, one per line.
+        for (c, v) in &e.fields {
+            if let Some(name) = crate::pgwire::error_field_name(*c) {
+                out.push(kv(name.trim_end_matches("_name"), esc(v)));
+            }
+        }
     }
     if let Some(c) = r.cancelled_by {
         out.push(kv("cancelled", format!("by connection #{c}")));

@@ -78,6 +78,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
                     severity: "ERROR".into(),
                     code: "23505".into(),
                     message: "duplicate key".into(),
+                    ..Default::default()
                 }));
             } else {
                 qr.outcome = Outcome::Success;

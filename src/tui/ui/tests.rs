@@ -172,8 +172,19 @@ fn detail_shows_parameters_notices_and_sql_lines() {
         severity: "NOTICE".into(),
         code: "00000".into(),
         message: "hello".into(),
+        ..Default::default()
     }];
     rec.command_tag = Some("SELECT 1".into());
+    rec.error = Some(Box::new(ServerMessage {
+        severity: "ERROR".into(),
+        code: "23505".into(),
+        message: "duplicate key value violates unique constraint \"u_pkey\"".into(),
+        fields: vec![
+            (b'D', "Key (id)=(1) already exists.".into()),
+            (b'H', "try \x1b[2J another".into()),
+            (b'n', "u_pkey".into()),
+        ],
+    }));
     let q = QueryEntry {
         seq: 0,
         who: Who {
@@ -194,6 +205,15 @@ fn detail_shows_parameters_notices_and_sql_lines() {
     assert!(all.contains("  $1 = 'it's\\u{1b}'"), "{all}");
     assert!(all.contains("  $2 = NULL"), "{all}");
     assert!(all.contains("notice      NOTICE 00000 hello"), "{all}");
+    // Quotes as sent, the other ErrorResponse fields one per line, escaped.
+    assert!(all.contains("unique constraint \"u_pkey\""), "{all}");
+    assert!(!all.contains("\\\""), "{all}");
+    assert!(
+        all.contains("detail      Key (id)=(1) already exists."),
+        "{all}"
+    );
+    assert!(all.contains("hint        try \\u{1b}[2J another"), "{all}");
+    assert!(all.contains("constraint  u_pkey"), "{all}");
     // Real line breaks stay line breaks; tabs become spaces.
     assert!(
         text.ends_with(&["SQL".into(), "  select $1,".into(), "      $2".into()]),
