@@ -123,6 +123,19 @@ pub struct Cli {
     /// nobody. Example: -Z pgscope
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
     pub user: Option<String>,
+
+    /// TUI: statements kept (in compact form, about 100 bytes each plus their
+    /// shared text) for the Queries view, filters and filtered statistics; the
+    /// oldest go beyond, and the Queries title says so. Example: --tui-statements 5000000
+    #[arg(long = "tui-statements", default_value = "1000000", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tui_statements: u64,
+
+    /// TUI: timeline messages kept per session; older ones go first, and the
+    /// timeline's title says so. Example: --tui-messages 50000
+    #[arg(long = "tui-messages", default_value = "5000", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tui_messages: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -104,7 +104,7 @@ fn views_by_key_and_back() {
     let shared = sample_state();
     let mut app = app_with(&shared);
     assert_eq!(app.view, View::Sessions);
-    assert_eq!(app.sessions.len(), 3);
+    assert_eq!(app.sessions.rows.len(), 3);
     keys(&mut app, "5");
     assert_eq!(app.view, View::Top);
     app.on_key(key(KeyCode::Tab));
@@ -130,13 +130,14 @@ fn sessions_sort_by_any_column() {
     let mut app = app_with(&shared);
     let users = |a: &App| {
         a.sessions
+            .rows
             .iter()
             .map(|r| r.user.clone().unwrap())
             .collect::<Vec<_>>()
     };
     assert_eq!(users(&app), ["alice", "bob", "carol"]);
-    // Sort by queries (column 9), then reverse.
-    for _ in 0..9 {
+    // Sort by queries (column 13), then reverse.
+    for _ in 0..13 {
         app.on_key(key(KeyCode::Right));
     }
     assert_eq!(app.sess_col(), SessCol::Queries);
@@ -145,17 +146,17 @@ fn sessions_sort_by_any_column() {
     // Selection follows the row, not the index.
     keys(&mut app, "G");
     assert_eq!(
-        app.sessions[app.sess_nav.selected].user.as_deref(),
+        app.sessions.rows[app.sessions.nav.selected].user.as_deref(),
         Some("alice")
     );
     keys(&mut app, "r");
     assert_eq!(
-        app.sessions[app.sess_nav.selected].user.as_deref(),
+        app.sessions.rows[app.sessions.nav.selected].user.as_deref(),
         Some("alice")
     );
-    assert_eq!(app.sess_nav.selected, 0);
+    assert_eq!(app.sessions.nav.selected, 0);
     // Left wraps to the last column.
-    app.sess_nav.sort = 0;
+    app.sessions.nav.sort = 0;
     app.on_key(key(KeyCode::Left));
     assert_eq!(app.sess_col(), SessCol::Duration);
 }
@@ -174,8 +175,8 @@ fn filter_is_validated_while_typed_and_applies() {
     assert!(app.input.is_none());
     refresh(&mut app, &shared);
     // Only bob has a statement on shop slower than 1.5 ms.
-    assert_eq!(app.sessions.len(), 1);
-    assert_eq!(app.sessions[0].user.as_deref(), Some("bob"));
+    assert_eq!(app.sessions.rows.len(), 1);
+    assert_eq!(app.sessions.rows[0].user.as_deref(), Some("bob"));
     keys(&mut app, "3");
     refresh(&mut app, &shared);
     assert_eq!(app.queries.len(), 2);
@@ -203,8 +204,8 @@ fn filter_is_validated_while_typed_and_applies() {
     app.on_key(key(KeyCode::Enter));
     keys(&mut app, "1");
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 1);
-    assert_eq!(app.sessions[0].user.as_deref(), Some("carol"));
+    assert_eq!(app.sessions.rows.len(), 1);
+    assert_eq!(app.sessions.rows[0].user.as_deref(), Some("carol"));
 }
 
 #[test]
@@ -215,9 +216,9 @@ fn timeline_follows_until_scrolled_up() {
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.view, View::Timeline);
     refresh(&mut app, &shared);
-    assert_eq!(app.timeline.lines.len(), 6);
+    assert_eq!(app.timeline.lines.rows.len(), 6);
     assert!(app.timeline.follow);
-    assert_eq!(app.timeline.selected, 5);
+    assert_eq!(app.timeline.lines.nav.selected, 5);
     keys(&mut app, "k");
     assert!(!app.timeline.follow);
     // New messages do not move a scrolled view.
@@ -231,20 +232,20 @@ fn timeline_follows_until_scrolled_up() {
     };
     sink.message(&m, 10_000_000_000, &sync).unwrap();
     refresh(&mut app, &shared);
-    assert_eq!(app.timeline.lines.len(), 7);
-    assert_eq!(app.timeline.selected, 4);
+    assert_eq!(app.timeline.lines.rows.len(), 7);
+    assert_eq!(app.timeline.lines.nav.selected, 4);
     app.on_key(key(KeyCode::End));
     refresh(&mut app, &shared);
     assert!(app.timeline.follow);
-    assert_eq!(app.timeline.selected, 6);
+    assert_eq!(app.timeline.lines.nav.selected, 6);
     // Search jumps to matches and n wraps.
     keys(&mut app, "/");
     keys(&mut app, "select 1");
     app.on_key(key(KeyCode::Enter));
-    assert_eq!(app.timeline.selected, 2);
+    assert_eq!(app.timeline.lines.nav.selected, 2);
     assert!(!app.timeline.follow);
     keys(&mut app, "n");
-    assert_eq!(app.timeline.selected, 2);
+    assert_eq!(app.timeline.lines.nav.selected, 2);
     keys(&mut app, "/");
     keys(&mut app, "nothing like it");
     app.on_key(key(KeyCode::Enter));
@@ -278,11 +279,11 @@ fn pause_freezes_rows_but_not_the_header() {
     };
     sink.message(&ConnMeta::for_test(9), 1, &sync).unwrap();
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 3);
+    assert_eq!(app.sessions.rows.len(), 3);
     assert_eq!(app.header.sessions, 4);
     keys(&mut app, " ");
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 4);
+    assert_eq!(app.sessions.rows.len(), 4);
 }
 
 #[test]
@@ -291,20 +292,20 @@ fn top_queries_sort_and_errors_jump() {
     let mut app = app_with(&shared);
     keys(&mut app, "5");
     refresh(&mut app, &shared);
-    assert_eq!(app.top.len(), 3);
+    assert_eq!(app.top.rows.len(), 3);
     assert_eq!(app.top_col(), TopCol::Total);
     assert_eq!(
-        app.top[0].fingerprint,
+        app.top.rows[0].fingerprint,
         crate::session::sql::fingerprint(b"select 0 from t_carol")
     );
-    assert!((app.top.iter().map(|r| r.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!((app.top.rows.iter().map(|r| r.share).sum::<f64>() - 1.0).abs() < 1e-9);
     app.on_key(key(KeyCode::Left));
     assert_eq!(app.top_col(), TopCol::Calls);
-    assert_eq!(app.top[0].calls, 3);
+    assert_eq!(app.top.rows[0].calls, 3);
     keys(&mut app, "r");
-    assert_eq!(app.top[0].calls, 1);
+    assert_eq!(app.top.rows[0].calls, 1);
     // The selection stays on the row it was on (carol's, the slowest).
-    assert_eq!(app.top_nav.selected, 2);
+    assert_eq!(app.top.nav.selected, 2);
     keys(&mut app, "g");
     app.on_key(key(KeyCode::Enter));
     refresh(&mut app, &shared);
@@ -315,20 +316,19 @@ fn top_queries_sort_and_errors_jump() {
     );
     keys(&mut app, "6");
     refresh(&mut app, &shared);
-    assert_eq!(app.errors.len(), 1);
-    assert_eq!(app.errors[0].code, "23505");
+    assert_eq!(app.errors.rows.len(), 1);
+    assert_eq!(app.errors.rows[0].code, "23505");
     app.on_key(key(KeyCode::Enter));
     refresh(&mut app, &shared);
     let d = app.detail.as_ref().unwrap();
     assert_eq!(d.rec.error.as_ref().unwrap().message, "duplicate key");
-    // Filtered statistics come from the retained window.
+    // Filtered statistics come from the kept statements.
     keys(&mut app, "f");
     keys(&mut app, "user=carol");
     app.on_key(key(KeyCode::Enter));
     keys(&mut app, "5");
     refresh(&mut app, &shared);
-    assert!(app.stats_from_window);
-    assert_eq!(app.top.len(), 1);
+    assert_eq!(app.top.rows.len(), 1);
 }
 
 #[test]
