@@ -73,7 +73,6 @@ impl View {
                 ("Enter", "timeline of the session"),
                 ("← →", "sort column (running: longest running statement)"),
                 ("r", "reverse sort"),
-                ("F", "follow this session (F again: all)"),
             ],
             View::Timeline => &[
                 ("↑↓ PgUp PgDn g", "scroll (stops following)"),
@@ -111,10 +110,7 @@ impl View {
 }
 
 pub const GLOBAL_HELP: &[(&str, &str)] = &[
-    (
-        "1-7 Tab",
-        "views: sessions timeline queries query top errors anomalies",
-    ),
+    ("1-7 Tab", "views (the tabs above)"),
     (
         "f",
         "filter: user= db= app= client= sqlstate= (= != ~regex)",
@@ -899,7 +895,7 @@ impl App {
         if let Some(r) = self.request.take() {
             self.serve(r, st);
         }
-        if !(self.paused && !self.force) {
+        if !self.paused || self.force {
             let forced = std::mem::take(&mut self.force);
             match self.view {
                 View::Sessions => self.refresh_sessions(st),
@@ -1146,7 +1142,11 @@ impl App {
         }
         if let Some(ts) = tl.goto.take() {
             // The statement's first line: the first at or after its start.
-            let i = lines.rows.partition_point(|l| l.ts < ts);
+            let i = lines
+                .rows
+                .iter()
+                .position(|l| l.ts >= ts)
+                .unwrap_or(lines.rows.len());
             lines.nav.selected = i;
             if i >= lines.rows.len() {
                 self.status = Some("the statement's messages are no longer kept".into());

@@ -287,7 +287,7 @@ fn draw_footer(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else if let Some(e) = &app.header.fatal {
         Line::styled(format!("capture failed: {}", esc(e)), theme.bad())
     } else {
-        let hints = "? help  q quit  f filter  p pause  1-6/Tab views  Enter open  Esc back";
+        let hints = "? help  q quit  f filter  p pause  1-7/Tab views  Enter open  Esc back";
         if app.filter.is_empty() {
             Line::raw(hints)
         } else {

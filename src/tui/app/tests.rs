@@ -362,3 +362,206 @@ fn percentile_by_selection_matches_the_sorted_one() {
         }
     }
 }
+
+/// Selects the row of the Queries view whose text is `text` (the rows in view).
+fn select_query(app: &mut App, shared: &Arc<Mutex<State>>, text: &str) {
+    keys(app, "g");
+    refresh(app, shared);
+    for _ in 0..app.queries.len() {
+        if app
+            .queries
+            .visible_selected()
+            .and_then(|r| r.text.as_deref())
+            == Some(text)
+        {
+            return;
+        }
+        keys(app, "j");
+        refresh(app, shared);
+    }
+    panic!("no query {text}");
+}
+
+#[test]
+fn running_statements_show_tick_and_sort() {
+    use crate::session::{InFlight, Wait};
+    let shared = sample_state();
+    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let bob = ConnMeta::for_test(2);
+    let sleep = InFlight {
+        text: Some("select pg_sleep(8)"),
+        start_ns: 9_000_000_000,
+        wait: Wait::Server,
+    };
+    sink.running(&bob, Some(&sleep));
+    // Capture time moves on to 14 s (another session's packet): 5 s elapsed.
+    let sync = Msg {
+        dir: Dir::Frontend,
+        typ: Some(b'S'),
+        len: 4,
+        body: Body::Sync,
+    };
+    sink.message(&ConnMeta::for_test(1), 14_000_000_000, &sync)
+        .unwrap();
+    let mut app = app_with(&shared);
+    assert_eq!(app.header.running, 1);
+    let row = app.sessions.rows.iter().find(|r| r.conn == 2).unwrap();
+    assert_eq!(row.state, "active");
+    assert_eq!(row.cell(SessCol::Running), "5.00s");
+    assert_eq!(row.cell(SessCol::Wait), "server");
+    assert_eq!(row.cell(SessCol::Query), "select pg_sleep(8)");
+    // Sorted by running time, longest first, bob leads.
+    while app.sess_col() != SessCol::Running {
+        app.on_key(key(KeyCode::Right));
+    }
+    keys(&mut app, "r");
+    assert_eq!(app.sessions.rows[0].conn, 2);
+    // Queries: running first, elapsed as its duration.
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.running, [2]);
+    assert_eq!(app.queries.len(), 7);
+    let r = &app.queries.visible[0];
+    assert_eq!(
+        (r.seq, r.duration_ns, r.wait),
+        (None, 5_000_000_000, Some("server"))
+    );
+    assert_eq!(r.text.as_deref(), Some("select pg_sleep(8)"));
+    assert_eq!(r.outcome, None);
+    // Filters see the elapsed time as its duration.
+    for (f, running) in [("duration>4s", 1), ("duration>6s", 0)] {
+        keys(&mut app, "f");
+        for _ in 0..20 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        keys(&mut app, f);
+        app.on_key(key(KeyCode::Enter));
+        refresh(&mut app, &shared);
+        assert_eq!(app.queries.running.len(), running, "{f}");
+    }
+    // Answered: no longer running, the session back to its transaction state.
+    sink.running(&bob, None);
+    let app = app_with(&shared);
+    let row = app.sessions.rows.iter().find(|r| r.conn == 2).unwrap();
+    assert_eq!((row.state, row.running_ns), ("idle", None));
+}
+
+#[test]
+fn queries_sort_by_start_and_duration_and_t_lands_at_the_statement() {
+    let shared = sample_state();
+    let mut app = app_with(&shared);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    let texts = |a: &App| -> Vec<String> {
+        a.queries
+            .visible
+            .iter()
+            .map(|r| r.text.as_deref().unwrap().to_string())
+            .collect()
+    };
+    // Latest start first; the time shown is the start, so the order matches it.
+    let starts: Vec<i64> = app.queries.visible.iter().map(|r| r.start_ns).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    assert_eq!(app.queries.col(), QCol::Start);
+    // By duration, longest first: carol's 900 ms statements lead.
+    app.on_key(key(KeyCode::Right));
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.col(), QCol::Duration);
+    let durations: Vec<i64> = app.queries.visible.iter().map(|r| r.duration_ns).collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "{durations:?}");
+    assert!(texts(&app)[0].ends_with("t_carol"));
+    // Carol's second statement, its detail, then `t`: the timeline at its Query.
+    select_query(&mut app, &shared, "select 1 from t_carol");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Detail);
+    keys(&mut app, "t");
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Timeline);
+    let tl = &app.timeline;
+    let line = tl.lines.selected().unwrap();
+    assert_eq!((line.ts, line.name), (2_000_000_000, "Query"));
+    assert!(!tl.follow);
+}
+
+#[test]
+fn follow_one_session_and_list_anomalies() {
+    use crate::output::AnomalyView;
+    let shared = sample_state();
+    let mut app = app_with(&shared);
+    keys(&mut app, "G");
+    keys(&mut app, "F");
+    assert_eq!(app.follow, Some(3));
+    assert_eq!(app.view, View::Queries);
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 3);
+    assert!(app.queries.visible.iter().all(|r| r.conn == 3));
+    keys(&mut app, "5");
+    refresh(&mut app, &shared);
+    // Carol's three statements share one fingerprint.
+    assert_eq!(app.top.rows.len(), 1);
+    assert_eq!(app.top.rows[0].calls, 3);
+    assert!(app.top.rows[0].text.ends_with("t_carol"));
+    keys(&mut app, "F");
+    assert_eq!(app.follow, None);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 6);
+    // Anomalies, newest first; Enter opens the session's timeline at it.
+    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    for (ts, kind) in [(4_500_000_000, "gap"), (5_500_000_000, "resync")] {
+        let a = AnomalyView {
+            kind,
+            dir: Some(Dir::Backend),
+            message: "lost \"10\" bytes\x1b",
+        };
+        sink.anomaly(Some(&ConnMeta::for_test(3)), ts, &a).unwrap();
+    }
+    keys(&mut app, "7");
+    refresh(&mut app, &shared);
+    let kinds: Vec<&str> = app.anomalies.rows.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["resync", "gap"]);
+    assert_eq!(app.anomalies.rows[0].message, "lost \"10\" bytes\\u{1b}");
+    keys(&mut app, "j");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Timeline);
+    let line = app.timeline.lines.selected().unwrap();
+    assert_eq!((line.ts, line.name), (4_500_000_000, "anomaly"));
+}
+
+#[test]
+fn statements_beyond_the_whole_records_open_compact_and_the_bound_is_counted() {
+    let limits = Limits {
+        queries: 2,
+        statements: 4,
+        ..Limits::default()
+    };
+    let shared = Arc::new(Mutex::new(State::new(limits, "t".into(), None)));
+    let mut sink = TuiSink::new(shared.clone(), Redaction::default());
+    let m = ConnMeta::for_test(1);
+    for i in 0..6 {
+        let mut q = QueryRecord::new(1, "simple", i * 1_000_000);
+        q.end_ns = i * 1_000_000 + 10;
+        q.text = Some(format!("select {i}").into());
+        q.outcome = Outcome::Success;
+        sink.query(&m, &SessionRecord::default(), &q).unwrap();
+    }
+    {
+        let st = lock(&shared);
+        assert_eq!(st.health.statements_dropped, 2);
+        assert_eq!(st.stmts_all.len(), 4);
+        assert_eq!(st.queries.len(), 2);
+    }
+    let mut app = app_with(&shared);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 4);
+    // The oldest kept statement is only in compact form: it opens all the same.
+    select_query(&mut app, &shared, "select 2");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    let d = app.detail.as_ref().unwrap();
+    assert!(d.compact);
+    assert_eq!(d.rec.text.as_deref(), Some("select 2"));
+}

@@ -140,7 +140,7 @@ fn no_color_means_no_colors() {
     let shared = sample_state();
     let mut app = App::new(Filter::default());
     app.refresh(&lock(&shared), Instant::now());
-    let mut colors = |theme: Theme| {
+    let colors = |theme: Theme| {
         let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
         t.draw(|f| draw(f, &app, theme)).unwrap();
         t.backend()
