@@ -364,7 +364,8 @@ fn sess_width(c: SessCol) -> u16 {
         SessCol::Conn => 4,
         SessCol::Client | SessCol::Server => 15,
         SessCol::User | SessCol::Db | SessCol::App => 8,
-        SessCol::Auth => 10,
+        // SCRAM-SHA-256-PLUS whole.
+        SessCol::Auth => 18,
         SessCol::Proto => 5,
         SessCol::Enc => 4,
         SessCol::State => 11,
