@@ -355,6 +355,26 @@ fn table<'a>(
     f.render_stateful_widget(t, area, &mut state);
 }
 
+/// A table of fixed columns: (name, width), width 0 for the one taking the rest.
+fn fixed_table<'a>(
+    f: &mut Frame<'_>,
+    area: Rect,
+    theme: Theme,
+    cols: &[(&'static str, u16)],
+    scroll: Scroll,
+    row: impl FnMut(usize) -> Option<Row<'a>>,
+) {
+    let header = cols.iter().map(|(n, _)| Cell::from(*n)).collect();
+    let widths = cols
+        .iter()
+        .map(|&(_, w)| match w {
+            0 => Constraint::Fill(1),
+            w => Constraint::Length(w),
+        })
+        .collect();
+    table(f, area, theme, header, widths, scroll, row);
+}
+
 fn sort_mark(desc: bool) -> &'static str {
     if desc { "▼" } else { "▲" }
 }
@@ -476,23 +496,12 @@ fn elide(s: &str, w: usize) -> String {
 
 fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
     let tl = &app.timeline;
-    let header = ["time", "", "message", "fields"]
-        .into_iter()
-        .map(Cell::from)
-        .collect();
-    let widths = vec![
-        Constraint::Length(15),
-        Constraint::Length(2),
-        Constraint::Length(18),
-        Constraint::Fill(1),
-    ];
     let lines = &tl.lines.rows;
-    table(
+    fixed_table(
         f,
         area,
         theme,
-        header,
-        widths,
+        &[("time", 15), ("", 2), ("message", 18), ("fields", 0)],
         Scroll {
             len: lines.len(),
             nav: tl.lines.nav,
@@ -864,23 +873,17 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
 }
 
 fn draw_errors(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
-    let header = ["count", "sqlstate", "last seen", "message"]
-        .into_iter()
-        .map(Cell::from)
-        .collect();
-    let widths = vec![
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(15),
-        Constraint::Fill(1),
-    ];
     let rows = &app.errors.rows;
-    table(
+    fixed_table(
         f,
         area,
         theme,
-        header,
-        widths,
+        &[
+            ("count", 7),
+            ("sqlstate", 8),
+            ("last seen", 15),
+            ("message", 0),
+        ],
         Scroll {
             len: rows.len(),
             nav: app.errors.nav,
@@ -905,23 +908,12 @@ fn draw_errors(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String
 }
 
 fn draw_anomalies(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
-    let header = ["time", "#", "kind", "what happened"]
-        .into_iter()
-        .map(Cell::from)
-        .collect();
-    let widths = vec![
-        Constraint::Length(15),
-        Constraint::Length(4),
-        Constraint::Length(16),
-        Constraint::Fill(1),
-    ];
     let rows = &app.anomalies.rows;
-    table(
+    fixed_table(
         f,
         area,
         theme,
-        header,
-        widths,
+        &[("time", 15), ("#", 4), ("kind", 16), ("what happened", 0)],
         Scroll {
             len: rows.len(),
             nav: app.anomalies.nav,
