@@ -67,7 +67,7 @@ fn every_view_of_every_capture_draws() {
         pipe.finish().unwrap();
 
         let mut app = App::new(Default::default());
-        let keys = "1\n>r2k\n/e\nn3\n4jG5\n<6\ngG";
+        let keys = "1\n>r2k\n/e\nn3\n4jG5\n<6\ngG7\n1F3>G\nt4FF";
         for c in keys.chars() {
             let code = if c == '\n' {
                 KeyCode::Enter
