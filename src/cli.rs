@@ -219,6 +219,19 @@ pub struct Cli {
     /// Example: -r day.pcap -o summary --metrics 127.0.0.1:9187 --metrics-linger
     #[arg(long = "metrics-linger", requires = "metrics")]
     pub metrics_linger: bool,
+
+    /// TUI: statements kept (in compact form, about 100 bytes each plus their
+    /// shared text) for the Queries view, filters and filtered statistics; the
+    /// oldest go beyond, and the Queries title says so. Example: --tui-statements 5000000
+    #[arg(long = "tui-statements", default_value = "1000000", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tui_statements: u64,
+
+    /// TUI: timeline messages kept per session; older ones go first, and the
+    /// timeline's title says so. Example: --tui-messages 50000
+    #[arg(long = "tui-messages", default_value = "5000", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tui_messages: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -175,7 +175,14 @@ fn run_tui(
             (source, sizes)
         }
     };
-    let mut state = tui::state::State::new(Default::default(), source, size);
+    let limits = tui::state::Limits {
+        statements: cli.tui_statements as usize,
+        messages_per_session: cli.tui_messages as usize,
+        // The overall bound never cuts one session below its own.
+        messages_total: (cli.tui_messages as usize).max(300_000),
+        ..Default::default()
+    };
+    let mut state = tui::state::State::new(limits, source, size);
     state.live = cli.interface.is_some();
     let progress = state.input_read.clone();
     let shared = Arc::new(Mutex::new(state));

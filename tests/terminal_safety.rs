@@ -135,7 +135,7 @@ fn tui_shows_control_and_bidi_characters_escaped() {
         app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
         app.refresh(&state::lock(&shared), std::time::Instant::now());
         let mut t = Terminal::new(TestBackend::new(200, 50)).unwrap();
-        t.draw(|f| ui::draw(f, &mut app, ui::Theme { color: false }))
+        t.draw(|f| ui::draw(f, &app, ui::Theme { color: false }))
             .unwrap();
         let screen: String = t
             .backend()

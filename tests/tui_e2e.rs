@@ -139,7 +139,7 @@ fn tui_in_tmux() {
 
     // Sessions: both files read, three sessions, the errors counted in the header.
     let pane = t.wait_for(&["end of capture", "Sessions: 3 shown"]);
-    assert!(pane.contains("plant_serv"), "{pane}");
+    assert!(pane.contains("plant_se"), "{pane}");
     assert!(pane.contains("2 errors"), "{pane}");
 
     // Timeline of the first session, which follows its tail.
@@ -173,9 +173,9 @@ fn tui_in_tmux() {
     t.keys(&["Enter"]);
     t.wait_for(&["ERROR 42P01", "DROP TABLE"]);
 
-    // Recent statements, newest first; Enter opens one.
+    // Statements, latest start first; Enter opens one.
     t.keys(&["3"]);
-    t.wait_for(&["Queries: 89 most recent first"]);
+    t.wait_for(&["Queries: 0 running, 89 done", "by start time ▼"]);
     t.keys(&["Enter"]);
     t.wait_for(&["Query #", "timing"]);
 
@@ -196,7 +196,7 @@ fn tui_in_tmux() {
     t.wait_for(&["✓"]);
     t.keys(&["Enter"]);
     let pane = t.wait_for(&["filter: db=plant_service_db", "Sessions: 1 shown"]);
-    assert!(!pane.contains("user_servi"), "{pane}");
+    assert!(!pane.contains("user_se"), "{pane}");
 
     // Help, then quit: the process ends and the terminal is restored.
     t.keys(&["?"]);
@@ -298,4 +298,100 @@ fn filter_option_is_validated() {
     let (code, err) = run(&["-o", "tui"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("needs a terminal"), "{err}");
+}
+
+/// The first duration of at least a second on a line of `pane` holding every one
+/// of `want`, in seconds (the TUI writes them as `1.23s`).
+fn seconds_on_line(pane: &str, want: &[&str]) -> Option<f64> {
+    pane.lines()
+        .filter(|l| want.iter().all(|w| l.contains(w)))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_suffix('s')?.parse::<f64>().ok())
+        .next()
+}
+
+/// A statement still running shows, with its elapsed time ticking: `select
+/// pg_sleep(5)` against the local server, captured live on loopback, appears in
+/// Queries as running (`[server]`, waiting for the server's answer) and in Sessions
+/// as active, each with at least a second elapsed, then in Queries as done.
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn running_statement_shows_while_it_runs() {
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let cmd = format!(
+        "{} -i lo -p {port}",
+        quote(Path::new(env!("CARGO_BIN_EXE_pgscope")))
+    );
+    let t = Tmux::start("inflight", &cmd);
+    t.wait_for(&["live lo", "Sessions:"]);
+    // libpcap needs a moment before the handle sees traffic.
+    sleep(Duration::from_millis(1500));
+    let mut psql = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "trust_user",
+            "-d",
+            "pgscope",
+        ])
+        .args(["-X", "-q", "-c", "select pg_sleep(5)"])
+        .env("PGSSLMODE", "disable")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run psql");
+    // Queries: the running statement first, its elapsed time growing past a second.
+    t.keys(&["3"]);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let elapsed = loop {
+        let pane = t.pane();
+        let secs = seconds_on_line(&pane, &["[server] select pg_sleep", " run "]);
+        if let Some(s) = secs.filter(|s| *s >= 1.0) {
+            assert!(pane.contains("Queries: 1 running"), "{pane}");
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no running pg_sleep with a second elapsed:\n{pane}"
+        );
+        sleep(Duration::from_millis(100));
+    };
+    assert!(elapsed < 5.0, "{elapsed}");
+    // Sessions: active, with the running time beside it.
+    t.keys(&["1"]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let pane = t.pane();
+        if seconds_on_line(&pane, &["127.0.0.1", "active"]).is_some_and(|s| s > elapsed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no active session with a growing running time:\n{pane}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // Once answered it is a finished statement of about 5 s.
+    assert!(psql.wait().unwrap().success());
+    t.keys(&["3"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pane = t.pane();
+        let done = seconds_on_line(&pane, &["select pg_sleep", " ok "]);
+        if done.is_some_and(|s| (4.9..6.0).contains(&s)) && !pane.contains("[server]") {
+            assert!(pane.contains("Queries: 0 running"), "{pane}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pg_sleep never finished:\n{pane}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    t.keys(&["q"]);
+    t.wait_dead();
 }

@@ -67,7 +67,7 @@ fn every_view_of_every_capture_draws() {
         pipe.finish().unwrap();
 
         let mut app = App::new(Default::default());
-        let keys = "1\n>r2k\n/e\nn3\n4jG5\n<6\ngG";
+        let keys = "1\n>r2k\n/e\nn3\n4jG5\n<6\ngG7\n1F3>G\nt4FF";
         for c in keys.chars() {
             let code = if c == '\n' {
                 KeyCode::Enter
@@ -78,7 +78,7 @@ fn every_view_of_every_capture_draws() {
             app.refresh(&lock(&shared), Instant::now());
             for (w, h) in [(20, 5), (80, 24), (200, 60)] {
                 let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-                t.draw(|f| draw(f, &mut app, Theme { color: true }))
+                t.draw(|f| draw(f, &app, Theme { color: true }))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 // No password, MD5 hash or SCRAM proof on any screen of the auth captures.
                 if is_auth {
@@ -127,8 +127,7 @@ fn shown_secrets_do_reach_the_screen() {
         app.refresh(&lock(&shared), Instant::now());
     }
     let mut t = Terminal::new(TestBackend::new(200, 60)).unwrap();
-    t.draw(|f| draw(f, &mut app, Theme { color: false }))
-        .unwrap();
+    t.draw(|f| draw(f, &app, Theme { color: false })).unwrap();
     let screen: String = t
         .backend()
         .buffer()

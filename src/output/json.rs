@@ -346,6 +346,27 @@ fn object(pairs: &[(String, String)]) -> serde_json::Map<String, serde_json::Val
         .collect()
 }
 
+/// The record key of an ErrorResponse field beyond severity, code and message.
+fn error_key(code: u8) -> Option<&'static str> {
+    Some(match code {
+        b'D' => "error.detail",
+        b'H' => "error.hint",
+        b'P' => "error.position",
+        b'p' => "error.internal_position",
+        b'q' => "error.internal_query",
+        b'W' => "error.where",
+        b's' => "error.schema",
+        b't' => "error.table",
+        b'c' => "error.column",
+        b'd' => "error.data_type",
+        b'n' => "error.constraint",
+        b'F' => "error.file",
+        b'L' => "error.line",
+        b'R' => "error.routine",
+        _ => return None,
+    })
+}
+
 fn server_message_json(m: &ServerMessage) -> serde_json::Value {
     serde_json::json!({"severity": m.severity, "code": m.code, "message": m.message})
 }
@@ -452,6 +473,11 @@ impl<W: Write> Sink for JsonSink<W> {
                 .str("error.code", &e.code)
                 .str("error.message", &e.message)
                 .str("pgwire.error.severity", &e.severity);
+            for (c, v) in &e.fields {
+                if let Some(k) = error_key(*c) {
+                    o.str(k, v);
+                }
+            }
         }
         if let Some(t) = q.tx_status {
             // `I`, `T` or `E` from the wire: anything else is escaped.

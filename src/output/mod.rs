@@ -90,6 +90,13 @@ pub trait Sink {
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
     fn session_update(&mut self, _conn: &ConnMeta, _s: &SessionRecord) {}
+    /// Whether `running` should be called (live views).
+    fn wants_running(&self) -> bool {
+        false
+    }
+    /// The statement a connection runs now (`None`: nothing), when it changes: a
+    /// statement starts, its answer starts coming, or it ends.
+    fn running(&mut self, _conn: &ConnMeta, _now: Option<&crate::session::InFlight<'_>>) {}
     /// Packets the live capture has dropped so far (the anomaly records say it too).
     fn drops(&mut self, _total: u64) {}
     /// A decoding shard's hand-over to the merging writer, for the pipeline to number

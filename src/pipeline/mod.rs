@@ -9,7 +9,7 @@ use crate::net;
 use crate::output::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{self, AnomalyKind, ConnDecoder, Dir, Event};
 use crate::session::record::QueryRecord;
-use crate::session::{Session, Shared};
+use crate::session::{InFlight, Session, Shared, Wait};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
 use crate::tls;
 use std::io;
@@ -31,6 +31,8 @@ pub struct Conn {
     /// Startup phases already reported (encryption known, user known, authenticated,
     /// ready).
     phase: u8,
+    /// The running statement last reported to a sink that wants it (its key).
+    running: Option<(i64, usize, Wait)>,
 }
 
 /// At most this often (capture time) a connection's state goes to `Sink::session_update`,
@@ -50,6 +52,7 @@ fn phase(s: &Session) -> u8 {
 pub(crate) struct Stage<'s> {
     sink: &'s mut dyn Sink,
     want_messages: bool,
+    want_running: bool,
     shared: Shared,
     queries: Vec<Box<QueryRecord>>,
     messages: u64,
@@ -178,6 +181,7 @@ impl<'s> Stage<'s> {
     pub(crate) fn new(sink: &'s mut dyn Sink) -> Self {
         Stage {
             want_messages: sink.wants_messages(),
+            want_running: sink.wants_running(),
             sink,
             shared: Shared::default(),
             queries: Vec::new(),
@@ -346,6 +350,16 @@ impl<'s> Stage<'s> {
             conn.phase = phase(&conn.session);
             self.sink.session_update(meta, conn.session.record());
         }
+        if self.want_running {
+            // One comparison per segment; the sink hears of a statement when it
+            // starts, changes stage or ends.
+            let now = conn.session.in_flight();
+            let key = now.as_ref().map(InFlight::key);
+            if key != conn.running {
+                conn.running = key;
+                self.sink.running(meta, now.as_ref());
+            }
+        }
     }
 }
 
@@ -366,6 +380,7 @@ impl Handler<Conn> for Stage<'_> {
             encryption_noted: false,
             next_update_ns: i64::MIN,
             phase: 0,
+            running: None,
         }
     }
 

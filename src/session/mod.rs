@@ -134,6 +134,47 @@ struct SimpleQuery {
     answered: bool,
 }
 
+/// A statement still running, as [`Session::in_flight`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlight<'a> {
+    pub text: Option<&'a str>,
+    pub start_ns: i64,
+    pub wait: Wait,
+}
+
+impl InFlight<'_> {
+    /// Identifies the statement and its stage cheaply, so that a view is told only
+    /// when they change (not per message).
+    pub fn key(&self) -> (i64, usize, Wait) {
+        (
+            self.start_ns,
+            self.text.map_or(0, |t| t.as_ptr() as usize),
+            self.wait,
+        )
+    }
+}
+
+/// What a running statement waits on, as far as the wire shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// No answer yet: the server is working (or blocked on a lock; the wire cannot tell).
+    Server,
+    /// Rows are coming: the server sends, the client reads.
+    Rows,
+    /// COPY FROM STDIN: the server waits for the client's data.
+    CopyIn,
+}
+
+impl Wait {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wait::Server => "server",
+            Wait::Rows => "rows",
+            Wait::CopyIn => "client (COPY)",
+        }
+    }
+}
+
 /// Which authentication request the server made last.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AuthStage {
@@ -228,6 +269,34 @@ impl Session {
 
     pub fn record(&self) -> &SessionRecord {
         &self.rec
+    }
+
+    /// The statement the server is working on (or will take next) and what it waits
+    /// for, for live views; `None` when nothing is pending or the session is out of
+    /// step. Looks at the first few operations only: Parse/Bind/Describe answers come
+    /// before their Execute's.
+    pub fn in_flight(&self) -> Option<InFlight<'_>> {
+        let rec = self
+            .pending
+            .iter()
+            .take(8)
+            .take_while(|op| !matches!(op, Op::Lost))
+            .find_map(|op| match op {
+                Op::Simple(q) => q.current.as_deref(),
+                Op::Execute(r) | Op::FunctionCall(r) => Some(r.as_ref()),
+                _ => None,
+            })?;
+        let wait = match &rec.copy {
+            Some(c) if c.direction == "in" => Wait::CopyIn,
+            Some(_) => Wait::Rows,
+            None if rec.rows_returned > 0 => Wait::Rows,
+            None => Wait::Server,
+        };
+        Some(InFlight {
+            text: rec.text.as_deref(),
+            start_ns: rec.start_ns,
+            wait,
+        })
     }
 
     /// The next in-order bytes of one direction, before they are decoded: counted,
@@ -1508,10 +1577,18 @@ fn lossy(b: &[u8]) -> String {
 fn server_message(fields: ErrorFields<'_>) -> ServerMessage {
     let get = |c: u8| fields.get(c).map(lossy).unwrap_or_default();
     let severity = fields.get(b'V').or_else(|| fields.get(b'S')).map(lossy);
+    let fields = fields
+        .iter()
+        .filter(|(c, _)| {
+            !matches!(c, b'S' | b'V' | b'C' | b'M') && crate::pgwire::error_field_name(*c).is_some()
+        })
+        .map(|(c, v)| (c, lossy(v)))
+        .collect();
     ServerMessage {
         severity: severity.unwrap_or_default(),
         code: get(b'C'),
         message: get(b'M'),
+        fields,
     }
 }
 

@@ -27,6 +27,20 @@ pub struct ServerMessage {
     pub severity: String,
     pub code: String,
     pub message: String,
+    /// The other fields the server sent (DETAIL, HINT, position, schema, table,
+    /// column, constraint, ...), as (field code, value) in wire order; codes outside
+    /// the protocol's list are left out.
+    pub fields: Vec<(u8, String)>,
+}
+
+impl ServerMessage {
+    /// The value of field `code` (`b'D'` detail, `b'H'` hint, ...), if sent.
+    pub fn field(&self, code: u8) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

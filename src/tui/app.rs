@@ -4,9 +4,14 @@
 //! unit-tested.
 
 use super::rows::{SessCol, SessionRow, TopCol, TopRow, top_rows};
-use super::state::{Bucket, ErrorGroup, Health, MsgLine, QueryEntry, State, add_error, pad_rates};
+use super::state::{
+    AnomalyLine, Bucket, ErrorGroup, Health, Limits, MsgLine, QueryEntry, SessionEntry, State,
+    Stmt, add_error, pad_rates,
+};
 use crate::filter::{self, Filter};
-use crate::output::summary::add_statement;
+use crate::output::summary::{StmtStats, add_statement};
+use crate::session::record::{Outcome, QueryRecord};
+use crate::session::sql::FingerprintCache;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -22,16 +27,18 @@ pub enum View {
     Detail,
     Top,
     Errors,
+    Anomalies,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Sessions,
         View::Timeline,
         View::Queries,
         View::Detail,
         View::Top,
         View::Errors,
+        View::Anomalies,
     ];
 
     pub fn title(self) -> &'static str {
@@ -40,8 +47,9 @@ impl View {
             View::Timeline => "Timeline",
             View::Queries => "Queries",
             View::Detail => "Query",
-            View::Top => "Top queries",
+            View::Top => "Top",
             View::Errors => "Errors",
+            View::Anomalies => "Anomalies",
         }
     }
 
@@ -53,6 +61,7 @@ impl View {
             View::Detail => '4',
             View::Top => '5',
             View::Errors => '6',
+            View::Anomalies => '7',
         }
     }
 
@@ -62,7 +71,7 @@ impl View {
             View::Sessions => &[
                 ("↑↓ PgUp PgDn g G", "move"),
                 ("Enter", "timeline of the session"),
-                ("← →", "sort column"),
+                ("← →", "sort column (running: longest running statement)"),
                 ("r", "reverse sort"),
             ],
             View::Timeline => &[
@@ -72,10 +81,17 @@ impl View {
                 ("/", "search; n N next/previous"),
                 ("Esc", "back to sessions"),
             ],
-            View::Queries => &[("↑↓ PgUp PgDn g G", "move"), ("Enter", "statement detail")],
+            View::Queries => &[
+                ("↑↓ PgUp PgDn g G", "move"),
+                ("← →", "sort: start time, duration, rows"),
+                ("r", "reverse sort"),
+                ("Enter", "statement detail (running: its timeline)"),
+                ("", "running statements come first, longest running on top"),
+            ],
             View::Detail => &[
                 ("↑↓ PgUp PgDn g G", "scroll"),
-                ("t", "timeline of its session"),
+                ("t", "its session's timeline, at the statement"),
+                ("F", "follow its session"),
                 ("Esc", "back"),
             ],
             View::Top => &[
@@ -85,34 +101,119 @@ impl View {
                 ("Enter", "latest call"),
             ],
             View::Errors => &[("↑↓ PgUp PgDn g G", "move"), ("Enter", "failing statement")],
+            View::Anomalies => &[
+                ("↑↓ PgUp PgDn g G", "move"),
+                ("Enter", "its session's timeline, at the anomaly"),
+            ],
         }
     }
 }
 
 pub const GLOBAL_HELP: &[(&str, &str)] = &[
-    (
-        "1-6 Tab",
-        "views: sessions timeline queries query top errors",
-    ),
+    ("1-7 Tab", "views (the tabs above)"),
     ("f", "filter: user= db= app= sqlstate= (= != ~regex !~)"),
     ("", "client=10.0.0.0/8 server=[::1]:5432 duration>10ms"),
     ("", "rows>N text~'a b' failed; and or not ( ) (docs/cli.md)"),
+    ("F", "follow one session / stop following"),
     ("p Space", "pause the view (capture goes on)"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
 ];
 
-/// Selection, sort column and direction of one table.
+/// Where one table is: selected row, first visible row, sort column and direction.
+/// The app keeps it (drawing only reads it), so scrolling moves as little as possible.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TableNav {
+pub struct Nav {
     pub selected: usize,
+    pub offset: usize,
     pub sort: usize,
     pub desc: bool,
 }
 
-impl TableNav {
+impl Nav {
+    fn sorted(sort: usize, desc: bool) -> Self {
+        Nav {
+            sort,
+            desc,
+            ..Nav::default()
+        }
+    }
+
     fn clamp(&mut self, len: usize) {
         self.selected = self.selected.min(len.saturating_sub(1));
+    }
+
+    /// Moves the selection by a key; returns whether the key was a movement.
+    fn movement(&mut self, k: KeyCode, len: usize, page: usize) -> bool {
+        let last = len.saturating_sub(1);
+        let sel = self.selected;
+        self.selected = match k {
+            KeyCode::Up | KeyCode::Char('k') => sel.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => (sel + 1).min(last),
+            KeyCode::PageUp => sel.saturating_sub(page),
+            KeyCode::PageDown => (sel + page).min(last),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => last,
+            _ => return false,
+        };
+        true
+    }
+
+    /// Left/Right pick the sort column, `r` reverses; returns whether it was one of them.
+    fn sort_key(&mut self, k: KeyCode, ncols: usize) -> bool {
+        match k {
+            KeyCode::Left | KeyCode::Char('<') => self.sort = (self.sort + ncols - 1) % ncols,
+            KeyCode::Right | KeyCode::Char('>') => self.sort = (self.sort + 1) % ncols,
+            KeyCode::Char('r') => self.desc = !self.desc,
+            _ => return false,
+        }
+        true
+    }
+
+    /// First visible row so that the selection shows in `height` rows.
+    fn scroll(&mut self, len: usize, height: usize) {
+        self.clamp(len);
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(len.saturating_sub(height));
+    }
+}
+
+/// One table view: its rows (copies of the shared state) and where it is.
+#[derive(Clone, Debug)]
+pub struct TableView<R> {
+    pub rows: Vec<R>,
+    pub nav: Nav,
+}
+
+impl<R> TableView<R> {
+    fn new(nav: Nav) -> Self {
+        TableView {
+            rows: Vec::new(),
+            nav,
+        }
+    }
+
+    pub fn selected(&self) -> Option<&R> {
+        self.rows.get(self.nav.selected)
+    }
+
+    /// Sorts the rows and keeps the selection on the row with id `keep`.
+    fn resort<K: PartialEq>(
+        &mut self,
+        keep: Option<K>,
+        id: impl Fn(&R) -> K,
+        cmp: impl Fn(&R, &R) -> Ordering,
+    ) {
+        self.rows.sort_by(cmp);
+        if let Some(k) = keep {
+            self.nav.selected = self.rows.iter().position(|r| id(r) == k).unwrap_or(0);
+        }
+        self.nav.clamp(self.rows.len());
     }
 }
 
@@ -132,16 +233,31 @@ pub enum InputKind {
 }
 
 /// The session shown in the timeline.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Timeline {
     pub conn: Option<u64>,
     pub title: String,
-    pub lines: Vec<MsgLine>,
+    pub lines: TableView<MsgLine>,
     pub dropped: u64,
-    pub selected: usize,
     /// Sticks to the newest line; scrolling up stops it.
     pub follow: bool,
     pub search: String,
+    /// Land on the first line at or after this time at the next refresh (a statement's start).
+    goto: Option<i64>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            conn: None,
+            title: String::new(),
+            lines: TableView::new(Nav::default()),
+            dropped: 0,
+            follow: true,
+            search: String::new(),
+            goto: None,
+        }
+    }
 }
 
 impl Timeline {
@@ -151,36 +267,22 @@ impl Timeline {
     }
 
     fn find(&mut self, forward: bool) -> bool {
-        let n = self.lines.len();
+        let n = self.lines.rows.len();
+        let sel = self.lines.nav.selected;
         for step in 1..=n {
             let i = if forward {
-                (self.selected + step) % n
+                (sel + step) % n
             } else {
-                (self.selected + n - step) % n
+                (sel + n - step) % n
             };
-            if self.matches(&self.lines[i]) {
-                self.selected = i;
+            if self.matches(&self.lines.rows[i]) {
+                self.lines.nav.selected = i;
                 self.follow = false;
                 return true;
             }
         }
         false
     }
-}
-
-/// Sorts rows and keeps the selection on the row with id `keep`, wherever it lands.
-fn resort<T, K: PartialEq>(
-    rows: &mut [T],
-    nav: &mut TableNav,
-    keep: Option<K>,
-    id: impl Fn(&T) -> K,
-    cmp: impl Fn(&T, &T) -> Ordering,
-) {
-    rows.sort_by(cmp);
-    if let Some(k) = keep {
-        nav.selected = rows.iter().position(|r| id(r) == k).unwrap_or(0);
-    }
-    nav.clamp(rows.len());
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -199,20 +301,152 @@ pub struct HeaderInfo {
     pub errors: u64,
     pub sessions: usize,
     pub open_sessions: usize,
+    pub running: usize,
     pub finished: bool,
     pub dropped_packets: u64,
     pub fatal: Option<String>,
+    /// "Now" for elapsed times: the wall clock of a live capture, else the latest
+    /// capture time.
+    pub now_ns: i64,
+    pub limits: Limits,
 }
 
 /// Work that needs the shared state, done at the next refresh.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Open {
-    /// A statement by sequence number (errors).
+    /// A statement by sequence number (queries, errors).
     Seq(u64),
     /// The statement of a connection around a time (timeline).
     At { conn: u64, ts: i64 },
     /// The latest call of a fingerprint (top queries).
     Latest(String),
+}
+
+/// Columns the Queries view sorts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QCol {
+    Start,
+    Duration,
+    Rows,
+}
+
+impl QCol {
+    pub const ALL: [QCol; 3] = [QCol::Start, QCol::Duration, QCol::Rows];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QCol::Start => "time",
+            QCol::Duration => "duration",
+            QCol::Rows => "rows",
+        }
+    }
+
+    fn key(self, s: &Stmt) -> (i64, u64) {
+        let v = match self {
+            QCol::Start => s.start_ns,
+            QCol::Duration => s.duration_ns(),
+            QCol::Rows => s.rows.min(i64::MAX as u64) as i64,
+        };
+        (v, s.seq)
+    }
+}
+
+/// One visible row of the Queries view: a running statement (`seq` none) or a
+/// finished one, copied for drawing.
+#[derive(Clone, Debug)]
+pub struct QRow {
+    pub seq: Option<u64>,
+    pub conn: u64,
+    pub user: Option<String>,
+    pub start_ns: i64,
+    /// Elapsed so far for a running statement.
+    pub duration_ns: i64,
+    pub rows: u64,
+    /// `None` while running.
+    pub outcome: Option<Outcome>,
+    pub code: Option<String>,
+    pub text: Option<Arc<str>>,
+    /// What a running statement waits on.
+    pub wait: Option<&'static str>,
+}
+
+/// Statements that pass the filter (and the followed session), over the whole kept
+/// capture, found incrementally: each refresh looks only at statements it has not
+/// seen, a bounded number at a time, so a new filter never holds the lock for long.
+#[derive(Default)]
+pub struct Matched {
+    /// Next sequence number to look at.
+    next: u64,
+    /// Matching statements in the view's order (ascending by its key).
+    pub order: Vec<u64>,
+    /// Sessions with a matching statement.
+    conns: HashSet<u64>,
+    /// Statistics of the matching statements (with a filter only).
+    stmts: HashMap<String, StmtStats>,
+    errors: HashMap<(String, String), ErrorGroup>,
+    fingerprints: FingerprintCache,
+    rng: u64,
+    /// Statements not yet looked at.
+    pub pending: u64,
+    /// Oldest kept seq seen, to forget statements dropped from the state.
+    first: u64,
+}
+
+/// Statements looked at per refresh.
+const MATCH_CHUNK: usize = 200_000;
+
+/// The Queries view: running statements first, then the matching finished ones.
+#[derive(Default)]
+pub struct QueriesView {
+    pub nav: Nav,
+    /// Connections running a statement, longest running first.
+    pub running: Vec<u64>,
+    pub matched: Matched,
+    /// The rows in view (from `nav.offset`), copied for drawing.
+    pub visible: Vec<QRow>,
+    /// The row to select again after the order changed.
+    keep: Option<Result<u64, u64>>,
+}
+
+impl QueriesView {
+    pub fn len(&self) -> usize {
+        self.running.len() + self.matched.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The statement at row `i`: a running connection or a finished seq.
+    fn at(&self, i: usize) -> Option<Result<u64, u64>> {
+        if i < self.running.len() {
+            return Some(Err(self.running[i]));
+        }
+        let o = &self.matched.order;
+        let j = i - self.running.len();
+        (j < o.len()).then(|| {
+            Ok(if self.nav.desc {
+                o[o.len() - 1 - j]
+            } else {
+                o[j]
+            })
+        })
+    }
+
+    fn position(&self, id: Result<u64, u64>) -> Option<usize> {
+        match id {
+            Err(conn) => self.running.iter().position(|c| *c == conn),
+            Ok(seq) => {
+                let o = &self.matched.order;
+                let j = o.iter().position(|s| *s == seq)?;
+                Some(self.running.len() + if self.nav.desc { o.len() - 1 - j } else { j })
+            }
+        }
+    }
+
+    pub fn col(&self) -> QCol {
+        QCol::ALL[self.nav.sort % QCol::ALL.len()]
+    }
 }
 
 pub struct App {
@@ -222,36 +456,34 @@ pub struct App {
     pub help: bool,
     pub quit: bool,
     pub filter: Filter,
+    /// `F`: only this connection's statements (Queries, Top, Errors) and timeline.
+    pub follow: Option<u64>,
     pub input: Option<Input>,
     /// A one-line notice in the footer (e.g. "statement no longer kept").
     pub status: Option<String>,
     pub header: HeaderInfo,
-    pub sessions: Vec<SessionRow>,
-    pub sess_nav: TableNav,
+    pub sessions: TableView<SessionRow>,
     pub timeline: Timeline,
-    pub queries: Vec<Arc<QueryEntry>>,
-    pub query_nav: TableNav,
+    pub queries: QueriesView,
     pub detail: Option<Arc<QueryEntry>>,
     pub detail_scroll: usize,
-    pub top: Vec<TopRow>,
-    pub top_nav: TableNav,
+    detail_len: usize,
+    pub top: TableView<TopRow>,
     /// The top/errors tables are costly (percentiles): rebuilt at most this often.
     top_built: Option<Instant>,
-    pub errors: Vec<ErrorGroup>,
-    pub err_nav: TableNav,
-    /// Filtered statistics come from the retained window only.
-    pub stats_from_window: bool,
+    pub errors: TableView<ErrorGroup>,
+    pub anomalies: TableView<AnomalyLine>,
     request: Option<Open>,
     /// Data must be refreshed at the next opportunity, even while paused.
     force: bool,
-    /// Rows a page moves by; set by the drawing code from the visible height.
+    /// Table rows that fit on the screen, from [`App::resize`].
     pub page: usize,
-    /// First visible row of each view's table (by `View::ALL` index), kept by the
-    /// drawing code so that scrolling moves as little as possible.
-    pub offsets: [usize; 6],
 }
 
 pub const STATS_REFRESH: Duration = Duration::from_secs(1);
+
+/// Lines around a table: header (2), tabs, title, footer, the table's header row.
+const CHROME_ROWS: u16 = 6;
 
 impl App {
     pub fn new(filter: Filter) -> Self {
@@ -262,37 +494,54 @@ impl App {
             help: false,
             quit: false,
             filter,
+            follow: None,
             input: None,
             status: None,
             header: HeaderInfo::default(),
-            sessions: Vec::new(),
-            sess_nav: TableNav {
-                sort: 0,
-                desc: false,
-                selected: 0,
+            sessions: TableView::new(Nav::default()),
+            timeline: Timeline::default(),
+            queries: QueriesView {
+                nav: Nav::sorted(0, true),
+                ..QueriesView::default()
             },
-            timeline: Timeline {
-                follow: true,
-                ..Timeline::default()
-            },
-            queries: Vec::new(),
-            query_nav: TableNav::default(),
             detail: None,
             detail_scroll: 0,
-            top: Vec::new(),
-            top_nav: TableNav {
-                sort: 1,
-                desc: true,
-                selected: 0,
-            },
+            detail_len: 0,
+            top: TableView::new(Nav::sorted(1, true)),
             top_built: None,
-            errors: Vec::new(),
-            err_nav: TableNav::default(),
-            stats_from_window: false,
+            errors: TableView::new(Nav::default()),
+            anomalies: TableView::new(Nav::sorted(0, true)),
             request: None,
             force: true,
             page: 10,
-            offsets: [0; 6],
+        }
+    }
+
+    /// The screen's size, before a refresh: how many rows a page has.
+    pub fn resize(&mut self, height: u16) {
+        self.page = height.saturating_sub(CHROME_ROWS).max(1) as usize;
+        self.scroll();
+    }
+
+    /// Brings the current view's selection into view.
+    fn scroll(&mut self) {
+        let page = self.page;
+        match self.view {
+            View::Sessions => self.sessions.nav.scroll(self.sessions.rows.len(), page),
+            View::Timeline => {
+                let l = &mut self.timeline.lines;
+                l.nav.scroll(l.rows.len(), page)
+            }
+            View::Queries => {
+                let len = self.queries.len();
+                self.queries.nav.scroll(len, page)
+            }
+            View::Detail => {
+                self.detail_scroll = self.detail_scroll.min(self.detail_len.saturating_sub(1))
+            }
+            View::Top => self.top.nav.scroll(self.top.rows.len(), page),
+            View::Errors => self.errors.nav.scroll(self.errors.rows.len(), page),
+            View::Anomalies => self.anomalies.nav.scroll(self.anomalies.rows.len(), page),
         }
     }
 
@@ -313,6 +562,11 @@ impl App {
 
     /// Handles one key press.
     pub fn on_key(&mut self, k: KeyEvent) {
+        self.on_key_inner(k);
+        self.scroll();
+    }
+
+    fn on_key_inner(&mut self, k: KeyEvent) {
         self.status = None;
         if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
             self.quit = true;
@@ -341,7 +595,8 @@ impl App {
                     error: None,
                 });
             }
-            KeyCode::Char(c @ '1'..='6') => {
+            KeyCode::Char('F') => self.toggle_follow(),
+            KeyCode::Char(c @ '1'..='7') => {
                 let v = View::ALL[(c as u8 - b'1') as usize];
                 self.go(v);
             }
@@ -360,6 +615,40 @@ impl App {
         }
     }
 
+    /// `F`: follows the session under the cursor (Sessions, Timeline, the detail's
+    /// session), or stops following.
+    fn toggle_follow(&mut self) {
+        if self.follow.take().is_some() {
+            self.status = Some("following stopped: all sessions".into());
+        } else {
+            let conn = match self.view {
+                View::Sessions => self.sessions.selected().map(|r| r.conn),
+                View::Timeline => self.timeline.conn,
+                View::Detail => self.detail.as_ref().map(|q| q.rec.conn_id),
+                View::Queries => self.queries.visible_selected().map(|r| r.conn),
+                _ => None,
+            };
+            let Some(conn) = conn else {
+                self.status = Some("F follows a session: select one first".into());
+                return;
+            };
+            self.follow = Some(conn);
+            self.status = Some(format!(
+                "following session #{conn}: Queries, Top, Errors and its timeline (F stops)"
+            ));
+            self.open_timeline(conn, None);
+            self.view = View::Queries;
+        }
+        self.reset_matches();
+    }
+
+    fn reset_matches(&mut self) {
+        self.queries.matched = Matched::default();
+        self.queries.nav.selected = 0;
+        self.top_built = None;
+        self.force = true;
+    }
+
     fn on_input_key(&mut self, k: KeyEvent) {
         let Some(input) = self.input.as_mut() else {
             return;
@@ -372,8 +661,7 @@ impl App {
                     InputKind::Filter => match filter::parse(&input.text) {
                         Ok(f) => {
                             self.filter = f;
-                            self.force = true;
-                            self.top_built = None;
+                            self.reset_matches();
                         }
                         Err(e) => {
                             // Keep the line open so the user can fix it.
@@ -403,49 +691,29 @@ impl App {
         }
     }
 
-    /// Moves a selection by a key; returns whether the key was a movement.
-    fn movement(k: KeyCode, sel: &mut usize, len: usize, page: usize) -> bool {
-        let last = len.saturating_sub(1);
-        *sel = match k {
-            KeyCode::Up | KeyCode::Char('k') => sel.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => (*sel + 1).min(last),
-            KeyCode::PageUp => sel.saturating_sub(page),
-            KeyCode::PageDown => (*sel + page).min(last),
-            KeyCode::Home | KeyCode::Char('g') => 0,
-            KeyCode::End | KeyCode::Char('G') => last,
-            _ => return false,
-        };
-        true
-    }
-
     fn on_view_key(&mut self, k: KeyEvent) {
         let page = self.page.max(1);
         match self.view {
             View::Sessions => {
-                if Self::movement(
-                    k.code,
-                    &mut self.sess_nav.selected,
-                    self.sessions.len(),
-                    page,
-                ) {
+                let t = &mut self.sessions;
+                if t.nav.movement(k.code, t.rows.len(), page) {
                     return;
                 }
-                let n = SessCol::ALL.len();
-                if Self::sort_key(k.code, &mut self.sess_nav, n) {
+                if t.nav.sort_key(k.code, SessCol::ALL.len()) {
                     self.sort_sessions(self.selected_conn());
                 } else if k.code == KeyCode::Enter
-                    && let Some(r) = self.sessions.get(self.sess_nav.selected)
+                    && let Some(r) = self.sessions.selected()
                 {
-                    self.open_timeline(r.conn);
+                    self.open_timeline(r.conn, None);
                 }
             }
             View::Timeline => {
                 let tl = &mut self.timeline;
-                let len = tl.lines.len();
+                let len = tl.lines.rows.len();
                 match k.code {
                     KeyCode::End | KeyCode::Char('G') => {
                         tl.follow = true;
-                        tl.selected = len.saturating_sub(1);
+                        tl.lines.nav.selected = len.saturating_sub(1);
                     }
                     KeyCode::Char('/') => {
                         self.input = Some(Input {
@@ -460,108 +728,132 @@ impl App {
                         }
                     }
                     KeyCode::Enter => {
-                        if let (Some(conn), Some(l)) = (tl.conn, tl.lines.get(tl.selected)) {
+                        if let (Some(conn), Some(l)) = (tl.conn, tl.lines.selected()) {
                             self.request = Some(Open::At { conn, ts: l.ts });
                             self.force = true;
                         }
                     }
                     code => {
-                        if Self::movement(code, &mut tl.selected, len, page) {
-                            tl.follow = tl.follow && tl.selected + 1 >= len;
+                        if tl.lines.nav.movement(code, len, page) {
+                            tl.follow = tl.follow && tl.lines.nav.selected + 1 >= len;
                         }
                     }
                 }
             }
             View::Queries => {
-                if Self::movement(
-                    k.code,
-                    &mut self.query_nav.selected,
-                    self.queries.len(),
-                    page,
-                ) {
+                let len = self.queries.len();
+                if self.queries.nav.movement(k.code, len, page) {
+                    // The rows now in view are copied at the next refresh.
+                    self.force = true;
                     return;
                 }
-                if k.code == KeyCode::Enter
-                    && let Some(q) = self.queries.get(self.query_nav.selected)
+                let keep = self.queries.visible_selected().map(QRow::id);
+                if self.queries.nav.sort_key(k.code, QCol::ALL.len()) {
+                    // Ordered by the new key from the next refresh on.
+                    self.reset_matches();
+                    self.queries.keep = keep;
+                } else if k.code == KeyCode::Enter
+                    && let Some(r) = self.queries.visible_selected()
                 {
-                    self.detail = Some(q.clone());
-                    self.detail_scroll = 0;
-                    self.go(View::Detail);
+                    match r.seq {
+                        Some(seq) => self.request = Some(Open::Seq(seq)),
+                        // Still running: its session's timeline shows it as it goes.
+                        None => {
+                            let (conn, ts) = (r.conn, r.start_ns);
+                            self.open_timeline(conn, Some(ts));
+                        }
+                    }
+                    self.force = true;
                 }
             }
             View::Detail => {
                 if k.code == KeyCode::Char('t')
                     && let Some(q) = &self.detail
                 {
-                    let conn = q.rec.conn_id;
-                    self.open_timeline(conn);
+                    let (conn, ts) = (q.rec.conn_id, q.rec.start_ns);
+                    self.open_timeline(conn, Some(ts));
                     return;
                 }
-                // The drawing code clamps the scroll to the text height.
-                Self::movement(k.code, &mut self.detail_scroll, usize::MAX, page);
+                let mut nav = Nav {
+                    selected: self.detail_scroll,
+                    ..Nav::default()
+                };
+                nav.movement(k.code, self.detail_len, page);
+                self.detail_scroll = nav.selected;
             }
             View::Top => {
-                if Self::movement(k.code, &mut self.top_nav.selected, self.top.len(), page) {
+                let t = &mut self.top;
+                if t.nav.movement(k.code, t.rows.len(), page) {
                     return;
                 }
-                if Self::sort_key(k.code, &mut self.top_nav, TopCol::ALL.len()) {
+                if t.nav.sort_key(k.code, TopCol::ALL.len()) {
                     self.sort_top(self.selected_fingerprint());
                 } else if k.code == KeyCode::Enter
-                    && let Some(r) = self.top.get(self.top_nav.selected)
+                    && let Some(r) = self.top.selected()
                 {
                     self.request = Some(Open::Latest(r.fingerprint.clone()));
                     self.force = true;
                 }
             }
             View::Errors => {
-                if Self::movement(k.code, &mut self.err_nav.selected, self.errors.len(), page) {
+                let t = &mut self.errors;
+                if t.nav.movement(k.code, t.rows.len(), page) {
                     return;
                 }
                 if k.code == KeyCode::Enter
-                    && let Some(g) = self.errors.get(self.err_nav.selected)
+                    && let Some(g) = self.errors.selected()
                 {
                     self.request = Some(Open::Seq(g.last_seq));
                     self.force = true;
                 }
             }
+            View::Anomalies => {
+                let t = &mut self.anomalies;
+                if t.nav.movement(k.code, t.rows.len(), page) {
+                    return;
+                }
+                if k.code == KeyCode::Enter
+                    && let Some(a) = self.anomalies.selected()
+                {
+                    match a.conn {
+                        Some(conn) => {
+                            let ts = a.ts;
+                            self.open_timeline(conn, Some(ts));
+                        }
+                        None => self.status = Some("a run-level anomaly: no session".into()),
+                    }
+                }
+            }
         }
     }
 
-    /// Left/Right pick the sort column, `r` reverses; returns whether it was one of them.
-    fn sort_key(k: KeyCode, nav: &mut TableNav, ncols: usize) -> bool {
-        match k {
-            KeyCode::Left | KeyCode::Char('<') => nav.sort = (nav.sort + ncols - 1) % ncols,
-            KeyCode::Right | KeyCode::Char('>') => nav.sort = (nav.sort + 1) % ncols,
-            KeyCode::Char('r') => nav.desc = !nav.desc,
-            _ => return false,
-        }
-        true
-    }
-
-    fn open_timeline(&mut self, conn: u64) {
+    /// Opens a session's timeline, at the line of time `at` (a statement's start) or
+    /// following its tail.
+    fn open_timeline(&mut self, conn: u64, at: Option<i64>) {
         if self.timeline.conn != Some(conn) {
             self.timeline = Timeline {
                 conn: Some(conn),
-                follow: true,
                 ..Timeline::default()
             };
+        }
+        if at.is_some() {
+            self.timeline.follow = false;
+            self.timeline.goto = at;
         }
         self.go(View::Timeline);
     }
 
     pub fn sess_col(&self) -> SessCol {
-        SessCol::ALL[self.sess_nav.sort % SessCol::ALL.len()]
+        SessCol::ALL[self.sessions.nav.sort % SessCol::ALL.len()]
     }
 
     pub fn top_col(&self) -> TopCol {
-        TopCol::ALL[self.top_nav.sort % TopCol::ALL.len()]
+        TopCol::ALL[self.top.nav.sort % TopCol::ALL.len()]
     }
 
     fn sort_sessions(&mut self, keep: Option<u64>) {
-        let (col, desc) = (self.sess_col(), self.sess_nav.desc);
-        resort(
-            &mut self.sessions,
-            &mut self.sess_nav,
+        let (col, desc) = (self.sess_col(), self.sessions.nav.desc);
+        self.sessions.resort(
             keep,
             |r| r.conn,
             |a, b| {
@@ -572,10 +864,8 @@ impl App {
     }
 
     fn sort_top(&mut self, keep: Option<String>) {
-        let (col, desc) = (self.top_col(), self.top_nav.desc);
-        resort(
-            &mut self.top,
-            &mut self.top_nav,
+        let (col, desc) = (self.top_col(), self.top.nav.desc);
+        self.top.resort(
             keep,
             |r| r.fingerprint.clone(),
             |a, b| {
@@ -589,13 +879,11 @@ impl App {
     }
 
     fn selected_conn(&self) -> Option<u64> {
-        self.sessions.get(self.sess_nav.selected).map(|r| r.conn)
+        self.sessions.selected().map(|r| r.conn)
     }
 
     fn selected_fingerprint(&self) -> Option<String> {
-        self.top
-            .get(self.top_nav.selected)
-            .map(|r| r.fingerprint.clone())
+        self.top.selected().map(|r| r.fingerprint.clone())
     }
 
     /// Copies what the current view needs from the shared state. Runs under the lock,
@@ -605,51 +893,32 @@ impl App {
         if let Some(r) = self.request.take() {
             self.serve(r, st);
         }
-        if self.paused && !self.force {
-            return;
+        if !self.paused || self.force {
+            let forced = std::mem::take(&mut self.force);
+            match self.view {
+                View::Sessions => self.refresh_sessions(st),
+                View::Timeline => self.refresh_timeline(st),
+                View::Queries => self.refresh_queries(st),
+                View::Detail => {}
+                View::Top | View::Errors => {
+                    let stale = self
+                        .top_built
+                        .is_none_or(|t| now.duration_since(t) >= STATS_REFRESH);
+                    if forced || stale {
+                        self.top_built = Some(now);
+                        self.refresh_stats(st);
+                    }
+                }
+                View::Anomalies => {
+                    let keep = self.anomalies.nav.selected;
+                    self.anomalies.rows = st.anomalies.iter().rev().cloned().collect();
+                    self.anomalies.nav.selected = keep;
+                }
+            }
         }
-        let forced = std::mem::take(&mut self.force);
-        match self.view {
-            View::Sessions => {
-                let keep = self.selected_conn();
-                let with_match = self.sessions_with_matching_queries(st);
-                self.sessions = st
-                    .sessions
-                    .values()
-                    .filter(|e| {
-                        self.filter.matches(*e)
-                            && with_match.as_ref().is_none_or(|m| m.contains(&e.meta.id))
-                    })
-                    .map(SessionRow::from_entry)
-                    .collect();
-                self.sort_sessions(keep);
-            }
-            View::Timeline => self.refresh_timeline(st),
-            View::Queries => {
-                let keep = self.queries.get(self.query_nav.selected).map(|q| q.seq);
-                self.queries = st
-                    .queries
-                    .iter()
-                    .rev()
-                    .filter(|q| self.filter.matches(q.as_ref()))
-                    .cloned()
-                    .collect();
-                if let Some(seq) = keep {
-                    self.query_nav.selected =
-                        self.queries.iter().position(|q| q.seq == seq).unwrap_or(0);
-                }
-                self.query_nav.clamp(self.queries.len());
-            }
-            View::Detail => {}
-            View::Top | View::Errors => {
-                let stale = self
-                    .top_built
-                    .is_none_or(|t| now.duration_since(t) >= STATS_REFRESH);
-                if forced || stale {
-                    self.top_built = Some(now);
-                    self.refresh_stats(st);
-                }
-            }
+        self.scroll();
+        if self.view == View::Queries {
+            self.copy_visible(st);
         }
     }
 
@@ -661,35 +930,182 @@ impl App {
         h.progress = st.input_size.map(|t| (read.min(t), t));
         h.rates.clear();
         h.rates.extend(st.rates.iter().copied());
+        h.now_ns = st.last_ts;
         if st.live && st.finished.is_none() {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            pad_rates(&mut h.rates, now);
+                .map_or(0, |d| d.as_nanos() as i64);
+            pad_rates(&mut h.rates, now.div_euclid(1_000_000_000));
+            h.now_ns = h.now_ns.max(now);
         }
         h.health.clone_from(&st.health);
         h.queries = st.total_queries;
         h.errors = st.total_errors;
         h.sessions = st.sessions.len();
         h.open_sessions = st.sessions.values().filter(|s| !s.closed).count();
+        h.running = st.sessions.values().filter(|s| s.running.is_some()).count();
         h.finished = st.finished.is_some();
         h.dropped_packets = st
             .finished
             .as_ref()
             .map_or(st.health.dropped_packets, |r| r.dropped);
         h.fatal.clone_from(&st.fatal);
+        h.limits = st.limits;
     }
 
-    /// With statement terms in the filter, a session shows when one of its retained
-    /// statements matches: the set of those sessions (one pass over the window).
-    fn sessions_with_matching_queries(&self, st: &State) -> Option<HashSet<u64>> {
-        self.filter.has_query_terms().then(|| {
-            st.queries
-                .iter()
-                .filter(|q| self.filter.matches(q.as_ref()))
-                .map(|q| q.rec.conn_id)
-                .collect()
-        })
+    fn refresh_sessions(&mut self, st: &State) {
+        self.update_matches(st);
+        let keep = self.selected_conn();
+        let with_match = (self.filter.has_query_terms()).then_some(&self.queries.matched.conns);
+        let now = self.header.now_ns;
+        self.sessions.rows = st
+            .sessions
+            .values()
+            .filter(|e| {
+                self.filter.matches(*e) && with_match.is_none_or(|m| m.contains(&e.meta.id))
+            })
+            .map(|e| SessionRow::from_entry(e, now))
+            .collect();
+        self.sort_sessions(keep);
+    }
+
+    /// Looks at the statements not yet seen (a bounded number) and adds those that
+    /// match to the Queries order, the sessions with a match and the filtered stats.
+    fn update_matches(&mut self, st: &State) {
+        let col = self.queries.col();
+        let stats = !self.filter.is_empty() || self.follow.is_some();
+        let m = &mut self.queries.matched;
+        // Statements dropped from the state are forgotten here too.
+        if let Some(first) = st.stmts_all.front().map(|s| s.seq)
+            && first > m.first
+        {
+            m.first = first;
+            m.order.retain(|s| *s >= first);
+            m.next = m.next.max(first);
+        }
+        let first = st.stmts_all.front().map_or(0, |s| s.seq);
+        let start = m.next.saturating_sub(first) as usize;
+        let mut new: Vec<(i64, u64)> = Vec::new();
+        let mut seen = 0;
+        for s in st
+            .stmts_all
+            .range(start.min(st.stmts_all.len())..)
+            .take(MATCH_CHUNK)
+        {
+            seen += 1;
+            if !(self.follow.is_none_or(|c| c == s.conn) && self.filter.matches(s)) {
+                continue;
+            }
+            new.push(col.key(s));
+            m.conns.insert(s.conn);
+            if stats {
+                add_statement(
+                    &mut m.stmts,
+                    &mut m.fingerprints,
+                    &compact_record(s),
+                    &mut m.rng,
+                    st.limits.samples_per_statement,
+                );
+                add_error(&mut m.errors, s, st.limits.error_groups);
+            }
+        }
+        m.next = m.next.max(first) + seen as u64;
+        m.pending = st
+            .stmts_all
+            .back()
+            .map_or(0, |l| (l.seq + 1).saturating_sub(m.next));
+        if new.is_empty() {
+            return;
+        }
+        new.sort_unstable();
+        let key = |seq: u64| st.stmt_by_seq(seq).map_or((i64::MIN, seq), |s| col.key(s));
+        // New statements mostly sort after the others (times grow): append then.
+        if m.order.last().is_none_or(|&l| key(l) <= new[0]) {
+            m.order.extend(new.iter().map(|k| k.1));
+        } else {
+            let old = std::mem::take(&mut m.order);
+            let mut merged = Vec::with_capacity(old.len() + new.len());
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() || j < new.len() {
+                if j >= new.len() || (i < old.len() && key(old[i]) <= new[j]) {
+                    merged.push(old[i]);
+                    i += 1;
+                } else {
+                    merged.push(new[j].1);
+                    j += 1;
+                }
+            }
+            m.order = merged;
+        }
+    }
+
+    fn refresh_queries(&mut self, st: &State) {
+        let keep = self
+            .queries
+            .keep
+            .take()
+            .or_else(|| self.queries.visible_selected().map(QRow::id));
+        self.update_matches(st);
+        // Running statements of the shown sessions, longest running first.
+        let mut running: Vec<(i64, u64)> = st
+            .sessions
+            .values()
+            .filter(|e| self.follow.is_none_or(|c| c == e.meta.id))
+            .filter_map(|e| Some((e.running.as_ref()?.start_ns, e.meta.id)))
+            .filter(|&(_, conn)| {
+                let e = &st.sessions[&conn];
+                self.filter.matches(&running_stmt(e, self.header.now_ns))
+            })
+            .collect();
+        running.sort_unstable();
+        self.queries.running = running.into_iter().map(|r| r.1).collect();
+        if let Some(id) = keep
+            && let Some(i) = self.queries.position(id)
+        {
+            self.queries.nav.selected = i;
+        }
+    }
+
+    /// Copies the rows in view of the Queries table.
+    fn copy_visible(&mut self, st: &State) {
+        let q = &mut self.queries;
+        let now = self.header.now_ns;
+        let end = (q.nav.offset + self.page).min(q.len());
+        q.visible = (q.nav.offset..end)
+            .filter_map(|i| match q.at(i)? {
+                Err(conn) => {
+                    let e = st.sessions.get(&conn)?;
+                    let r = e.running.as_ref()?;
+                    Some(QRow {
+                        seq: None,
+                        conn,
+                        user: e.rec.user.clone(),
+                        start_ns: r.start_ns,
+                        duration_ns: now.saturating_sub(r.start_ns).max(0),
+                        rows: 0,
+                        outcome: None,
+                        code: None,
+                        text: r.text.clone(),
+                        wait: Some(r.wait),
+                    })
+                }
+                Ok(seq) => {
+                    let s = st.stmt_by_seq(seq)?;
+                    Some(QRow {
+                        seq: Some(seq),
+                        conn: s.conn,
+                        user: s.who.user.clone(),
+                        start_ns: s.start_ns,
+                        duration_ns: s.duration_ns(),
+                        rows: s.rows,
+                        outcome: Some(s.outcome),
+                        code: s.error.as_ref().map(|e| e.code.clone()),
+                        text: s.text.clone(),
+                        wait: None,
+                    })
+                }
+            })
+            .collect();
     }
 
     fn refresh_timeline(&mut self, st: &State) {
@@ -711,49 +1127,47 @@ impl App {
             e.meta.client.0,
             e.meta.client.1,
         );
+        let lines = &mut tl.lines;
         // Lines only ever get appended (or dropped at the front), so the copy is
         // redone only when the count moved.
         let total = e.messages_dropped + e.messages.len() as u64;
-        if total != tl.dropped + tl.lines.len() as u64 {
+        if total != tl.dropped + lines.rows.len() as u64 {
             let shift = e.messages_dropped.saturating_sub(tl.dropped) as usize;
-            tl.lines.clear();
-            tl.lines.extend(e.messages.iter().cloned());
+            lines.rows.clear();
+            lines.rows.extend(e.messages.iter().cloned());
             tl.dropped = e.messages_dropped;
-            tl.selected = tl.selected.saturating_sub(shift);
+            lines.nav.selected = lines.nav.selected.saturating_sub(shift);
         }
-        if tl.follow {
-            tl.selected = tl.lines.len().saturating_sub(1);
+        if let Some(ts) = tl.goto.take() {
+            // The statement's first line: the first at or after its start.
+            let i = lines
+                .rows
+                .iter()
+                .position(|l| l.ts >= ts)
+                .unwrap_or(lines.rows.len());
+            lines.nav.selected = i;
+            if i >= lines.rows.len() {
+                self.status = Some("the statement's messages are no longer kept".into());
+            }
+        } else if tl.follow {
+            lines.nav.selected = lines.rows.len().saturating_sub(1);
         }
-        tl.selected = tl.selected.min(tl.lines.len().saturating_sub(1));
+        lines.nav.clamp(lines.rows.len());
     }
 
     fn refresh_stats(&mut self, st: &State) {
-        self.stats_from_window = !self.filter.is_empty();
-        let (top, mut errors) = if self.stats_from_window {
-            let mut stmts = HashMap::new();
-            let mut groups = HashMap::new();
-            let mut rng = 1;
-            let mut fingerprints = crate::session::sql::FingerprintCache::default();
-            for q in st
-                .queries
-                .iter()
-                .filter(|q| self.filter.matches(q.as_ref()))
-            {
-                add_statement(
-                    &mut stmts,
-                    &mut fingerprints,
-                    &q.rec,
-                    &mut rng,
-                    st.limits.samples_per_statement,
-                );
-                add_error(&mut groups, q, st.limits.error_groups);
-            }
-            (top_rows(&stmts), groups.into_values().collect::<Vec<_>>())
-        } else {
+        self.update_matches(st);
+        let m = &self.queries.matched;
+        let (top, mut errors) = if self.filter.is_empty() && self.follow.is_none() {
             (top_rows(&st.stmts), st.errors.values().cloned().collect())
+        } else {
+            (
+                top_rows(&m.stmts),
+                m.errors.values().cloned().collect::<Vec<_>>(),
+            )
         };
         let keep = self.selected_fingerprint();
-        self.top = top;
+        self.top.rows = top;
         self.sort_top(keep);
         errors.sort_by(|a, b| {
             b.count
@@ -761,24 +1175,37 @@ impl App {
                 .then(b.last_ns.cmp(&a.last_ns))
                 .then_with(|| a.code.cmp(&b.code))
         });
-        self.errors = errors;
-        self.err_nav.clamp(self.errors.len());
+        self.errors.rows = errors;
+        self.errors.nav.clamp(self.errors.rows.len());
+    }
+
+    /// Filtered statistics still being computed (statements not yet looked at).
+    pub fn stats_pending(&self) -> u64 {
+        self.queries.matched.pending
     }
 
     fn serve(&mut self, r: Open, st: &State) {
         let found = match &r {
-            Open::Seq(seq) => st.query_by_seq(*seq),
+            Open::Seq(seq) => st.detail_of(*seq),
             Open::At { conn, ts } => st
+                .stmts_all
+                .iter()
+                .rev()
+                .filter(|q| q.conn == *conn)
+                .find(|q| q.start_ns <= *ts && *ts <= q.end_ns)
+                .and_then(|q| st.detail_of(q.seq)),
+            Open::Latest(fp) => st
                 .queries
                 .iter()
                 .rev()
-                .filter(|q| q.rec.conn_id == *conn)
-                .find(|q| q.rec.start_ns <= *ts && *ts <= q.rec.end_ns),
-            Open::Latest(fp) => st.queries.iter().rev().find(|q| q.fingerprint == *fp),
+                .find(|q| q.fingerprint == *fp)
+                .cloned(),
         };
         match found {
             Some(q) => {
-                self.detail = Some(q.clone());
+                self.detail_len =
+                    super::ui::detail_lines(&q, super::ui::Theme { color: false }).len();
+                self.detail = Some(q);
                 self.detail_scroll = 0;
                 self.go(View::Detail);
             }
@@ -790,6 +1217,47 @@ impl App {
             }
         }
     }
+}
+
+impl QueriesView {
+    /// The selected row, if in view.
+    pub fn visible_selected(&self) -> Option<&QRow> {
+        self.visible
+            .get(self.nav.selected.checked_sub(self.nav.offset)?)
+    }
+}
+
+impl QRow {
+    fn id(&self) -> Result<u64, u64> {
+        self.seq.ok_or(self.conn)
+    }
+}
+
+/// A running statement as the filter sees it: elapsed so far as its duration.
+fn running_stmt(e: &SessionEntry, now: i64) -> Stmt {
+    let r = e.running.as_ref();
+    let start = r.map_or(now, |r| r.start_ns);
+    Stmt {
+        seq: u64::MAX,
+        conn: e.meta.id,
+        start_ns: start,
+        end_ns: now.max(start),
+        rows: 0,
+        outcome: Outcome::Unknown,
+        error: None,
+        text: r.and_then(|r| r.text.clone()),
+        who: e.who(),
+    }
+}
+
+/// A statement record with what the statistics read, from a compact statement.
+fn compact_record(s: &Stmt) -> QueryRecord {
+    let mut r = QueryRecord::new(s.conn, "simple", s.start_ns);
+    r.end_ns = s.end_ns;
+    r.text = s.text.as_deref().map(Into::into);
+    r.rows_returned = s.rows;
+    r.outcome = s.outcome;
+    r
 }
 
 #[cfg(test)]

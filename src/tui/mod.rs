@@ -48,6 +48,7 @@ fn event_loop(
             return Ok(());
         }
         let start = Instant::now();
+        app.resize(terminal.size()?.height);
         if keyed || refreshed.is_none_or(|t| start.duration_since(t) >= REFRESH) {
             let st = lock(shared);
             if st.crashed {
@@ -56,7 +57,7 @@ fn event_loop(
             app.refresh(&st, start);
             refreshed = Some(start);
         }
-        terminal.draw(|f| ui::draw(f, &mut app, theme))?;
+        terminal.draw(|f| ui::draw(f, &app, theme))?;
         keyed = false;
         // Keys are handled as they come; the next frame waits for the deadline.
         let deadline = start + FRAME;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 pub enum SessCol {
     Conn,
     Client,
+    Server,
     User,
     Db,
     App,
@@ -19,6 +20,12 @@ pub enum SessCol {
     Enc,
     Auth,
     State,
+    /// How long the running statement has run.
+    Running,
+    /// What it waits on.
+    Wait,
+    /// The running statement's SQL.
+    Query,
     Queries,
     Errors,
     Bytes,
@@ -26,9 +33,10 @@ pub enum SessCol {
 }
 
 impl SessCol {
-    pub const ALL: [SessCol; 13] = [
+    pub const ALL: [SessCol; 17] = [
         SessCol::Conn,
         SessCol::Client,
+        SessCol::Server,
         SessCol::User,
         SessCol::Db,
         SessCol::App,
@@ -36,6 +44,9 @@ impl SessCol {
         SessCol::Enc,
         SessCol::Auth,
         SessCol::State,
+        SessCol::Running,
+        SessCol::Wait,
+        SessCol::Query,
         SessCol::Queries,
         SessCol::Errors,
         SessCol::Bytes,
@@ -46,6 +57,10 @@ impl SessCol {
         match self {
             SessCol::Conn => "#",
             SessCol::Client => "client",
+            SessCol::Server => "server",
+            SessCol::Running => "running",
+            SessCol::Wait => "wait",
+            SessCol::Query => "query",
             SessCol::User => "user",
             SessCol::Db => "db",
             SessCol::App => "app",
@@ -66,6 +81,7 @@ impl SessCol {
 pub struct SessionRow {
     pub conn: u64,
     pub client: String,
+    pub server: String,
     pub user: Option<String>,
     pub db: Option<String>,
     pub app: Option<String>,
@@ -73,6 +89,10 @@ pub struct SessionRow {
     pub enc: Option<&'static str>,
     pub auth: Option<String>,
     pub state: &'static str,
+    /// The running statement: elapsed, what it waits on, its SQL.
+    pub running_ns: Option<i64>,
+    pub wait: Option<&'static str>,
+    pub query: Option<std::sync::Arc<str>>,
     pub queries: u64,
     pub errors: u64,
     pub bytes: u64,
@@ -81,11 +101,17 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    pub(super) fn from_entry(e: &SessionEntry) -> Self {
+    /// The row of a session; `now` gives the elapsed time of a running statement.
+    pub(super) fn from_entry(e: &SessionEntry, now: i64) -> Self {
         let r = &e.rec;
+        let running = e.running.as_ref();
         SessionRow {
             conn: e.meta.id,
-            client: format!("{}:{}", e.meta.client.0, e.meta.client.1),
+            client: addr(e.meta.client),
+            server: addr(e.meta.server),
+            running_ns: running.map(|x| now.saturating_sub(x.start_ns).max(0)),
+            wait: running.map(|x| x.wait),
+            query: running.and_then(|x| x.text.clone()),
             user: r.user.clone(),
             db: r.database.clone(),
             app: r.application.clone(),
@@ -110,6 +136,10 @@ impl SessionRow {
         match c {
             SessCol::Conn => self.conn.to_string(),
             SessCol::Client => self.client.clone(),
+            SessCol::Server => self.server.clone(),
+            SessCol::Running => self.running_ns.map(human_ns).unwrap_or_default(),
+            SessCol::Wait => self.wait.unwrap_or_default().to_string(),
+            SessCol::Query => self.query.as_deref().unwrap_or_default().to_string(),
             SessCol::User => opt(&self.user),
             SessCol::Db => opt(&self.db),
             SessCol::App => self.app.clone().unwrap_or_default(),
@@ -131,9 +161,15 @@ impl SessionRow {
             SessCol::Errors => self.errors.cmp(&o.errors),
             SessCol::Bytes => self.bytes.cmp(&o.bytes),
             SessCol::Duration => self.duration_ns.cmp(&o.duration_ns),
+            SessCol::Running => self.running_ns.cmp(&o.running_ns),
             _ => self.cell(c).cmp(&o.cell(c)),
         }
     }
+}
+
+/// `ip:port`, IPv6 in brackets.
+fn addr((ip, port): (std::net::IpAddr, u16)) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
 }
 
 /// Columns of the top-queries table that can be sorted on.

@@ -4,11 +4,12 @@
 
 use crate::filter::{self, Key, Subject, Val};
 use crate::output::fields::visit;
-use crate::output::fmt::push_escaped;
+use crate::output::fmt::push_sanitized;
 use crate::output::summary::{StmtStats, add_statement};
 use crate::output::text::Args;
 use crate::output::{AnomalyView, RunStats, Sink};
 use crate::pgwire::{Body, Dir, Msg};
+use crate::session::InFlight;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
@@ -25,7 +26,12 @@ pub struct Limits {
     pub messages_per_session: usize,
     /// Timeline lines kept over all sessions; the oldest go first.
     pub messages_total: usize,
-    /// The most recent statements, for query detail, filtered statistics and jumps.
+    /// Statements kept in compact form (times, rows, outcome, shared text) for the
+    /// Queries view, filters and filtered statistics: the whole capture up to this
+    /// many, the oldest dropped beyond (`--tui-statements`).
+    pub statements: usize,
+    /// The most recent statements kept whole (parameters, notices, error fields) for
+    /// the query detail.
     pub queries: usize,
     /// Bytes of SQL text and parameters kept with them (a statement can be huge).
     pub query_bytes: usize,
@@ -36,6 +42,8 @@ pub struct Limits {
     pub error_groups: usize,
     /// Characters kept of a timeline summary.
     pub summary_chars: usize,
+    /// Anomalies kept for the anomalies view.
+    pub anomalies: usize,
 }
 
 impl Default for Limits {
@@ -44,11 +52,13 @@ impl Default for Limits {
             closed_sessions: 2_000,
             messages_per_session: 5_000,
             messages_total: 300_000,
+            statements: 1_000_000,
             queries: 20_000,
             query_bytes: 64 << 20,
             samples_per_statement: 1_000,
             error_groups: 1_000,
             summary_chars: 300,
+            anomalies: 10_000,
         }
     }
 }
@@ -65,14 +75,29 @@ pub struct MsgLine {
     pub summary: String,
 }
 
+/// A statement still running, as the session layer reported it.
+#[derive(Clone, Debug)]
+pub struct Running {
+    /// Its SQL (the first [`TEXT_CAP`] bytes), `None` if never seen.
+    pub text: Option<Arc<str>>,
+    pub start_ns: i64,
+    /// What it waits on (`server`, `rows`, `client (COPY)`).
+    pub wait: &'static str,
+}
+
+/// Bytes of SQL kept per distinct text in the compact statements.
+pub const TEXT_CAP: usize = 1024;
+
 pub struct SessionEntry {
     pub meta: ConnMeta,
     /// The client address as text, for `client=` (without the port, as for statements).
     pub client_ip: String,
     pub rec: SessionRecord,
     pub closed: bool,
-    /// A statement was sent and its ReadyForQuery not yet seen.
-    pub active: bool,
+    /// The statement running now.
+    pub running: Option<Running>,
+    /// Who the session is, shared by its compact statements.
+    who: Arc<Who>,
     /// Status byte of the last ReadyForQuery.
     pub tx: Option<u8>,
     pub last_ts: i64,
@@ -94,7 +119,11 @@ impl SessionEntry {
                 ..SessionRecord::default()
             },
             closed: false,
-            active: false,
+            running: None,
+            who: Arc::new(Who {
+                client: meta.client.0.to_string(),
+                ..Who::default()
+            }),
             tx: None,
             last_ts: ts,
             messages: VecDeque::new(),
@@ -103,7 +132,7 @@ impl SessionEntry {
     }
 
     pub fn state(&self) -> &'static str {
-        match (self.closed, self.active, self.tx) {
+        match (self.closed, self.running.is_some(), self.tx) {
             // Still open when the capture ended: not a real close.
             (true, ..) if self.rec.close_reason == "end_of_capture" => "open at end",
             (true, ..) => "closed",
@@ -117,6 +146,10 @@ impl SessionEntry {
         }
     }
 
+    pub fn who(&self) -> Arc<Who> {
+        self.who.clone()
+    }
+
     pub fn end_ns(&self) -> i64 {
         if self.closed {
             self.rec.end_ns
@@ -127,7 +160,7 @@ impl SessionEntry {
 }
 
 /// Who ran a statement, kept with it for filtering.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Who {
     pub client: String,
     pub user: Option<String>,
@@ -145,6 +178,8 @@ pub struct QueryEntry {
     pub fingerprint: String,
     /// The statement had parameters, withheld (`--redact-params`): `rec` holds none.
     pub params_redacted: bool,
+    /// Rebuilt from the compact statement: the whole record was no longer kept.
+    pub compact: bool,
 }
 
 impl QueryEntry {
@@ -158,6 +193,100 @@ impl QueryEntry {
     }
 }
 
+/// The error of a compact statement: its SQLSTATE and message.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ErrKey {
+    pub code: String,
+    pub message: String,
+}
+
+/// One statement in compact form, kept for the whole capture (bounded by
+/// [`Limits::statements`]): what the Queries view, filters and filtered statistics
+/// need. Texts and errors are shared between the statements that have the same.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub seq: u64,
+    pub conn: u64,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Rows returned, or affected when more.
+    pub rows: u64,
+    pub outcome: Outcome,
+    pub error: Option<Arc<ErrKey>>,
+    /// The first [`TEXT_CAP`] bytes of the SQL; `None` if never seen.
+    pub text: Option<Arc<str>>,
+    pub who: Arc<Who>,
+}
+
+impl Stmt {
+    pub fn duration_ns(&self) -> i64 {
+        self.end_ns.saturating_sub(self.start_ns).max(0)
+    }
+}
+
+impl Subject for Stmt {
+    fn get(&self, key: Key) -> Val<'_> {
+        let who = self.who.view();
+        match key {
+            Key::Sqlstate => self
+                .error
+                .as_ref()
+                .map_or(Val::Missing, |e| Val::Str(&e.code)),
+            Key::Text => self.text.as_deref().map_or(Val::Missing, Val::Str),
+            Key::Duration => Val::Num(self.duration_ns()),
+            Key::Rows => Val::Num(self.rows as i64),
+            Key::Failed => Val::Bool(self.outcome == Outcome::Failure),
+            // The keys about who ran it, answered as for any statement.
+            _ => filter::statement_value(key, who, &NO_RECORD),
+        }
+    }
+}
+
+/// Stands for a statement's own fields where only who ran it is asked.
+static NO_RECORD: std::sync::LazyLock<QueryRecord> =
+    std::sync::LazyLock::new(|| QueryRecord::new(0, "simple", 0));
+
+/// Interns texts and errors so that repeated statements share them. Cleared when
+/// it grows past its bound: only the sharing is lost.
+#[derive(Default)]
+pub(crate) struct Interner {
+    texts: std::collections::HashSet<Arc<str>>,
+    errors: std::collections::HashSet<Arc<ErrKey>>,
+}
+
+const INTERNED: usize = 200_000;
+
+impl Interner {
+    fn text(&mut self, t: &str) -> Arc<str> {
+        let t = &t[..t.floor_char_boundary(TEXT_CAP)];
+        if let Some(a) = self.texts.get(t) {
+            return a.clone();
+        }
+        if self.texts.len() >= INTERNED {
+            self.texts.clear();
+        }
+        let a: Arc<str> = Arc::from(t);
+        self.texts.insert(a.clone());
+        a
+    }
+
+    fn error(&mut self, code: &str, message: &str) -> Arc<ErrKey> {
+        let k = ErrKey {
+            code: code.to_string(),
+            message: message.to_string(),
+        };
+        if let Some(a) = self.errors.get(&k) {
+            return a.clone();
+        }
+        if self.errors.len() >= INTERNED {
+            self.errors.clear();
+        }
+        let a = Arc::new(k);
+        self.errors.insert(a.clone());
+        a
+    }
+}
+
 impl Who {
     fn view(&self) -> filter::Who<'_> {
         filter::Who {
@@ -166,6 +295,33 @@ impl Who {
             user: self.user.as_deref(),
             database: self.database.as_deref(),
             application: self.application.as_deref(),
+        }
+    }
+}
+
+impl QueryEntry {
+    /// A detail entry for a statement whose whole record is no longer kept: what its
+    /// compact form holds.
+    pub fn from_stmt(s: &Stmt) -> Self {
+        let mut rec = QueryRecord::new(s.conn, "", s.start_ns);
+        rec.end_ns = s.end_ns;
+        rec.text = s.text.as_deref().map(Into::into);
+        rec.rows_returned = s.rows;
+        rec.outcome = s.outcome;
+        rec.error = s.error.as_ref().map(|e| {
+            Box::new(crate::session::record::ServerMessage {
+                code: e.code.clone(),
+                message: e.message.clone(),
+                ..Default::default()
+            })
+        });
+        QueryEntry {
+            seq: s.seq,
+            who: (*s.who).clone(),
+            fingerprint: String::new(),
+            params_redacted: false,
+            compact: true,
+            rec,
         }
     }
 }
@@ -194,8 +350,8 @@ pub struct ErrorGroup {
 }
 
 /// Adds a failed statement to the groups, keeping at most `cap` of them.
-pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &QueryEntry, cap: usize) {
-    let Some(e) = &q.rec.error else { return };
+pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &Stmt, cap: usize) {
+    let Some(e) = &q.error else { return };
     let key = (e.code.clone(), e.message.clone());
     let key = if groups.len() < cap || groups.contains_key(&key) {
         key
@@ -212,8 +368,18 @@ pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &QueryEn
             last_seq: 0,
         });
     g.count += 1;
-    g.last_ns = q.rec.end_ns;
+    g.last_ns = q.end_ns;
     g.last_seq = q.seq;
+}
+
+/// One anomaly, for the anomalies view.
+#[derive(Clone, Debug)]
+pub struct AnomalyLine {
+    pub ts: i64,
+    pub conn: Option<u64>,
+    pub kind: String,
+    /// Escaped for the terminal.
+    pub message: String,
 }
 
 /// Per-second counters, by capture time.
@@ -251,6 +417,8 @@ pub struct Health {
     pub sessions_dropped: u64,
     pub messages_dropped: u64,
     pub queries_dropped: u64,
+    /// Compact statements dropped beyond `Limits::statements`.
+    pub statements_dropped: u64,
     /// Packets the live capture has dropped so far (libpcap's count).
     pub dropped_packets: u64,
 }
@@ -262,6 +430,14 @@ pub struct State {
     /// Closed sessions, oldest first, to forget the oldest beyond the limit.
     closed_order: VecDeque<u64>,
     pub queries: VecDeque<Arc<QueryEntry>>,
+    /// Every statement of the run in compact form (up to `limits.statements`), by seq.
+    pub stmts_all: VecDeque<Stmt>,
+    pub anomalies: VecDeque<AnomalyLine>,
+    pub(crate) interner: Interner,
+    /// The latest capture time seen.
+    pub last_ts: i64,
+    /// Connections on a watched port that turned out not to be PostgreSQL.
+    pub not_postgres: u64,
     pub next_seq: u64,
     /// Text and parameter bytes of `queries`.
     query_bytes: usize,
@@ -308,6 +484,7 @@ impl State {
             SessionEntry::new(conn, ts)
         });
         e.last_ts = e.last_ts.max(ts);
+        self.last_ts = self.last_ts.max(ts);
         e
     }
 
@@ -390,8 +567,72 @@ impl State {
             .filter(|q| q.seq == seq)
     }
 
+    /// Finds a compact statement by its sequence number.
+    pub fn stmt_by_seq(&self, seq: u64) -> Option<&Stmt> {
+        let first = self.stmts_all.front()?.seq;
+        self.stmts_all
+            .get(seq.checked_sub(first)? as usize)
+            .filter(|q| q.seq == seq)
+    }
+
+    /// The statement `seq` for the detail view: whole if still kept, else rebuilt
+    /// from its compact form.
+    pub fn detail_of(&self, seq: u64) -> Option<Arc<QueryEntry>> {
+        self.query_by_seq(seq).cloned().or_else(|| {
+            self.stmt_by_seq(seq)
+                .map(|s| Arc::new(QueryEntry::from_stmt(s)))
+        })
+    }
+
+    /// Another protocol on a watched port: not a session (JSON drops it too).
+    fn forget_not_postgres(&mut self, id: u64) {
+        if self.sessions.remove(&id).is_some() {
+            self.not_postgres += 1;
+        }
+    }
+
+    /// Keeps a statement in compact form, dropping the oldest beyond the bound.
+    fn push_stmt(&mut self, seq: u64, conn: u64, q: &QueryRecord) {
+        let who = self
+            .sessions
+            .get(&conn)
+            .map_or_else(Default::default, |e| e.who.clone());
+        let stmt = Stmt {
+            seq,
+            conn,
+            start_ns: q.start_ns,
+            end_ns: q.end_ns,
+            rows: q.rows_returned.max(q.rows_affected.unwrap_or(0)),
+            outcome: q.outcome,
+            error: q
+                .error
+                .as_ref()
+                .map(|e| self.interner.error(&e.code, &e.message)),
+            text: q.text.as_deref().map(|t| self.interner.text(t)),
+            who,
+        };
+        self.stmts_all.push_back(stmt);
+        while self.stmts_all.len() > self.limits.statements.max(1) {
+            self.stmts_all.pop_front();
+            self.health.statements_dropped += 1;
+        }
+    }
+
     fn set_record(&mut self, conn: &ConnMeta, s: &SessionRecord, ts: i64) {
+        if s.not_postgres {
+            self.forget_not_postgres(conn.id);
+            return;
+        }
         let e = self.entry(conn, ts);
+        let who = Who {
+            client: e.client_ip.clone(),
+            user: s.user.clone(),
+            database: s.database.clone(),
+            application: s.application.clone(),
+        };
+        if *e.who != who {
+            e.who = Arc::new(who);
+        }
         let was_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
         e.rec = s.clone();
         let now_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
@@ -427,14 +668,6 @@ impl TuiSink {
     }
 }
 
-/// Frontend messages that start work the server answers with ReadyForQuery.
-fn starts_work(b: &Body<'_>) -> bool {
-    matches!(
-        b,
-        Body::Query { .. } | Body::Execute { .. } | Body::FunctionCall { .. } | Body::Sync
-    )
-}
-
 impl Sink for TuiSink {
     fn wants_messages(&self) -> bool {
         true
@@ -447,7 +680,8 @@ impl Sink for TuiSink {
             // What matters first, before the full field list that the column cuts.
             for (code, sep) in [(b'S', " "), (b'C', ": "), (b'M', " │ ")] {
                 if let Some((_, v)) = fields.iter().find(|(c, _)| *c == code) {
-                    push_escaped(&mut summary, v);
+                    // Unquoted: `"u_pkey"` reads as sent.
+                    push_sanitized(&mut summary, v, false);
                     summary.push_str(sep);
                 }
             }
@@ -459,27 +693,32 @@ impl Sink for TuiSink {
         }
         let mut st = self.lock();
         st.bucket(ts).bytes += msg.len as u64;
-        let e = st.entry(conn, ts);
-        match msg.body {
-            Body::ReadyForQuery { status } => {
-                e.active = false;
-                e.tx = Some(status);
-            }
-            ref b if starts_work(b) => e.active = true,
-            _ => {}
+        if let Body::ReadyForQuery { status } = msg.body {
+            st.entry(conn, ts).tx = Some(status);
         }
         st.push_line(conn, ts, Some(msg.dir), msg.name(), summary);
         Ok(())
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
+        let mut message = String::new();
+        push_sanitized(&mut message, a.message.as_bytes(), false);
         let mut st = self.lock();
         st.health.anomalies += 1;
         st.health.gaps += (a.kind == "gap") as u64;
-        if let Some(conn) = conn {
-            let mut summary = format!("{}: ", a.kind);
-            push_escaped(&mut summary, a.message.as_bytes());
-            st.push_line(conn, ts, None, "anomaly", summary);
+        st.anomalies.push_back(AnomalyLine {
+            ts,
+            conn: conn.map(|c| c.id),
+            kind: a.kind.to_string(),
+            message: message.clone(),
+        });
+        if st.anomalies.len() > st.limits.anomalies {
+            st.anomalies.pop_front();
+        }
+        match conn {
+            Some(conn) if a.kind == "not_postgres" => st.forget_not_postgres(conn.id),
+            Some(conn) => st.push_line(conn, ts, None, "anomaly", format!("{}: {message}", a.kind)),
+            None => {}
         }
         Ok(())
     }
@@ -497,6 +736,7 @@ impl Sink for TuiSink {
         if q.skipped {
             return Ok(());
         }
+        st.push_stmt(st.next_seq, conn.id, q);
         let failed = q.outcome == Outcome::Failure;
         st.total_queries += 1;
         st.total_errors += failed as u64;
@@ -523,9 +763,12 @@ impl Sink for TuiSink {
             rec,
             fingerprint,
             params_redacted,
+            compact: false,
         });
         st.next_seq += 1;
-        add_error(&mut st.errors, &entry, st.limits.error_groups);
+        if let Some(last) = st.stmts_all.back() {
+            add_error(&mut st.errors, last, st.limits.error_groups);
+        }
         st.query_bytes += entry.size();
         st.queries.push_back(entry);
         while st.queries.len() > st.limits.queries || st.query_bytes > st.limits.query_bytes {
@@ -543,6 +786,28 @@ impl Sink for TuiSink {
         self.lock().set_record(conn, s, ts);
     }
 
+    fn wants_running(&self) -> bool {
+        true
+    }
+
+    fn running(&mut self, conn: &ConnMeta, now: Option<&InFlight<'_>>) {
+        // The text is copied once per statement, outside the lock; the interner
+        // shares it with the statement's compact record later.
+        let text: Option<Arc<str>> = now
+            .and_then(|r| r.text)
+            .map(|t| Arc::from(&t[..t.floor_char_boundary(TEXT_CAP)]));
+        let mut st = self.lock();
+        if !st.sessions.contains_key(&conn.id) && now.is_none() {
+            return;
+        }
+        let ts = now.map_or(0, |r| r.start_ns);
+        st.entry(conn, ts).running = now.map(|r| Running {
+            text,
+            start_ns: r.start_ns,
+            wait: r.wait.as_str(),
+        });
+    }
+
     fn drops(&mut self, total: u64) {
         self.lock().health.dropped_packets = total;
     }
@@ -550,7 +815,9 @@ impl Sink for TuiSink {
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         let mut st = self.lock();
         st.set_record(conn, s, s.end_ns);
-        st.entry(conn, s.end_ns).closed = true;
+        let e = st.entry(conn, s.end_ns);
+        e.closed = true;
+        e.running = None;
         st.closed_order.push_back(conn.id);
         while st.closed_order.len() > st.limits.closed_sessions {
             if let Some(old) = st.closed_order.pop_front() {
@@ -676,7 +943,7 @@ mod tests {
         assert_eq!(line.name, "ErrorResponse");
         assert!(
             line.summary
-                .starts_with("ERROR 42P01: table \\\"t\\\"\\u{1b} does not exist │ severity="),
+                .starts_with("ERROR 42P01: table \"t\"\\u{1b} does not exist │ severity="),
             "{}",
             line.summary
         );

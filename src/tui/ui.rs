@@ -2,10 +2,10 @@
 //! shared state, so it runs without the lock. Every string from the wire is escaped
 //! (`esc`) before it reaches a cell.
 
-use super::app::{App, GLOBAL_HELP, InputKind, View};
+use super::app::{App, GLOBAL_HELP, InputKind, Nav, QCol, QRow, View};
 use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
-use crate::output::fmt::{push_escaped, rfc3339, time_of_day};
+use crate::output::fmt::{push_sanitized, rfc3339, time_of_day};
 use crate::output::redact::REDACTED;
 use crate::pgwire::Dir;
 use crate::session::record::Outcome;
@@ -74,10 +74,11 @@ impl Theme {
     }
 }
 
-/// Wire text made safe for the terminal.
+/// Wire text made safe for the terminal. Cells are not quoted, so quotes stay as
+/// sent (`"u_pkey"`, not `\"u_pkey\"`); control characters are escaped.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    push_escaped(&mut out, s.as_bytes());
+    push_sanitized(&mut out, s.as_bytes(), false);
     out
 }
 
@@ -112,7 +113,8 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     )
 }
 
-pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
+/// Draws the app; reads it only (its pages come from [`App::resize`]).
+pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) {
     let [head, tabs, title, body, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(1),
@@ -123,8 +125,6 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
     .areas(f.area());
     draw_header(f, head, app, theme);
     draw_tabs(f, tabs, app, theme);
-    // One line for the table header; the rest are rows.
-    app.page = (body.height as usize).saturating_sub(2).max(1);
     let heading = match app.view {
         View::Sessions => draw_sessions(f, body, app, theme),
         View::Timeline => draw_timeline(f, body, app, theme),
@@ -132,6 +132,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
         View::Detail => draw_detail(f, body, app, theme),
         View::Top => draw_top(f, body, app, theme),
         View::Errors => draw_errors(f, body, app, theme),
+        View::Anomalies => draw_anomalies(f, body, app, theme),
     };
     f.render_widget(Paragraph::new(heading).style(theme.title()), title);
     draw_footer(f, foot, app, theme);
@@ -159,6 +160,14 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
             "{} sessions{open} {} queries ",
             h.sessions, h.queries
         )),
+        Span::styled(
+            if h.running > 0 {
+                format!("{} running ", h.running)
+            } else {
+                String::new()
+            },
+            theme.fg(Color::Green),
+        ),
         Span::styled(format!("{} errors", h.errors), err_style),
         Span::raw(" │ "),
     ];
@@ -226,12 +235,12 @@ fn draw_header(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         health.join(" "),
         if troubled { theme.warn() } else { Style::new() },
     ));
-    let lost = hl.sessions_dropped + hl.messages_dropped + hl.queries_dropped;
+    let lost = hl.sessions_dropped + hl.messages_dropped + hl.statements_dropped;
     if lost > 0 {
         l2.push(Span::styled(
             format!(
-                " │ not kept: {} sessions {} messages {} queries",
-                hl.sessions_dropped, hl.messages_dropped, hl.queries_dropped
+                " │ not kept: {} sessions {} messages {} statements",
+                hl.sessions_dropped, hl.messages_dropped, hl.statements_dropped
             ),
             theme.warn(),
         ));
@@ -278,7 +287,7 @@ fn draw_footer(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     } else if let Some(e) = &app.header.fatal {
         Line::styled(format!("capture failed: {}", esc(e)), theme.bad())
     } else {
-        let hints = "? help  q quit  f filter  p pause  1-6/Tab views  Enter open  Esc back";
+        let hints = "? help  q quit  f filter  p pause  1-7/Tab views  Enter open  Esc back";
         if app.filter.is_empty() {
             Line::raw(hints)
         } else {
@@ -292,18 +301,6 @@ fn draw_footer(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         }
     };
     f.render_widget(Paragraph::new(line), area);
-}
-
-/// First visible row so that `selected` shows, moving as little as possible.
-fn scroll(offset: &mut usize, selected: usize, len: usize, height: usize) -> usize {
-    let height = height.max(1);
-    if selected < *offset {
-        *offset = selected;
-    } else if selected >= *offset + height {
-        *offset = selected + 1 - height;
-    }
-    *offset = (*offset).min(len.saturating_sub(height));
-    *offset
 }
 
 /// Picks which columns fit: in priority order, each taking its width plus one space;
@@ -324,11 +321,10 @@ fn fit<T: Copy>(cols: &[(T, u16)], width: u16, rest: u16, must: Option<usize>) -
     chosen
 }
 
-/// Where a table is: its length, the selected row and the first row shown.
-struct Scroll<'o> {
+/// Where a table is: its length and navigation (selection, first row shown).
+struct Scroll {
     len: usize,
-    selected: usize,
-    offset: &'o mut usize,
+    nav: Nav,
 }
 
 /// Draws a table of the rows in view; `row` builds one row by index.
@@ -338,22 +334,45 @@ fn table<'a>(
     theme: Theme,
     header: Vec<Cell<'a>>,
     widths: Vec<Constraint>,
-    Scroll {
-        len,
-        selected,
-        offset,
-    }: Scroll<'_>,
-    mut row: impl FnMut(usize) -> Row<'a>,
+    Scroll { len, nav }: Scroll,
+    mut row: impl FnMut(usize) -> Option<Row<'a>>,
 ) {
     let height = (area.height as usize).saturating_sub(1);
-    let first = scroll(offset, selected, len, height);
-    let rows: Vec<Row<'a>> = (first..len.min(first + height)).map(&mut row).collect();
+    // The app scrolled for its page; a smaller area (a test) still shows the selection.
+    let first = nav
+        .offset
+        .max((nav.selected + 1).saturating_sub(height.max(1)));
+    let selected = nav.selected.min(len.saturating_sub(1));
+    let rows: Vec<Row<'a>> = (first..len.min(first + height))
+        .map_while(&mut row)
+        .collect();
     let t = Table::new(rows, widths)
         .header(Row::new(header).style(theme.header()))
         .row_highlight_style(theme.selected())
         .column_spacing(1);
-    let mut state = TableState::new().with_selected((len > 0).then(|| selected - first));
+    let mut state =
+        TableState::new().with_selected(selected.checked_sub(first).filter(|_| len > 0));
     f.render_stateful_widget(t, area, &mut state);
+}
+
+/// A table of fixed columns: (name, width), width 0 for the one taking the rest.
+fn fixed_table<'a>(
+    f: &mut Frame<'_>,
+    area: Rect,
+    theme: Theme,
+    cols: &[(&'static str, u16)],
+    scroll: Scroll,
+    row: impl FnMut(usize) -> Option<Row<'a>>,
+) {
+    let header = cols.iter().map(|(n, _)| Cell::from(*n)).collect();
+    let widths = cols
+        .iter()
+        .map(|&(_, w)| match w {
+            0 => Constraint::Fill(1),
+            w => Constraint::Length(w),
+        })
+        .collect();
+    table(f, area, theme, header, widths, scroll, row);
 }
 
 fn sort_mark(desc: bool) -> &'static str {
@@ -363,22 +382,29 @@ fn sort_mark(desc: bool) -> &'static str {
 fn sess_width(c: SessCol) -> u16 {
     match c {
         SessCol::Conn => 4,
-        SessCol::Client => 21,
-        SessCol::User | SessCol::Db | SessCol::App | SessCol::Auth => 10,
+        SessCol::Client | SessCol::Server => 15,
+        SessCol::User | SessCol::Db | SessCol::App => 8,
+        // SCRAM-SHA-256-PLUS whole.
+        SessCol::Auth => 18,
         SessCol::Proto => 5,
         SessCol::Enc => 4,
-        SessCol::State => 14,
+        SessCol::State => 11,
+        SessCol::Running => 8,
+        SessCol::Wait => 6,
+        SessCol::Query => 12,
         SessCol::Queries => 7,
         SessCol::Errors | SessCol::Bytes => 7,
         SessCol::Duration => 8,
     }
 }
 
-fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
+fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
     use SessCol::*;
-    // Most useful first: what is dropped on narrow terminals comes last.
+    // Most useful first: what is dropped on narrow terminals comes last. Client and
+    // app stay at 80 columns; text columns are cut with an ellipsis.
     let prio = [
-        Conn, User, Db, State, Queries, Errors, Duration, Client, Bytes, App, Auth, Enc, Proto,
+        Conn, Client, User, App, State, Running, Db, Query, Server, Wait, Queries, Errors,
+        Duration, Bytes, Auth, Enc, Proto,
     ];
     let sort = app.sess_col();
     let cols: Vec<(SessCol, u16)> = prio.iter().map(|&c| (c, sess_width(c))).collect();
@@ -392,25 +418,39 @@ fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         .iter()
         .map(|&c| {
             let mark = if c == sort {
-                sort_mark(app.sess_nav.desc)
+                sort_mark(app.sessions.nav.desc)
             } else {
                 ""
             };
             Cell::from(format!("{}{mark}", c.name()))
         })
         .collect();
-    // Text columns take what is left on wide screens; numbers keep their width.
-    let widths = shown
+    // What is left goes to the running statement's text, or else to the text
+    // columns; cells longer than their column end in an ellipsis.
+    let used: u16 = shown.iter().map(|&c| sess_width(c) + 1).sum();
+    let spare = area.width.saturating_sub(used);
+    let texts = [Client, Server, User, Db, App];
+    let growing: Vec<SessCol> = shown
         .iter()
-        .map(|&c| match c {
-            SessCol::Client | SessCol::User | SessCol::Db | SessCol::App | SessCol::Auth => {
-                Constraint::Min(sess_width(c))
-            }
-            _ => Constraint::Length(sess_width(c)),
+        .copied()
+        .filter(|c| texts.contains(c))
+        .collect();
+    // The running statement's text, when shown, takes half.
+    let for_query = if shown.contains(&Query) { spare / 2 } else { 0 };
+    let per_text = (spare - for_query) / growing.len().max(1) as u16;
+    let cut: Vec<usize> = shown
+        .iter()
+        .map(|&c| {
+            let extra = match c {
+                Query => spare - per_text * growing.len() as u16,
+                c if growing.contains(&c) => per_text,
+                _ => 0,
+            };
+            (sess_width(c) + extra) as usize
         })
         .collect();
-    let rows = &app.sessions;
-    let mut offset = app.offsets[0];
+    let widths: Vec<Constraint> = cut.iter().map(|&w| Constraint::Length(w as u16)).collect();
+    let rows = &app.sessions.rows;
     table(
         f,
         area,
@@ -419,55 +459,55 @@ fn draw_sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
         widths,
         Scroll {
             len: rows.len(),
-            selected: app.sess_nav.selected,
-            offset: &mut offset,
+            nav: app.sessions.nav,
         },
         |i| {
             let r = &rows[i];
-            let cells = shown.iter().map(|&c| Cell::from(esc(&r.cell(c))));
+            let cells = shown
+                .iter()
+                .zip(&cut)
+                .map(|(&c, &w)| Cell::from(elide(&esc(&r.cell(c)), w)));
             let style = match (r.state, r.errors) {
                 ("closed", _) => theme.fg(Color::DarkGray),
+                ("active", _) => theme.fg(Color::Green),
                 (_, e) if e > 0 => theme.warn(),
                 _ => Style::new(),
             };
-            Row::new(cells).style(style)
+            Some(Row::new(cells).style(style))
         },
     );
-    app.offsets[0] = offset;
     format!(
-        "Sessions: {} shown │ sort {} {} (←→ r) │ Enter: timeline",
+        "Sessions: {} shown │ sort {} {} (←→ r) │ Enter: timeline │ F: follow",
         rows.len(),
         sort.name(),
-        sort_mark(app.sess_nav.desc)
+        sort_mark(app.sessions.nav.desc)
     )
 }
 
-fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
+/// Cuts `s` to `w` characters, the last one an ellipsis when something was cut.
+fn elide(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
     let tl = &app.timeline;
-    let header = ["time", "", "message", "fields"]
-        .into_iter()
-        .map(Cell::from)
-        .collect();
-    let widths = vec![
-        Constraint::Length(15),
-        Constraint::Length(2),
-        Constraint::Length(18),
-        Constraint::Fill(1),
-    ];
-    let mut offset = app.offsets[1];
-    table(
+    let lines = &tl.lines.rows;
+    fixed_table(
         f,
         area,
         theme,
-        header,
-        widths,
+        &[("time", 15), ("", 2), ("message", 18), ("fields", 0)],
         Scroll {
-            len: tl.lines.len(),
-            selected: tl.selected,
-            offset: &mut offset,
+            len: lines.len(),
+            nav: tl.lines.nav,
         },
         |i| {
-            let l = &tl.lines[i];
+            let l = &lines[i];
             let mut t = String::new();
             time_of_day(l.ts, &mut t);
             let arrow = match l.dir {
@@ -482,14 +522,13 @@ fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
                 // Already escaped when it was recorded.
                 Cell::from(l.summary.clone()),
             ]);
-            if tl.matches(l) {
+            Some(if tl.matches(l) {
                 row.style(theme.hit())
             } else {
                 row
-            }
+            })
         },
     );
-    app.offsets[1] = offset;
     // What changes (following, search) first: the session's details may be cut.
     let mut title = String::from(if tl.follow {
         "Timeline [following]"
@@ -502,21 +541,27 @@ fn draw_timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> 
     title.push(' ');
     title.push_str(&esc(&tl.title));
     if tl.dropped > 0 {
-        title.push_str(&format!(" │ {} older messages not kept", tl.dropped));
+        title.push_str(&format!(
+            " │ {} older messages not kept (the last {} per session: --tui-messages)",
+            tl.dropped, app.header.limits.messages_per_session
+        ));
     }
     title
 }
 
-fn outcome_cell(q: &QueryEntry, theme: Theme) -> Cell<'static> {
-    match (&q.rec.error, q.rec.outcome) {
-        (Some(e), _) => Cell::from(esc(&e.code)).style(theme.bad()),
-        (None, Outcome::Failure) => Cell::from("ERR").style(theme.bad()),
-        (None, Outcome::Success) => Cell::from("ok"),
-        (None, Outcome::Unknown) => Cell::from("?").style(theme.warn()),
+fn outcome_cell(r: &QRow, theme: Theme) -> Cell<'static> {
+    match (&r.code, r.outcome) {
+        (_, None) => Cell::from("run").style(theme.fg(Color::Green)),
+        (Some(code), _) => Cell::from(esc(code)).style(theme.bad()),
+        (None, Some(Outcome::Failure)) => Cell::from("ERR").style(theme.bad()),
+        (None, Some(Outcome::Success)) => Cell::from("ok"),
+        (None, Some(Outcome::Unknown)) => Cell::from("?").style(theme.warn()),
     }
 }
 
-fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
+fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
+    let q = &app.queries;
+    let sort = q.col();
     let header = [
         "time",
         "#",
@@ -527,19 +572,28 @@ fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> S
         "statement",
     ]
     .into_iter()
-    .map(Cell::from)
+    .map(|h| {
+        let sorted = match sort {
+            QCol::Start => h == "time",
+            QCol::Duration => h == "duration",
+            QCol::Rows => h == "rows",
+        };
+        if sorted {
+            Cell::from(format!("{h}{}", sort_mark(q.nav.desc)))
+        } else {
+            Cell::from(h)
+        }
+    })
     .collect();
     let widths = vec![
         Constraint::Length(15),
         Constraint::Length(4),
         Constraint::Length(8),
-        Constraint::Length(8),
+        Constraint::Length(9),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Fill(1),
     ];
-    let qs = &app.queries;
-    let mut offset = app.offsets[2];
     table(
         f,
         area,
@@ -547,36 +601,65 @@ fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> S
         header,
         widths,
         Scroll {
-            len: qs.len(),
-            selected: app.query_nav.selected,
-            offset: &mut offset,
+            len: q.len(),
+            nav: q.nav,
         },
         |i| {
-            let q = &qs[i];
+            let r = q.visible.get(i.checked_sub(q.nav.offset)?)?;
             let mut t = String::new();
-            time_of_day(q.rec.start_ns, &mut t);
-            let rows = q.rec.rows_returned.max(q.rec.rows_affected.unwrap_or(0));
-            Row::new(vec![
+            time_of_day(r.start_ns, &mut t);
+            let text = match (r.wait, &r.text) {
+                (Some(w), t) => format!("[{w}] {}", esc_opt(t.as_deref())),
+                (None, t) => esc_opt(t.as_deref()),
+            };
+            let row = Row::new(vec![
                 Cell::from(t),
-                Cell::from(q.rec.conn_id.to_string()),
-                Cell::from(esc_opt(q.who.user.as_deref())),
-                Cell::from(human_ns(q.rec.duration_ns())),
-                Cell::from(rows.to_string()),
-                outcome_cell(q, theme),
-                Cell::from(esc_opt(q.rec.text.as_deref())),
-            ])
+                Cell::from(r.conn.to_string()),
+                Cell::from(esc_opt(r.user.as_deref())),
+                Cell::from(human_ns(r.duration_ns)),
+                Cell::from(if r.outcome.is_some() {
+                    r.rows.to_string()
+                } else {
+                    String::new()
+                }),
+                outcome_cell(r, theme),
+                Cell::from(text),
+            ]);
+            Some(row)
         },
     );
-    app.offsets[2] = offset;
-    format!(
-        "Queries: {} most recent first{} │ Enter: detail",
-        qs.len(),
+    let h = &app.header;
+    let mut title = format!(
+        "Queries: {} running, {} done{}{} │ by {} {} (←→ r) │ Enter: detail",
+        q.running.len(),
+        q.matched.order.len(),
         if app.filter.is_empty() {
             ""
         } else {
             " (filtered)"
-        }
-    )
+        },
+        app.follow
+            .map_or(String::new(), |c| format!(" of session #{c} (F: all)")),
+        match sort {
+            QCol::Start => "start time",
+            QCol::Duration => "duration",
+            QCol::Rows => "rows",
+        },
+        sort_mark(q.nav.desc),
+    );
+    if q.matched.pending > 0 {
+        title.push_str(&format!(
+            " │ {} statements still to look at",
+            q.matched.pending
+        ));
+    }
+    if h.health.statements_dropped > 0 {
+        title.push_str(&format!(
+            " │ {} oldest not kept (the last {}: --tui-statements)",
+            h.health.statements_dropped, h.limits.statements
+        ));
+    }
+    title
 }
 
 /// The lines of the query detail view.
@@ -640,6 +723,14 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
             ),
         ]));
     }
+    if let Some(e) = &r.error {
+        // DETAIL, HINT, position and the object the error concerns, one per line.
+        for (c, v) in &e.fields {
+            if let Some(name) = crate::pgwire::error_field_name(*c) {
+                out.push(kv(name.trim_end_matches("_name"), esc(v)));
+            }
+        }
+    }
     if let Some(c) = r.cancelled_by {
         out.push(kv("cancelled", format!("by connection #{c}")));
     }
@@ -675,7 +766,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     out
 }
 
-fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
+fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
     let Some(q) = &app.detail else {
         f.render_widget(
             Paragraph::new("No statement open: press Enter in Queries (3), Top (5) or Errors (6)."),
@@ -683,20 +774,48 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> St
         );
         return "Query".into();
     };
-    let lines = detail_lines(q, theme);
-    app.detail_scroll = app.detail_scroll.min(lines.len().saturating_sub(1));
+    let mut lines = detail_lines(q, theme);
+    if q.compact {
+        lines.insert(
+            0,
+            Line::styled(
+                format!(
+                    "(only its compact form is kept: parameters, notices and error fields \
+                     are kept for the last {} statements)",
+                    app.header.limits.queries
+                ),
+                theme.warn(),
+            ),
+        );
+    }
+    let scroll = app.detail_scroll.min(lines.len().saturating_sub(1));
     let p = Paragraph::new(lines)
         .wrap(Wrap { trim: false })
-        .scroll((app.detail_scroll.min(u16::MAX as usize) as u16, 0));
+        .scroll((scroll.min(u16::MAX as usize) as u16, 0));
     f.render_widget(p, area);
     format!(
-        "Query #{} of session #{} │ ↑↓ scroll │ t: timeline │ Esc: back",
+        "Query #{} of session #{} │ ↑↓ scroll │ t: timeline at it │ F: follow │ Esc: back",
         q.seq + 1,
         q.rec.conn_id
     )
 }
 
-fn draw_top(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
+/// What the statistics cover, for the titles of Top and Errors.
+fn stats_scope(app: &App) -> String {
+    let mut s = String::new();
+    if !app.filter.is_empty() || app.follow.is_some() {
+        s.push_str(", filtered over the kept statements");
+    }
+    if let Some(c) = app.follow {
+        s.push_str(&format!(" of session #{c}"));
+    }
+    if app.stats_pending() > 0 {
+        s.push_str(&format!(" ({} still to look at)", app.stats_pending()));
+    }
+    s
+}
+
+fn draw_top(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
     use TopCol::*;
     let prio = [Total, Calls, Mean, P95, Share, P99, Max, Rows, Errors];
     let sort = app.top_col();
@@ -711,7 +830,7 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> Strin
         .iter()
         .map(|&c| {
             let mark = if c == sort {
-                sort_mark(app.top_nav.desc)
+                sort_mark(app.top.nav.desc)
             } else {
                 ""
             };
@@ -721,8 +840,7 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> Strin
     header.push(Cell::from("statement"));
     let mut widths: Vec<Constraint> = shown.iter().map(|_| Constraint::Length(8)).collect();
     widths.push(Constraint::Fill(1));
-    let rows = &app.top;
-    let mut offset = app.offsets[4];
+    let rows = &app.top.rows;
     table(
         f,
         area,
@@ -731,80 +849,93 @@ fn draw_top(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> Strin
         widths,
         Scroll {
             len: rows.len(),
-            selected: app.top_nav.selected,
-            offset: &mut offset,
+            nav: app.top.nav,
         },
         |i| {
             let r = &rows[i];
             let mut cells: Vec<Cell> = shown.iter().map(|&c| Cell::from(r.cell(c))).collect();
             cells.push(Cell::from(esc(&r.text)));
             let row = Row::new(cells);
-            if r.errors > 0 {
+            Some(if r.errors > 0 {
                 row.style(theme.warn())
             } else {
                 row
-            }
+            })
         },
     );
-    app.offsets[4] = offset;
     format!(
         "Top queries: {} fingerprints{} │ sort {} {} (←→ r) │ Enter: latest call",
         rows.len(),
-        if app.stats_from_window {
-            ", filtered over the retained statements"
-        } else {
-            ""
-        },
+        stats_scope(app),
         sort.name(),
-        sort_mark(app.top_nav.desc)
+        sort_mark(app.top.nav.desc)
     )
 }
 
-fn draw_errors(f: &mut Frame<'_>, area: Rect, app: &mut App, theme: Theme) -> String {
-    let header = ["count", "sqlstate", "last seen", "message"]
-        .into_iter()
-        .map(Cell::from)
-        .collect();
-    let widths = vec![
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(15),
-        Constraint::Fill(1),
-    ];
-    let rows = &app.errors;
-    let mut offset = app.offsets[5];
-    table(
+fn draw_errors(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
+    let rows = &app.errors.rows;
+    fixed_table(
         f,
         area,
         theme,
-        header,
-        widths,
+        &[
+            ("count", 7),
+            ("sqlstate", 8),
+            ("last seen", 15),
+            ("message", 0),
+        ],
         Scroll {
             len: rows.len(),
-            selected: app.err_nav.selected,
-            offset: &mut offset,
+            nav: app.errors.nav,
         },
         |i| {
             let g = &rows[i];
             let mut t = String::new();
             time_of_day(g.last_ns, &mut t);
-            Row::new(vec![
+            Some(Row::new(vec![
                 Cell::from(g.count.to_string()),
                 Cell::from(esc(&g.code)).style(theme.bad()),
                 Cell::from(t),
                 Cell::from(esc(&g.message)),
-            ])
+            ]))
         },
     );
-    app.offsets[5] = offset;
     format!(
         "Errors: {} groups by SQLSTATE and message{} │ Enter: failing statement",
         rows.len(),
-        if app.stats_from_window {
-            ", filtered over the retained statements"
-        } else {
-            ""
-        }
+        stats_scope(app)
+    )
+}
+
+fn draw_anomalies(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> String {
+    let rows = &app.anomalies.rows;
+    fixed_table(
+        f,
+        area,
+        theme,
+        &[("time", 15), ("#", 4), ("kind", 16), ("what happened", 0)],
+        Scroll {
+            len: rows.len(),
+            nav: app.anomalies.nav,
+        },
+        |i| {
+            let a = &rows[i];
+            let mut t = String::new();
+            time_of_day(a.ts, &mut t);
+            Some(Row::new(vec![
+                Cell::from(t),
+                Cell::from(a.conn.map_or("-".into(), |c| c.to_string())),
+                Cell::from(esc(&a.kind)).style(theme.warn()),
+                // Escaped when it was recorded.
+                Cell::from(a.message.clone()),
+            ]))
+        },
+    );
+    format!(
+        "Anomalies: {} of {} kept (the last {}), newest first │ Enter: timeline at it",
+        rows.len(),
+        app.header.health.anomalies,
+        app.header.limits.anomalies
     )
 }
 

@@ -79,6 +79,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
                     severity: "ERROR".into(),
                     code: "23505".into(),
                     message: "duplicate key".into(),
+                    ..Default::default()
                 }));
             } else {
                 qr.outcome = Outcome::Success;
@@ -104,7 +105,7 @@ fn views_by_key_and_back() {
     let shared = sample_state();
     let mut app = app_with(&shared);
     assert_eq!(app.view, View::Sessions);
-    assert_eq!(app.sessions.len(), 3);
+    assert_eq!(app.sessions.rows.len(), 3);
     keys(&mut app, "5");
     assert_eq!(app.view, View::Top);
     app.on_key(key(KeyCode::Tab));
@@ -130,13 +131,14 @@ fn sessions_sort_by_any_column() {
     let mut app = app_with(&shared);
     let users = |a: &App| {
         a.sessions
+            .rows
             .iter()
             .map(|r| r.user.clone().unwrap())
             .collect::<Vec<_>>()
     };
     assert_eq!(users(&app), ["alice", "bob", "carol"]);
-    // Sort by queries (column 9), then reverse.
-    for _ in 0..9 {
+    // Sort by queries (column 13), then reverse.
+    for _ in 0..13 {
         app.on_key(key(KeyCode::Right));
     }
     assert_eq!(app.sess_col(), SessCol::Queries);
@@ -145,17 +147,17 @@ fn sessions_sort_by_any_column() {
     // Selection follows the row, not the index.
     keys(&mut app, "G");
     assert_eq!(
-        app.sessions[app.sess_nav.selected].user.as_deref(),
+        app.sessions.rows[app.sessions.nav.selected].user.as_deref(),
         Some("alice")
     );
     keys(&mut app, "r");
     assert_eq!(
-        app.sessions[app.sess_nav.selected].user.as_deref(),
+        app.sessions.rows[app.sessions.nav.selected].user.as_deref(),
         Some("alice")
     );
-    assert_eq!(app.sess_nav.selected, 0);
+    assert_eq!(app.sessions.nav.selected, 0);
     // Left wraps to the last column.
-    app.sess_nav.sort = 0;
+    app.sessions.nav.sort = 0;
     app.on_key(key(KeyCode::Left));
     assert_eq!(app.sess_col(), SessCol::Duration);
 }
@@ -174,8 +176,8 @@ fn filter_is_validated_while_typed_and_applies() {
     assert!(app.input.is_none());
     refresh(&mut app, &shared);
     // Only bob has a statement on shop slower than 1.5 ms.
-    assert_eq!(app.sessions.len(), 1);
-    assert_eq!(app.sessions[0].user.as_deref(), Some("bob"));
+    assert_eq!(app.sessions.rows.len(), 1);
+    assert_eq!(app.sessions.rows[0].user.as_deref(), Some("bob"));
     keys(&mut app, "3");
     refresh(&mut app, &shared);
     assert_eq!(app.queries.len(), 2);
@@ -203,8 +205,8 @@ fn filter_is_validated_while_typed_and_applies() {
     app.on_key(key(KeyCode::Enter));
     keys(&mut app, "1");
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 1);
-    assert_eq!(app.sessions[0].user.as_deref(), Some("carol"));
+    assert_eq!(app.sessions.rows.len(), 1);
+    assert_eq!(app.sessions.rows[0].user.as_deref(), Some("carol"));
 }
 
 #[test]
@@ -215,9 +217,9 @@ fn timeline_follows_until_scrolled_up() {
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.view, View::Timeline);
     refresh(&mut app, &shared);
-    assert_eq!(app.timeline.lines.len(), 6);
+    assert_eq!(app.timeline.lines.rows.len(), 6);
     assert!(app.timeline.follow);
-    assert_eq!(app.timeline.selected, 5);
+    assert_eq!(app.timeline.lines.nav.selected, 5);
     keys(&mut app, "k");
     assert!(!app.timeline.follow);
     // New messages do not move a scrolled view.
@@ -232,20 +234,20 @@ fn timeline_follows_until_scrolled_up() {
     };
     sink.message(&m, 10_000_000_000, &sync).unwrap();
     refresh(&mut app, &shared);
-    assert_eq!(app.timeline.lines.len(), 7);
-    assert_eq!(app.timeline.selected, 4);
+    assert_eq!(app.timeline.lines.rows.len(), 7);
+    assert_eq!(app.timeline.lines.nav.selected, 4);
     app.on_key(key(KeyCode::End));
     refresh(&mut app, &shared);
     assert!(app.timeline.follow);
-    assert_eq!(app.timeline.selected, 6);
+    assert_eq!(app.timeline.lines.nav.selected, 6);
     // Search jumps to matches and n wraps.
     keys(&mut app, "/");
     keys(&mut app, "select 1");
     app.on_key(key(KeyCode::Enter));
-    assert_eq!(app.timeline.selected, 2);
+    assert_eq!(app.timeline.lines.nav.selected, 2);
     assert!(!app.timeline.follow);
     keys(&mut app, "n");
-    assert_eq!(app.timeline.selected, 2);
+    assert_eq!(app.timeline.lines.nav.selected, 2);
     keys(&mut app, "/");
     keys(&mut app, "nothing like it");
     app.on_key(key(KeyCode::Enter));
@@ -280,11 +282,11 @@ fn pause_freezes_rows_but_not_the_header() {
     };
     sink.message(&ConnMeta::for_test(9), 1, &sync).unwrap();
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 3);
+    assert_eq!(app.sessions.rows.len(), 3);
     assert_eq!(app.header.sessions, 4);
     keys(&mut app, " ");
     refresh(&mut app, &shared);
-    assert_eq!(app.sessions.len(), 4);
+    assert_eq!(app.sessions.rows.len(), 4);
 }
 
 #[test]
@@ -293,20 +295,20 @@ fn top_queries_sort_and_errors_jump() {
     let mut app = app_with(&shared);
     keys(&mut app, "5");
     refresh(&mut app, &shared);
-    assert_eq!(app.top.len(), 3);
+    assert_eq!(app.top.rows.len(), 3);
     assert_eq!(app.top_col(), TopCol::Total);
     assert_eq!(
-        app.top[0].fingerprint,
+        app.top.rows[0].fingerprint,
         crate::session::sql::fingerprint(b"select 0 from t_carol")
     );
-    assert!((app.top.iter().map(|r| r.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!((app.top.rows.iter().map(|r| r.share).sum::<f64>() - 1.0).abs() < 1e-9);
     app.on_key(key(KeyCode::Left));
     assert_eq!(app.top_col(), TopCol::Calls);
-    assert_eq!(app.top[0].calls, 3);
+    assert_eq!(app.top.rows[0].calls, 3);
     keys(&mut app, "r");
-    assert_eq!(app.top[0].calls, 1);
+    assert_eq!(app.top.rows[0].calls, 1);
     // The selection stays on the row it was on (carol's, the slowest).
-    assert_eq!(app.top_nav.selected, 2);
+    assert_eq!(app.top.nav.selected, 2);
     keys(&mut app, "g");
     app.on_key(key(KeyCode::Enter));
     refresh(&mut app, &shared);
@@ -317,20 +319,19 @@ fn top_queries_sort_and_errors_jump() {
     );
     keys(&mut app, "6");
     refresh(&mut app, &shared);
-    assert_eq!(app.errors.len(), 1);
-    assert_eq!(app.errors[0].code, "23505");
+    assert_eq!(app.errors.rows.len(), 1);
+    assert_eq!(app.errors.rows[0].code, "23505");
     app.on_key(key(KeyCode::Enter));
     refresh(&mut app, &shared);
     let d = app.detail.as_ref().unwrap();
     assert_eq!(d.rec.error.as_ref().unwrap().message, "duplicate key");
-    // Filtered statistics come from the retained window.
+    // Filtered statistics come from the kept statements.
     keys(&mut app, "f");
     keys(&mut app, "user=carol");
     app.on_key(key(KeyCode::Enter));
     keys(&mut app, "5");
     refresh(&mut app, &shared);
-    assert!(app.stats_from_window);
-    assert_eq!(app.top.len(), 1);
+    assert_eq!(app.top.rows.len(), 1);
 }
 
 #[test]
@@ -363,4 +364,207 @@ fn percentile_by_selection_matches_the_sorted_one() {
             );
         }
     }
+}
+
+/// Selects the row of the Queries view whose text is `text` (the rows in view).
+fn select_query(app: &mut App, shared: &Arc<Mutex<State>>, text: &str) {
+    keys(app, "g");
+    refresh(app, shared);
+    for _ in 0..app.queries.len() {
+        if app
+            .queries
+            .visible_selected()
+            .and_then(|r| r.text.as_deref())
+            == Some(text)
+        {
+            return;
+        }
+        keys(app, "j");
+        refresh(app, shared);
+    }
+    panic!("no query {text}");
+}
+
+#[test]
+fn running_statements_show_tick_and_sort() {
+    use crate::session::{InFlight, Wait};
+    let shared = sample_state();
+    let mut sink = TuiSink::new(shared.clone());
+    let bob = ConnMeta::for_test(2);
+    let sleep = InFlight {
+        text: Some("select pg_sleep(8)"),
+        start_ns: 9_000_000_000,
+        wait: Wait::Server,
+    };
+    sink.running(&bob, Some(&sleep));
+    // Capture time moves on to 14 s (another session's packet): 5 s elapsed.
+    let sync = Msg {
+        dir: Dir::Frontend,
+        typ: Some(b'S'),
+        len: 4,
+        body: Body::Sync,
+    };
+    sink.message(&ConnMeta::for_test(1), 14_000_000_000, &sync)
+        .unwrap();
+    let mut app = app_with(&shared);
+    assert_eq!(app.header.running, 1);
+    let row = app.sessions.rows.iter().find(|r| r.conn == 2).unwrap();
+    assert_eq!(row.state, "active");
+    assert_eq!(row.cell(SessCol::Running), "5.00s");
+    assert_eq!(row.cell(SessCol::Wait), "server");
+    assert_eq!(row.cell(SessCol::Query), "select pg_sleep(8)");
+    // Sorted by running time, longest first, bob leads.
+    while app.sess_col() != SessCol::Running {
+        app.on_key(key(KeyCode::Right));
+    }
+    keys(&mut app, "r");
+    assert_eq!(app.sessions.rows[0].conn, 2);
+    // Queries: running first, elapsed as its duration.
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.running, [2]);
+    assert_eq!(app.queries.len(), 7);
+    let r = &app.queries.visible[0];
+    assert_eq!(
+        (r.seq, r.duration_ns, r.wait),
+        (None, 5_000_000_000, Some("server"))
+    );
+    assert_eq!(r.text.as_deref(), Some("select pg_sleep(8)"));
+    assert_eq!(r.outcome, None);
+    // Filters see the elapsed time as its duration.
+    for (f, running) in [("duration>4s", 1), ("duration>6s", 0)] {
+        keys(&mut app, "f");
+        for _ in 0..20 {
+            app.on_key(key(KeyCode::Backspace));
+        }
+        keys(&mut app, f);
+        app.on_key(key(KeyCode::Enter));
+        refresh(&mut app, &shared);
+        assert_eq!(app.queries.running.len(), running, "{f}");
+    }
+    // Answered: no longer running, the session back to its transaction state.
+    sink.running(&bob, None);
+    let app = app_with(&shared);
+    let row = app.sessions.rows.iter().find(|r| r.conn == 2).unwrap();
+    assert_eq!((row.state, row.running_ns), ("idle", None));
+}
+
+#[test]
+fn queries_sort_by_start_and_duration_and_t_lands_at_the_statement() {
+    let shared = sample_state();
+    let mut app = app_with(&shared);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    let texts = |a: &App| -> Vec<String> {
+        a.queries
+            .visible
+            .iter()
+            .map(|r| r.text.as_deref().unwrap().to_string())
+            .collect()
+    };
+    // Latest start first; the time shown is the start, so the order matches it.
+    let starts: Vec<i64> = app.queries.visible.iter().map(|r| r.start_ns).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    assert_eq!(app.queries.col(), QCol::Start);
+    // By duration, longest first: carol's 900 ms statements lead.
+    app.on_key(key(KeyCode::Right));
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.col(), QCol::Duration);
+    let durations: Vec<i64> = app.queries.visible.iter().map(|r| r.duration_ns).collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "{durations:?}");
+    assert!(texts(&app)[0].ends_with("t_carol"));
+    // Carol's second statement, its detail, then `t`: the timeline at its Query.
+    select_query(&mut app, &shared, "select 1 from t_carol");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Detail);
+    keys(&mut app, "t");
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Timeline);
+    let tl = &app.timeline;
+    let line = tl.lines.selected().unwrap();
+    assert_eq!((line.ts, line.name), (2_000_000_000, "Query"));
+    assert!(!tl.follow);
+}
+
+#[test]
+fn follow_one_session_and_list_anomalies() {
+    use crate::output::AnomalyView;
+    let shared = sample_state();
+    let mut app = app_with(&shared);
+    keys(&mut app, "G");
+    keys(&mut app, "F");
+    assert_eq!(app.follow, Some(3));
+    assert_eq!(app.view, View::Queries);
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 3);
+    assert!(app.queries.visible.iter().all(|r| r.conn == 3));
+    keys(&mut app, "5");
+    refresh(&mut app, &shared);
+    // Carol's three statements share one fingerprint.
+    assert_eq!(app.top.rows.len(), 1);
+    assert_eq!(app.top.rows[0].calls, 3);
+    assert!(app.top.rows[0].text.ends_with("t_carol"));
+    keys(&mut app, "F");
+    assert_eq!(app.follow, None);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 6);
+    // Anomalies, newest first; Enter opens the session's timeline at it.
+    let mut sink = TuiSink::new(shared.clone());
+    for (ts, kind) in [(4_500_000_000, "gap"), (5_500_000_000, "resync")] {
+        let a = AnomalyView {
+            kind,
+            dir: Some(Dir::Backend),
+            message: "lost \"10\" bytes\x1b",
+        };
+        sink.anomaly(Some(&ConnMeta::for_test(3)), ts, &a).unwrap();
+    }
+    keys(&mut app, "7");
+    refresh(&mut app, &shared);
+    let kinds: Vec<&str> = app.anomalies.rows.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["resync", "gap"]);
+    assert_eq!(app.anomalies.rows[0].message, "lost \"10\" bytes\\u{1b}");
+    keys(&mut app, "j");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    assert_eq!(app.view, View::Timeline);
+    let line = app.timeline.lines.selected().unwrap();
+    assert_eq!((line.ts, line.name), (4_500_000_000, "anomaly"));
+}
+
+#[test]
+fn statements_beyond_the_whole_records_open_compact_and_the_bound_is_counted() {
+    let limits = Limits {
+        queries: 2,
+        statements: 4,
+        ..Limits::default()
+    };
+    let shared = Arc::new(Mutex::new(State::new(limits, "t".into(), None)));
+    let mut sink = TuiSink::new(shared.clone());
+    let m = ConnMeta::for_test(1);
+    for i in 0..6 {
+        let mut q = QueryRecord::new(1, "simple", i * 1_000_000);
+        q.end_ns = i * 1_000_000 + 10;
+        q.text = Some(format!("select {i}").into());
+        q.outcome = Outcome::Success;
+        sink.query(&m, &SessionRecord::default(), &q).unwrap();
+    }
+    {
+        let st = lock(&shared);
+        assert_eq!(st.health.statements_dropped, 2);
+        assert_eq!(st.stmts_all.len(), 4);
+        assert_eq!(st.queries.len(), 2);
+    }
+    let mut app = app_with(&shared);
+    keys(&mut app, "3");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 4);
+    // The oldest kept statement is only in compact form: it opens all the same.
+    select_query(&mut app, &shared, "select 2");
+    app.on_key(key(KeyCode::Enter));
+    refresh(&mut app, &shared);
+    let d = app.detail.as_ref().unwrap();
+    assert!(d.compact);
+    assert_eq!(d.rec.text.as_deref(), Some("select 2"));
 }

@@ -14,6 +14,7 @@ const PLAIN: Theme = Theme { color: false };
 
 /// Draws the app at the given size and returns the screen as lines.
 fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
+    app.resize(h);
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| draw(f, app, PLAIN)).unwrap();
     let buf = t.backend().buffer();
@@ -65,7 +66,7 @@ fn wire_text_is_escaped() {
     }
     let mut app = App::new(Filter::default());
     app.refresh(&lock(&shared), Instant::now());
-    let all = screen(&mut app, 100, 24).join("\n");
+    let all = screen(&mut app, 200, 24).join("\n");
     assert!(all.contains("evil\\u{1b}"), "{all}");
     assert!(!all.contains('\x1b'));
 }
@@ -114,10 +115,7 @@ fn timeline_detail_top_errors_and_help() {
 
     press(&mut app, KeyCode::Char('?'));
     let s = screen(&mut app, 80, 24).join("\n");
-    assert!(
-        s.contains("Top queries keys") && s.contains("reverse sort"),
-        "{s}"
-    );
+    assert!(s.contains("Top keys") && s.contains("reverse sort"), "{s}");
 
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('f'));
@@ -142,9 +140,9 @@ fn no_color_means_no_colors() {
     let shared = sample_state();
     let mut app = App::new(Filter::default());
     app.refresh(&lock(&shared), Instant::now());
-    let mut colors = |theme: Theme| {
+    let colors = |theme: Theme| {
         let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
-        t.draw(|f| draw(f, &mut app, theme)).unwrap();
+        t.draw(|f| draw(f, &app, theme)).unwrap();
         t.backend()
             .buffer()
             .content()
@@ -172,8 +170,19 @@ fn detail_shows_parameters_notices_and_sql_lines() {
         severity: "NOTICE".into(),
         code: "00000".into(),
         message: "hello".into(),
+        ..Default::default()
     }];
     rec.command_tag = Some("SELECT 1".into());
+    rec.error = Some(Box::new(ServerMessage {
+        severity: "ERROR".into(),
+        code: "23505".into(),
+        message: "duplicate key value violates unique constraint \"u_pkey\"".into(),
+        fields: vec![
+            (b'D', "Key (id)=(1) already exists.".into()),
+            (b'H', "try \x1b[2J another".into()),
+            (b'n', "u_pkey".into()),
+        ],
+    }));
     let q = QueryEntry {
         seq: 0,
         who: Who {
@@ -183,6 +192,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
         rec,
         fingerprint: String::new(),
         params_redacted: false,
+        compact: false,
     };
     let text: Vec<String> = detail_lines(&q, PLAIN)
         .iter()
@@ -194,6 +204,15 @@ fn detail_shows_parameters_notices_and_sql_lines() {
     assert!(all.contains("  $1 = 'it's\\u{1b}'"), "{all}");
     assert!(all.contains("  $2 = NULL"), "{all}");
     assert!(all.contains("notice      NOTICE 00000 hello"), "{all}");
+    // Quotes as sent, the other ErrorResponse fields one per line, escaped.
+    assert!(all.contains("unique constraint \"u_pkey\""), "{all}");
+    assert!(!all.contains("\\\""), "{all}");
+    assert!(
+        all.contains("detail      Key (id)=(1) already exists."),
+        "{all}"
+    );
+    assert!(all.contains("hint        try \\u{1b}[2J another"), "{all}");
+    assert!(all.contains("constraint  u_pkey"), "{all}");
     // Real line breaks stay line breaks; tabs become spaces.
     assert!(
         text.ends_with(&["SQL".into(), "  select $1,".into(), "      $2".into()]),
