@@ -5,8 +5,8 @@
 
 use super::{Feed, Pipeline, staged::Staged};
 use crate::cli::{Cli, OutputMode, RecordKind};
-use crate::output::{self, Sink};
 use crate::metrics::{Collector, Metrics, Tee};
+use crate::output::{self, Sink};
 use crate::{capture, filter, net, privs, tls};
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -57,8 +57,7 @@ pub fn records(
     let ports = cli.server_ports();
     // Set at the first PostgreSQL record: without one, the run ends with a hint.
     let found = Arc::new(AtomicBool::new(false));
-    let mut sink: Box<dyn Sink + Send> =
-        Box::new(crate::hints::Noticing::new(sink, found.clone()));
+    let mut sink: Box<dyn Sink + Send> = Box::new(crate::hints::Noticing::new(sink, found.clone()));
     // `--pooler-port`: statements are linked before the filter drops any.
     let pooled = !cli.pooler_ports.is_empty();
     if pooled && filter.is_empty() {
