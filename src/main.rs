@@ -195,7 +195,8 @@ fn run_tui(
         let mut tee;
         let sink: &mut dyn Sink = match &metrics {
             Some(m) => {
-                tee = Tee::new(&mut sink, pipeline::run::collector(&cli_owned, m));
+                tee = Tee::new(&mut sink, pipeline::run::collector(&cli_owned, m))
+                    .client_legs(cli_owned.pooler_ports.clone());
                 &mut tee
             }
             None => &mut sink,

@@ -14,11 +14,28 @@ use std::ops::DerefMut;
 pub struct Tee<S> {
     inner: S,
     c: Collector,
+    /// `--pooler-port`: statements count on the client leg only (the connection to
+    /// a pooler port), so that each is counted once; empty: all count.
+    client_legs: Vec<u16>,
 }
 
 impl<S> Tee<S> {
     pub fn new(inner: S, c: Collector) -> Self {
-        Tee { inner, c }
+        Tee {
+            inner,
+            c,
+            client_legs: Vec::new(),
+        }
+    }
+
+    /// Counts statements only on connections to these (pooler) ports.
+    pub fn client_legs(mut self, pooler_ports: Vec<u16>) -> Self {
+        self.client_legs = pooler_ports;
+        self
+    }
+
+    fn counts(&self, conn: &ConnMeta) -> bool {
+        self.client_legs.is_empty() || self.client_legs.contains(&conn.server.1)
     }
 }
 
@@ -40,12 +57,16 @@ where
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
-        self.c.query(q);
+        if self.counts(conn) {
+            self.c.query(q);
+        }
         self.inner.query(conn, s, q)
     }
 
     fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
-        self.c.query(&q);
+        if self.counts(c) {
+            self.c.query(&q);
+        }
         self.inner.query_owned(c, s, q)
     }
 
@@ -71,5 +92,49 @@ where
     fn finish(&mut self, run: &RunStats) -> Result<()> {
         self.c.drops(run.dropped);
         self.inner.finish(run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::sync::Arc;
+
+    struct Nothing;
+    impl Sink for Nothing {
+        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> Result<()> {
+            Ok(())
+        }
+        fn session(&mut self, _: &ConnMeta, _: &SessionRecord) -> Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &RunStats) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// With pooler ports, the server leg (a connection to 5432) is not counted.
+    #[test]
+    fn pooled_statements_count_once_on_the_client_leg() {
+        for (ports, want) in [(vec![], "1"), (vec![6432], "0"), (vec![5432], "1")] {
+            let m = Arc::new(Metrics::new());
+            let mut tee =
+                Tee::new(Box::new(Nothing), Collector::new(m.clone(), 10)).client_legs(ports);
+            let mut q = QueryRecord::new(1, "simple", 0);
+            q.outcome = crate::session::record::Outcome::Success;
+            tee.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
+                .unwrap();
+            let line = m
+                .encode(false)
+                .lines()
+                .find(|l| l.starts_with("pgscope_statements_total{outcome=\"success\"}"))
+                .map(str::to_string)
+                .unwrap_or_default();
+            assert!(line.ends_with(&format!(" {want}")), "{line}");
+        }
     }
 }

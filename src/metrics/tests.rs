@@ -105,6 +105,7 @@ fn errors_by_sqlstate_and_unsure_statements() {
             severity: "ERROR".into(),
             code: code.into(),
             message: "m".into(),
+            fields: Vec::new(),
         }));
         c.query(&q);
     }

@@ -33,7 +33,9 @@ fn with_metrics(
     metrics: Option<&Arc<Metrics>>,
 ) -> Box<dyn Sink + Send> {
     match metrics {
-        Some(m) => Box::new(Tee::new(sink, collector(cli, m))),
+        Some(m) => {
+            Box::new(Tee::new(sink, collector(cli, m)).client_legs(cli.pooler_ports.clone()))
+        }
         None => sink,
     }
 }
@@ -110,7 +112,7 @@ pub fn records(
         let mut tee;
         let sink: &mut dyn Sink = match taps.metrics {
             Some(m) => {
-                tee = Tee::new(sink, collector(cli, m));
+                tee = Tee::new(sink, collector(cli, m)).client_legs(cli.pooler_ports.clone());
                 &mut tee
             }
             None => sink,

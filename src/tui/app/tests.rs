@@ -403,6 +403,7 @@ fn running_statements_show_tick_and_sort() {
         typ: Some(b'S'),
         len: 4,
         body: Body::Sync,
+        withheld: false,
     };
     sink.message(&ConnMeta::for_test(1), 14_000_000_000, &sync)
         .unwrap();
