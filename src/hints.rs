@@ -128,6 +128,14 @@ impl Sink for Noticing<'_> {
         self.inner.session_update(conn, s)
     }
 
+    fn wants_running(&self) -> bool {
+        self.inner.wants_running()
+    }
+
+    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
+        self.inner.running(conn, now)
+    }
+
     fn drops(&mut self, total: u64) {
         self.inner.drops(total)
     }

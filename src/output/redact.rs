@@ -144,6 +144,12 @@ impl<S: Sink> Sink for Redact<S> {
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
         self.inner.session_update(conn, s)
     }
+    fn wants_running(&self) -> bool {
+        self.inner.wants_running()
+    }
+    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
+        self.inner.running(conn, now)
+    }
     fn drops(&mut self, total: u64) {
         self.inner.drops(total)
     }

@@ -319,8 +319,10 @@ pub fn capture(
     pipe.finish()?;
     let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
     let live_filter = live_default.then(|| cli.capture_filter());
+    // Packets of a link type pgscope cannot read were named already: no hint then.
     if let Some(hint) = census.and_then(|c| c.hint(live_filter.as_deref()))
         && !quiet
+        && unsupported.borrow().is_empty()
     {
         say(&hint);
     }
