@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libclang-dev: bindgen, for the pg_query dev-dependency (tests/normalize_pg_query.rs);
+# chromium: the HTML report is checked in a real headless browser (tests/html_report.rs).
 need=()
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc; do
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc \
+    libclang-dev chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
