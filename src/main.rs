@@ -69,14 +69,24 @@ fn run(cli: &Cli) -> io::Result<()> {
             redaction,
             live,
         )),
-        OutputMode::Summary => Box::new(output::summary::SummarySink::new(out())),
+        OutputMode::Summary | OutputMode::Html => {
+            Box::new(output::summary::SummarySink::with_options(
+                out(),
+                summary_options(cli, mode, stdout_tty),
+            ))
+        }
         OutputMode::Text => Box::new(output::text::TextSink::new(
             out(),
             redaction,
             live || stdout_tty,
         )),
     };
-    if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
+    if !in_place
+        && matches!(
+            mode,
+            OutputMode::Json | OutputMode::Summary | OutputMode::Html
+        )
+    {
         let sink = Box::new(output::threaded::Threaded::new(sink));
         let mut staged = pipeline::staged::Staged::new(sink, ports, Default::default());
         if let Some(keys) = tls_keys {
@@ -100,6 +110,22 @@ fn run(cli: &Cli) -> io::Result<()> {
         capture(cli, Box::new(pipe), become_user, None)?;
     }
     io::stdout().flush()
+}
+
+/// `--top`, and the width statement texts are cut to: the terminal's (or $COLUMNS)
+/// unless `--wide`; whole when the output is not a terminal, as `ps` does.
+fn summary_options(cli: &Cli, mode: OutputMode, tty: bool) -> output::summary::Options {
+    let columns = || {
+        crossterm::terminal::size()
+            .ok()
+            .map(|(w, _)| w as usize)
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+    };
+    output::summary::Options {
+        top: cli.top,
+        width: if cli.wide || !tty { None } else { columns() },
+        html: mode == OutputMode::Html,
+    }
 }
 
 /// `--tls-keylog`: every file read now (a missing one fails the run); followed while
