@@ -192,17 +192,8 @@ fn wire_text_is_escaped_in_html() {
 /// percentiles as the TUI's top queries on the same capture.
 #[test]
 fn summary_top_and_percentiles_match_the_tui() {
-    let rows = |pcap: &std::path::Path, extra: &[&str]| -> Vec<String> {
-        let run = pgscope(&[&["-r", pcap.to_str().unwrap(), "-o", "summary"], extra].concat());
-        assert_eq!(run.status, 0, "{}", run.stderr);
-        String::from_utf8(run.stdout)
-            .unwrap()
-            .lines()
-            .skip_while(|l| !l.starts_with("Top statements"))
-            .skip(2)
-            .take_while(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
+    let rows = |pcap: &std::path::Path, extra: &[&str]| {
+        summary_top_rows(&[&["-r", pcap.to_str().unwrap()], extra].concat())
     };
     let pgbench = capture("trust-pgbench-extended.pcap");
     let all = rows(&pgbench, &[]);

@@ -8,7 +8,7 @@
 use super::RunStats;
 use super::fmt::{push_sanitized, rfc3339, time_of_day};
 use super::summary::{
-    Counter, LATENCY_LABELS, SummarySink, TOP, Timeline, ms, percentile, span_line,
+    Counter, LATENCY_LABELS, SummarySink, TOP, Timeline, capture_line, ms, percentile, span_line,
 };
 use std::fmt::Write as _;
 use std::io::Write;
@@ -381,15 +381,8 @@ pub(crate) fn render<W: Write>(s: &mut SummarySink<W>, run: &RunStats) -> String
     o.push_str("</div>");
     let _ = write!(
         o,
-        "<p class=\"note\">Capture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap.</p>",
-        run.tcp.segments,
-        run.tcp.gaps,
-        run.tcp.gap_bytes,
-        run.tcp.out_of_order,
-        run.tcp.retransmitted_bytes,
-        run.tcp.evicted,
-        s.midstream,
-        run.dropped
+        "<p class=\"note\">{}.</p>",
+        capture_line(run, s.midstream)
     );
     for w in &run.warnings {
         let _ = write!(o, "<p class=\"note\">warning: {}</p>", esc(w));

@@ -43,18 +43,23 @@ impl StmtStats {
         self.total_ns += d as i128;
         self.max_ns = self.max_ns.max(d);
         self.seen += 1;
-        if self.samples.len() < max_samples {
-            self.samples.push(d);
-        } else {
-            // Reservoir sampling keeps the percentiles fair and the memory fixed.
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 7;
-            *rng ^= *rng << 17;
-            let j = (*rng % self.seen) as usize;
-            if j < max_samples {
-                self.samples[j] = d;
-            }
-        }
+        reservoir(&mut self.samples, self.seen, d, rng, max_samples);
+    }
+}
+
+/// Keeps `d`, the `seen`-th value, in a uniform sample of at most `max` values:
+/// reservoir sampling keeps the percentiles fair and the memory fixed.
+fn reservoir(samples: &mut Vec<i64>, seen: u64, d: i64, rng: &mut u64, max: usize) {
+    if samples.len() < max {
+        samples.push(d);
+        return;
+    }
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let j = (*rng % seen) as usize;
+    if j < max {
+        samples[j] = d;
     }
 }
 
@@ -176,17 +181,7 @@ impl Timeline {
         p.queries += 1;
         p.errors += failed as u64;
         p.seen += 1;
-        if p.samples.len() < Self::SAMPLES {
-            p.samples.push(d);
-        } else {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            let j = (self.rng % p.seen) as usize;
-            if j < Self::SAMPLES {
-                p.samples[j] = d;
-            }
-        }
+        reservoir(&mut p.samples, p.seen, d, &mut self.rng, Self::SAMPLES);
     }
 
     /// Intervals twice as long: neighbours merged, their samples thinned to the cap.
@@ -335,6 +330,21 @@ pub(crate) fn span_line(run: &RunStats, queries: u64) -> Option<String> {
         "statements/s: n/a (one instant)".into()
     };
     Some(format!("{from} to {to} ({secs:.3} s), {rate}"))
+}
+
+/// What TCP reassembly saw and lost.
+pub(crate) fn capture_line(run: &RunStats, midstream: u64) -> String {
+    format!(
+        "Capture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",
+        run.tcp.segments,
+        run.tcp.gaps,
+        run.tcp.gap_bytes,
+        run.tcp.out_of_order,
+        run.tcp.retransmitted_bytes,
+        run.tcp.evicted,
+        midstream,
+        run.dropped
+    )
 }
 
 impl<W: Write> Sink for SummarySink<W> {
@@ -496,18 +506,7 @@ impl<W: Write> SummarySink<W> {
                 let _ = writeln!(o, "  {label:>8} {:>8} {}", n, "█".repeat(bar));
             }
         }
-        let _ = writeln!(
-            o,
-            "\nCapture: {} TCP segments, {} gaps ({} bytes), {} out of order, {} retransmitted bytes, {} evicted, {} mid-stream joins, {} dropped by libpcap",
-            run.tcp.segments,
-            run.tcp.gaps,
-            run.tcp.gap_bytes,
-            run.tcp.out_of_order,
-            run.tcp.retransmitted_bytes,
-            run.tcp.evicted,
-            self.midstream,
-            run.dropped
-        );
+        let _ = writeln!(o, "\n{}", capture_line(run, self.midstream));
         section(&mut o, "Anomalies", &self.anomalies);
         for w in &run.warnings {
             let _ = writeln!(o, "warning: {}", cell(w, Some(200)));
