@@ -391,9 +391,9 @@ pub(crate) fn render<W: Write>(s: &mut SummarySink<W>, run: &RunStats) -> String
     if let Some((_, b)) = run.span {
         rfc3339(b, &mut made);
     }
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<p class=\"note\">pgscope {} report{}</p></body></html>\n",
+        "<p class=\"note\">pgscope {} report{}</p></body></html>",
         env!("CARGO_PKG_VERSION"),
         if made.is_empty() {
             String::new()
