@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libclang-dev: bindgen, for the pg_query dev-dependency (tests/normalize_pg_query.rs);
+# chromium: the HTML report is checked in a real headless browser (tests/html_report.rs).
 need=()
 # gzip and zstd: tests/cli.rs compresses captures with the real tools.
 # prometheus: its server and promtool check --metrics (tests/metrics.rs).
-for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc gzip zstd prometheus; do
+for pkg in libpcap-dev tcpdump tshark tmux postgresql postgresql-contrib python3-venv gcc gzip zstd \
+    prometheus libclang-dev chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -37,3 +40,6 @@ cargo test --release -- --include-ignored
 # Parameter rendering over random bytes again in a debug build, where arithmetic
 # overflow panics instead of wrapping.
 cargo test --test properties binary_parameters
+# The statement normaliser against libpg_query (PostgreSQL's parser): a feature of its
+# own, so that only this run builds the C library.
+cargo test --release --features pg-query --test normalize_pg_query

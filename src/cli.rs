@@ -13,6 +13,7 @@ use std::io::{self, Write};
   pgscope -r capture.pcap --filter 'db=shop duration>100ms'   TUI: statements over 100 ms on db shop
   pgscope -r capture.pcap -o text              pgproto-style trace of every message
   pgscope -r a.pcap -r b.pcapng -o summary     statistics of two files
+  pgscope -r capture.pcap -o html > report.html   report with charts, one file
   pgscope -r capture.pcap | jq 'select(.\"event.dataset\"==\"pgwire.query\")'
   sudo pgscope -i eth0 -p 5432 -p 6432 -w raw.pcap   live, also saving the packets
   pgscope -r tls.pcap --tls-keylog keys.log    decrypt TLS (key log: libpq 18's sslkeylogfile)
@@ -90,9 +91,19 @@ pub struct Cli {
     pub count: Option<u64>,
 
     /// Output mode. Default: tui when standard output is a terminal, json otherwise.
-    /// Example: -o text
+    /// html: the summary as one self-contained page with charts. Example: -o html > report.html
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<OutputMode>,
+
+    /// Summary and HTML report: how many statements the top table lists, by total time.
+    /// Example: -o summary --top 50
+    #[arg(long = "top", value_name = "N", default_value = "15")]
+    pub top: usize,
+
+    /// Summary: statement texts whole, not cut to the terminal's width (they are not
+    /// cut when standard output is not a terminal). Example: -o summary --wide
+    #[arg(long = "wide")]
+    pub wide: bool,
 
     /// Which JSON records to write, comma separated, out of message, query, session, anomaly.
     /// Example: --records message,anomaly
@@ -239,6 +250,7 @@ pub enum OutputMode {
     Json,
     Text,
     Summary,
+    Html,
     Tui,
 }
 

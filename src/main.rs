@@ -73,8 +73,11 @@ fn run(cli: &Cli) -> io::Result<()> {
             output::json::JsonSink::new(io::stdout(), cli.records.clone(), flush_each),
             redaction,
         )),
-        OutputMode::Summary => Box::new(Redact::new(
-            output::summary::SummarySink::new(out()),
+        OutputMode::Summary | OutputMode::Html => Box::new(Redact::new(
+            output::summary::SummarySink::with_options(
+                out(),
+                summary_options(cli, mode, stdout_tty),
+            ),
             redaction,
         )),
         OutputMode::Text => Box::new(Redact::new(
@@ -112,6 +115,22 @@ fn linger(cli: &Cli, metrics: Option<&Arc<Metrics>>) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// `--top`, and the width statement texts are cut to: the terminal's (or $COLUMNS)
+/// unless `--wide`; whole when the output is not a terminal, as `ps` does.
+fn summary_options(cli: &Cli, mode: OutputMode, tty: bool) -> output::summary::Options {
+    let columns = || {
+        crossterm::terminal::size()
+            .ok()
+            .map(|(w, _)| w as usize)
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+    };
+    output::summary::Options {
+        top: cli.top,
+        width: if cli.wide || !tty { None } else { columns() },
+        html: mode == OutputMode::Html,
+    }
 }
 
 /// `--tls-keylog`: every file read now (a missing one fails the run); followed while

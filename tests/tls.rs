@@ -647,14 +647,8 @@ fn tui_and_summary_show_decrypted_statements() {
 
     // The summary's statements: those of the plaintext twin.
     let statements = |args: &[&str]| -> Vec<String> {
-        let run = pgscope(&[&["-o", "summary", "-p", "5433"], args].concat());
-        assert_eq!(run.status, 0, "{}", run.stderr);
-        String::from_utf8(run.stdout)
-            .unwrap()
-            .lines()
-            .skip_while(|l| !l.starts_with("Top statements"))
-            .skip(2)
-            .take_while(|l| !l.is_empty())
+        summary_top_rows(&[&["-p", "5433"], args].concat())
+            .iter()
             // calls … rows errors statement: the timing columns vary.
             .map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();

@@ -4,6 +4,7 @@
 pub mod fields;
 pub mod filtered;
 pub mod fmt;
+pub mod html;
 pub mod json;
 pub mod jsonw;
 pub mod redact;
@@ -26,6 +27,18 @@ pub struct RunStats {
     pub messages: u64,
     pub anomalies: u64,
     pub warnings: Vec<String>,
+    /// Earliest and latest packet times (ns), for the summary's time span.
+    pub span: Option<(i64, i64)>,
+}
+
+impl RunStats {
+    #[inline]
+    pub fn saw(&mut self, ts: i64) {
+        self.span = Some(match self.span {
+            Some((a, b)) => (a.min(ts), b.max(ts)),
+            None => (ts, ts),
+        });
+    }
 }
 
 /// An anomaly as presenters see it.

@@ -499,6 +499,7 @@ impl<'s> Pipeline<'s> {
     /// Processes one captured frame. Returns an output error (e.g. a closed pipe).
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = Some(pkt.ts_ns);
+        self.stats.saw(pkt.ts_ns);
         to_table(&mut self.table, &mut self.stage, pkt);
         match self.stage.io_error.take() {
             Some(e) => Err(e),

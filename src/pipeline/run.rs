@@ -69,7 +69,12 @@ pub fn records(
         ));
     }
     let found = Some(&found);
-    if !in_place && matches!(mode, OutputMode::Json | OutputMode::Summary) {
+    if !in_place
+        && matches!(
+            mode,
+            OutputMode::Json | OutputMode::Summary | OutputMode::Html
+        )
+    {
         // TLS key logs are decrypted with, and metrics collected on, one decoding
         // thread (which sees the live sessions' updates the formatting thread does not).
         let threads = if tls_keys.is_some() || taps.metrics.is_some() {

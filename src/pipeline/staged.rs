@@ -285,6 +285,7 @@ impl Feed for Staged {
     /// stopped on one (e.g. a closed pipe).
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         self.last_ts = Some(pkt.ts_ns);
+        self.stats.saw(pkt.ts_ns);
         to_table(&mut self.table, &mut self.rec, pkt);
         if self.rec.stopped() {
             return Err(self

@@ -2,8 +2,7 @@
 //! and how rows compare, copied out of the shared state by [`super::app::App::refresh`].
 
 use super::state::SessionEntry;
-use crate::output::summary::StmtStats;
-use crate::session::sql::normalize;
+use crate::output::summary::{StmtStats, percentile};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -260,17 +259,6 @@ impl TopRow {
     }
 }
 
-/// The rank `summary::percentile` picks, by selection instead of a full sort: the
-/// refresh runs under the shared lock, once a second, over up to 10,000 samples
-/// per statement.
-pub(super) fn percentile_unsorted(v: &mut [i64], p: f64) -> i64 {
-    if v.is_empty() {
-        return 0;
-    }
-    let idx = (((v.len() - 1) as f64) * p).round() as usize;
-    *v.select_nth_unstable(idx.min(v.len() - 1)).1
-}
-
 pub(super) fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
     let all: i128 = stmts.values().map(|s| s.total_ns).sum();
     stmts
@@ -280,17 +268,13 @@ pub(super) fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
             let total = s.total_ns.min(i64::MAX as i128) as i64;
             TopRow {
                 fingerprint: fp.clone(),
-                // The shape shared by the calls, not the literals of the first one.
-                text: if fp.starts_with('(') {
-                    s.text.clone()
-                } else {
-                    normalize(s.text.as_bytes())
-                },
+                // Normalised already: the shape shared by the calls.
+                text: s.text.clone(),
                 calls: s.calls,
                 total_ns: total,
                 mean_ns: total / s.calls.max(1) as i64,
-                p95_ns: percentile_unsorted(&mut samples, 0.95),
-                p99_ns: percentile_unsorted(&mut samples, 0.99),
+                p95_ns: percentile(&mut samples, 0.95),
+                p99_ns: percentile(&mut samples, 0.99),
                 max_ns: s.max_ns,
                 rows: s.rows,
                 errors: s.errors,

@@ -55,7 +55,7 @@ impl Default for Limits {
             statements: 1_000_000,
             queries: 20_000,
             query_bytes: 64 << 20,
-            samples_per_statement: 1_000,
+            samples_per_statement: crate::output::summary::MAX_SAMPLES,
             error_groups: 1_000,
             summary_chars: 300,
             anomalies: 10_000,

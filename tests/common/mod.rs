@@ -200,3 +200,17 @@ pub fn psql(port: &str) -> Command {
     .stderr(std::process::Stdio::null());
     c
 }
+
+/// The rows of `-o summary`'s top statements table, run with these arguments.
+pub fn summary_top_rows(args: &[&str]) -> Vec<String> {
+    let run = pgscope(&[&["-o", "summary"], args].concat());
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("Top statements"))
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -5,7 +5,7 @@ use crate::output::Sink;
 use crate::pgwire::{Body, Dir, Msg};
 use crate::session::record::{Outcome, QueryRecord, ServerMessage, SessionRecord};
 use crate::tcp::ConnMeta;
-use crate::tui::rows::{human_bytes, human_ns, percentile_unsorted};
+use crate::tui::rows::{human_bytes, human_ns};
 use crate::tui::state::{Limits, State, TuiSink, lock};
 use std::sync::Mutex;
 
@@ -342,28 +342,6 @@ fn formats() {
     assert_eq!(human_ns(3_000_000_000), "3.00s");
     assert_eq!(human_bytes(10), "10B");
     assert_eq!(human_bytes(1536), "1.5K");
-}
-
-#[test]
-fn percentile_by_selection_matches_the_sorted_one() {
-    let mut rng = 7u64;
-    for len in [0usize, 1, 2, 19, 100, 1001] {
-        let v: Vec<i64> = (0..len)
-            .map(|_| {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-                (rng >> 40) as i64
-            })
-            .collect();
-        let mut sorted = v.clone();
-        sorted.sort_unstable();
-        for p in [0.0, 0.5, 0.95, 0.99, 1.0] {
-            let mut w = v.clone();
-            assert_eq!(
-                percentile_unsorted(&mut w, p),
-                crate::output::summary::percentile(&sorted, p)
-            );
-        }
-    }
 }
 
 /// Selects the row of the Queries view whose text is `text` (the rows in view).

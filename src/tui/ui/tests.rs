@@ -109,7 +109,7 @@ fn timeline_detail_top_errors_and_help() {
     refresh(&mut app);
     let s = screen(&mut app, 80, 24).join("\n");
     assert!(
-        s.contains("total▼") && s.contains("select ? from t_carol"),
+        s.contains("total▼") && s.contains("select $1 from t_carol"),
         "{s}"
     );
 
