@@ -168,7 +168,8 @@ pub struct Cli {
 
     /// Decoding threads for JSON and summary records from files: connections are
     /// sharded across them by address, and records come out in the same order as with
-    /// one. Default: the cores available. Example: --threads 4
+    /// one. Default: the cores available less two (the reading and the writing threads
+    /// have theirs), at least one. Example: --threads 4
     #[arg(
         long = "threads",
         value_name = "N",
@@ -352,10 +353,14 @@ impl Cli {
         Ok(())
     }
 
-    /// `--threads`, or the cores available.
+    /// `--threads`, or the cores the reading and writing threads leave: on two cores
+    /// a second shard only slows the run (docs/benchmark.md, All cores).
     pub fn decoding_threads(&self) -> usize {
         self.threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get().min(255)),
+            || {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(2).clamp(1, 255))
+            },
             usize::from,
         )
     }
