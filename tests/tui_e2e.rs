@@ -270,6 +270,36 @@ fn tui_ends_on_sigterm_and_sighup_with_the_terminal_restored() {
     }
 }
 
+/// A TUI whose terminal goes away (the tmux server killed, as a closed terminal
+/// window or ssh session) ends: no orphan left spinning on a dead terminal, which
+/// crossterm alone would do (each used a quarter of a core, for hours).
+#[test]
+fn tui_ends_when_its_terminal_goes_away() {
+    let (cmd, _) = tui_command(&["greenhouse-app.pcap"], "gone");
+    // `exec`: the pane's process is pgscope itself.
+    let cmd = cmd.split(';').next().unwrap();
+    let t = Tmux::start("gone", &format!("exec {cmd}"));
+    t.wait_for(&["end of capture", "Sessions:"]);
+    let pid: i32 = t.format("#{pane_pid}").parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "pgscope");
+    drop(t);
+    // Gone, or a zombie that init has not reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    if alive() {
+        // SAFETY: the pgscope this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("pgscope outlived its terminal by 10 s");
+    }
+}
+
 #[test]
 fn filter_option_is_validated() {
     let capture =
