@@ -425,3 +425,45 @@ fn running_statement_shows_while_it_runs() {
     t.keys(&["q"]);
     t.wait_dead();
 }
+
+/// A client that vanished (its FIN and RST never reach pgscope: the capture filter
+/// drops them) on a quiet link: the session shows `idle`, then `closed` once the
+/// idle timeout has passed on the wall clock, with no further packet. IPv6 loopback,
+/// so other tests' traffic (IPv4) does not move the capture clock.
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn a_vanished_client_ends_on_a_quiet_link() {
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let cmd = format!(
+        "{} -i lo -p {port} --idle-timeout 2s -f 'ip6 and tcp port {port} and ip6[53] & 0x05 == 0'",
+        quote(Path::new(env!("CARGO_BIN_EXE_pgscope")))
+    );
+    let t = Tmux::start("vanished", &cmd);
+    t.wait_for(&["live lo", "Sessions:"]);
+    sleep(Duration::from_millis(1500));
+    let status = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
+        .args([
+            "-h",
+            "::1",
+            "-p",
+            &port,
+            "-U",
+            "trust_user",
+            "-d",
+            "pgscope",
+        ])
+        .args(["-X", "-q", "-c", "select 42"])
+        .env("PGSSLMODE", "disable")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run psql");
+    assert!(status.success());
+    let pane = t.wait_for(&["1 sessions (0 open)"]);
+    let row = pane
+        .lines()
+        .find(|l| l.contains("[::1]:"))
+        .unwrap_or_else(|| panic!("no session row:\n{pane}"));
+    assert!(row.contains("closed"), "{pane}");
+}
