@@ -392,8 +392,8 @@ impl<T> FlowTable<T> {
 
     /// Time passes with no packet (live capture, by the wall clock): idle connections
     /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
-    /// packet stamped before `now` and still on its way counts neither as going
-    /// backwards nor as activity in the past.
+    /// packet stamped before `now` and still on its way is not counted as the clock
+    /// going backwards.
     pub fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
         if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
             self.last_sweep_ns = now;
