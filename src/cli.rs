@@ -177,6 +177,14 @@ pub struct Cli {
     )]
     pub threads: Option<u8>,
 
+    /// End a connection (close_reason idle) after this long without a packet of its
+    /// own. Live, the wall clock counts too, so a client that vanished without FIN or
+    /// RST ends even when no packet comes at all. Units: s, m (min), ms.
+    /// Example: --idle-timeout 2m
+    #[arg(long = "idle-timeout", default_value = "15m", value_name = "DURATION",
+          value_parser = parse_idle_timeout)]
+    pub idle_timeout_ns: i64,
+
     /// Accepted for tcpdump habits: pgscope never resolves addresses or ports to
     /// names, so output is always numeric.
     #[arg(short = 'n')]
@@ -332,6 +340,14 @@ impl Cli {
     }
 
     /// The ports decoded as PostgreSQL servers: `--port` and `--pooler-port`.
+    /// The flow table's limits: the defaults with `--idle-timeout`.
+    pub fn tcp_limits(&self) -> crate::tcp::Limits {
+        crate::tcp::Limits {
+            idle_timeout_ns: self.idle_timeout_ns,
+            ..Default::default()
+        }
+    }
+
     pub fn server_ports(&self) -> Vec<u16> {
         let mut ports = self.ports.clone();
         for p in &self.pooler_ports {
@@ -387,6 +403,20 @@ pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// `--idle-timeout`: a duration with its unit (a bare number would be ambiguous), of
+/// at least a second, in nanoseconds.
+fn parse_idle_timeout(v: &str) -> Result<i64, String> {
+    let ns = v
+        .ends_with(|c: char| c.is_alphabetic())
+        .then(|| crate::filter::parse_duration(v))
+        .flatten()
+        .ok_or_else(|| format!("'{v}' is not a duration with its unit: 30s, 15m, 1500ms"))?;
+    if ns < 1_000_000_000 {
+        return Err("at least 1s".into());
+    }
+    Ok(ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,5 +453,23 @@ mod tests {
         assert!(d.pooler_ports.is_empty());
         let none = Cli::try_parse_from(["pgscope"]).unwrap();
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn idle_timeout_takes_a_duration_with_its_unit() {
+        let parse = |v: &str| Cli::try_parse_from(["pgscope", "-r", "x", "--idle-timeout", v]);
+        assert_eq!(
+            parse("2m").unwrap().tcp_limits().idle_timeout_ns,
+            120_000_000_000
+        );
+        assert_eq!(parse("1500ms").unwrap().idle_timeout_ns, 1_500_000_000);
+        for bad in ["2", "500ms", "2x", "m", ""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let d = Cli::try_parse_from(["pgscope", "-r", "x"]).unwrap();
+        assert_eq!(
+            d.tcp_limits().idle_timeout_ns,
+            crate::tcp::Limits::default().idle_timeout_ns
+        );
     }
 }

@@ -354,7 +354,7 @@ impl fmt::Display for FilterError {
 impl std::error::Error for FilterError {}
 
 /// `10ms`, `1.5s`, `250us`, `2m`; a bare number is milliseconds. Returns nanoseconds.
-fn parse_duration(v: &str) -> Option<i64> {
+pub(crate) fn parse_duration(v: &str) -> Option<i64> {
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(v.len());

@@ -222,7 +222,7 @@ fn run_tui(
         };
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut pipe =
-                pipeline::Pipeline::new(sink, cli_owned.server_ports(), Default::default());
+                pipeline::Pipeline::new(sink, cli_owned.server_ports(), cli_owned.tcp_limits());
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }

@@ -335,3 +335,84 @@ fn a_stalled_decoder_does_not_hold_back_the_capture() {
         CHUNK * CHUNKS
     );
 }
+
+/// A client that vanishes without its FIN or RST reaching pgscope, on a link that
+/// then goes quiet: the session still ends, by the wall clock, with close_reason
+/// `idle`, while pgscope runs. The capture filter drops every FIN and RST segment,
+/// and the client talks over IPv6 loopback (other tests use IPv4) so that no other
+/// connection's packets move the capture clock: only the idle tick can end it.
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn a_quiet_live_link_ends_a_vanished_session_as_idle() {
+    use std::io::BufRead;
+    let port = pg15_port();
+    // TCP flags are the 14th byte of the TCP header, after loopback's 40-byte IPv6
+    // header (libpcap cannot index tcp[] over IPv6).
+    let filter = format!("ip6 and tcp port {port} and ip6[53] & 0x05 == 0");
+    let mut child = live_pgscope(
+        &port,
+        "query,session",
+        Stdio::null(),
+        &["--idle-timeout", "2s", "-f", &filter],
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let _ = tx.send((Instant::now(), v));
+        }
+    });
+    let marker = format!("idle_{}", std::process::id());
+    let status = common::psql(&port)
+        .args(["-h", "::1", "-c", &format!("select '{marker}' as m")])
+        .status()
+        .expect("run psql");
+    assert!(status.success());
+    let quiet_from = Instant::now();
+    // Idle timeout (2 s) + tick lag (1 s) + sweep interval (0.5 s), and slack for a
+    // loaded machine.
+    let deadline = quiet_from + Duration::from_secs(12);
+    let (mut query, mut session) = (None, None);
+    while session.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((at, v)) = rx.recv_timeout(left) else {
+            break;
+        };
+        if v["db.query.text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&marker))
+        {
+            query = Some(v);
+        } else if v["event.dataset"] == "pgwire.session"
+            && query
+                .as_ref()
+                .is_some_and(|q| q["pgwire.conn_id"] == v["pgwire.conn_id"])
+        {
+            session = Some((at, v));
+        }
+    }
+    let running = child.try_wait().unwrap().is_none();
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let query = query.expect("the marker query was not seen");
+    assert_eq!(query["event.outcome"], "success");
+    assert_eq!(query["db.response.returned_rows"], 1);
+    assert_eq!(query["user.name"], "trust_user");
+    let (at, session) = session.expect("no session record within 12 s of quiet");
+    assert!(running, "the session record came only when pgscope stopped");
+    assert_eq!(session["pgwire.close_reason"], "idle", "{session}");
+    assert_eq!(session["user.name"], "trust_user");
+    // psql's Terminate came through (only the FIN was filtered out).
+    assert_eq!(session["pgwire.terminated"], true);
+    // Not before the idle timeout: the tick follows the wall clock, not ahead of it.
+    assert!(
+        at.duration_since(quiet_from) >= Duration::from_secs(2),
+        "ended {:?} after the last packet",
+        at.duration_since(quiet_from)
+    );
+}

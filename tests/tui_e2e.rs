@@ -271,6 +271,36 @@ fn tui_ends_on_sigterm_and_sighup_with_the_terminal_restored() {
     }
 }
 
+/// A TUI whose terminal goes away (the tmux server killed, as a closed terminal
+/// window or ssh session) ends: no orphan left spinning on a dead terminal, which
+/// crossterm alone would do (each used a quarter of a core, for hours).
+#[test]
+fn tui_ends_when_its_terminal_goes_away() {
+    let (cmd, _) = tui_command(&["greenhouse-app.pcap"], "gone");
+    // `exec`: the pane's process is pgscope itself.
+    let cmd = cmd.split(';').next().unwrap();
+    let t = Tmux::start("gone", &format!("exec {cmd}"));
+    t.wait_for(&["end of capture", "Sessions:"]);
+    let pid: i32 = t.format("#{pane_pid}").parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "pgscope");
+    drop(t);
+    // Gone, or a zombie that init has not reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    if alive() {
+        // SAFETY: the pgscope this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("pgscope outlived its terminal by 10 s");
+    }
+}
+
 #[test]
 fn filter_option_is_validated() {
     let capture =
@@ -395,4 +425,46 @@ fn running_statement_shows_while_it_runs() {
     }
     t.keys(&["q"]);
     t.wait_dead();
+}
+
+/// A client that vanished (its FIN and RST never reach pgscope: the capture filter
+/// drops them) on a quiet link: the session shows `idle`, then `closed` once the
+/// idle timeout has passed on the wall clock, with no further packet. IPv6 loopback,
+/// so other tests' traffic (IPv4) does not move the capture clock.
+#[test]
+#[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
+fn a_vanished_client_ends_on_a_quiet_link() {
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let cmd = format!(
+        "{} -i lo -p {port} --idle-timeout 2s -f 'ip6 and tcp port {port} and ip6[53] & 0x05 == 0'",
+        quote(Path::new(env!("CARGO_BIN_EXE_pgscope")))
+    );
+    let t = Tmux::start("vanished", &cmd);
+    t.wait_for(&["live lo", "Sessions:"]);
+    sleep(Duration::from_millis(1500));
+    let status = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
+        .args([
+            "-h",
+            "::1",
+            "-p",
+            &port,
+            "-U",
+            "trust_user",
+            "-d",
+            "pgscope",
+        ])
+        .args(["-X", "-q", "-c", "select 42"])
+        .env("PGSSLMODE", "disable")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run psql");
+    assert!(status.success());
+    let pane = t.wait_for(&["1 sessions (0 open)"]);
+    let row = pane
+        .lines()
+        .find(|l| l.contains("[::1]:"))
+        .unwrap_or_else(|| panic!("no session row:\n{pane}"));
+    assert!(row.contains("closed"), "{pane}");
 }

@@ -28,7 +28,8 @@ struct Copied {
 }
 
 /// Captures on a thread of its own until `stop` is set or `on_packet` breaks; the
-/// packets and drop reports (`hooks.on_drops`) reach this thread, in order. The
+/// packets and drop reports (`hooks.on_drops`) reach this thread, in order, and
+/// `hooks.on_idle` is called here whenever no batch came for 100 ms. The
 /// figures are those of the packets handed to `on_packet`, with libpcap's final drop
 /// count.
 pub fn read_live(
@@ -45,7 +46,7 @@ pub fn read_live(
     let Hooks {
         after_open,
         on_drops,
-        ..
+        mut on_idle,
     } = hooks;
     std::thread::scope(|s| {
         let halt = &halt;
@@ -124,7 +125,11 @@ pub fn read_live(
                     batch.drops = None;
                     let _ = back.send(batch);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    if let (false, Some(idle)) = (broken, on_idle.as_mut()) {
+                        idle();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if stop.load(Ordering::Relaxed) {

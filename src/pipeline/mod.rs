@@ -73,9 +73,17 @@ pub trait Feed {
         self.stats().dropped = total;
         self.warn("capture_drops", &drop_message(new, total))
     }
+    /// Live capture, while no packet comes: the wall clock (less [`TICK_LAG_NS`])
+    /// expires idle connections, which packet times alone never would on a quiet link.
+    fn tick(&mut self, now_ns: i64) -> io::Result<()>;
     fn stats(&mut self) -> &mut RunStats;
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
+
+/// How far behind the wall clock a live tick stays: packets reach the pipeline up to
+/// a few hundred milliseconds after their time (libpcap's 100 ms block timeout, the
+/// batch queue), and a tick must not overtake them.
+pub const TICK_LAG_NS: i64 = 1_000_000_000;
 
 impl Feed for Pipeline<'_> {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
@@ -89,6 +97,10 @@ impl Feed for Pipeline<'_> {
         self.stage.sink.drops(total);
         Pipeline::warn(self, "capture_drops", &drop_message(new, total))
     }
+    fn tick(&mut self, now_ns: i64) -> io::Result<()> {
+        self.table.tick(now_ns, &mut self.stage);
+        self.stage.io_error.take().map_or(Ok(()), Err)
+    }
     fn stats(&mut self) -> &mut RunStats {
         &mut self.stats
     }
@@ -101,11 +113,14 @@ impl Feed for Pipeline<'_> {
 /// first packet (a file corrupt from its first record, a live capture dropping from
 /// the start), never the epoch.
 pub(crate) fn run_ts(last_ts: Option<i64>) -> i64 {
-    last_ts.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-    })
+    last_ts.unwrap_or_else(wall_ns)
+}
+
+/// The wall clock, in nanoseconds since the epoch.
+pub(crate) fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// The `clock_backwards` anomaly at the end of a run whose packet times went back.
@@ -630,5 +645,88 @@ mod tests {
             "{:?}",
             sink.0
         );
+    }
+
+    /// Keeps the close reason of every session record, shareable across threads.
+    #[derive(Clone, Default)]
+    struct Closes(std::sync::Arc<std::sync::Mutex<Vec<(u64, &'static str)>>>);
+
+    impl Sink for Closes {
+        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> io::Result<()> {
+            Ok(())
+        }
+        fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+            self.0.lock().unwrap().push((conn.id, s.close_reason));
+            Ok(())
+        }
+        fn finish(&mut self, _: &RunStats) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A capture's packets without their FINs and RSTs (clients that vanished), into
+    /// `feed`, then a tick `quiet_ns` after the last packet; the close reasons of the
+    /// sessions, sorted by connection.
+    fn vanished(mut feed: Box<dyn Feed + '_>, closes: &Closes, quiet_ns: i64) -> Vec<&'static str> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/captures/external/zeek/greenhouse-app.pcap"
+        );
+        let file = std::fs::File::open(path).unwrap();
+        let mut last = 0;
+        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
+            let seg = net::parse(p.linktype, p.data, p.orig_len).unwrap();
+            if seg.flags & (net::FLAG_FIN | net::FLAG_RST) == 0 {
+                last = p.ts_ns;
+                feed.packet(&p).unwrap();
+            }
+            crate::capture::Flow::Continue(())
+        })
+        .unwrap();
+        feed.tick(last + quiet_ns).unwrap();
+        feed.finish().unwrap();
+        let mut v = closes.0.lock().unwrap().clone();
+        v.sort_unstable();
+        v.into_iter().map(|c| c.1).collect()
+    }
+
+    const SECOND: i64 = 1_000_000_000;
+
+    /// Longer than the capture (40 s), so only the tick can expire a connection.
+    fn idle_limits() -> Limits {
+        Limits {
+            idle_timeout_ns: 60 * SECOND,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn a_tick_past_the_idle_timeout_ends_vanished_sessions_as_idle() {
+        // Before the timeout the tick ends nothing: the capture's end does.
+        for (quiet, want) in [(1, "end_of_capture"), (61, "idle")] {
+            let closes = Closes::default();
+            let mut sink = closes.clone();
+            let pipe = Pipeline::new(&mut sink, vec![5432], idle_limits());
+            assert_eq!(vanished(Box::new(pipe), &closes, quiet * SECOND), [want; 2]);
+        }
+    }
+
+    #[test]
+    fn the_staged_and_sharded_pipelines_tick_too() {
+        for shards in [1, 3] {
+            let sink = Closes::default();
+            let sinks = (0..shards)
+                .map(|_| Box::new(sink.clone()) as Box<dyn Sink + Send>)
+                .collect();
+            let staged = staged::Staged::sharded(sinks, vec![5432], idle_limits());
+            assert_eq!(
+                vanished(Box::new(staged), &sink, 61 * SECOND),
+                ["idle"; 2],
+                "{shards} shards"
+            );
+        }
     }
 }

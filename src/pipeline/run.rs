@@ -91,7 +91,7 @@ pub fn records(
                 .map(|t| Box::new(t) as Box<dyn Sink + Send>)
                 .collect()
         };
-        let mut staged = Staged::sharded(sinks, ports, Default::default());
+        let mut staged = Staged::sharded(sinks, ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
@@ -99,7 +99,7 @@ pub fn records(
     }
     if filter.is_empty() {
         let mut sink = with_metrics(cli, sink, taps.metrics);
-        let mut pipe = Pipeline::new(sink.as_mut(), ports, Default::default());
+        let mut pipe = Pipeline::new(sink.as_mut(), ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
@@ -122,7 +122,7 @@ pub fn records(
             }
             None => sink,
         };
-        let mut pipe = Pipeline::new(sink, ports, Default::default());
+        let mut pipe = Pipeline::new(sink, ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
             pipe.decrypt_tls(keys);
         }
@@ -221,6 +221,17 @@ pub fn capture(
             }
             reported.set(total);
         };
+        // No packet for 100 ms: time still passes for idle expiry. An output error
+        // (a closed pipe) stops the capture as a packet's would.
+        let mut on_idle = || {
+            if let Err(e) = pipe
+                .borrow_mut()
+                .tick(super::wall_ns() - super::TICK_LAG_NS)
+            {
+                out_err.set(Some(e));
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
         let stats = super::live::read_live(
             capture::LiveOptions {
                 interface: iface,
@@ -232,7 +243,7 @@ pub fn capture(
             capture::Hooks {
                 after_open: &mut drop_privs,
                 on_drops: &mut on_drops,
-                on_idle: None,
+                on_idle: Some(&mut on_idle),
             },
             stop,
             &mut on_packet,

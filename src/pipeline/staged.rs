@@ -260,6 +260,17 @@ impl Staged {
         self.rec.push(0, Ev::Tls(Box::new(keys)));
     }
 
+    /// The decoder's output error, if it stopped on one (e.g. a closed pipe).
+    fn check_stopped(&mut self) -> io::Result<()> {
+        if self.rec.stopped() {
+            return Err(self
+                .wait()
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
+        }
+        Ok(())
+    }
+
     /// Closes the hand-over and waits for the decoding threads: the first output
     /// error, if one stopped on one.
     fn wait(&mut self) -> io::Result<()> {
@@ -287,13 +298,7 @@ impl Feed for Staged {
         self.last_ts = Some(pkt.ts_ns);
         self.stats.saw(pkt.ts_ns);
         to_table(&mut self.table, &mut self.rec, pkt);
-        if self.rec.stopped() {
-            return Err(self
-                .wait()
-                .err()
-                .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
-        }
-        Ok(())
+        self.check_stopped()
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
@@ -308,6 +313,16 @@ impl Feed for Staged {
             },
         );
         Ok(())
+    }
+
+    /// Idle connections expire, and whatever waits in a batch goes to the decoders
+    /// now rather than when the batch fills.
+    fn tick(&mut self, now_ns: i64) -> io::Result<()> {
+        self.table.tick(now_ns, &mut self.rec);
+        if self.rec.shards.iter().any(|s| !s.batch.events.is_empty()) {
+            self.rec.send();
+        }
+        self.check_stopped()
     }
 
     fn stats(&mut self) -> &mut RunStats {

@@ -372,7 +372,7 @@ impl<T> FlowTable<T> {
                 self.stats.clock_backwards_max_ns.max(self.clock - ts);
         }
         self.clock = self.clock.max(ts);
-        if self.clock >= self.last_sweep_ns.saturating_add(SWEEP_INTERVAL_NS) {
+        if self.clock >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
             self.last_sweep_ns = self.clock;
             self.sweep_idle(self.clock, h);
         }
@@ -381,6 +381,23 @@ impl<T> FlowTable<T> {
         // again once inserted.
         if !self.known(seg, ts, h, key) && self.open_flow(seg, ts, h, key) {
             self.known(seg, ts, h, key);
+        }
+    }
+
+    /// Idle connections are looked for this often: every 10 s, more often with an
+    /// idle timeout under 40 s, so one ends at most a quarter of its timeout late.
+    fn sweep_interval(&self) -> i64 {
+        SWEEP_INTERVAL_NS.min(self.limits.idle_timeout_ns / 4)
+    }
+
+    /// Time passes with no packet (live capture, by the wall clock): idle connections
+    /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
+    /// packet stamped before `now` and still on its way is not counted as the clock
+    /// going backwards.
+    pub fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
+        if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
+            self.last_sweep_ns = now;
+            self.sweep_idle(now, h);
         }
     }
 

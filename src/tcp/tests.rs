@@ -301,3 +301,29 @@ fn a_packet_stamped_in_the_past_does_not_make_its_connection_idle() {
     assert_eq!(t.stats.clock_backwards, 1);
     assert_eq!(t.stats.clock_backwards_max_ns, 3599 * s);
 }
+
+#[test]
+fn ticks_expire_quiet_connections_without_moving_the_packet_clock() {
+    let s = 1_000_000_000i64;
+    let limits = Limits {
+        idle_timeout_ns: 4 * s,
+        ..Limits::default()
+    };
+    let mut t = FlowTable::new(vec![5432], limits);
+    let mut r = Rec::default();
+    t.process(&seg(C, S, 100, FLAG_SYN, b""), 100 * s, &mut r);
+    t.process(&seg(C, S, 101, FLAG_ACK, b"a"), 101 * s, &mut r);
+    // Within the timeout, and a tick in the past: nothing ends.
+    t.tick(104 * s, &mut r);
+    t.tick(50 * s, &mut r);
+    assert!(r.closed.is_empty(), "{:?}", r.closed);
+    // A packet still on its way, stamped before the tick, is no step back.
+    t.process(&seg(C, S, 102, FLAG_ACK, b"b"), 103 * s, &mut r);
+    assert_eq!(t.stats.clock_backwards, 0);
+    // Quiet past the timeout (4 s after its last packet, at 103 s): ended as idle.
+    t.tick(107 * s + 1, &mut r);
+    assert_eq!(r.closed, [CloseReason::Idle]);
+    assert_eq!(t.stats.idle_closed, 1);
+    assert!(t.is_empty());
+    assert_eq!(r.client, b"ab");
+}

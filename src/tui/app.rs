@@ -471,6 +471,10 @@ pub struct App {
     pub top: TableView<TopRow>,
     /// The top/errors tables are costly (percentiles): rebuilt at most this often.
     top_built: Option<Instant>,
+    /// The state's version they were built from.
+    top_version: u64,
+    /// What the last refresh copied from (see [`App::outdated`]).
+    seen: Option<Seen>,
     pub errors: TableView<ErrorGroup>,
     pub anomalies: TableView<AnomalyLine>,
     request: Option<Open>,
@@ -481,6 +485,36 @@ pub struct App {
 }
 
 pub const STATS_REFRESH: Duration = Duration::from_secs(1);
+
+/// What a refresh copies from: when none of it moved, a refresh would copy the same
+/// rows and a frame draw the same screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    version: u64,
+    bytes_read: u64,
+    fatal: bool,
+    /// Live and capturing: the wall clock's second, since the header's rates and
+    /// running statements' elapsed times move with it.
+    second: Option<i64>,
+}
+
+impl Seen {
+    fn of(st: &State, wall_ns: i64) -> Seen {
+        Seen {
+            version: st.version,
+            bytes_read: st.input_read.load(AtOrd::Relaxed),
+            fatal: st.fatal.is_some(),
+            second: (st.live && st.finished.is_none()).then(|| wall_ns.div_euclid(1_000_000_000)),
+        }
+    }
+}
+
+/// The wall clock, in nanoseconds since the epoch.
+pub fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
 
 /// Lines around a table: header (2), tabs, title, footer, the table's header row.
 const CHROME_ROWS: u16 = 6;
@@ -509,6 +543,8 @@ impl App {
             detail_len: 0,
             top: TableView::new(Nav::sorted(1, true)),
             top_built: None,
+            top_version: 0,
+            seen: None,
             errors: TableView::new(Nav::default()),
             anomalies: TableView::new(Nav::sorted(0, true)),
             request: None,
@@ -889,7 +925,35 @@ impl App {
     /// Copies what the current view needs from the shared state. Runs under the lock,
     /// so it only copies, filters and sorts. While paused only the header moves.
     pub fn refresh(&mut self, st: &State, now: Instant) {
-        self.refresh_header(st);
+        self.refresh_at(st, now, wall_ns());
+    }
+
+    /// Whether a refresh would show anything new: the state changed since the last
+    /// one, a key asked for data, the wall clock ticked a second on a live capture,
+    /// or work was left for later (statements not yet matched against the filter, top
+    /// tables built before the last change). When not, the UI neither copies nor draws.
+    pub fn outdated(&self, st: &State, wall_ns: i64) -> bool {
+        self.force
+            || self.request.is_some()
+            || self.seen != Some(Seen::of(st, wall_ns))
+            || (!self.paused && self.unfinished(st))
+    }
+
+    /// The current view left work for a later refresh.
+    fn unfinished(&self, st: &State) -> bool {
+        match self.view {
+            View::Sessions | View::Queries => self.queries.matched.pending > 0,
+            View::Top | View::Errors => {
+                self.queries.matched.pending > 0 || self.top_version != st.version
+            }
+            View::Timeline | View::Detail | View::Anomalies => false,
+        }
+    }
+
+    /// [`App::refresh`] with the wall clock given: live "now" for elapsed times.
+    pub fn refresh_at(&mut self, st: &State, now: Instant, wall_ns: i64) {
+        self.seen = Some(Seen::of(st, wall_ns));
+        self.refresh_header(st, wall_ns);
         if let Some(r) = self.request.take() {
             self.serve(r, st);
         }
@@ -906,6 +970,7 @@ impl App {
                         .is_none_or(|t| now.duration_since(t) >= STATS_REFRESH);
                     if forced || stale {
                         self.top_built = Some(now);
+                        self.top_version = st.version;
                         self.refresh_stats(st);
                     }
                 }
@@ -922,7 +987,7 @@ impl App {
         }
     }
 
-    fn refresh_header(&mut self, st: &State) {
+    fn refresh_header(&mut self, st: &State, wall_ns: i64) {
         let read = st.input_read.load(AtOrd::Relaxed);
         let h = &mut self.header;
         h.source.clone_from(&st.source);
@@ -932,11 +997,8 @@ impl App {
         h.rates.extend(st.rates.iter().copied());
         h.now_ns = st.last_ts;
         if st.live && st.finished.is_none() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            pad_rates(&mut h.rates, now.div_euclid(1_000_000_000));
-            h.now_ns = h.now_ns.max(now);
+            pad_rates(&mut h.rates, wall_ns.div_euclid(1_000_000_000));
+            h.now_ns = h.now_ns.max(wall_ns);
         }
         h.health.clone_from(&st.health);
         h.queries = st.total_queries;

@@ -1,8 +1,9 @@
 //! Interactive terminal UI (ratatui + crossterm).
 //!
 //! The capture runs on its own thread and feeds a [`state::TuiSink`]; this thread only
-//! copies from the shared state (under a short lock, see [`app::App::refresh`]), draws
-//! at a bounded frame rate and handles keys. The capture never waits on drawing.
+//! copies from the shared state (under a short lock, see [`app::App::refresh`]) when
+//! it changed ([`app::App::outdated`]), draws only then or after a key, at a bounded
+//! frame rate, and handles keys. The capture never waits on drawing.
 
 pub mod app;
 pub mod rows;
@@ -17,15 +18,22 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Time between frames: at most 20 per second.
+/// Time between frames while keys come: at most 20 per second.
 const FRAME: Duration = Duration::from_millis(50);
-/// Data is copied from the shared state at most this often unless a key asks for it.
+/// How often the shared state is looked at for changes. Only a change, a key, a
+/// resize or (live) the wall clock's next second makes the UI copy and draw: an idle
+/// TUI sleeps in `poll` between looks.
 const REFRESH: Duration = Duration::from_millis(200);
 
 /// Runs the UI on the calling thread until the user quits or `stop` is raised (a
 /// signal), then restores the terminal (also restored on panic, by ratatui's hook)
 /// and raises `stop` for the capture.
-pub fn run(shared: SharedState, filter: filter::Filter, stop: &AtomicBool) -> io::Result<()> {
+pub fn run(
+    shared: SharedState,
+    filter: filter::Filter,
+    stop: &'static AtomicBool,
+) -> io::Result<()> {
+    watch_hangup(stop);
     let mut terminal = ratatui::try_init()?;
     let result = event_loop(&mut terminal, &shared, filter, stop);
     ratatui::restore();
@@ -41,36 +49,97 @@ fn event_loop(
 ) -> io::Result<()> {
     let theme = ui::Theme::from_env();
     let mut app = App::new(filter);
-    let mut refreshed: Option<Instant> = None;
+    let mut looked: Option<Instant> = None;
+    let mut size = None;
     let mut keyed = false;
+    let mut dirty = true;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         let start = Instant::now();
-        app.resize(terminal.size()?.height);
-        if keyed || refreshed.is_none_or(|t| start.duration_since(t) >= REFRESH) {
+        let now_size = terminal.size()?;
+        if size != Some(now_size) {
+            size = Some(now_size);
+            app.resize(now_size.height);
+            dirty = true;
+        }
+        if keyed || looked.is_none_or(|t| start.duration_since(t) >= REFRESH) {
+            looked = Some(start);
+            // Locked for the copy only, never while drawing: the capture waits on
+            // this lock for every record.
             let st = lock(shared);
             if st.crashed {
                 return Err(io::Error::other("the capture thread panicked"));
             }
-            app.refresh(&st, start);
-            refreshed = Some(start);
+            let wall = app::wall_ns();
+            if keyed || app.outdated(&st, wall) {
+                app.refresh_at(&st, start, wall);
+                dirty = true;
+            }
         }
-        terminal.draw(|f| ui::draw(f, &app, theme))?;
+        if dirty {
+            terminal.draw(|f| ui::draw(f, &app, theme))?;
+            dirty = false;
+        }
+        // Sleeps until a key or the next look; once a key came, the ones right
+        // behind it are taken too, and the frame follows within FRAME.
         keyed = false;
-        // Keys are handled as they come; the next frame waits for the deadline.
-        let deadline = start + FRAME;
-        while event::poll(deadline.saturating_duration_since(Instant::now()))? {
-            if let Event::Key(k) = event::read()?
-                && k.kind != KeyEventKind::Release
-            {
-                app.on_key(k);
-                keyed = true;
-                if app.quit {
-                    return Ok(());
+        let next_look = looked.map_or(start, |t| t + REFRESH);
+        loop {
+            let until = if keyed { start + FRAME } else { next_look };
+            if !event::poll(until.saturating_duration_since(Instant::now()))? {
+                break;
+            }
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    app.on_key(k);
+                    keyed = true;
+                    if app.quit {
+                        return Ok(());
+                    }
                 }
+                Event::Resize(..) => keyed = true,
+                _ => {}
             }
         }
     }
+}
+
+/// Ends the process when its terminal goes away (a closed tmux pane, ssh session or
+/// terminal window). crossterm 0.29 cannot: once the terminal is gone its reads
+/// return 0 bytes and it retries at once, forever, inside `event::poll` (crossterm
+/// issue 793), where neither `stop` nor a timeout reaches the loop; and the kernel
+/// sends SIGHUP only to the session leader, often a shell that dies without passing
+/// it on. Such orphans each burned a core's quarter for hours. A thread waits in
+/// poll(2) for the hangup on the terminal it draws on, raises `stop`, gives the loop
+/// a moment in case it is not stuck, then exits (129, as SIGHUP would).
+fn watch_hangup(stop: &'static AtomicBool) {
+    use std::os::fd::AsRawFd;
+    let fd = io::stdout().as_raw_fd();
+    // SAFETY: isatty only reads the descriptor's state.
+    if unsafe { libc::isatty(fd) } != 1 {
+        return;
+    }
+    std::thread::spawn(move || {
+        // No events asked: poll reports only the hangup (and errors), never data.
+        let mut pfd = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd; stdout stays open for the process's life.
+            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if n > 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                break;
+            }
+            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(500));
+        std::process::exit(129);
+    });
 }

@@ -462,6 +462,9 @@ pub struct State {
     pub source: String,
     /// Live capture: quiet seconds are filled in by the wall clock.
     pub live: bool,
+    /// Counts the sink's calls: the UI copies and draws again only when it moved
+    /// (`App::outdated`).
+    pub version: u64,
     rng: u64,
     pub(crate) fingerprints: FingerprintCache,
 }
@@ -663,8 +666,11 @@ impl TuiSink {
         }
     }
 
+    /// The state, marked changed: every call of the sink changes what a view shows.
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.shared)
+        let mut st = lock(&self.shared);
+        st.version += 1;
+        st
     }
 }
 

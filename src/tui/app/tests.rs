@@ -547,3 +547,51 @@ fn statements_beyond_the_whole_records_open_compact_and_the_bound_is_counted() {
     assert!(d.compact);
     assert_eq!(d.rec.text.as_deref(), Some("select 2"));
 }
+
+/// An idle TUI neither copies nor draws: `outdated` is false until the state
+/// changes, a key asks for data, or (live) the wall clock ticks a second.
+#[test]
+fn nothing_is_redrawn_while_nothing_changes() {
+    let shared = sample_state();
+    let s = 1_000_000_000i64;
+    let wall = 1_700_000_000 * s;
+    let mut app = App::new(Filter::default());
+    assert!(app.outdated(&lock(&shared), wall), "never refreshed");
+    for view in ["1", "3", "5", "6", "7", "2"] {
+        keys(&mut app, view);
+        assert!(
+            app.outdated(&lock(&shared), wall),
+            "a key asked for view {view}"
+        );
+        app.refresh_at(&lock(&shared), Instant::now(), wall);
+        // Top and Errors rebuild at most once a second: forced by the key here.
+        assert!(
+            !app.outdated(&lock(&shared), wall + s / 2),
+            "view {view} wants a refresh with nothing changed"
+        );
+    }
+    // The capture hands the sink anything: the state moved.
+    keys(&mut app, "1");
+    app.refresh_at(&lock(&shared), Instant::now(), wall);
+    TuiSink::new(shared.clone()).drops(3);
+    assert!(app.outdated(&lock(&shared), wall));
+    app.refresh_at(&lock(&shared), Instant::now(), wall);
+    assert!(!app.outdated(&lock(&shared), wall));
+    // Bytes read (a file's progress) move without a record.
+    lock(&shared)
+        .input_read
+        .fetch_add(10, std::sync::atomic::Ordering::Relaxed);
+    assert!(app.outdated(&lock(&shared), wall));
+    app.refresh_at(&lock(&shared), Instant::now(), wall);
+    // Live, elapsed times and rates tick with the wall clock's seconds, until the
+    // capture ends.
+    lock(&shared).live = true;
+    app.refresh_at(&lock(&shared), Instant::now(), wall);
+    assert!(!app.outdated(&lock(&shared), wall + s / 2));
+    assert!(app.outdated(&lock(&shared), wall + s));
+    TuiSink::new(shared.clone())
+        .finish(&Default::default())
+        .unwrap();
+    app.refresh_at(&lock(&shared), Instant::now(), wall);
+    assert!(!app.outdated(&lock(&shared), wall + 5 * s));
+}
