@@ -86,10 +86,16 @@ impl Clock {
 }
 
 /// The local zone's offset at `secs` since the epoch (0 when libc cannot say).
+#[allow(
+    unsafe_code,
+    reason = "localtime_r: time, the one date crate here, refuses with threads"
+)]
 fn local_offset_at(secs: i64) -> i64 {
     let t = secs as libc::time_t;
-    // SAFETY: localtime_r writes only the `tm` it is given; `tm` is plain data for
-    // which all zeroes is a valid value.
+    // SAFETY: `tm` is plain integers (and a `tm_zone` pointer) for which all zeroes
+    // is valid; localtime_r writes only the `tm` it is given and reads `t`, both live
+    // for the call. It reads TZ from the environment, which nothing modifies while
+    // pgscope runs (`std::env::set_var` is called nowhere in src/).
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&t, &mut tm).is_null() {
