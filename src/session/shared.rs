@@ -6,8 +6,9 @@
 //! back to be dropped where they were made. With `Arc`, every record cloned and
 //! dropped its text, tag and parameters with locked instructions (a fenced
 //! read-modify-write each, behind the stores of building the record): 4.5 to 5.6%
-//! more CPU on bench/data's pgbench capture (`-o json`, best of 15 and 25 runs, when
-//! `OwnerRc` was last measured against an `Arc` in its place). Here a count is a plain `Rc` count with this contract:
+//! more CPU on bench/data's pgbench capture (`-o json`, best of 15 and 25 runs, with
+//! an `Arc` in `OwnerRc`'s place). Here a count is a plain `Rc` count with this
+//! contract:
 //!
 //! 1. Only the owner thread changes a count: on it, clone and drop work as `Rc`'s.
 //!    The owner is named by a token, the address of a thread-local, which no two
