@@ -24,6 +24,9 @@
 //!   conns N OUT                 N connections open at once (startup and a query each)
 //!   halfopen N OUT              N connections that only ever send a SYN
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use pgscope::synth::{self, From, PcapWriter, TcpConn};
 use pgscope::{capture, net};
 use std::io::{self, BufWriter, Write};

@@ -3,6 +3,11 @@
 //! Data flows one way, one stage a module:
 //! capture → net → tcp → pgwire → session → (pooler) → output.
 
+// Unsafe code only where an item allows it, each block with its invariant
+// (docs/architecture.md, "unsafe").
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod capture;
 pub mod cli;
 pub mod filter;

@@ -1,5 +1,8 @@
 //! pgscope: a passive PostgreSQL wire-protocol analyzer.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
 use pgscope::metrics::{Metrics, Tee};

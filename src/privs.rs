@@ -2,57 +2,47 @@
 //! open, root is no longer needed, so switch to an unprivileged user (as tcpdump -Z
 //! does, for live capture and `-r` alike).
 
-use std::ffi::CString;
+use nix::unistd::{Gid, Uid, User, geteuid, getuid, setgid, setgroups, setuid};
 
 /// Whom to become: looked up before anything is opened or created, so that a bad
 /// `-Z` fails the run before it touches a file.
 #[derive(Debug, Clone)]
 pub struct Target {
     name: String,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
+    uid: Uid,
+    gid: Gid,
 }
 
 /// The user to drop to: `user`, or `nobody` when running as root without -Z. `None`
 /// when not root (nothing to drop). A `-Z` user that does not exist is an error
 /// even then: the run would do something else than asked.
 pub fn target(user: Option<&str>) -> Result<Option<Target>, String> {
-    // SAFETY: getuid and geteuid have no preconditions.
-    let root = unsafe { libc::getuid() } == 0 || unsafe { libc::geteuid() } == 0;
+    let root = getuid().is_root() || geteuid().is_root();
     if !root && user.is_none() {
         return Ok(None);
     }
     let name = user.unwrap_or("nobody");
-    let cname = CString::new(name).map_err(|_| format!("-Z: bad user name {name:?}"))?;
-    // SAFETY: getpwnam returns a pointer to static storage or null; the ids are
-    // copied out before any other libc call.
-    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("-Z: no such user {name:?}"));
+    if name.contains('\0') {
+        return Err(format!("-Z: bad user name {name:?}"));
     }
-    // SAFETY: pw is non-null and points to getpwnam's static passwd entry.
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    let pw = User::from_name(name)
+        .map_err(|e| format!("-Z: cannot look up user {name:?}: {e}"))?
+        .ok_or_else(|| format!("-Z: no such user {name:?}"))?;
     Ok(root.then(|| Target {
         name: name.to_string(),
-        uid,
-        gid,
+        uid: pw.uid,
+        gid: pw.gid,
     }))
 }
 
-/// Becomes `target` for good (supplementary groups, group, then user).
+/// Becomes `target` for good (supplementary groups, group, then user: the ids last,
+/// as a process that is no longer root could not change its groups).
 pub fn drop_to(target: &Target) -> Result<(), String> {
-    // SAFETY: plain syscalls; order matters (groups and gid before uid).
-    let ok = unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0
-            && libc::setgid(target.gid) == 0
-            && libc::setuid(target.uid) == 0
-    };
-    if !ok {
-        return Err(format!(
-            "cannot drop privileges to {}: {}",
-            target.name,
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    setgroups(&[])
+        .and_then(|()| setgid(target.gid))
+        .and_then(|()| setuid(target.uid))
+        .map_err(|e| {
+            let e = std::io::Error::from(e);
+            format!("cannot drop privileges to {}: {e}", target.name)
+        })
 }

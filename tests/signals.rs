@@ -187,4 +187,9 @@ fn sigterm_ends_a_live_capture_with_a_whole_savefile() {
     assert!(!td_err.contains("truncated"), "{td_err}");
     let packets = String::from_utf8_lossy(&td.stdout).lines().count();
     assert!(packets > 20, "{packets} packets in the savefile");
+    // Raw packets may hold credentials: the file is the owner's only, whatever the
+    // umask the run started with (the test harness's is 022).
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&save).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "-w file mode {mode:o}");
 }

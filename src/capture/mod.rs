@@ -12,11 +12,15 @@ mod compressed;
 pub use bpf::{OfflineFilter, interface_list, open_hint};
 mod legacy;
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::stat::{Mode, umask};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::fmt;
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One captured frame, borrowed from the source's buffer.
@@ -339,35 +343,30 @@ pub struct Stoppable<'s, R> {
     stop: &'s AtomicBool,
 }
 
-impl<'s, R: Read + std::os::fd::AsRawFd> Stoppable<'s, R> {
+impl<'s, R: Read + AsFd> Stoppable<'s, R> {
     pub fn new(inner: R, stop: &'s AtomicBool) -> Self {
         Stoppable { inner, stop }
     }
 }
 
-impl<R: Read + std::os::fd::AsRawFd> Read for Stoppable<'_, R> {
+impl<R: Read + AsFd> Read for Stoppable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut pfd = libc::pollfd {
-            fd: self.inner.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(0);
             }
-            // SAFETY: one valid pollfd for the duration of the call.
-            match unsafe { libc::poll(&mut pfd, 1, 100) } {
-                0 => continue,
+            match poll_in(self.inner.as_fd()) {
+                Ok(0) | Err(Errno::EINTR) => continue,
                 // Readable, closed or failed: `read` says which.
-                n if n > 0 => return self.inner.read(buf),
-                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
-                    continue;
-                }
                 _ => return self.inner.read(buf),
             }
         }
     }
+}
+
+/// Waits up to 100 ms for `fd` to be readable (or closed, or failed).
+fn poll_in(fd: BorrowedFd<'_>) -> nix::Result<i32> {
+    poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], 100u16)
 }
 
 /// Timestamp ticks of `unit` per second to nanoseconds. A corrupt block can hold any
@@ -526,16 +525,14 @@ pub fn read_live(
     let mut cap = cap
         .setnonblock()
         .map_err(|e| err("cannot set non-blocking mode", e))?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&cap);
     let linktype = cap.get_datalink().0;
     let mut save = match opts.savefile {
         Some(path) => {
             // Raw packets may hold credentials: only the owner may read the file.
             let _ = std::fs::remove_file(path);
-            // SAFETY: umask only swaps the process file-creation mask.
-            let old = unsafe { libc::umask(0o077) };
+            let old = umask(Mode::from_bits_truncate(0o077));
             let file = cap.savefile(path);
-            unsafe { libc::umask(old) };
+            umask(old);
             Some(file.map_err(|e| err("cannot create -w file", e))?)
         }
         None => None,
@@ -588,13 +585,7 @@ pub fn read_live(
                     idle();
                 }
                 check_drops(&mut cap);
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd for the duration of the call.
-                unsafe { libc::poll(&mut pfd, 1, 100) };
+                let _ = poll_in(cap.as_fd());
             }
             Err(e) => return Err(err("capture failed", e)),
         }

@@ -44,6 +44,10 @@ impl<'a> JsonObj<'a> {
     /// (as are the writers below), so a literal key is copied with a constant length
     /// instead of a `memcpy` call per field.
     #[inline(always)]
+    #[allow(
+        unsafe_code,
+        reason = "set_len after writing the spare capacity: see below"
+    )]
     fn key(&mut self, k: &str) {
         let k = k.as_bytes();
         if self.first {
@@ -56,7 +60,10 @@ impl<'a> JsonObj<'a> {
         // `,"key":` written straight into the spare capacity with constant-length
         // copies once a literal key is inlined: a length that depends on `first`, or
         // a copy through a stack buffer, made this a `memcpy` call per field (a
-        // tenth of the formatting thread).
+        // tenth of the formatting thread). Safe code (`resize` then indexing, and the
+        // same for `write_u64` below) ran 2.5% more instructions on bench/data's
+        // pgbench capture (callgrind, 2,342 M against 2,283-2,290 M) and took 0.3 to
+        // 3.5% more CPU (best of 15 and 25 runs).
         let n = k.len() + 4;
         self.buf.reserve(n);
         let spare = &mut self.buf.spare_capacity_mut()[..n];
@@ -65,7 +72,9 @@ impl<'a> JsonObj<'a> {
         spare[2..n - 2].write_copy_of_slice(k);
         spare[n - 2].write(b'"');
         spare[n - 1].write(b':');
-        // SAFETY: the `n` bytes after the length were written just above.
+        // SAFETY: `reserve(n)` made room for `n` bytes past the length and all `n`
+        // were initialised just above (`,` `"` the key `"` `:`), so the new length
+        // covers initialised bytes within the capacity.
         unsafe { self.buf.set_len(self.buf.len() + n) };
     }
 
@@ -279,6 +288,10 @@ pub mod itoa_like {
     use super::super::fmt::DIGIT_PAIRS as PAIRS;
 
     #[inline]
+    #[allow(
+        unsafe_code,
+        reason = "set_len after writing the digits: see `JsonObj::key`"
+    )]
     fn write_u64(buf: &mut Vec<u8>, mut v: u64) {
         let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
         buf.reserve(n);
@@ -298,8 +311,9 @@ pub mod itoa_like {
         } else {
             out[0].write(b'0' + v as u8);
         }
-        // SAFETY: all `n` digits were written: pairs from the end, then the first one
-        // or two.
+        // SAFETY: `reserve(n)` made room for `n` bytes and all `n` were initialised:
+        // pairs from the end down to index 1 or 2, then the first one or two (`n` is
+        // the digit count, so `i` ends at exactly 1 or 2).
         unsafe { buf.set_len(buf.len() + n) };
     }
 

@@ -86,10 +86,16 @@ impl Clock {
 }
 
 /// The local zone's offset at `secs` since the epoch (0 when libc cannot say).
+#[allow(
+    unsafe_code,
+    reason = "localtime_r: time, the one date crate here, refuses with threads"
+)]
 fn local_offset_at(secs: i64) -> i64 {
     let t = secs as libc::time_t;
-    // SAFETY: localtime_r writes only the `tm` it is given; `tm` is plain data for
-    // which all zeroes is a valid value.
+    // SAFETY: `tm` is plain integers (and a `tm_zone` pointer) for which all zeroes
+    // is valid; localtime_r writes only the `tm` it is given and reads `t`, both live
+    // for the call. It reads TZ from the environment, which nothing modifies while
+    // pgscope runs (`std::env::set_var` is called nowhere in src/).
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&t, &mut tm).is_null() {
@@ -307,5 +313,35 @@ mod tests {
             ]
         );
         assert_eq!(line(5, &ts)[2], "00:01:01.000000");
+    }
+
+    /// `-tttt`: the zone's wall time and its offset (from localtime_r, in whatever
+    /// zone the test runs: UTC gives +0000).
+    #[test]
+    fn local_time_is_utc_shifted_by_the_zone_offset() {
+        // 2023-11-14 22:13:20.123456 UTC, 80,000 s into its day.
+        let secs = 1_700_000_000;
+        let off = local_offset_at(secs);
+        assert!(off.abs() <= 18 * 3600 && off % 60 == 0, "offset {off}");
+        let mut c = Clock {
+            mode: 4,
+            ..Clock::default()
+        };
+        let mut s = String::new();
+        c.push(secs * 1_000_000_000 + 123_456_789, &mut s);
+        let wall = (80_000 + off).rem_euclid(86_400);
+        let (sign, m) = (if off < 0 { '-' } else { '+' }, off.abs() / 60);
+        let want = format!(
+            " {:02}:{:02}:{:02}.123456 {sign}{:02}{:02}",
+            wall / 3600,
+            wall / 60 % 60,
+            wall % 60,
+            m / 60,
+            m % 60
+        );
+        assert!(
+            s.len() == 10 + want.len() && s.ends_with(&want),
+            "{s:?}, want ..{want:?}"
+        );
     }
 }

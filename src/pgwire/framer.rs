@@ -78,17 +78,6 @@ impl AnomalyKind {
     }
 }
 
-/// Byte counters for data that was seen but not decoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Bytes discarded inside a decodable stream: oversize message bodies,
-    /// messages damaged by a gap, unsynced bytes before a boundary.
-    pub skipped: u64,
-    /// Bytes after the connection stopped being decoded (encryption, not
-    /// PostgreSQL, data after a CancelRequest).
-    pub ignored: u64,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     Ssl,
@@ -168,9 +157,7 @@ pub struct ConnDecoder {
     decrypt_tls: bool,
     /// Set by the switch to TLS: how many bytes of the current feed followed it.
     handoff: Option<usize>,
-    protocol_minor: Option<u16>,
     max_message: usize,
-    stats: Stats,
 }
 
 impl ConnDecoder {
@@ -197,9 +184,7 @@ impl ConnDecoder {
             encryption: None,
             decrypt_tls: false,
             handoff: None,
-            protocol_minor: None,
             max_message: max_message.max(TYPED_HEADER),
-            stats: Stats::default(),
         }
     }
 
@@ -220,20 +205,9 @@ impl ConnDecoder {
         self.handoff.take()
     }
 
-    /// Minor protocol version from the StartupMessage, lowered by
-    /// NegotiateProtocolVersion.
-    pub fn protocol_minor(&self) -> Option<u16> {
-        self.protocol_minor
-    }
-
     /// Bytes currently held in the per-direction buffers.
     pub fn buffered_bytes(&self) -> usize {
         self.sides.iter().map(|s| s.buf.len()).sum()
-    }
-
-    /// Counters of bytes seen but not decoded.
-    pub fn stats(&self) -> Stats {
-        self.stats
     }
 
     /// Feeds in-order stream bytes of one direction.
@@ -241,7 +215,6 @@ impl ConnDecoder {
     // is inlined there; the rare paths take it as `dyn`.
     pub fn feed<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) {
         if self.stopped {
-            self.stats.ignored += data.len() as u64;
             return;
         }
         if data.is_empty() {
@@ -251,7 +224,6 @@ impl ConnDecoder {
             Dir::Frontend => self.seen_frontend = true,
             // MySQL and others greet first; a PostgreSQL server never does.
             Dir::Backend if !self.midstream && !self.seen_frontend => {
-                self.stats.ignored += data.len() as u64;
                 self.stop(dir, AnomalyKind::NotPostgres, sink, || {
                     "server sent data before the client's startup packet".into()
                 });
@@ -300,7 +272,6 @@ impl ConnDecoder {
                 };
                 if let Some(left) = left.filter(|&l| missing_bytes <= l) {
                     // The partial message is lost but the next boundary is known.
-                    self.stats.skipped += side.buf.len() as u64;
                     side.buf.clear();
                     side.skip = left - missing_bytes;
                     return;
@@ -322,7 +293,6 @@ impl ConnDecoder {
     fn drain<S: FnMut(Event<'_>)>(&mut self, dir: Dir, mut data: &[u8], sink: &mut S) {
         while !data.is_empty() {
             if self.stopped {
-                self.stats.ignored += data.len() as u64;
                 return;
             }
             if self.handoff.is_some() {
@@ -341,10 +311,7 @@ impl ConnDecoder {
                     self.side_mut(dir).buf.extend_from_slice(data);
                     data.len()
                 }
-                Mode::Ignore => {
-                    self.stats.ignored += data.len() as u64;
-                    data.len()
-                }
+                Mode::Ignore => data.len(),
             };
             data = data.get(used..).unwrap_or_default();
         }
@@ -374,7 +341,6 @@ impl ConnDecoder {
         side.dropped += at as u64;
         side.mode = Mode::Synced;
         let dropped = mem::take(&mut side.dropped);
-        self.stats.skipped += dropped;
         if dropped > 0 {
             sink(Event::Anomaly(Anomaly {
                 dir,
@@ -483,7 +449,6 @@ impl ConnDecoder {
         if side.skip > 0 {
             let n = side.skip.min(data.len() as u64);
             side.skip -= n;
-            self.stats.skipped += n;
             return n as usize;
         }
         if side.buf.len() + data.len() < TYPED_HEADER {
@@ -553,7 +518,6 @@ impl ConnDecoder {
             Whole::Partial => return used,
         }
         // The whole message counts, the kept head included.
-        self.stats.skipped += keep as u64;
         self.side_mut(dir).skip = len as u64 + 1 - keep as u64;
         used
     }
@@ -597,7 +561,6 @@ impl ConnDecoder {
                 // The handshake is the caller's to decrypt.
                 return 0;
             }
-            self.stats.ignored += data.len() as u64;
             return data.len();
         }
         if buf.len() + data.len() < 4 {
@@ -607,7 +570,6 @@ impl ConnDecoder {
         let len = u32::from_be_bytes(head(buf, data));
         if !STARTUP_LEN.contains(&len) {
             if first {
-                self.stats.ignored += data.len() as u64;
                 self.not_postgres(sink, || {
                     "first client packet is not a PostgreSQL startup packet".into()
                 });
@@ -646,10 +608,6 @@ impl ConnDecoder {
             Body::SslRequest => (Mode::Untyped { first: false }, Some(Answer::Ssl)),
             Body::GssEncRequest => (Mode::Untyped { first: false }, Some(Answer::Gss)),
             Body::CancelRequest { .. } => (Mode::Ignore, None),
-            Body::Startup { minor, .. } => {
-                self.protocol_minor = Some(minor);
-                (Mode::Synced, None)
-            }
             // The server rejects anything else; assume regular traffic follows.
             _ => (Mode::Synced, None),
         };
@@ -747,10 +705,6 @@ impl ConnDecoder {
         };
         if dir == Dir::Backend {
             self.ctx.observe(&msg.body);
-            if let Body::NegotiateProtocolVersion { newest_minor, .. } = msg.body {
-                let newest = u16::try_from(newest_minor).unwrap_or(u16::MAX);
-                self.protocol_minor = Some(self.protocol_minor.map_or(newest, |m| m.min(newest)));
-            }
         }
         self.emit(&msg, sink);
     }

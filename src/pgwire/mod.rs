@@ -14,7 +14,7 @@ pub use fields::{
     error_field_name, startup_params,
 };
 pub use framer::{
-    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, Stats, sender_of,
+    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of,
 };
 pub use message::{
     AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Head, Msg,

@@ -507,7 +507,6 @@ fn startup_flow_protocol_32() {
     assert_eq!(out.len(), 6, "{out:#?}");
     assert!(out[1].contains("NegotiateProtocolVersion"));
     assert!(out[3].contains("BackendKeyData"));
-    assert_eq!(d.protocol_minor(), Some(1));
     assert_eq!(d.encrypted(), None);
 }
 
@@ -665,7 +664,6 @@ fn encryption_switch_stops_decoding() {
         assert_eq!(out.len(), 3, "{out:#?}");
         assert!(out[2].contains("anomaly encryption"), "{out:?}");
         assert_eq!(d.encrypted(), Some(scheme));
-        assert_eq!(d.stats().ignored, 16);
     }
     // The answer and the start of TLS in the same segment.
     let mut d = ConnDecoder::new(false);
@@ -705,7 +703,6 @@ fn cancel_request_connection() {
             out[0].contains("CancelRequest") && out[0].contains("pid: 4242"),
             "{out:?}"
         );
-        assert_eq!(d.stats().ignored, 4);
     }
 }
 
@@ -882,7 +879,6 @@ fn oversize_message_reported_once_and_skipped() {
             ],
             "chunk {chunk}"
         );
-        assert_eq!(d.stats().skipped, 311);
     }
 }
 
@@ -1018,11 +1014,6 @@ fn midstream_hunting() {
         d.feed(Frontend, part, &mut |e| panic!("emitted {}", render(e)));
     }
     assert!(d.buffered_bytes() < 5, "rejected bytes are not kept");
-    assert_eq!(
-        d.stats().skipped,
-        0,
-        "only counted once a boundary is found"
-    );
     // A chain of three messages is enough even if more is still partial.
     let (fe, _) = conversation();
     let parse_at = startup(2, b"user\0u\0database\0d\0").len() + msg(b'p', b"pw\0").len();
@@ -1334,10 +1325,6 @@ fn oversize_requests_keep_a_bounded_head_with_their_names() {
                 "Sync".to_string(),
             ],
             "chunk {chunk}"
-        );
-        assert_eq!(
-            d.stats().skipped,
-            (query.len() + parse.len() + bind.len()) as u64
         );
     }
 }

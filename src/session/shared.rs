@@ -5,8 +5,10 @@
 //! Records are built on a decoding thread, read on the formatting thread and sent
 //! back to be dropped where they were made. With `Arc`, every record cloned and
 //! dropped its text, tag and parameters with locked instructions (a fenced
-//! read-modify-write each, behind the stores of building the record): about 5% of
-//! the run's CPU. Here a count is a plain `Rc` count with this contract:
+//! read-modify-write each, behind the stores of building the record): 4.5 to 5.6%
+//! more CPU on bench/data's pgbench capture (`-o json`, best of 15 and 25 runs, with
+//! an `Arc` in `OwnerRc`'s place). Here a count is a plain `Rc` count with this
+//! contract:
 //!
 //! 1. Only the owner thread changes a count: on it, clone and drop work as `Rc`'s.
 //!    The owner is named by a token, the address of a thread-local, which no two
@@ -15,7 +17,7 @@
 //!    shared, so any thread may drop it), and drop leaves the count alone: the value
 //!    is leaked rather than have two threads change one count. Such drops are
 //!    counted ([`foreign_drops`]); the pipelines send every record back to the thread
-//!    that made it, so the count stays 0 (tests/sharded.rs holds sharded runs to it).
+//!    that made it, so the count stays 0 (tests/staged.rs holds sharded runs to it).
 //! 3. The value is immutable, so any thread may read it while a handle lives; an
 //!    allocation is freed only by its owner, once no handle is left, and a handle a
 //!    foreign thread holds is never released, so the value outlives every reader.
@@ -58,11 +60,19 @@ pub struct OwnerRc<T: ?Sized> {
     owner: usize,
 }
 
+#[allow(
+    unsafe_code,
+    reason = "owner-thread counts: Arc cost 4.5-5.6% more CPU"
+)]
 // SAFETY: a handle changes its allocation's count only on its owner thread (or,
 // detached, when it is the allocation's only handle); other threads only read the
 // immutable value, which lives as long as any handle, since those threads never
 // release theirs. See the module comment.
 unsafe impl<T: ?Sized + Send + Sync> Send for OwnerRc<T> {}
+#[allow(
+    unsafe_code,
+    reason = "owner-thread counts: Arc cost 4.5-5.6% more CPU"
+)]
 // SAFETY: as above; `&OwnerRc` gives only reads of the value and `clone`, which on a
 // foreign thread reads the value to copy it.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnerRc<T> {}
@@ -114,12 +124,18 @@ where
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "ManuallyDrop: leak rather than count on a foreign thread"
+)]
 impl<T: ?Sized> Drop for OwnerRc<T> {
     #[inline]
     fn drop(&mut self) {
         if self.owner == DETACHED || self.owner == current() {
-            // SAFETY: dropped once, here; a detached handle is its allocation's only
-            // one, an owned one is dropped on the only thread that counts it.
+            // SAFETY: `rc` is dropped once, here, and not used after. The non-atomic
+            // count is changed on one thread only: a detached handle is its
+            // allocation's only one, and an owned one is dropped on its owner thread,
+            // the only thread that ever changes that count (contract 1).
             unsafe { ManuallyDrop::drop(&mut self.rc) }
         } else {
             // Leaked: the count is the owner thread's to change. Off the hot path, so
