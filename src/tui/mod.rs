@@ -115,27 +115,26 @@ fn event_loop(
 /// poll(2) for the hangup on the terminal it draws on, raises `stop`, gives the loop
 /// a moment in case it is not stuck, then exits (129, as SIGHUP would).
 fn watch_hangup(stop: &'static AtomicBool) {
-    use std::os::fd::AsRawFd;
-    let fd = io::stdout().as_raw_fd();
-    // SAFETY: isatty only reads the descriptor's state.
-    if unsafe { libc::isatty(fd) } != 1 {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    if !io::stdout().is_terminal() {
         return;
     }
     std::thread::spawn(move || {
+        let out = io::stdout();
         // No events asked: poll reports only the hangup (and errors), never data.
-        let mut pfd = libc::pollfd {
-            fd,
-            events: 0,
-            revents: 0,
-        };
+        let mut fds = [PollFd::new(out.as_fd(), PollFlags::empty())];
         loop {
-            // SAFETY: one valid pollfd; stdout stays open for the process's life.
-            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-            if n > 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-                break;
-            }
-            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return;
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(n) if n > 0 => {
+                    let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                    if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+                        break;
+                    }
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
             }
         }
         stop.store(true, Ordering::Relaxed);
