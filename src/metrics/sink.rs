@@ -2,8 +2,8 @@
 //! collector, then on to the real sink unchanged.
 
 use super::Collector;
+use crate::output::wrap::Wrap;
 use crate::output::{AnomalyView, RunStats, Sink};
-use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
 use std::io::Result;
@@ -39,16 +39,16 @@ impl<S> Tee<S> {
     }
 }
 
-impl<S: DerefMut> Sink for Tee<S>
+impl<S: DerefMut> Wrap for Tee<S>
 where
     S::Target: Sink,
 {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
+    type Inner = S::Target;
+    fn inner(&mut self) -> &mut S::Target {
+        &mut self.inner
     }
-
-    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> Result<()> {
-        self.inner.message(conn, ts, msg)
+    fn inner_ref(&self) -> &S::Target {
+        &self.inner
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> Result<()> {
@@ -80,19 +80,9 @@ where
         self.inner.session_update(conn, s)
     }
 
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
     fn drops(&mut self, total: u64) {
         self.c.drops(total);
         self.inner.drops(total)
-    }
-
-    fn threaded(&mut self) -> Option<&mut crate::output::threaded::Threaded> {
-        self.inner.threaded()
     }
 
     fn finish(&mut self, run: &RunStats) -> Result<()> {
@@ -132,8 +122,13 @@ mod tests {
                 Tee::new(Box::new(Nothing), Collector::new(m.clone(), 10)).client_legs(ports);
             let mut q = QueryRecord::new(1, "simple", 0);
             q.outcome = crate::session::record::Outcome::Success;
-            tee.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
-                .unwrap();
+            Sink::query(
+                &mut tee,
+                &ConnMeta::for_test(1),
+                &SessionRecord::default(),
+                &q,
+            )
+            .unwrap();
             let line = m
                 .encode(false)
                 .lines()

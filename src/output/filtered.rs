@@ -3,7 +3,8 @@
 //! ([`Filter::keeps`]; which fields each kind has is in `crate::filter`). Anomalies
 //! are always passed on: they say what the capture may have lost.
 
-use super::{AnomalyView, RunStats, Sink};
+use super::Sink;
+use super::wrap::Wrap;
 use crate::filter::{Filter, MessageView, SessionView, StatementView, Who};
 use crate::pgwire::{Body, Msg, startup_params};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -77,9 +78,13 @@ fn known<'a>(conns: &'a mut FxHashMap<u64, Known>, conn: &ConnMeta) -> &'a mut K
     conns.entry(conn.id).or_insert_with(|| Known::new(conn))
 }
 
-impl Sink for Filtered<'_> {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
+impl<'s> Wrap for Filtered<'s> {
+    type Inner = dyn Sink + 's;
+    fn inner(&mut self) -> &mut Self::Inner {
+        self.inner
+    }
+    fn inner_ref(&self) -> &Self::Inner {
+        self.inner
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
@@ -107,10 +112,6 @@ impl Sink for Filtered<'_> {
         }
     }
 
-    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.inner.anomaly(conn, ts, a)
-    }
-
     fn query(
         &mut self,
         conn: &ConnMeta,
@@ -127,6 +128,16 @@ impl Sink for Filtered<'_> {
         } else {
             Ok(())
         }
+    }
+
+    /// Filtered as `query` is.
+    fn query_owned(
+        &mut self,
+        conn: &ConnMeta,
+        session: &SessionRecord,
+        q: Box<QueryRecord>,
+    ) -> io::Result<()> {
+        Wrap::query(self, conn, session, &q)
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
@@ -148,13 +159,5 @@ impl Sink for Filtered<'_> {
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
         known(&mut self.conns, conn).update(s);
         self.inner.session_update(conn, s)
-    }
-
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
-    }
-
-    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
-        self.inner.finish(run)
     }
 }

@@ -19,6 +19,7 @@
 //! connection serves one client for a whole transaction). A link needs exactly one
 //! client statement left, and that statement must fit no other server statement.
 
+use crate::output::wrap;
 use crate::output::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -571,23 +572,18 @@ fn unindex(index: &mut FxHashMap<u64, VecDeque<u64>>, key: u64, seq: u64) {
     }
 }
 
-impl<S: DerefMut> Sink for Correlator<S>
+/// Messages borrow the capture buffer, and live views want the running statements
+/// now: they go on at once, ahead of the held records.
+impl<S: DerefMut> wrap::Wrap for Correlator<S>
 where
     S::Target: Sink,
 {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
+    type Inner = S::Target;
+    fn inner(&mut self) -> &mut S::Target {
+        &mut self.inner
     }
-
-    /// Messages borrow the capture buffer: they go on at once, ahead of the held
-    /// statement records.
-    fn message(
-        &mut self,
-        conn: &ConnMeta,
-        ts: i64,
-        msg: &crate::pgwire::Msg<'_>,
-    ) -> io::Result<()> {
-        self.inner.message(conn, ts, msg)
+    fn inner_ref(&self) -> &S::Target {
+        &self.inner
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
@@ -636,6 +632,16 @@ where
         self.push(held.q.end_ns, Item::Query(Box::new(held)))
     }
 
+    /// Held as `query` holds it.
+    fn query_owned(
+        &mut self,
+        c: &ConnMeta,
+        s: &SessionRecord,
+        q: Box<QueryRecord>,
+    ) -> io::Result<()> {
+        wrap::Wrap::query(self, c, s, &q)
+    }
+
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         self.origins.remove(&conn.id);
         self.conn_run.remove(&conn.id);
@@ -645,22 +651,6 @@ where
         self.clock = self.clock.max(s.end_ns);
         let item = Item::Session(Box::new((conn.clone(), s.clone())));
         self.push(s.end_ns, item)
-    }
-
-    fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
-        self.inner.session_update(conn, s)
-    }
-
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
-
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
     }
 
     fn finish(&mut self, run: &RunStats) -> io::Result<()> {
