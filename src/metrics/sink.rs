@@ -33,10 +33,6 @@ impl<S> Tee<S> {
         self.client_legs = pooler_ports;
         self
     }
-
-    fn counts(&self, conn: &ConnMeta) -> bool {
-        self.client_legs.is_empty() || self.client_legs.contains(&conn.server.1)
-    }
 }
 
 impl<S: DerefMut> Wrap for Tee<S>
@@ -57,14 +53,14 @@ where
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
-        if self.counts(conn) {
+        if crate::pooler::counted_once(q, conn, &self.client_legs) {
             self.c.query(q);
         }
         self.inner.query(conn, s, q)
     }
 
     fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
-        if self.counts(c) {
+        if crate::pooler::counted_once(&q, c, &self.client_legs) {
             self.c.query(&q);
         }
         self.inner.query_owned(c, s, q)

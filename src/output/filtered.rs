@@ -12,9 +12,10 @@ use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::DerefMut;
 
-pub struct Filtered<'s> {
-    inner: &'s mut dyn Sink,
+pub struct Filtered<S> {
+    inner: S,
     filter: Filter,
     /// Per open connection, what its messages are filtered by.
     conns: FxHashMap<u64, Known>,
@@ -63,8 +64,8 @@ impl Known {
     }
 }
 
-impl<'s> Filtered<'s> {
-    pub fn new(inner: &'s mut dyn Sink, filter: Filter) -> Self {
+impl<S> Filtered<S> {
+    pub fn new(inner: S, filter: Filter) -> Self {
         Filtered {
             inner,
             filter,
@@ -78,13 +79,16 @@ fn known<'a>(conns: &'a mut FxHashMap<u64, Known>, conn: &ConnMeta) -> &'a mut K
     conns.entry(conn.id).or_insert_with(|| Known::new(conn))
 }
 
-impl<'s> Wrap for Filtered<'s> {
-    type Inner = dyn Sink + 's;
-    fn inner(&mut self) -> &mut Self::Inner {
-        self.inner
+impl<S: DerefMut> Wrap for Filtered<S>
+where
+    S::Target: Sink,
+{
+    type Inner = S::Target;
+    fn inner(&mut self) -> &mut S::Target {
+        &mut self.inner
     }
-    fn inner_ref(&self) -> &Self::Inner {
-        self.inner
+    fn inner_ref(&self) -> &S::Target {
+        &self.inner
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {

@@ -93,6 +93,18 @@ impl Match {
     }
 }
 
+/// `--pooler-port`: whether `q` (on `conn`) counts in statement totals. Each
+/// statement counts once, on its client leg, not again as the server-leg statement
+/// it caused. Its link says which leg it is once the correlator has decided (the
+/// summary); before (metrics, which count statements as they end), a connection to
+/// any port but `pooler_ports` may be a server leg. No pooler ports: all count.
+pub fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> bool {
+    match &q.pooler {
+        Some(link) => link.leg != Leg::Server,
+        None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
+    }
+}
+
 /// What a record says about the other leg (`pgwire.pooler.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
