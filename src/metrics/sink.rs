@@ -39,13 +39,7 @@ impl<S: DerefMut> Wrap for Tee<S>
 where
     S::Target: Sink,
 {
-    type Inner = S::Target;
-    fn inner(&mut self) -> &mut S::Target {
-        &mut self.inner
-    }
-    fn inner_ref(&self) -> &S::Target {
-        &self.inner
-    }
+    crate::output::wrap::inner_deref!();
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> Result<()> {
         self.c.anomaly(conn.map(|c| c.id), a.kind);

@@ -14,6 +14,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::DerefMut;
 
+type Owned = Box<QueryRecord>;
+
 pub struct Filtered<S> {
     inner: S,
     filter: Filter,
@@ -83,13 +85,7 @@ impl<S: DerefMut> Wrap for Filtered<S>
 where
     S::Target: Sink,
 {
-    type Inner = S::Target;
-    fn inner(&mut self) -> &mut S::Target {
-        &mut self.inner
-    }
-    fn inner_ref(&self) -> &S::Target {
-        &self.inner
-    }
+    super::wrap::inner_deref!();
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
         let known = known(&mut self.conns, conn);
@@ -135,13 +131,8 @@ where
     }
 
     /// Filtered as `query` is.
-    fn query_owned(
-        &mut self,
-        conn: &ConnMeta,
-        session: &SessionRecord,
-        q: Box<QueryRecord>,
-    ) -> io::Result<()> {
-        Wrap::query(self, conn, session, &q)
+    fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Owned) -> io::Result<()> {
+        Wrap::query(self, c, s, &q)
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {

@@ -144,11 +144,12 @@ impl<S: Sink> Wrap for Redact<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pgwire::Dir;
 
-    fn msg(body: Body<'_>) -> Msg<'_> {
+    /// A frontend message with `body`.
+    pub(crate) fn msg(body: Body<'_>) -> Msg<'_> {
         Msg {
             dir: Dir::Frontend,
             typ: Some(b'p'),

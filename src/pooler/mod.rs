@@ -590,13 +590,7 @@ impl<S: DerefMut> wrap::Wrap for Correlator<S>
 where
     S::Target: Sink,
 {
-    type Inner = S::Target;
-    fn inner(&mut self) -> &mut S::Target {
-        &mut self.inner
-    }
-    fn inner_ref(&self) -> &S::Target {
-        &self.inner
-    }
+    wrap::inner_deref!();
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
         // Anomalies do not move the clock: a run-level one may carry the wall clock.
