@@ -2,7 +2,8 @@
 //! the busiest TCP ports it saw, so that the right `-p PORT` is one step away.
 
 use crate::capture::Packet;
-use crate::output::{AnomalyView, RunStats, Sink};
+use crate::output::Sink;
+use crate::output::wrap::Wrap;
 use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -91,18 +92,18 @@ impl<'a> Noticing<'a> {
     }
 }
 
-impl Sink for Noticing<'_> {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
+impl<'a> Wrap for Noticing<'a> {
+    type Inner = dyn Sink + Send + 'a;
+    fn inner(&mut self) -> &mut Self::Inner {
+        &mut *self.inner
+    }
+    fn inner_ref(&self) -> &Self::Inner {
+        &*self.inner
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
         self.found();
         self.inner.message(conn, ts, msg)
-    }
-
-    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.inner.anomaly(conn, ts, a)
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
@@ -122,25 +123,5 @@ impl Sink for Noticing<'_> {
             self.found();
         }
         self.inner.session(conn, s)
-    }
-
-    fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
-        self.inner.session_update(conn, s)
-    }
-
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
-
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
-    }
-
-    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
-        self.inner.finish(run)
     }
 }

@@ -260,8 +260,8 @@ fn prometheus_scrapes_a_live_capture_of_known_traffic() {
         assert_eq!(r.len(), 1, "{text}: {r:?}");
         r[0]["metric"]["fingerprint"].as_str().unwrap().to_string()
     };
-    let fp_fast = fingerprint(&format!("select pg_sleep(?) as fast_{pid}"));
-    let fp_slow = fingerprint(&format!("select pg_sleep(?) as slow_{pid}"));
+    let fp_fast = fingerprint(&format!("SELECT pg_sleep($1) AS fast_{pid}"));
+    let fp_slow = fingerprint(&format!("SELECT pg_sleep($1) AS slow_{pid}"));
     let count = |fp: &str| {
         scalar(
             prom_port,

@@ -2,8 +2,8 @@
 //! collector, then on to the real sink unchanged.
 
 use super::Collector;
+use crate::output::wrap::Wrap;
 use crate::output::{AnomalyView, RunStats, Sink};
-use crate::pgwire::Msg;
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
 use std::io::Result;
@@ -33,23 +33,13 @@ impl<S> Tee<S> {
         self.client_legs = pooler_ports;
         self
     }
-
-    fn counts(&self, conn: &ConnMeta) -> bool {
-        self.client_legs.is_empty() || self.client_legs.contains(&conn.server.1)
-    }
 }
 
-impl<S: DerefMut> Sink for Tee<S>
+impl<S: DerefMut> Wrap for Tee<S>
 where
     S::Target: Sink,
 {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
-    }
-
-    fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> Result<()> {
-        self.inner.message(conn, ts, msg)
-    }
+    crate::output::wrap::inner_deref!();
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> Result<()> {
         self.c.anomaly(conn.map(|c| c.id), a.kind);
@@ -57,14 +47,14 @@ where
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
-        if self.counts(conn) {
+        if crate::pooler::counted_once(q, conn, &self.client_legs) {
             self.c.query(q);
         }
         self.inner.query(conn, s, q)
     }
 
     fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
-        if self.counts(c) {
+        if crate::pooler::counted_once(&q, c, &self.client_legs) {
             self.c.query(&q);
         }
         self.inner.query_owned(c, s, q)
@@ -80,19 +70,9 @@ where
         self.inner.session_update(conn, s)
     }
 
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
     fn drops(&mut self, total: u64) {
         self.c.drops(total);
         self.inner.drops(total)
-    }
-
-    fn threaded(&mut self) -> Option<&mut crate::output::threaded::Threaded> {
-        self.inner.threaded()
     }
 
     fn finish(&mut self, run: &RunStats) -> Result<()> {
@@ -132,8 +112,13 @@ mod tests {
                 Tee::new(Box::new(Nothing), Collector::new(m.clone(), 10)).client_legs(ports);
             let mut q = QueryRecord::new(1, "simple", 0);
             q.outcome = crate::session::record::Outcome::Success;
-            tee.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
-                .unwrap();
+            Sink::query(
+                &mut tee,
+                &ConnMeta::for_test(1),
+                &SessionRecord::default(),
+                &q,
+            )
+            .unwrap();
             let line = m
                 .encode(false)
                 .lines()

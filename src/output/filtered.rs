@@ -3,7 +3,8 @@
 //! ([`Filter::keeps`]; which fields each kind has is in `crate::filter`). Anomalies
 //! are always passed on: they say what the capture may have lost.
 
-use super::{AnomalyView, RunStats, Sink};
+use super::Sink;
+use super::wrap::Wrap;
 use crate::filter::{Filter, MessageView, SessionView, StatementView, Who};
 use crate::pgwire::{Body, Msg, startup_params};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -11,9 +12,12 @@ use crate::tcp::ConnMeta;
 use rustc_hash::FxHashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::DerefMut;
 
-pub struct Filtered<'s> {
-    inner: &'s mut dyn Sink,
+type Owned = Box<QueryRecord>;
+
+pub struct Filtered<S> {
+    inner: S,
     filter: Filter,
     /// Per open connection, what its messages are filtered by.
     conns: FxHashMap<u64, Known>,
@@ -62,8 +66,8 @@ impl Known {
     }
 }
 
-impl<'s> Filtered<'s> {
-    pub fn new(inner: &'s mut dyn Sink, filter: Filter) -> Self {
+impl<S> Filtered<S> {
+    pub fn new(inner: S, filter: Filter) -> Self {
         Filtered {
             inner,
             filter,
@@ -77,10 +81,11 @@ fn known<'a>(conns: &'a mut FxHashMap<u64, Known>, conn: &ConnMeta) -> &'a mut K
     conns.entry(conn.id).or_insert_with(|| Known::new(conn))
 }
 
-impl Sink for Filtered<'_> {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
-    }
+impl<S: DerefMut> Wrap for Filtered<S>
+where
+    S::Target: Sink,
+{
+    super::wrap::inner_deref!();
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
         let known = known(&mut self.conns, conn);
@@ -107,10 +112,6 @@ impl Sink for Filtered<'_> {
         }
     }
 
-    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.inner.anomaly(conn, ts, a)
-    }
-
     fn query(
         &mut self,
         conn: &ConnMeta,
@@ -127,6 +128,11 @@ impl Sink for Filtered<'_> {
         } else {
             Ok(())
         }
+    }
+
+    /// Filtered as `query` is.
+    fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Owned) -> io::Result<()> {
+        Wrap::query(self, c, s, &q)
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
@@ -148,13 +154,5 @@ impl Sink for Filtered<'_> {
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
         known(&mut self.conns, conn).update(s);
         self.inner.session_update(conn, s)
-    }
-
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
-    }
-
-    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
-        self.inner.finish(run)
     }
 }

@@ -11,6 +11,7 @@ pub mod redact;
 pub mod summary;
 pub mod text;
 pub mod threaded;
+pub mod wrap;
 
 use crate::pgwire::{Dir, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};

@@ -3,7 +3,8 @@
 //! secrets and (with `--redact-params`) bind values are gone. Presenters show
 //! [`REDACTED`] where [`Msg::withheld`] or [`QueryRecord::params_withheld`] says so.
 
-use super::{AnomalyView, RunStats, Sink};
+use super::Sink;
+use super::wrap::Wrap;
 use crate::pgwire::{Body, List, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -75,12 +76,13 @@ impl Redaction {
 
     /// Removes a statement's bind values when they are withheld.
     pub fn query(&self, q: &mut QueryRecord) {
-        if self.redact_params && !q.params.is_empty() {
+        if self.touches(q) {
             q.params = Default::default();
             q.params_withheld = true;
         }
     }
 
+    /// Whether [`Redaction::query`] changes `q`.
     fn touches(&self, q: &QueryRecord) -> bool {
         self.redact_params && !q.params.is_empty()
     }
@@ -103,18 +105,19 @@ impl<S: Sink> Redact<S> {
     }
 }
 
-impl<S: Sink> Sink for Redact<S> {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
+impl<S: Sink> Wrap for Redact<S> {
+    type Inner = S;
+    fn inner(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    fn inner_ref(&self) -> &S {
+        &self.inner
     }
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
         match self.policy.message(msg) {
             Some(m) => self.inner.message(conn, ts, &m),
             None => self.inner.message(conn, ts, msg),
         }
-    }
-    fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.inner.anomaly(conn, ts, a)
     }
     fn query(
         &mut self,
@@ -138,35 +141,15 @@ impl<S: Sink> Sink for Redact<S> {
         self.policy.query(&mut q);
         self.inner.query_owned(conn, session, q)
     }
-    fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-        self.inner.session(conn, s)
-    }
-    fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
-        self.inner.session_update(conn, s)
-    }
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
-    }
-    fn threaded(&mut self) -> Option<&mut super::threaded::Threaded> {
-        self.inner.threaded()
-    }
-    fn finish(&mut self, run: &RunStats) -> io::Result<()> {
-        self.inner.finish(run)
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pgwire::Dir;
 
-    fn msg(body: Body<'_>) -> Msg<'_> {
+    /// A frontend message with `body`.
+    pub(crate) fn msg(body: Body<'_>) -> Msg<'_> {
         Msg {
             dir: Dir::Frontend,
             typ: Some(b'p'),

@@ -4,7 +4,6 @@
 
 use super::fmt::push_sanitized;
 use super::{AnomalyView, RunStats, Sink};
-use crate::pooler::Leg;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use crate::session::sql::{FingerprintCache, normalize};
 use crate::tcp::ConnMeta;
@@ -430,14 +429,14 @@ impl<W: Write> Sink for SummarySink<W> {
         Ok(())
     }
 
-    fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+    fn query(&mut self, conn: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
         if q.skipped {
             return Ok(());
         }
         if let Some(link) = &q.pooler {
             let p = &mut self.pooler;
-            if link.leg == Leg::Server {
-                // Counted on its client leg.
+            // Statements reach the summary linked: no ports needed.
+            if !crate::pooler::counted_once(q, conn, &[]) {
                 p.server_leg += 1;
                 p.server_unlinked += !link.matched.linked() as u64;
                 return Ok(());

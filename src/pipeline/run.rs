@@ -26,25 +26,51 @@ pub fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
     Collector::new(m.clone(), cli.metrics_top as usize)
 }
 
-/// `sink`, with the metrics collector in front of it when there are metrics.
-fn with_metrics(
+/// The presenter `sink` behind the run's wrappers, innermost first: the watch for
+/// PostgreSQL records (`found`), `--filter`, `--pooler-port` linking (after the
+/// filter, so statements are linked before it drops any), the formatting thread, or
+/// `threads` of them, when `threads` is given, and the metrics collector, which sees
+/// every statement (the caller keeps metrics to one decoding thread).
+fn chain(
     cli: &Cli,
     sink: Box<dyn Sink + Send>,
+    filter: filter::Filter,
+    found: Arc<AtomicBool>,
+    threads: Option<usize>,
     metrics: Option<&Arc<Metrics>>,
-) -> Box<dyn Sink + Send> {
-    match metrics {
-        Some(m) => {
-            Box::new(Tee::new(sink, collector(cli, m)).client_legs(cli.pooler_ports.clone()))
-        }
-        None => sink,
+) -> Vec<Box<dyn Sink + Send>> {
+    let mut sink: Box<dyn Sink + Send> = Box::new(crate::hints::Noticing::new(sink, found));
+    if !filter.is_empty() {
+        sink = Box::new(output::filtered::Filtered::new(sink, filter));
     }
+    if !cli.pooler_ports.is_empty() {
+        sink = Box::new(crate::pooler::Correlator::new(
+            sink,
+            cli.pooler_ports.clone(),
+        ));
+    }
+    let sinks: Vec<Box<dyn Sink + Send>> = match threads {
+        None => vec![sink],
+        Some(1) => vec![Box::new(output::threaded::Threaded::new(sink))],
+        Some(n) => output::threaded::Threaded::shards(sink, n)
+            .into_iter()
+            .map(|t| Box::new(t) as Box<dyn Sink + Send>)
+            .collect(),
+    };
+    let Some(m) = metrics else { return sinks };
+    sinks
+        .into_iter()
+        .map(|sink| {
+            let tee = Tee::new(sink, collector(cli, m)).client_legs(cli.pooler_ports.clone());
+            Box::new(tee) as Box<dyn Sink + Send>
+        })
+        .collect()
 }
 
 /// Runs the capture into `sink` with the feed that suits the records wanted.
 /// Offline records: TCP on this thread, decoding on a second, formatting on a third.
 /// Message records borrow the capture buffer and live records are written as they
-/// come: both in place, on this thread (so are filtered records, whose filter
-/// borrows the sink).
+/// come: both in place, on this thread (so are filtered records).
 pub fn records(
     cli: &Cli,
     mode: OutputMode,
@@ -59,15 +85,7 @@ pub fn records(
     let ports = cli.server_ports();
     // Set at the first PostgreSQL record: without one, the run ends with a hint.
     let found = Arc::new(AtomicBool::new(false));
-    let mut sink: Box<dyn Sink + Send> = Box::new(crate::hints::Noticing::new(sink, found.clone()));
-    // `--pooler-port`: statements are linked before the filter drops any.
-    let pooled = !cli.pooler_ports.is_empty();
-    if pooled && filter.is_empty() {
-        sink = Box::new(crate::pooler::Correlator::new(
-            sink,
-            cli.pooler_ports.clone(),
-        ));
-    }
+    let watch = found.clone();
     let found = Some(&found);
     if !in_place
         && matches!(
@@ -82,52 +100,19 @@ pub fn records(
         } else {
             cli.decoding_threads()
         };
-        let sinks: Vec<Box<dyn Sink + Send>> = if threads == 1 {
-            let sink = Box::new(output::threaded::Threaded::new(sink));
-            vec![with_metrics(cli, sink, taps.metrics)]
-        } else {
-            output::threaded::Threaded::shards(sink, threads)
-                .into_iter()
-                .map(|t| Box::new(t) as Box<dyn Sink + Send>)
-                .collect()
-        };
+        let sinks = chain(cli, sink, filter, watch, Some(threads), taps.metrics);
         let mut staged = Staged::sharded(sinks, ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
         return capture(cli, Box::new(staged), become_user, None, taps, found);
     }
-    if filter.is_empty() {
-        let mut sink = with_metrics(cli, sink, taps.metrics);
-        let mut pipe = Pipeline::new(sink.as_mut(), ports, cli.tcp_limits());
-        if let Some(keys) = tls_keys {
-            pipe.decrypt_tls(keys);
-        }
-        capture(cli, Box::new(pipe), become_user, None, taps, found)
-    } else {
-        // Metrics count every statement, not only those the filter keeps.
-        let mut filtered = output::filtered::Filtered::new(sink.as_mut(), filter);
-        let mut linked;
-        let sink: &mut dyn Sink = if pooled {
-            linked = crate::pooler::Correlator::new(&mut filtered, cli.pooler_ports.clone());
-            &mut linked
-        } else {
-            &mut filtered
-        };
-        let mut tee;
-        let sink: &mut dyn Sink = match taps.metrics {
-            Some(m) => {
-                tee = Tee::new(sink, collector(cli, m)).client_legs(cli.pooler_ports.clone());
-                &mut tee
-            }
-            None => sink,
-        };
-        let mut pipe = Pipeline::new(sink, ports, cli.tcp_limits());
-        if let Some(keys) = tls_keys {
-            pipe.decrypt_tls(keys);
-        }
-        capture(cli, Box::new(pipe), become_user, None, taps, found)
+    let mut sinks = chain(cli, sink, filter, watch, None, taps.metrics);
+    let mut pipe = Pipeline::new(sinks[0].as_mut(), ports, cli.tcp_limits());
+    if let Some(keys) = tls_keys {
+        pipe.decrypt_tls(keys);
     }
+    capture(cli, Box::new(pipe), become_user, None, taps, found)
 }
 
 /// Reads every packet of the capture through the pipeline into `sink`, as

@@ -19,6 +19,7 @@
 //! connection serves one client for a whole transaction). A link needs exactly one
 //! client statement left, and that statement must fit no other server statement.
 
+use crate::output::wrap;
 use crate::output::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -89,6 +90,18 @@ impl Match {
             self,
             Match::ApplicationName | Match::Transaction | Match::TextParamsTime
         )
+    }
+}
+
+/// `--pooler-port`: whether `q` (on `conn`) counts in statement totals. Each
+/// statement counts once, on its client leg, not again as the server-leg statement
+/// it caused. Its link says which leg it is once the correlator has decided (the
+/// summary); before (metrics, which count statements as they end), a connection to
+/// any port but `pooler_ports` may be a server leg. No pooler ports: all count.
+pub fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> bool {
+    match &q.pooler {
+        Some(link) => link.leg != Leg::Server,
+        None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
     }
 }
 
@@ -571,24 +584,13 @@ fn unindex(index: &mut FxHashMap<u64, VecDeque<u64>>, key: u64, seq: u64) {
     }
 }
 
-impl<S: DerefMut> Sink for Correlator<S>
+/// Messages borrow the capture buffer, and live views want the running statements
+/// now: they go on at once, ahead of the held records.
+impl<S: DerefMut> wrap::Wrap for Correlator<S>
 where
     S::Target: Sink,
 {
-    fn wants_messages(&self) -> bool {
-        self.inner.wants_messages()
-    }
-
-    /// Messages borrow the capture buffer: they go on at once, ahead of the held
-    /// statement records.
-    fn message(
-        &mut self,
-        conn: &ConnMeta,
-        ts: i64,
-        msg: &crate::pgwire::Msg<'_>,
-    ) -> io::Result<()> {
-        self.inner.message(conn, ts, msg)
-    }
+    wrap::inner_deref!();
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
         // Anomalies do not move the clock: a run-level one may carry the wall clock.
@@ -636,6 +638,16 @@ where
         self.push(held.q.end_ns, Item::Query(Box::new(held)))
     }
 
+    /// Held as `query` holds it.
+    fn query_owned(
+        &mut self,
+        c: &ConnMeta,
+        s: &SessionRecord,
+        q: Box<QueryRecord>,
+    ) -> io::Result<()> {
+        wrap::Wrap::query(self, c, s, &q)
+    }
+
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
         self.origins.remove(&conn.id);
         self.conn_run.remove(&conn.id);
@@ -645,22 +657,6 @@ where
         self.clock = self.clock.max(s.end_ns);
         let item = Item::Session(Box::new((conn.clone(), s.clone())));
         self.push(s.end_ns, item)
-    }
-
-    fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
-        self.inner.session_update(conn, s)
-    }
-
-    fn wants_running(&self) -> bool {
-        self.inner.wants_running()
-    }
-
-    fn running(&mut self, conn: &ConnMeta, now: Option<&crate::session::InFlight<'_>>) {
-        self.inner.running(conn, now)
-    }
-
-    fn drops(&mut self, total: u64) {
-        self.inner.drops(total)
     }
 
     fn finish(&mut self, run: &RunStats) -> io::Result<()> {
