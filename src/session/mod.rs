@@ -1571,7 +1571,7 @@ fn lossy(b: &[u8]) -> String {
     if b.is_empty() {
         return String::new(); // the unnamed statement or portal, on every message
     }
-    crate::output::fmt::utf8_lossless(b).into_owned()
+    crate::text::utf8_lossless(b).into_owned()
 }
 
 fn server_message(fields: ErrorFields<'_>) -> ServerMessage {

@@ -381,8 +381,18 @@ fn binary_bind_parameters_use_the_parse_types() {
         ],
     );
     let q = &c.out[0];
-    let params: Vec<_> = q.params.iter().collect();
-    assert_eq!(params, [Some("256".into()), Some("hi".into()), None]);
+    // Each value keeps its format and the type Parse gave (rendered by the presenter).
+    let params: Vec<_> = q
+        .params
+        .entries()
+        .map(|e| (e.binary, e.type_oid, (!e.null).then_some(e.kept)))
+        .collect();
+    let want: [(bool, u32, Option<&[u8]>); 3] = [
+        (true, 23, Some(&[0, 0, 1, 0])),
+        (false, 25, Some(b"hi")),
+        (true, 0, None),
+    ];
+    assert_eq!(params, want);
     assert_eq!(q.tx_status, Some(b'T'));
     assert_eq!(q.operation_name().as_deref(), Some("SELECT"));
 }
