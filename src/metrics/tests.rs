@@ -9,7 +9,7 @@ fn collector(top: usize) -> (Arc<Metrics>, Collector) {
 
 /// A finished statement of `text` that took `ms` milliseconds.
 fn stmt(text: &str, ms: i64) -> QueryRecord {
-    let mut q = QueryRecord::new(1, "simple", 0);
+    let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
     q.text = Some(Text::new(text));
     q.end_ns = ms * 1_000_000;
     q.outcome = Outcome::Success;

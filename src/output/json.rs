@@ -8,7 +8,7 @@ use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
-use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
+use crate::session::record::{Protocol, QueryRecord, ServerMessage, SessionRecord};
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
@@ -106,7 +106,7 @@ struct StatementPart {
     /// The id of its text.
     text: Option<u64>,
     operation: Option<String>,
-    protocol: &'static str,
+    protocol: Protocol,
     statement: Option<String>,
     portal: Option<String>,
     json: Box<[u8]>,
@@ -116,7 +116,7 @@ struct StatementPart {
 impl StatementPart {
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
         self.text == q.text.as_ref().map(Text::id)
-            && std::ptr::eq(self.protocol, q.protocol)
+            && self.protocol == q.protocol
             && same(self.operation.as_deref(), operation)
             && same(self.statement.as_deref(), q.statement.as_deref())
             && same(self.portal.as_deref(), q.portal.as_deref())
@@ -198,7 +198,7 @@ impl ConnFields {
             None => o.null("db.query.text"),
         };
         o.opt_str("db.operation.name", operation.as_deref())
-            .plain("pgwire.protocol", q.protocol);
+            .plain("pgwire.protocol", q.protocol.as_str());
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
         }
@@ -700,7 +700,7 @@ mod tests {
                 origin_version: 1,
                 ..SessionRecord::default()
             };
-            let mut q = QueryRecord::new(1, "simple", 1_000);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 1_000);
             q.text = Some("select 1".into());
             sink.query(&conn, &s, &q).unwrap();
             sink.query(&conn, &s, &q).unwrap();

@@ -680,7 +680,7 @@ mod tests {
             "the test must reach the budget"
         );
         for i in 0..n {
-            let mut q = QueryRecord::new(1, "simple", 0);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
             q.text = Some(format!("select c{i} from t").as_str().into());
             for _ in 0..per {
                 sink.query(&conn, &session, &q).unwrap();

@@ -21,7 +21,9 @@ mod tests;
 use crate::pgwire::{Body, Dir, ErrorFields, Head, Msg, oversize_head, startup_params};
 use named::Named;
 use params::Params;
-use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
+use record::{
+    CancelInfo, Notification, Outcome, Protocol, QueryRecord, ServerMessage, SessionRecord,
+};
 use rustc_hash::FxHashMap;
 use shared::Text;
 use std::collections::{HashMap, VecDeque};
@@ -737,7 +739,7 @@ impl Session {
     }
 
     fn function_call(&mut self, shared: &mut Shared, ts: i64, oid: u32) {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "function", ts));
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Function, ts));
         rec.text = Some(format!("FunctionCall(oid={oid})").into());
         rec.operation = Some("FUNCTION CALL");
         self.push(shared, ts, Op::FunctionCall(rec));
@@ -767,7 +769,7 @@ impl Session {
     }
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
@@ -1232,7 +1234,8 @@ impl Session {
                 let rec = match exec.and_then(|i| self.pending.remove(i)) {
                     Some(Op::Execute(r)) => r,
                     _ => {
-                        let mut r = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
+                        let mut r =
+                            Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
                         if let Some(Op::Parse(name)) = failed {
                             let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
@@ -1562,7 +1565,7 @@ fn is_answer(body: &Body<'_>) -> bool {
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
-    let mut rec = Box::new(QueryRecord::new(conn_id, "simple", ts));
+    let mut rec = Box::new(QueryRecord::new(conn_id, Protocol::Simple, ts));
     rec.text = Some(text);
     rec
 }

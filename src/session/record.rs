@@ -43,6 +43,27 @@ impl ServerMessage {
     }
 }
 
+/// How a statement was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Query.
+    Simple,
+    /// Parse/Bind/Execute.
+    Extended,
+    /// FunctionCall.
+    Function,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+            Protocol::Function => "function",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyStats {
     /// `in` (client to server), `out`, or `both` (replication).
@@ -69,8 +90,7 @@ pub struct QueryRecord {
     pub text_length: Option<u64>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
-    /// `simple`, `extended` or `function`.
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     pub statement: Option<String>,
     pub portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
@@ -131,7 +151,7 @@ impl QueryRecord {
         }
     }
 
-    pub fn new(conn_id: u64, protocol: &'static str, start_ns: i64) -> Self {
+    pub fn new(conn_id: u64, protocol: Protocol, start_ns: i64) -> Self {
         QueryRecord {
             conn_id,
             text: None,

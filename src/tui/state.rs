@@ -244,7 +244,7 @@ impl Subject for Stmt {
 
 /// Stands for a statement's own fields where only who ran it is asked.
 static NO_RECORD: std::sync::LazyLock<QueryRecord> =
-    std::sync::LazyLock::new(|| QueryRecord::new(0, "simple", 0));
+    std::sync::LazyLock::new(|| QueryRecord::new(0, crate::session::record::Protocol::Simple, 0));
 
 /// Interns texts and errors so that repeated statements share them. Cleared when
 /// it grows past its bound: only the sharing is lost.
@@ -303,7 +303,9 @@ impl QueryEntry {
     /// A detail entry for a statement whose whole record is no longer kept: what its
     /// compact form holds.
     pub fn from_stmt(s: &Stmt) -> Self {
-        let mut rec = QueryRecord::new(s.conn, "", s.start_ns);
+        // The protocol is not kept: the detail view leaves it blank (`compact`).
+        let mut rec =
+            QueryRecord::new(s.conn, crate::session::record::Protocol::Simple, s.start_ns);
         rec.end_ns = s.end_ns;
         rec.text = s.text.as_deref().map(Into::into);
         rec.rows_returned = s.rows;
@@ -860,7 +862,7 @@ mod tests {
                     withheld: false,
                 };
                 sink.message(&m, i * 1_000_000_000, &msg).unwrap();
-                let mut q = QueryRecord::new(id, "simple", i);
+                let mut q = QueryRecord::new(id, crate::session::record::Protocol::Simple, i);
                 q.text = Some("select 1".into());
                 sink.query(&m, &rec, &q).unwrap();
             }
@@ -914,7 +916,7 @@ mod tests {
         }
         // Statements with big texts: the byte bound keeps the newest that fit.
         for i in 0..4 {
-            let mut q = QueryRecord::new(1, "simple", i);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, i);
             q.text = Some("x".repeat(200).into());
             sink.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
                 .unwrap();

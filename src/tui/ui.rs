@@ -692,7 +692,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
             "protocol",
             format!(
                 "{}  statement {}  portal {}",
-                r.protocol,
+                if q.compact { "" } else { r.protocol.as_str() },
                 r.statement
                     .as_deref()
                     .map_or("-".into(), |s| format!("\"{}\"", esc(s))),
