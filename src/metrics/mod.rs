@@ -516,7 +516,10 @@ impl Collector {
             database: database.get(s.database.as_deref()),
             application: application.get(s.application.as_deref()),
             auth_method: auth.get(s.auth_method.as_deref()),
-            encryption: s.encryption.unwrap_or(UNKNOWN).to_string(),
+            encryption: s
+                .encryption
+                .map_or(UNKNOWN, crate::pgwire::Encryption::as_str)
+                .to_string(),
             protocol: protocol.get(
                 s.protocol_negotiated
                     .as_deref()

@@ -141,7 +141,7 @@ fn session(user: &str, app: &str) -> SessionRecord {
         database: Some("db".into()),
         application: Some(app.into()),
         auth_method: Some("trust".into()),
-        encryption: Some("none"),
+        encryption: Some(crate::pgwire::Encryption::None),
         protocol_negotiated: Some("3.0".into()),
         tx_status: Some(b'I'),
         close_reason: "fin",

@@ -8,7 +8,9 @@ use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
-use crate::session::record::{Protocol, QueryRecord, ServerMessage, SessionRecord};
+use crate::session::record::{
+    AuthOutcome, CopyDirection, Protocol, QueryRecord, ServerMessage, SessionRecord,
+};
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
@@ -503,14 +505,14 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         if let Some(c) = &q.copy {
             // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
-            if !c.direction.is_empty() {
-                o.str("pgwire.copy.direction", c.direction);
+            if let Some(d) = c.direction {
+                o.str("pgwire.copy.direction", d.as_str());
             }
             o.num("pgwire.copy.messages_in", c.messages_in)
                 .num("pgwire.copy.bytes_in", c.bytes_in)
                 .num("pgwire.copy.messages_out", c.messages_out)
                 .num("pgwire.copy.bytes_out", c.bytes_out);
-            if c.direction == "both" {
+            if c.direction == Some(CopyDirection::Both) {
                 o.num("pgwire.copy.xlog_data", c.xlog_data)
                     .num("pgwire.copy.keepalives", c.keepalives);
             }
@@ -564,7 +566,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 &s.unsupported_options,
             );
         }
-        o.opt_str("pgwire.encryption", s.encryption);
+        o.opt_str(
+            "pgwire.encryption",
+            s.encryption.map(crate::pgwire::Encryption::as_str),
+        );
         if !s.negotiation.is_empty() {
             o.value("pgwire.encryption.negotiation", &s.negotiation);
         }
@@ -575,7 +580,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 .bool("tls.decrypted", t.decrypted);
         }
         o.opt_str("pgwire.auth.method", s.auth_method.as_deref())
-            .opt_str("pgwire.auth.outcome", s.auth_outcome);
+            .opt_str(
+                "pgwire.auth.outcome",
+                s.auth_outcome.map(AuthOutcome::as_str),
+            );
         if let Some(e) = &s.auth_error {
             o.str("db.response.status_code", &e.code)
                 .str("error.message", &e.message);

@@ -451,7 +451,7 @@ impl Handler<Conn> for Stage<'_> {
         let r = &session_rec;
         let bytes = r.bytes_client + r.bytes_server;
         if !r.not_postgres
-            && r.encryption.is_none_or(|e| e == "none")
+            && r.encryption.is_none_or(|e| e == pgwire::Encryption::None)
             && r.messages_client + r.messages_server == 0
             && bytes > 0
         {

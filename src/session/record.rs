@@ -43,6 +43,25 @@ impl ServerMessage {
     }
 }
 
+/// How authentication ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success,
+    Failure,
+    /// The connection ended during the exchange.
+    Incomplete,
+}
+
+impl AuthOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Success => "success",
+            AuthOutcome::Failure => "failure",
+            AuthOutcome::Incomplete => "incomplete",
+        }
+    }
+}
+
 /// How a statement was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -64,10 +83,31 @@ impl Protocol {
     }
 }
 
+/// Which way COPY data flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Client to server (CopyInResponse).
+    In,
+    /// Server to client (CopyOutResponse).
+    Out,
+    /// Both (CopyBothResponse: replication).
+    Both,
+}
+
+impl CopyDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyDirection::In => "in",
+            CopyDirection::Out => "out",
+            CopyDirection::Both => "both",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyStats {
-    /// `in` (client to server), `out`, or `both` (replication).
-    pub direction: &'static str,
+    /// `None` when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+    pub direction: Option<CopyDirection>,
     pub messages_in: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
@@ -236,13 +276,13 @@ pub struct SessionRecord {
     pub protocol_negotiated: Option<String>,
     pub unsupported_options: Vec<String>,
     /// `none`, `tls`, `gss`; `None` if the connection was never seen starting.
-    pub encryption: Option<&'static str>,
+    pub encryption: Option<crate::pgwire::Encryption>,
     /// What was asked and answered, e.g. `SSLRequest:N`, `GSSENCRequest:N`, `direct_tls`.
     pub negotiation: Vec<String>,
     /// TLS version, suite and whether it was decrypted (only with `--tls-keylog`).
     pub tls: Option<crate::tls::Info>,
     pub auth_method: Option<String>,
-    pub auth_outcome: Option<&'static str>,
+    pub auth_outcome: Option<AuthOutcome>,
     pub auth_error: Option<ServerMessage>,
     pub backend_pid: Option<u32>,
     pub cancel_key_len: Option<usize>,

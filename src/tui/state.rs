@@ -635,9 +635,15 @@ impl State {
         if *e.who != who {
             e.who = Arc::new(who);
         }
-        let was_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        let was_encrypted = matches!(
+            e.rec.encryption,
+            Some(crate::pgwire::Encryption::Tls | crate::pgwire::Encryption::Gss)
+        );
         e.rec = s.clone();
-        let now_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        let now_encrypted = matches!(
+            e.rec.encryption,
+            Some(crate::pgwire::Encryption::Tls | crate::pgwire::Encryption::Gss)
+        );
         self.health.encrypted += (now_encrypted && !was_encrypted) as u64;
     }
 }
