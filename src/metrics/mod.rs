@@ -495,10 +495,10 @@ impl Collector {
         }
         m.sessions_closed
             .get_or_create(&ReasonLabel {
-                reason: s.close_reason,
+                reason: s.close_reason_str(),
             })
             .inc();
-        if s.close_reason == crate::tcp::CloseReason::Evicted.as_str() {
+        if s.close_reason == Some(crate::tcp::CloseReason::Evicted) {
             m.evicted.inc();
         }
     }

@@ -144,7 +144,7 @@ fn session(user: &str, app: &str) -> SessionRecord {
         encryption: Some(crate::pgwire::Encryption::None),
         protocol_negotiated: Some("3.0".into()),
         tx_status: Some(b'I'),
-        close_reason: "fin",
+        close_reason: Some(crate::tcp::CloseReason::Fin),
         ..SessionRecord::default()
     }
 }
@@ -167,7 +167,7 @@ fn sessions_are_counted_once_and_active_ones_followed() {
     check(&m, "pgscope_active_sessions", 0.0);
     let cancel = SessionRecord {
         cancel_request: Some(Default::default()),
-        close_reason: "evicted",
+        close_reason: Some(crate::tcp::CloseReason::Evicted),
         ..SessionRecord::default()
     };
     c.session_update(3, &cancel);

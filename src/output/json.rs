@@ -629,7 +629,7 @@ impl<W: Write> Sink for JsonSink<W> {
             .time("event.start", s.start_ns, &mut self.ts)
             .time("event.end", s.end_ns, &mut self.ts)
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
-            .str("pgwire.close_reason", s.close_reason)
+            .str("pgwire.close_reason", s.close_reason_str())
             .bool("pgwire.terminated", s.terminated);
         o.end();
         // The connection's last record: its rendered fields are not needed any more.

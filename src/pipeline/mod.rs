@@ -445,9 +445,9 @@ impl Handler<Conn> for Stage<'_> {
         // Records held for a key are decrypted if it came; a cut record or a key
         // that never came is reported.
         self.with_tls(meta, &mut conn, ts, |t, keys, out| t.close(ts, keys, out));
-        let mut session_rec =
-            conn.session
-                .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
+        let mut session_rec = conn
+            .session
+            .close(&mut self.shared, ts, reason, &mut self.queries);
         let r = &session_rec;
         let bytes = r.bytes_client + r.bytes_server;
         if !r.not_postgres

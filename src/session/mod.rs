@@ -241,7 +241,7 @@ impl Session {
                 start_ns,
                 end_ns: start_ns,
                 midstream,
-                close_reason: "open",
+                close_reason: None,
                 ..SessionRecord::default()
             },
             key: Vec::new(),
@@ -1410,7 +1410,7 @@ impl Session {
         mut self,
         shared: &mut Shared,
         ts: i64,
-        reason: &'static str,
+        reason: crate::tcp::CloseReason,
         out: &mut Vec<Box<QueryRecord>>,
     ) -> SessionRecord {
         out.append(&mut self.done);
@@ -1434,7 +1434,7 @@ impl Session {
             self.rec.auth_outcome = Some(AuthOutcome::Incomplete);
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);
-        self.rec.close_reason = reason;
+        self.rec.close_reason = Some(reason);
         shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
         self.rec
     }

@@ -1,6 +1,6 @@
 //! Bind parameter values as they came, kept for the presenters: one allocation per
 //! Bind with each value's format, type and bytes (as many as rendering can use).
-//! Rendering them as text is presentation: [`crate::output::params`].
+//! Rendering them as text is presentation: `output::params`.
 
 use super::shared::OwnerRc;
 

@@ -179,6 +179,14 @@ pub struct QueryRecord {
     pub pooler: Option<Box<crate::pooler::Link>>,
 }
 
+impl SessionRecord {
+    /// The close reason's word, `open` while open.
+    pub fn close_reason_str(&self) -> &'static str {
+        self.close_reason
+            .map_or("open", crate::tcp::CloseReason::as_str)
+    }
+}
+
 impl QueryRecord {
     /// A copy that shares nothing with the decoding thread's values (see
     /// [`super::shared`]): for views that keep records and drop them elsewhere.
@@ -309,7 +317,8 @@ pub struct SessionRecord {
     pub unsure_pairings: u64,
     /// Connections that only carried a CancelRequest.
     pub cancel_request: Option<CancelInfo>,
-    pub close_reason: &'static str,
+    /// `None` while the connection is open.
+    pub close_reason: Option<crate::tcp::CloseReason>,
     pub terminated: bool,
     /// The connection turned out not to speak PostgreSQL (no session record is written).
     pub not_postgres: bool,

@@ -838,6 +838,7 @@ fn malformed_data_rows_count_and_an_unfinished_startup_is_incomplete() {
     // A startup the server never answered.
     let mut c = Conn::new(2);
     c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "bob")], 0)]);
-    let rec = c.s.close(&mut sh, 5, "fin", &mut Vec::new());
+    let rec =
+        c.s.close(&mut sh, 5, crate::tcp::CloseReason::Fin, &mut Vec::new());
     assert_eq!(rec.auth_outcome, Some(AuthOutcome::Incomplete));
 }

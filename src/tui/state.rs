@@ -115,7 +115,7 @@ impl SessionEntry {
                 start_ns: meta.start_ns,
                 end_ns: ts,
                 midstream: meta.midstream,
-                close_reason: "open",
+                close_reason: None,
                 ..SessionRecord::default()
             },
             closed: false,
@@ -134,7 +134,9 @@ impl SessionEntry {
     pub fn state(&self) -> &'static str {
         match (self.closed, self.running.is_some(), self.tx) {
             // Still open when the capture ended: not a real close.
-            (true, ..) if self.rec.close_reason == "end_of_capture" => "open at end",
+            (true, ..) if self.rec.close_reason == Some(crate::tcp::CloseReason::EndOfCapture) => {
+                "open at end"
+            }
             (true, ..) => "closed",
             (_, true, _) => "active",
             (_, _, Some(b'T')) => "in transaction",

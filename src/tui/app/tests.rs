@@ -44,7 +44,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
             queries: id,
             errors: (user == "bob") as u64,
             bytes_client: 100 * id,
-            close_reason: "open",
+            close_reason: None,
             ..SessionRecord::default()
         };
         sink.session_update(&m, &rec);
