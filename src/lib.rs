@@ -22,5 +22,6 @@ pub mod privs;
 pub mod session;
 pub mod synth;
 pub mod tcp;
+pub mod text;
 pub mod tls;
 pub mod tui;

@@ -4,6 +4,7 @@
 use pgscope::capture::{self, Flow};
 use pgscope::net::{self, FLAG_ACK, FLAG_FIN, FLAG_SYN, Segment};
 use pgscope::output::json::JsonSink;
+use pgscope::output::params::{self as render, Render as _};
 use pgscope::pgwire::{ConnDecoder, Dir, Event};
 use pgscope::pipeline::Pipeline;
 use pgscope::session::params;
@@ -481,7 +482,7 @@ fn typed_binary_value() -> impl Strategy<Value = (u32, Vec<u8>)> {
     prop_oneof![
         (
             prop_oneof![
-                4 => proptest::sample::select(params::SCALAR_TYPES.to_vec()),
+                4 => proptest::sample::select(render::SCALAR_TYPES.to_vec()),
                 1 => any::<u32>()
             ],
             binary_scalar()
@@ -501,10 +502,10 @@ proptest! {
     /// kept by a Bind renders as the whole value does.
     #[test]
     fn binary_parameters_render_without_panic((ty, v) in typed_binary_value()) {
-        let whole = params::render(&v, true, ty);
-        prop_assert!(whole.chars().count() <= params::MAX_PARAM_CHARS + 24, "{whole}");
+        let whole = render::render(&v, true, ty);
+        prop_assert!(whole.chars().count() <= render::MAX_PARAM_CHARS + 24, "{whole}");
         let kept = params::Params::build(&mut Vec::new(), [(Some(&v[..]), true, ty)].into_iter());
-        let again: Vec<_> = kept.iter().collect();
+        let again: Vec<_> = kept.texts().collect();
         prop_assert_eq!(again[0].as_deref(), Some(whole.as_str()));
     }
 }

@@ -495,10 +495,10 @@ impl Collector {
         }
         m.sessions_closed
             .get_or_create(&ReasonLabel {
-                reason: s.close_reason,
+                reason: s.close_reason_str(),
             })
             .inc();
-        if s.close_reason == crate::tcp::CloseReason::Evicted.as_str() {
+        if s.close_reason == Some(crate::tcp::CloseReason::Evicted) {
             m.evicted.inc();
         }
     }
@@ -516,7 +516,10 @@ impl Collector {
             database: database.get(s.database.as_deref()),
             application: application.get(s.application.as_deref()),
             auth_method: auth.get(s.auth_method.as_deref()),
-            encryption: s.encryption.unwrap_or(UNKNOWN).to_string(),
+            encryption: s
+                .encryption
+                .map_or(UNKNOWN, crate::pgwire::Encryption::as_str)
+                .to_string(),
             protocol: protocol.get(
                 s.protocol_negotiated
                     .as_deref()

@@ -110,7 +110,7 @@ mod tests {
             let m = Arc::new(Metrics::new());
             let mut tee =
                 Tee::new(Box::new(Nothing), Collector::new(m.clone(), 10)).client_legs(ports);
-            let mut q = QueryRecord::new(1, "simple", 0);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
             q.outcome = crate::session::record::Outcome::Success;
             Sink::query(
                 &mut tee,

@@ -9,7 +9,7 @@ fn collector(top: usize) -> (Arc<Metrics>, Collector) {
 
 /// A finished statement of `text` that took `ms` milliseconds.
 fn stmt(text: &str, ms: i64) -> QueryRecord {
-    let mut q = QueryRecord::new(1, "simple", 0);
+    let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
     q.text = Some(Text::new(text));
     q.end_ns = ms * 1_000_000;
     q.outcome = Outcome::Success;
@@ -141,10 +141,10 @@ fn session(user: &str, app: &str) -> SessionRecord {
         database: Some("db".into()),
         application: Some(app.into()),
         auth_method: Some("trust".into()),
-        encryption: Some("none"),
+        encryption: Some(crate::pgwire::Encryption::None),
         protocol_negotiated: Some("3.0".into()),
         tx_status: Some(b'I'),
-        close_reason: "fin",
+        close_reason: Some(crate::tcp::CloseReason::Fin),
         ..SessionRecord::default()
     }
 }
@@ -167,7 +167,7 @@ fn sessions_are_counted_once_and_active_ones_followed() {
     check(&m, "pgscope_active_sessions", 0.0);
     let cancel = SessionRecord {
         cancel_request: Some(Default::default()),
-        close_reason: "evicted",
+        close_reason: Some(crate::tcp::CloseReason::Evicted),
         ..SessionRecord::default()
     };
     c.session_update(3, &cancel);

@@ -2,8 +2,8 @@
 //! writer and the text trace both walk a message through [`visit`]. Redaction
 //! happened before (see [`super::redact`]): `visit` shows what is left.
 
-use super::fmt::utf8_lossless;
 use crate::pgwire::{Body, Msg, error_field_name, startup_params};
+use crate::text::utf8_lossless;
 use std::borrow::Cow;
 
 /// Where the fields of a message go.
@@ -102,11 +102,7 @@ pub fn visit(msg: &Msg<'_>, out: &mut dyn FieldOut) {
                     "params",
                     &mut params.iter().enumerate().map(|(i, v)| {
                         v.map(|v| {
-                            Cow::Owned(crate::session::params::render(
-                                v,
-                                param_formats.is_binary(i),
-                                0,
-                            ))
+                            Cow::Owned(super::params::render(v, param_formats.is_binary(i), 0))
                         })
                     }),
                 );

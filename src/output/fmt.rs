@@ -1,7 +1,6 @@
 //! Small formatting helpers shared by the presenters: timestamps, wire bytes made safe
-//! for JSON (valid UTF-8) and for terminals (no control characters).
+//! for terminals (no control characters). For JSON (valid UTF-8): [`crate::text`].
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T02:12:12.123456Z`.
@@ -146,22 +145,6 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
-/// not part of a valid sequence becomes `\xNN` (never dropped).
-pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(bytes.len() + 16);
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// Appends wire bytes for a terminal, inside a quoted string: quotes, backslashes,
 /// every control character (C0, DEL, C1) and the invisible characters that reorder or
 /// hide text ([`invisible`]) escaped, invalid UTF-8 as `\xNN`.
@@ -261,15 +244,6 @@ mod tests {
             cache.write(ns, &mut b);
             assert_eq!(a.as_bytes(), b);
         }
-    }
-
-    #[test]
-    fn lossless_utf8() {
-        assert!(matches!(
-            utf8_lossless(b"caf\xc3\xa9"),
-            Cow::Borrowed("café")
-        ));
-        assert_eq!(utf8_lossless(b"a\xffb\xc3"), "a\\xffb\\xc3");
     }
 
     #[test]

@@ -8,7 +8,9 @@ use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::cli::RecordKind;
 use crate::pgwire::Msg;
-use crate::session::record::{QueryRecord, ServerMessage, SessionRecord};
+use crate::session::record::{
+    AuthOutcome, CopyDirection, Protocol, QueryRecord, ServerMessage, SessionRecord,
+};
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
@@ -106,7 +108,7 @@ struct StatementPart {
     /// The id of its text.
     text: Option<u64>,
     operation: Option<String>,
-    protocol: &'static str,
+    protocol: Protocol,
     statement: Option<String>,
     portal: Option<String>,
     json: Box<[u8]>,
@@ -116,7 +118,7 @@ struct StatementPart {
 impl StatementPart {
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
         self.text == q.text.as_ref().map(Text::id)
-            && std::ptr::eq(self.protocol, q.protocol)
+            && self.protocol == q.protocol
             && same(self.operation.as_deref(), operation)
             && same(self.statement.as_deref(), q.statement.as_deref())
             && same(self.portal.as_deref(), q.portal.as_deref())
@@ -198,7 +200,7 @@ impl ConnFields {
             None => o.null("db.query.text"),
         };
         o.opt_str("db.operation.name", operation.as_deref())
-            .plain("pgwire.protocol", q.protocol);
+            .plain("pgwire.protocol", q.protocol.as_str());
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
         }
@@ -503,14 +505,14 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         if let Some(c) = &q.copy {
             // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
-            if !c.direction.is_empty() {
-                o.str("pgwire.copy.direction", c.direction);
+            if let Some(d) = c.direction {
+                o.str("pgwire.copy.direction", d.as_str());
             }
             o.num("pgwire.copy.messages_in", c.messages_in)
                 .num("pgwire.copy.bytes_in", c.bytes_in)
                 .num("pgwire.copy.messages_out", c.messages_out)
                 .num("pgwire.copy.bytes_out", c.bytes_out);
-            if c.direction == "both" {
+            if c.direction == Some(CopyDirection::Both) {
                 o.num("pgwire.copy.xlog_data", c.xlog_data)
                     .num("pgwire.copy.keepalives", c.keepalives);
             }
@@ -564,7 +566,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 &s.unsupported_options,
             );
         }
-        o.opt_str("pgwire.encryption", s.encryption);
+        o.opt_str(
+            "pgwire.encryption",
+            s.encryption.map(crate::pgwire::Encryption::as_str),
+        );
         if !s.negotiation.is_empty() {
             o.value("pgwire.encryption.negotiation", &s.negotiation);
         }
@@ -575,7 +580,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 .bool("tls.decrypted", t.decrypted);
         }
         o.opt_str("pgwire.auth.method", s.auth_method.as_deref())
-            .opt_str("pgwire.auth.outcome", s.auth_outcome);
+            .opt_str(
+                "pgwire.auth.outcome",
+                s.auth_outcome.map(AuthOutcome::as_str),
+            );
         if let Some(e) = &s.auth_error {
             o.str("db.response.status_code", &e.code)
                 .str("error.message", &e.message);
@@ -621,7 +629,7 @@ impl<W: Write> Sink for JsonSink<W> {
             .time("event.start", s.start_ns, &mut self.ts)
             .time("event.end", s.end_ns, &mut self.ts)
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
-            .str("pgwire.close_reason", s.close_reason)
+            .str("pgwire.close_reason", s.close_reason_str())
             .bool("pgwire.terminated", s.terminated);
         o.end();
         // The connection's last record: its rendered fields are not needed any more.
@@ -700,7 +708,7 @@ mod tests {
                 origin_version: 1,
                 ..SessionRecord::default()
             };
-            let mut q = QueryRecord::new(1, "simple", 1_000);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 1_000);
             q.text = Some("select 1".into());
             sink.query(&conn, &s, &q).unwrap();
             sink.query(&conn, &s, &q).unwrap();

@@ -4,7 +4,7 @@
 //! `"key":value` pairs is all that is needed; string escaping is serde_json's, with
 //! the C1 control characters escaped as well (see [`write_json`]).
 
-use super::fmt::utf8_lossless;
+use crate::text::utf8_lossless;
 
 pub struct JsonObj<'a> {
     buf: &'a mut Vec<u8>,
@@ -109,7 +109,7 @@ impl<'a> JsonObj<'a> {
 
     /// Bind parameters as an array of strings and nulls.
     pub fn params(&mut self, k: &str, v: &crate::session::params::Params) -> &mut Self {
-        use crate::session::params::Rendered;
+        use super::params::{Render, Rendered};
         self.key(k);
         self.buf.push(b'[');
         for (i, p) in v.iter_rendered().enumerate() {
@@ -390,6 +390,7 @@ mod tests {
 
     #[test]
     fn params_as_serde_json_writes_their_rendering() {
+        use crate::output::params::Render;
         use crate::session::params::Params;
         let long = "x".repeat(300);
         let texts = [
@@ -411,7 +412,7 @@ mod tests {
         let p = Params::build(&mut Vec::new(), values.into_iter());
         let mut buf = Vec::new();
         JsonObj::fragment(&mut buf).params("p", &p);
-        let want: Vec<Option<String>> = p.iter().map(|v| v.map(|c| c.into_owned())).collect();
+        let want: Vec<Option<String>> = p.texts().map(|v| v.map(|c| c.into_owned())).collect();
         let want = format!(",\"p\":{}", serde_json::to_string(&want).unwrap());
         assert_eq!(String::from_utf8(buf).unwrap(), want);
     }

@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod html;
 pub mod json;
 pub mod jsonw;
+pub mod params;
 pub mod redact;
 pub mod summary;
 pub mod text;
@@ -122,10 +123,10 @@ pub trait Sink {
 }
 
 /// Optional-string equality for the checks made on every record, through
-/// [`eq_bytes`](crate::session::texts::eq_bytes) (no `memcmp` call for short names).
+/// [`eq_bytes`](crate::text::eq_bytes) (no `memcmp` call for short names).
 pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => crate::session::texts::eq_bytes(a.as_bytes(), b.as_bytes()),
+        (Some(a), Some(b)) => crate::text::eq_bytes(a.as_bytes(), b.as_bytes()),
         (None, None) => true,
         _ => false,
     }

@@ -4,7 +4,7 @@
 
 use super::fmt::push_sanitized;
 use super::{AnomalyView, RunStats, Sink};
-use crate::session::record::{Outcome, QueryRecord, SessionRecord};
+use crate::session::record::{AuthOutcome, Outcome, QueryRecord, SessionRecord};
 use crate::session::sql::{FingerprintCache, normalize};
 use crate::tcp::ConnMeta;
 use std::collections::{BTreeMap, HashMap};
@@ -500,10 +500,13 @@ impl<W: Write> Sink for SummarySink<W> {
         let auth = format!(
             "{} {}",
             s.auth_method.as_deref().unwrap_or("(unknown)"),
-            s.auth_outcome.unwrap_or("(unknown)")
+            s.auth_outcome.map_or("(unknown)", AuthOutcome::as_str)
         );
         self.auth.add(&auth);
-        self.encryption.add(s.encryption.unwrap_or("(unknown)"));
+        self.encryption.add(
+            s.encryption
+                .map_or("(unknown)", crate::pgwire::Encryption::as_str),
+        );
         let proto = match (&s.protocol_requested, &s.protocol_negotiated) {
             (Some(r), Some(n)) if r != n => format!("{n} (asked {r})"),
             (_, Some(n)) => n.clone(),
@@ -679,7 +682,7 @@ mod tests {
             "the test must reach the budget"
         );
         for i in 0..n {
-            let mut q = QueryRecord::new(1, "simple", 0);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
             q.text = Some(format!("select c{i} from t").as_str().into());
             for _ in 0..per {
                 sink.query(&conn, &session, &q).unwrap();

@@ -257,7 +257,7 @@ impl<W: Write> Sink for TextSink<W> {
         let _ = write!(
             self.line,
             "-- closed ({}): {} -> {}, {} queries, {} errors",
-            s.close_reason,
+            s.close_reason_str(),
             std::net::SocketAddr::from(conn.client),
             std::net::SocketAddr::from(conn.server),
             s.queries,

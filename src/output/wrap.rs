@@ -211,7 +211,7 @@ mod tests {
     fn call_everything(sink: &mut dyn Sink) {
         let conn = ConnMeta::for_test(1);
         let s = SessionRecord::default();
-        let q = QueryRecord::new(1, "simple", 0);
+        let q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
         let msg = super::super::redact::tests::msg(Body::Query { sql: b"SELECT 1" });
         let a = AnomalyView {
             kind: "gap",

@@ -2,8 +2,8 @@
 
 use std::mem;
 
-use super::Dir;
 use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, keeps_head, small, valid_type};
+use super::{Dir, Encryption};
 
 /// Default cap on one message copied into a direction's buffer.
 pub const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
@@ -151,7 +151,7 @@ pub struct ConnDecoder {
     midstream: bool,
     seen_frontend: bool,
     stopped: bool,
-    encryption: Option<&'static str>,
+    encryption: Option<Encryption>,
     /// TLS is decrypted by the caller: the switch hands the stream back (see
     /// [`ConnDecoder::tls_handoff`]) instead of stopping.
     decrypt_tls: bool,
@@ -188,8 +188,8 @@ impl ConnDecoder {
         }
     }
 
-    /// `Some("tls")` / `Some("gss")` once the connection switched to encryption.
-    pub fn encrypted(&self) -> Option<&'static str> {
+    /// `Some(Tls)` / `Some(Gss)` once the connection switched to encryption.
+    pub fn encrypted(&self) -> Option<Encryption> {
         self.encryption
     }
 
@@ -553,7 +553,7 @@ impl ConnDecoder {
         if buf.is_empty() && data.first() == Some(&TLS_HANDSHAKE) {
             self.encrypt(
                 dir,
-                "tls",
+                Encryption::Tls,
                 "direct TLS handshake (sslnegotiation=direct)",
                 sink,
             );
@@ -663,8 +663,13 @@ impl ConnDecoder {
             sink,
         );
         match byte {
-            b'S' => self.encrypt(dir, "tls", "connection switched to TLS", sink),
-            b'G' => self.encrypt(dir, "gss", "connection switched to GSSAPI encryption", sink),
+            b'S' => self.encrypt(dir, Encryption::Tls, "connection switched to TLS", sink),
+            b'G' => self.encrypt(
+                dir,
+                Encryption::Gss,
+                "connection switched to GSSAPI encryption",
+                sink,
+            ),
             _ => {}
         }
         1
@@ -674,12 +679,12 @@ impl ConnDecoder {
     fn encrypt(
         &mut self,
         dir: Dir,
-        scheme: &'static str,
+        scheme: Encryption,
         what: &str,
         sink: &mut dyn FnMut(Event<'_>),
     ) {
         self.encryption = Some(scheme);
-        if scheme == "tls" && self.decrypt_tls {
+        if scheme == Encryption::Tls && self.decrypt_tls {
             self.handoff = Some(0);
             return;
         }

@@ -21,6 +21,26 @@ pub use message::{
     SSL_REQUEST_CODE, decode, decode_startup, keeps_head, oversize_head, type_name, valid_type,
 };
 
+/// What protects a connection's stream after startup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// Plaintext (the session stage's word once the server answered startup).
+    None,
+    Tls,
+    /// GSSAPI encryption.
+    Gss,
+}
+
+impl Encryption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encryption::None => "none",
+            Encryption::Tls => "tls",
+            Encryption::Gss => "gss",
+        }
+    }
+}
+
 /// Direction of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dir {

@@ -648,8 +648,8 @@ fn ssl_refused_then_startup() {
 #[test]
 fn encryption_switch_stops_decoding() {
     for (req, answer, scheme) in [
-        (SSL_REQUEST_CODE, b"S", "tls"),
-        (GSSENC_REQUEST_CODE, b"G", "gss"),
+        (SSL_REQUEST_CODE, b"S", Encryption::Tls),
+        (GSSENC_REQUEST_CODE, b"G", Encryption::Gss),
     ] {
         let mut d = ConnDecoder::new(false);
         let out = run_on(
@@ -686,7 +686,7 @@ fn encryption_switch_stops_decoding() {
     );
     assert_eq!(out.len(), 1);
     assert!(out[0].contains("encryption"));
-    assert_eq!(d.encrypted(), Some("tls"));
+    assert_eq!(d.encrypted(), Some(Encryption::Tls));
 }
 
 #[test]

@@ -460,13 +460,13 @@ impl Handler<Conn> for Stage<'_> {
         // Records held for a key are decrypted if it came; a cut record or a key
         // that never came is reported.
         self.with_tls(meta, &mut conn, ts, |t, keys, out| t.close(ts, keys, out));
-        let mut session_rec =
-            conn.session
-                .close(&mut self.shared, ts, reason.as_str(), &mut self.queries);
+        let mut session_rec = conn
+            .session
+            .close(&mut self.shared, ts, reason, &mut self.queries);
         let r = &session_rec;
         let bytes = r.bytes_client + r.bytes_server;
         if !r.not_postgres
-            && r.encryption.is_none_or(|e| e == "none")
+            && r.encryption.is_none_or(|e| e == pgwire::Encryption::None)
             && r.messages_client + r.messages_server == 0
             && bytes > 0
         {
@@ -659,7 +659,7 @@ mod tests {
             Ok(())
         }
         fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-            self.0.lock().unwrap().push((conn.id, s.close_reason));
+            self.0.lock().unwrap().push((conn.id, s.close_reason_str()));
             Ok(())
         }
         fn finish(&mut self, _: &RunStats) -> io::Result<()> {

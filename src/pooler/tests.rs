@@ -52,7 +52,7 @@ fn conn(id: u64, client_leg: bool, app: &str) -> (ConnMeta, SessionRecord) {
 }
 
 fn stmt(id: u64, text: &str, start: i64, end: i64, tx: u8) -> QueryRecord {
-    let mut q = QueryRecord::new(id, "simple", start);
+    let mut q = QueryRecord::new(id, crate::session::record::Protocol::Simple, start);
     q.text = Some(Text::new(text));
     q.end_ns = end;
     q.tx_status = Some(tx);

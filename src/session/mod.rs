@@ -18,10 +18,13 @@ pub mod texts;
 #[cfg(test)]
 mod tests;
 
-use crate::pgwire::{Body, Dir, ErrorFields, Head, Msg, oversize_head, startup_params};
+use crate::pgwire::{Body, Dir, Encryption, ErrorFields, Head, Msg, oversize_head, startup_params};
 use named::Named;
 use params::Params;
-use record::{CancelInfo, Notification, Outcome, QueryRecord, ServerMessage, SessionRecord};
+use record::{
+    AuthOutcome, CancelInfo, CopyDirection, Notification, Outcome, Protocol, QueryRecord,
+    ServerMessage, SessionRecord,
+};
 use rustc_hash::FxHashMap;
 use shared::Text;
 use std::collections::{HashMap, VecDeque};
@@ -238,7 +241,7 @@ impl Session {
                 start_ns,
                 end_ns: start_ns,
                 midstream,
-                close_reason: "open",
+                close_reason: None,
                 ..SessionRecord::default()
             },
             key: Vec::new(),
@@ -287,7 +290,7 @@ impl Session {
                 _ => None,
             })?;
         let wait = match &rec.copy {
-            Some(c) if c.direction == "in" => Wait::CopyIn,
+            Some(c) if c.direction == Some(CopyDirection::In) => Wait::CopyIn,
             Some(_) => Wait::Rows,
             None if rec.rows_returned > 0 => Wait::Rows,
             None => Wait::Server,
@@ -429,9 +432,9 @@ impl Session {
         self.lose(dir, ts);
     }
 
-    pub fn note_encryption(&mut self, kind: &'static str) {
+    pub fn note_encryption(&mut self, kind: Encryption) {
         self.rec.encryption = Some(kind);
-        if kind == "tls" && self.rec.negotiation.is_empty() {
+        if kind == Encryption::Tls && self.rec.negotiation.is_empty() {
             self.rec.negotiation.push("direct_tls".into());
         }
     }
@@ -515,7 +518,7 @@ impl Session {
         if !self.ready_seen && msg.typ.is_some_and(|t| b"QPBESF".contains(&t)) {
             // Only a logged-in client sends these: the login's end was lost.
             self.ready_seen = true;
-            self.rec.auth_outcome.get_or_insert("success");
+            self.rec.auth_outcome.get_or_insert(AuthOutcome::Success);
         }
         match msg.body {
             Body::Startup {
@@ -737,7 +740,7 @@ impl Session {
     }
 
     fn function_call(&mut self, shared: &mut Shared, ts: i64, oid: u32) {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "function", ts));
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Function, ts));
         rec.text = Some(format!("FunctionCall(oid={oid})").into());
         rec.operation = Some("FUNCTION CALL");
         self.push(shared, ts, Op::FunctionCall(rec));
@@ -747,7 +750,7 @@ impl Session {
         self.rec.protocol_requested = Some(format!("{major}.{minor}"));
         self.rec.protocol_negotiated = Some(format!("{major}.{minor}"));
         if self.rec.encryption.is_none() {
-            self.rec.encryption = Some("none");
+            self.rec.encryption = Some(Encryption::None);
         }
         for (k, v) in startup_params(raw) {
             let v = lossy(v);
@@ -767,7 +770,7 @@ impl Session {
     }
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
+        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
@@ -815,12 +818,12 @@ impl Session {
             Dir::Backend => {
                 copy.messages_out += 1;
                 copy.bytes_out += len as u64;
-                if copy.direction == "out" {
+                if copy.direction == Some(CopyDirection::Out) {
                     rec.rows_returned += 1;
                 }
             }
         }
-        if copy.direction == "both" {
+        if copy.direction == Some(CopyDirection::Both) {
             match kind {
                 Some(b'w') => copy.xlog_data += 1,
                 Some(b'k') => copy.keepalives += 1,
@@ -888,8 +891,10 @@ impl Session {
                     last.push(answer as char);
                 }
                 match (msg.body, answer) {
-                    (Body::SslResponse { .. }, b'S') => self.rec.encryption = Some("tls"),
-                    (Body::GssEncResponse { .. }, b'G') => self.rec.encryption = Some("gss"),
+                    (Body::SslResponse { .. }, b'S') => self.rec.encryption = Some(Encryption::Tls),
+                    (Body::GssEncResponse { .. }, b'G') => {
+                        self.rec.encryption = Some(Encryption::Gss)
+                    }
                     _ => {}
                 }
             }
@@ -979,14 +984,16 @@ impl Session {
                 }
                 self.rec.rows += 1;
             }
-            Body::CopyInResponse { .. } => self.start_copy("in"),
-            Body::CopyOutResponse { .. } => self.start_copy("out"),
-            Body::CopyBothResponse { .. } => self.start_copy("both"),
+            Body::CopyInResponse { .. } => self.start_copy(CopyDirection::In),
+            Body::CopyOutResponse { .. } => self.start_copy(CopyDirection::Out),
+            Body::CopyBothResponse { .. } => self.start_copy(CopyDirection::Both),
             // Binary COPY ends with a -1 field count, which is not a row.
             Body::CopyData { data: [0xff, 0xff] } => {
                 self.copy_data(Dir::Backend, None, 2);
                 if let Some(r) = self.running()
-                    && r.copy.as_ref().is_some_and(|c| c.direction == "out")
+                    && r.copy
+                        .as_ref()
+                        .is_some_and(|c| c.direction == Some(CopyDirection::Out))
                 {
                     r.rows_returned = r.rows_returned.saturating_sub(1);
                 }
@@ -1068,9 +1075,9 @@ impl Session {
         }
     }
 
-    fn start_copy(&mut self, direction: &'static str) {
+    fn start_copy(&mut self, direction: CopyDirection) {
         if let Some(r) = self.running() {
-            r.copy.get_or_insert_with(Box::default).direction = direction;
+            r.copy.get_or_insert_with(Box::default).direction = Some(direction);
         }
     }
 
@@ -1196,7 +1203,7 @@ impl Session {
         let err = server_message(fields);
         if !self.ready_seen {
             // Before the first ReadyForQuery, an error ends the login.
-            self.rec.auth_outcome = Some("failure");
+            self.rec.auth_outcome = Some(AuthOutcome::Failure);
             self.rec.auth_error = Some(err);
             self.rec.errors += 1;
             return;
@@ -1232,7 +1239,8 @@ impl Session {
                 let rec = match exec.and_then(|i| self.pending.remove(i)) {
                     Some(Op::Execute(r)) => r,
                     _ => {
-                        let mut r = Box::new(QueryRecord::new(self.rec.conn_id, "extended", ts));
+                        let mut r =
+                            Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
                         if let Some(Op::Parse(name)) = failed {
                             let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
@@ -1274,7 +1282,7 @@ impl Session {
         if login {
             self.ready_seen = true;
             if self.rec.auth_outcome.is_none() {
-                self.rec.auth_outcome = Some("success");
+                self.rec.auth_outcome = Some(AuthOutcome::Success);
             }
         }
         self.skipping = false;
@@ -1402,7 +1410,7 @@ impl Session {
         mut self,
         shared: &mut Shared,
         ts: i64,
-        reason: &'static str,
+        reason: crate::tcp::CloseReason,
         out: &mut Vec<Box<QueryRecord>>,
     ) -> SessionRecord {
         out.append(&mut self.done);
@@ -1423,10 +1431,10 @@ impl Session {
         // A startup seen, and no ReadyForQuery nor error ended it.
         let started = self.rec.protocol_requested.is_some() && !self.ready_seen;
         if self.rec.auth_outcome.is_none() && (self.auth == AuthStage::Requested || started) {
-            self.rec.auth_outcome = Some("incomplete");
+            self.rec.auth_outcome = Some(AuthOutcome::Incomplete);
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);
-        self.rec.close_reason = reason;
+        self.rec.close_reason = Some(reason);
         shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
         self.rec
     }
@@ -1562,7 +1570,7 @@ fn is_answer(body: &Body<'_>) -> bool {
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
-    let mut rec = Box::new(QueryRecord::new(conn_id, "simple", ts));
+    let mut rec = Box::new(QueryRecord::new(conn_id, Protocol::Simple, ts));
     rec.text = Some(text);
     rec
 }
@@ -1571,7 +1579,7 @@ fn lossy(b: &[u8]) -> String {
     if b.is_empty() {
         return String::new(); // the unnamed statement or portal, on every message
     }
-    crate::output::fmt::utf8_lossless(b).into_owned()
+    crate::text::utf8_lossless(b).into_owned()
 }
 
 fn server_message(fields: ErrorFields<'_>) -> ServerMessage {

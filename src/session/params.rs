@@ -1,17 +1,8 @@
-//! Bind parameter values rendered as text: text-format values as they are, binary
-//! values decoded by type OID where the type is known ([`binary`]: as the server
-//! prints them), hex otherwise.
-
-mod binary;
-
-pub use binary::{ARRAY_TYPES, SCALAR_TYPES};
+//! Bind parameter values as they came, kept for the presenters: one allocation per
+//! Bind with each value's format, type and bytes (as many as rendering can use).
+//! Rendering them as text is presentation: `output::params`.
 
 use super::shared::OwnerRc;
-use std::borrow::Cow;
-use std::fmt::Write as _;
-
-/// Longest rendered value; longer ones are cut and marked.
-pub const MAX_PARAM_CHARS: usize = 256;
 
 pub mod oid {
     pub const BOOL: u32 = 16;
@@ -39,21 +30,23 @@ pub mod oid {
     pub const UUID: u32 = 2950;
 }
 
-/// Bytes of a value kept for rendering: enough for [`MAX_PARAM_CHARS`] of text (or
-/// of hex); binary numerics and arrays are kept whole up to a larger cap, since a
-/// cut numeric can no longer be decoded, and an array's text can be much shorter
-/// than its bytes (an array cut there renders as far as [`MAX_PARAM_CHARS`] goes).
-const MAX_KEPT: usize = 4 * MAX_PARAM_CHARS;
+/// Bytes of a value kept for rendering: enough for the presenter's longest rendered
+/// value (`output::params::MAX_PARAM_CHARS`, which checks this) of text or of hex;
+/// binary numerics and arrays are kept whole up to a larger cap, since a cut numeric
+/// can no longer be decoded, and an array's text can be much shorter than its bytes
+/// (an array cut there renders as far as the presenter's cap goes).
+pub const MAX_KEPT: usize = 1024;
 const MAX_KEPT_WHOLE: usize = 16 << 10;
 
 /// Flags of a kept value.
 const NULL: u8 = 1;
 const BINARY: u8 = 2;
 /// Flags (1), type OID (4), length on the wire (4), bytes kept (4).
-const ENTRY_HEAD: usize = 13;
+pub const ENTRY_HEAD: usize = 13;
 
 /// The bind parameters of one portal as they came: one shared allocation per Bind,
-/// rendered as text (by format and type) only when a presenter asks, on its thread.
+/// rendered as text (by format and type) only when a presenter asks, on its thread
+/// (`output::params::Render`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params(Option<OwnerRc<[u8]>>);
 
@@ -71,7 +64,7 @@ impl Params {
     ) -> Params {
         scratch.clear();
         for (v, binary, oid) in values {
-            let keep = if binary && (oid == oid::NUMERIC || binary::array_element(oid).is_some()) {
+            let keep = if binary && (oid == oid::NUMERIC || array_element(oid).is_some()) {
                 MAX_KEPT_WHOLE
             } else {
                 MAX_KEPT
@@ -98,7 +91,8 @@ impl Params {
         Params::build(&mut Vec::new(), it)
     }
 
-    fn entries(&self) -> impl Iterator<Item = (u8, u32, usize, &[u8])> {
+    /// Each value as kept.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         let mut rest: &[u8] = self.0.as_deref().unwrap_or_default();
         std::iter::from_fn(move || {
             let head = rest.get(..ENTRY_HEAD)?;
@@ -107,7 +101,13 @@ impl Params {
             let (oid, wire_len, kept) = (word(1), word(5) as usize, word(9) as usize);
             let value = rest.get(ENTRY_HEAD..ENTRY_HEAD + kept)?;
             rest = &rest[ENTRY_HEAD + kept..];
-            Some((head[0], oid, wire_len, value))
+            Some(Entry {
+                null: head[0] & NULL != 0,
+                binary: head[0] & BINARY != 0,
+                type_oid: oid,
+                wire_len,
+                kept: value,
+            })
         })
     }
 
@@ -123,32 +123,6 @@ impl Params {
     pub fn bytes(&self) -> usize {
         self.0.as_ref().map_or(0, |b| b.len())
     }
-
-    /// Each value, with whole printable-ASCII text (the common case: numbers, names)
-    /// handed over as its bytes, which render as themselves without a UTF-8 check or
-    /// a copy; anything else is rendered.
-    pub fn iter_rendered(&self) -> impl Iterator<Item = Rendered<'_>> {
-        self.entries().map(|(flags, oid, wire_len, v)| {
-            if flags & NULL != 0 {
-                Rendered::Null
-            } else if flags & BINARY == 0
-                && v.len() == wire_len
-                && v.len() <= MAX_PARAM_CHARS
-                && v.iter().all(|b| (0x20..0x7f).contains(b))
-            {
-                Rendered::Ascii(v)
-            } else {
-                Rendered::Text(render_kept(v, wire_len, flags & BINARY != 0, oid))
-            }
-        })
-    }
-
-    /// Each value as text, `None` for SQL NULL.
-    pub fn iter(&self) -> impl Iterator<Item = Option<Cow<'_, str>>> {
-        self.entries().map(|(flags, oid, wire_len, v)| {
-            (flags & NULL == 0).then(|| render_kept(v, wire_len, flags & BINARY != 0, oid))
-        })
-    }
 }
 
 /// By the bytes kept, as `PartialEq` compares them.
@@ -158,159 +132,52 @@ impl std::hash::Hash for Params {
     }
 }
 
-impl std::fmt::Debug for Params {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
+/// One value of [`Params`].
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    /// SQL NULL (no bytes).
+    pub null: bool,
+    /// Its format code.
+    pub binary: bool,
+    /// 0 when unknown.
+    pub type_oid: u32,
+    /// Its length on the wire; `kept` may be shorter.
+    pub wire_len: usize,
+    pub kept: &'a [u8],
 }
 
-impl serde::Serialize for Params {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
+/// Array type OIDs with their element type, for every scalar type the presenter
+/// decodes (`output::params::SCALAR_TYPES`).
+pub const ARRAY_TYPES: [(u32, u32); 23] = [
+    (1000, oid::BOOL),
+    (1001, oid::BYTEA),
+    (1003, oid::NAME),
+    (1005, oid::INT2),
+    (1007, oid::INT4),
+    (1009, oid::TEXT),
+    (1014, oid::BPCHAR),
+    (1015, oid::VARCHAR),
+    (1016, oid::INT8),
+    (1021, oid::FLOAT4),
+    (1022, oid::FLOAT8),
+    (1028, oid::OID),
+    (1041, oid::INET),
+    (651, oid::CIDR),
+    (1115, oid::TIMESTAMP),
+    (1182, oid::DATE),
+    (1183, oid::TIME),
+    (1185, oid::TIMESTAMPTZ),
+    (1187, oid::INTERVAL),
+    (1231, oid::NUMERIC),
+    (1270, oid::TIMETZ),
+    (2951, oid::UUID),
+    (1002, oid::CHAR),
+];
 
-/// A parameter as [`Params::iter_rendered`] gives it.
-pub enum Rendered<'a> {
-    Null,
-    /// Printable ASCII text, its own rendering.
-    Ascii(&'a [u8]),
-    Text(Cow<'a, str>),
-}
-
-/// Renders one parameter. `binary` is its format code; `type_oid` 0 when unknown.
-pub fn render(value: &[u8], binary: bool, type_oid: u32) -> String {
-    render_kept(value, value.len(), binary, type_oid).into_owned()
-}
-
-/// Renders the first bytes of a value of `wire_len` bytes.
-fn render_kept(value: &[u8], wire_len: usize, binary: bool, type_oid: u32) -> Cow<'_, str> {
-    let mut out = if !binary {
-        let text = crate::output::fmt::utf8_lossless(value);
-        if text.len() <= MAX_PARAM_CHARS && value.len() == wire_len {
-            return text;
-        }
-        text.into_owned()
-    } else {
-        let mut s = String::new();
-        if !binary::render(value, type_oid, &mut s) {
-            binary::hex(value, &mut s);
-        }
-        s
-    };
-    if out.len() > MAX_PARAM_CHARS {
-        let mut cut = MAX_PARAM_CHARS;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        let _ = write!(out, "…({wire_len} bytes)");
-    }
-    Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binary_values_by_type() {
-        let cases: [(&[u8], u32, &str); 14] = [
-            (&[0, 0, 0, 42], oid::INT4, "42"),
-            (&[0xff, 0xfe], oid::INT2, "-2"),
-            (&[0, 0, 0, 0, 0, 0, 1, 0], oid::INT8, "256"),
-            (&[1], oid::BOOL, "t"),
-            (&1.5f64.to_be_bytes(), oid::FLOAT8, "1.5"),
-            (&2.25f32.to_be_bytes(), oid::FLOAT4, "2.25"),
-            (b"hi", oid::TEXT, "hi"),
-            (&[0xde, 0xad], oid::BYTEA, "\\xdead"),
-            (
-                &[
-                    0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7,
-                ],
-                oid::UUID,
-                "12345678-9abc-def0-0001-020304050607",
-            ),
-            (
-                &0i64.to_be_bytes(),
-                oid::TIMESTAMPTZ,
-                "2000-01-01 00:00:00+00",
-            ),
-            (&0i64.to_be_bytes(), oid::TIMESTAMP, "2000-01-01 00:00:00"),
-            // 12345.678: ndigits 3, weight 1, sign +, dscale 3: 1 2345 6780
-            (
-                &[0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c],
-                oid::NUMERIC,
-                "12345.678",
-            ),
-            (&[0, 0, 0, 5], 9999, "\\x00000005"),
-            (&[1, 2, 3], oid::INT4, "\\x010203"),
-        ];
-        for (v, t, want) in cases {
-            assert_eq!(render(v, true, t), want, "oid {t}");
-        }
-    }
-
-    #[test]
-    fn params_keep_values_and_render_them_later() {
-        let big = vec![b'z'; 5000];
-        // 2000 base-10000 digits (0x07d0) of 1, weight 999 (0x03e7): longer than MAX_KEPT.
-        let mut numeric_big = [0x07, 0xd0, 0x03, 0xe7, 0, 0, 0, 0].to_vec();
-        numeric_big.extend([0, 1].repeat(2000));
-        let values: Vec<(Option<&[u8]>, bool, u32)> = vec![
-            (Some(b"42"), false, 0),
-            (None, false, 0),
-            (Some(&[0, 0, 1, 0]), true, oid::INT4),
-            (Some(&big), false, 0),
-            (Some(&numeric_big), true, oid::NUMERIC),
-            (Some(b""), false, 0),
-        ];
-        let p = Params::build(&mut Vec::new(), values.iter().copied());
-        let got: Vec<Option<Cow<'_, str>>> = p.iter().collect();
-        assert_eq!(got.len(), 6);
-        assert_eq!(p.len(), 6);
-        assert_eq!(got[0].as_deref(), Some("42"));
-        assert_eq!(got[1], None);
-        assert_eq!(got[2].as_deref(), Some("256"));
-        // Cut when kept, and marked with the length on the wire.
-        let cut = got[3].as_deref().unwrap();
-        assert!(
-            cut.starts_with("zzz") && cut.ends_with("…(5000 bytes)"),
-            "{cut}"
-        );
-        assert!(p.bytes() < 2 * MAX_KEPT + numeric_big.len() + 6 * ENTRY_HEAD);
-        // A long binary numeric is still decoded (then cut for display).
-        let n = got[4].as_deref().unwrap();
-        assert!(
-            n.starts_with("100010001") && n.ends_with("…(4008 bytes)"),
-            "{n}"
-        );
-        assert!(!n.starts_with("\\x"), "{n}");
-        assert_eq!(got[5].as_deref(), Some(""));
-        for (v, binary, oid) in values {
-            if let Some(v) = v {
-                let whole = render(v, binary, oid);
-                let one = Params::build(&mut Vec::new(), [(Some(v), binary, oid)].into_iter());
-                let kept: Vec<_> = one.iter().collect();
-                assert_eq!(kept[0].as_deref(), Some(whole.as_str()));
-            }
-        }
-        assert!(Params::build(&mut Vec::new(), std::iter::empty()).is_empty());
-        assert_eq!(
-            serde_json::to_string(&Params::from_texts(&[Some("a\""), None])).unwrap(),
-            r#"["a\"",null]"#
-        );
-    }
-
-    #[test]
-    fn text_values_and_caps() {
-        assert_eq!(render(b"abc", false, oid::INT4), "abc");
-        let long = vec![b'a'; 1000];
-        let r = render(&long, false, 0);
-        assert!(r.starts_with("aaaa") && r.ends_with("…(1000 bytes)"));
-        assert!(r.len() < 300);
-        for v in [&b""[..], &[0xff; 3], &[0, 1, 0, 0, 0, 0, 0, 0, 0, 9]] {
-            let _ = render(v, true, oid::NUMERIC);
-        }
-    }
+/// The element type of an array type the presenter decodes.
+pub fn array_element(type_oid: u32) -> Option<u32> {
+    ARRAY_TYPES
+        .iter()
+        .find(|(a, _)| *a == type_oid)
+        .map(|(_, e)| *e)
 }

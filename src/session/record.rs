@@ -43,10 +43,71 @@ impl ServerMessage {
     }
 }
 
+/// How authentication ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success,
+    Failure,
+    /// The connection ended during the exchange.
+    Incomplete,
+}
+
+impl AuthOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Success => "success",
+            AuthOutcome::Failure => "failure",
+            AuthOutcome::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// How a statement was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Query.
+    Simple,
+    /// Parse/Bind/Execute.
+    Extended,
+    /// FunctionCall.
+    Function,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+            Protocol::Function => "function",
+        }
+    }
+}
+
+/// Which way COPY data flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Client to server (CopyInResponse).
+    In,
+    /// Server to client (CopyOutResponse).
+    Out,
+    /// Both (CopyBothResponse: replication).
+    Both,
+}
+
+impl CopyDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyDirection::In => "in",
+            CopyDirection::Out => "out",
+            CopyDirection::Both => "both",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyStats {
-    /// `in` (client to server), `out`, or `both` (replication).
-    pub direction: &'static str,
+    /// `None` when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+    pub direction: Option<CopyDirection>,
     pub messages_in: u64,
     pub bytes_in: u64,
     pub messages_out: u64,
@@ -69,8 +130,7 @@ pub struct QueryRecord {
     pub text_length: Option<u64>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub operation: Option<&'static str>,
-    /// `simple`, `extended` or `function`.
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     pub statement: Option<String>,
     pub portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
@@ -119,6 +179,14 @@ pub struct QueryRecord {
     pub pooler: Option<Box<crate::pooler::Link>>,
 }
 
+impl SessionRecord {
+    /// The close reason's word, `open` while open.
+    pub fn close_reason_str(&self) -> &'static str {
+        self.close_reason
+            .map_or("open", crate::tcp::CloseReason::as_str)
+    }
+}
+
 impl QueryRecord {
     /// A copy that shares nothing with the decoding thread's values (see
     /// [`super::shared`]): for views that keep records and drop them elsewhere.
@@ -131,7 +199,7 @@ impl QueryRecord {
         }
     }
 
-    pub fn new(conn_id: u64, protocol: &'static str, start_ns: i64) -> Self {
+    pub fn new(conn_id: u64, protocol: Protocol, start_ns: i64) -> Self {
         QueryRecord {
             conn_id,
             text: None,
@@ -216,13 +284,13 @@ pub struct SessionRecord {
     pub protocol_negotiated: Option<String>,
     pub unsupported_options: Vec<String>,
     /// `none`, `tls`, `gss`; `None` if the connection was never seen starting.
-    pub encryption: Option<&'static str>,
+    pub encryption: Option<crate::pgwire::Encryption>,
     /// What was asked and answered, e.g. `SSLRequest:N`, `GSSENCRequest:N`, `direct_tls`.
     pub negotiation: Vec<String>,
     /// TLS version, suite and whether it was decrypted (only with `--tls-keylog`).
     pub tls: Option<crate::tls::Info>,
     pub auth_method: Option<String>,
-    pub auth_outcome: Option<&'static str>,
+    pub auth_outcome: Option<AuthOutcome>,
     pub auth_error: Option<ServerMessage>,
     pub backend_pid: Option<u32>,
     pub cancel_key_len: Option<usize>,
@@ -249,7 +317,8 @@ pub struct SessionRecord {
     pub unsure_pairings: u64,
     /// Connections that only carried a CancelRequest.
     pub cancel_request: Option<CancelInfo>,
-    pub close_reason: &'static str,
+    /// `None` while the connection is open.
+    pub close_reason: Option<crate::tcp::CloseReason>,
     pub terminated: bool,
     /// The connection turned out not to speak PostgreSQL (no session record is written).
     pub not_postgres: bool,

@@ -1,6 +1,6 @@
 //! The session state machine fed with wire bytes through the real framer.
 
-use super::record::Outcome;
+use super::record::{AuthOutcome, CopyDirection, Outcome};
 use super::*;
 use crate::pgwire::{ConnDecoder, Event};
 
@@ -222,7 +222,7 @@ fn simple_multi_statement_query_yields_one_record_per_statement() {
     assert_eq!(rec.user.as_deref(), Some("alice"));
     assert_eq!(rec.database.as_deref(), Some("alice"));
     assert_eq!(rec.auth_method.as_deref(), Some("trust"));
-    assert_eq!(rec.auth_outcome, Some("success"));
+    assert_eq!(rec.auth_outcome, Some(AuthOutcome::Success));
 }
 
 #[test]
@@ -264,7 +264,10 @@ fn walsender_command_with_several_result_sets_is_one_statement() {
     assert_eq!(q.command_tag.as_deref(), Some("BASE_BACKUP"));
     assert_eq!(q.rows_returned, 3 + 2); // DataRows and COPY out data
     let copy = q.copy.as_ref().unwrap();
-    assert_eq!((copy.direction, copy.messages_out), ("out", 2));
+    assert_eq!(
+        (copy.direction, copy.messages_out),
+        (Some(CopyDirection::Out), 2)
+    );
     // On a regular connection each answer beyond the statements is a record of its
     // own, as when a multi-statement string was split short.
     let (out, queries) = run(None);
@@ -381,8 +384,18 @@ fn binary_bind_parameters_use_the_parse_types() {
         ],
     );
     let q = &c.out[0];
-    let params: Vec<_> = q.params.iter().collect();
-    assert_eq!(params, [Some("256".into()), Some("hi".into()), None]);
+    // Each value keeps its format and the type Parse gave (rendered by the presenter).
+    let params: Vec<_> = q
+        .params
+        .entries()
+        .map(|e| (e.binary, e.type_oid, (!e.null).then_some(e.kept)))
+        .collect();
+    let want: [(bool, u32, Option<&[u8]>); 3] = [
+        (true, 23, Some(&[0, 0, 1, 0])),
+        (false, 25, Some(b"hi")),
+        (true, 0, None),
+    ];
+    assert_eq!(params, want);
     assert_eq!(q.tx_status, Some(b'T'));
     assert_eq!(q.operation_name().as_deref(), Some("SELECT"));
 }
@@ -434,7 +447,7 @@ fn login_failure_is_an_auth_outcome_not_a_query() {
     );
     let rec = c.s.record();
     assert_eq!(rec.auth_method.as_deref(), Some("md5"));
-    assert_eq!(rec.auth_outcome, Some("failure"));
+    assert_eq!(rec.auth_outcome, Some(AuthOutcome::Failure));
     assert_eq!(rec.auth_error.as_ref().unwrap().code, "28P01");
     assert_eq!(rec.protocol_requested.as_deref(), Some("3.2"));
     assert!(c.out.is_empty());
@@ -481,7 +494,7 @@ fn negotiate_protocol_version_and_copy_in() {
     let copy = q.copy.as_ref().unwrap();
     assert_eq!(
         (copy.direction, copy.messages_in, copy.bytes_in),
-        ("in", 2, 4)
+        (Some(CopyDirection::In), 2, 4)
     );
 }
 
@@ -825,6 +838,7 @@ fn malformed_data_rows_count_and_an_unfinished_startup_is_incomplete() {
     // A startup the server never answered.
     let mut c = Conn::new(2);
     c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "bob")], 0)]);
-    let rec = c.s.close(&mut sh, 5, "fin", &mut Vec::new());
-    assert_eq!(rec.auth_outcome, Some("incomplete"));
+    let rec =
+        c.s.close(&mut sh, 5, crate::tcp::CloseReason::Fin, &mut Vec::new());
+    assert_eq!(rec.auth_outcome, Some(AuthOutcome::Incomplete));
 }

@@ -9,6 +9,7 @@
 //! entries; [`Texts::stats`] says how often it started over.
 
 use super::shared::Text;
+use crate::text::eq_bytes;
 use rustc_hash::FxHashMap;
 
 /// Longer texts are not kept (each use gets its own copy).
@@ -71,21 +72,6 @@ fn slot(raw: &[u8]) -> usize {
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % FRONT
 }
 
-/// Byte-string equality without a `memcmp` call for short strings (tags, names):
-/// glibc's vector `memcmp` costs more to call than these take to compare, and for
-/// zero bytes at an empty string's dangling pointer it is very slow.
-#[inline]
-pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() <= 16 {
-        // A byte loop: padding into a word would itself call `memcpy`.
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    a == b
-}
-
 impl Texts {
     /// A CommandComplete tag and its row count.
     pub fn tag(&mut self, raw: &[u8]) -> Tag {
@@ -128,7 +114,7 @@ impl Texts {
             }
             return t.clone();
         }
-        let text = crate::output::fmt::utf8_lossless(raw);
+        let text = crate::text::utf8_lossless(raw);
         if raw.len() > MAX_TEXT || !self.seen_before(raw) {
             return match cacheable {
                 true => Text::new_cacheable(&text),
@@ -187,26 +173,6 @@ mod tests {
         let (c, d) = (t.get(&long), t.get(&long));
         assert!(!Text::ptr_eq(&c, &d));
         assert_eq!(c, d);
-    }
-
-    #[test]
-    fn eq_bytes_is_equality() {
-        let cases: [&[u8]; 7] = [
-            b"",
-            b"a",
-            b"ab",
-            b"UPDATE 1",
-            b"UPDATE 2",
-            &[b'x'; 16],
-            &[b'x'; 17],
-        ];
-        for a in cases {
-            for b in cases {
-                assert_eq!(eq_bytes(a, b), a == b, "{a:?} {b:?}");
-            }
-        }
-        assert!(!eq_bytes(&[b'x'; 17], &[b'x'; 16]));
-        assert!(!eq_bytes(b"\0", b""));
     }
 
     #[test]

@@ -1314,7 +1314,7 @@ fn running_stmt(e: &SessionEntry, now: i64) -> Stmt {
 
 /// A statement record with what the statistics read, from a compact statement.
 fn compact_record(s: &Stmt) -> QueryRecord {
-    let mut r = QueryRecord::new(s.conn, "simple", s.start_ns);
+    let mut r = QueryRecord::new(s.conn, crate::session::record::Protocol::Simple, s.start_ns);
     r.end_ns = s.end_ns;
     r.text = s.text.as_deref().map(Into::into);
     r.rows_returned = s.rows;

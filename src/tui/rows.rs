@@ -85,7 +85,7 @@ pub struct SessionRow {
     pub db: Option<String>,
     pub app: Option<String>,
     pub proto: Option<String>,
-    pub enc: Option<&'static str>,
+    pub enc: Option<crate::pgwire::Encryption>,
     pub auth: Option<String>,
     pub state: &'static str,
     /// The running statement: elapsed, what it waits on, its SQL.
@@ -143,7 +143,10 @@ impl SessionRow {
             SessCol::Db => opt(&self.db),
             SessCol::App => self.app.clone().unwrap_or_default(),
             SessCol::Proto => opt(&self.proto),
-            SessCol::Enc => self.enc.unwrap_or("?").to_string(),
+            SessCol::Enc => self
+                .enc
+                .map_or("?", crate::pgwire::Encryption::as_str)
+                .to_string(),
             SessCol::Auth => opt(&self.auth),
             SessCol::State => self.state.to_string(),
             SessCol::Queries => self.queries.to_string(),

@@ -115,7 +115,7 @@ impl SessionEntry {
                 start_ns: meta.start_ns,
                 end_ns: ts,
                 midstream: meta.midstream,
-                close_reason: "open",
+                close_reason: None,
                 ..SessionRecord::default()
             },
             closed: false,
@@ -134,7 +134,9 @@ impl SessionEntry {
     pub fn state(&self) -> &'static str {
         match (self.closed, self.running.is_some(), self.tx) {
             // Still open when the capture ended: not a real close.
-            (true, ..) if self.rec.close_reason == "end_of_capture" => "open at end",
+            (true, ..) if self.rec.close_reason == Some(crate::tcp::CloseReason::EndOfCapture) => {
+                "open at end"
+            }
             (true, ..) => "closed",
             (_, true, _) => "active",
             (_, _, Some(b'T')) => "in transaction",
@@ -244,7 +246,7 @@ impl Subject for Stmt {
 
 /// Stands for a statement's own fields where only who ran it is asked.
 static NO_RECORD: std::sync::LazyLock<QueryRecord> =
-    std::sync::LazyLock::new(|| QueryRecord::new(0, "simple", 0));
+    std::sync::LazyLock::new(|| QueryRecord::new(0, crate::session::record::Protocol::Simple, 0));
 
 /// Interns texts and errors so that repeated statements share them. Cleared when
 /// it grows past its bound: only the sharing is lost.
@@ -303,7 +305,9 @@ impl QueryEntry {
     /// A detail entry for a statement whose whole record is no longer kept: what its
     /// compact form holds.
     pub fn from_stmt(s: &Stmt) -> Self {
-        let mut rec = QueryRecord::new(s.conn, "", s.start_ns);
+        // The protocol is not kept: the detail view leaves it blank (`compact`).
+        let mut rec =
+            QueryRecord::new(s.conn, crate::session::record::Protocol::Simple, s.start_ns);
         rec.end_ns = s.end_ns;
         rec.text = s.text.as_deref().map(Into::into);
         rec.rows_returned = s.rows;
@@ -636,9 +640,15 @@ impl State {
         if *e.who != who {
             e.who = Arc::new(who);
         }
-        let was_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        let was_encrypted = matches!(
+            e.rec.encryption,
+            Some(crate::pgwire::Encryption::Tls | crate::pgwire::Encryption::Gss)
+        );
         e.rec = s.clone();
-        let now_encrypted = matches!(e.rec.encryption, Some("tls" | "gss"));
+        let now_encrypted = matches!(
+            e.rec.encryption,
+            Some(crate::pgwire::Encryption::Tls | crate::pgwire::Encryption::Gss)
+        );
         self.health.encrypted += (now_encrypted && !was_encrypted) as u64;
     }
 }
@@ -866,7 +876,7 @@ mod tests {
                     withheld: false,
                 };
                 sink.message(&m, i * 1_000_000_000, &msg).unwrap();
-                let mut q = QueryRecord::new(id, "simple", i);
+                let mut q = QueryRecord::new(id, crate::session::record::Protocol::Simple, i);
                 q.text = Some("select 1".into());
                 sink.query(&m, &rec, &q).unwrap();
             }
@@ -920,7 +930,7 @@ mod tests {
         }
         // Statements with big texts: the byte bound keeps the newest that fit.
         for i in 0..4 {
-            let mut q = QueryRecord::new(1, "simple", i);
+            let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, i);
             q.text = Some("x".repeat(200).into());
             sink.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)
                 .unwrap();

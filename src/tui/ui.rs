@@ -6,6 +6,7 @@ use super::app::{App, GLOBAL_HELP, InputKind, Nav, QCol, QRow, View};
 use super::rows::{SessCol, TopCol, human_bytes, human_ns};
 use super::state::{Bucket, QueryEntry};
 use crate::output::fmt::{push_sanitized, rfc3339, time_of_day};
+use crate::output::params::Render as _;
 use crate::output::redact::REDACTED;
 use crate::pgwire::Dir;
 use crate::session::record::Outcome;
@@ -691,7 +692,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
             "protocol",
             format!(
                 "{}  statement {}  portal {}",
-                r.protocol,
+                if q.compact { "" } else { r.protocol.as_str() },
                 r.statement
                     .as_deref()
                     .map_or("-".into(), |s| format!("\"{}\"", esc(s))),
@@ -744,7 +745,7 @@ pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
         out.push(kv("parameters", REDACTED.into()));
     } else if !r.params.is_empty() {
         out.push(Line::styled("parameters", theme.title()));
-        for (i, p) in r.params.iter().enumerate() {
+        for (i, p) in r.params.texts().enumerate() {
             let v = p.map_or("NULL".into(), |v| format!("'{}'", esc(&v)));
             out.push(Line::raw(format!("  ${} = {v}", i + 1)));
         }

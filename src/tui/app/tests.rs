@@ -44,7 +44,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
             queries: id,
             errors: (user == "bob") as u64,
             bytes_client: 100 * id,
-            close_reason: "open",
+            close_reason: None,
             ..SessionRecord::default()
         };
         sink.session_update(&m, &rec);
@@ -69,7 +69,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
                 withheld: false,
             };
             sink.message(&m, ts + dur, &rfq).unwrap();
-            let mut qr = QueryRecord::new(id, "simple", ts);
+            let mut qr = QueryRecord::new(id, crate::session::record::Protocol::Simple, ts);
             qr.end_ns = ts + dur;
             qr.text = Some(sql.as_str().into());
             qr.rows_returned = n;
@@ -523,7 +523,7 @@ fn statements_beyond_the_whole_records_open_compact_and_the_bound_is_counted() {
     let mut sink = TuiSink::new(shared.clone());
     let m = ConnMeta::for_test(1);
     for i in 0..6 {
-        let mut q = QueryRecord::new(1, "simple", i * 1_000_000);
+        let mut q = QueryRecord::new(1, crate::session::record::Protocol::Simple, i * 1_000_000);
         q.end_ns = i * 1_000_000 + 10;
         q.text = Some(format!("select {i}").into());
         q.outcome = Outcome::Success;

@@ -160,7 +160,7 @@ fn no_color_means_no_colors() {
 fn detail_shows_parameters_notices_and_sql_lines() {
     use crate::session::record::{QueryRecord, ServerMessage};
     use crate::tui::state::{QueryEntry, Who};
-    let mut rec = QueryRecord::new(4, "extended", 1_000_000_000);
+    let mut rec = QueryRecord::new(4, crate::session::record::Protocol::Extended, 1_000_000_000);
     rec.end_ns = 1_002_500_000;
     rec.text = Some("select $1,\n\t$2".into());
     rec.statement = Some("s1".into());
@@ -237,7 +237,7 @@ fn redacted_parameters_never_reach_the_detail_view() {
             show_secrets: false,
         };
         let mut sink = Redact::new(TuiSink::new(shared.clone()), redaction);
-        let mut q = QueryRecord::new(1, "extended", 0);
+        let mut q = QueryRecord::new(1, crate::session::record::Protocol::Extended, 0);
         q.text = Some("select $1, $2".into());
         q.params = Params::from_texts(&[Some("-1334"), Some("secret-value")]);
         sink.query(&ConnMeta::for_test(1), &SessionRecord::default(), &q)

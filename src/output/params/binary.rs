@@ -8,8 +8,10 @@
 //! hex by the caller, never panics. Renderings longer than [`MAX_PARAM_CHARS`] are
 //! cut by the caller, so loops over long values stop once past it.
 
-use super::{MAX_PARAM_CHARS, oid};
-use crate::output::fmt::{civil_from_days, push_hex, utf8_lossless};
+use super::MAX_PARAM_CHARS;
+use crate::output::fmt::{civil_from_days, push_hex};
+use crate::session::params::{array_element, oid};
+use crate::text::utf8_lossless;
 use std::fmt::{LowerExp, Write as _};
 
 /// The scalar types decoded here.
@@ -38,41 +40,6 @@ pub const SCALAR_TYPES: [u32; 23] = [
     oid::NUMERIC,
     oid::UUID,
 ];
-
-/// Array type OIDs with their element type, for every type of [`SCALAR_TYPES`].
-pub const ARRAY_TYPES: [(u32, u32); 23] = [
-    (1000, oid::BOOL),
-    (1001, oid::BYTEA),
-    (1003, oid::NAME),
-    (1005, oid::INT2),
-    (1007, oid::INT4),
-    (1009, oid::TEXT),
-    (1014, oid::BPCHAR),
-    (1015, oid::VARCHAR),
-    (1016, oid::INT8),
-    (1021, oid::FLOAT4),
-    (1022, oid::FLOAT8),
-    (1028, oid::OID),
-    (1041, oid::INET),
-    (651, oid::CIDR),
-    (1115, oid::TIMESTAMP),
-    (1182, oid::DATE),
-    (1183, oid::TIME),
-    (1185, oid::TIMESTAMPTZ),
-    (1187, oid::INTERVAL),
-    (1231, oid::NUMERIC),
-    (1270, oid::TIMETZ),
-    (2951, oid::UUID),
-    (1002, oid::CHAR),
-];
-
-/// The element type of an array type decoded here.
-pub(super) fn array_element(type_oid: u32) -> Option<u32> {
-    ARRAY_TYPES
-        .iter()
-        .find(|(a, _)| *a == type_oid)
-        .map(|(_, e)| *e)
-}
 
 /// Renders a binary value of type `type_oid` into `out`; `false` (with `out` left
 /// as it was) when the type is not decoded here or the bytes are not a valid value.
@@ -604,6 +571,7 @@ fn quoted_element(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::params::ARRAY_TYPES;
 
     fn unhex(h: &str) -> Vec<u8> {
         (0..h.len())

@@ -1,0 +1,70 @@
+//! Wire bytes as text, below every stage: the session stage keeps SQL texts and
+//! names as strings, the presenters write them, and both need the same rendering.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
+/// not part of a valid sequence becomes `\xNN` (never dropped).
+pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Byte-string equality without a `memcmp` call for short strings (tags, names):
+/// glibc's vector `memcmp` costs more to call than these take to compare, and for
+/// zero bytes at an empty string's dangling pointer it is very slow.
+#[inline]
+pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        // A byte loop: padding into a word would itself call `memcpy`.
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lossless_utf8() {
+        assert!(matches!(
+            utf8_lossless(b"caf\xc3\xa9"),
+            Cow::Borrowed("café")
+        ));
+        assert_eq!(utf8_lossless(b"a\xffb\xc3"), "a\\xffb\\xc3");
+    }
+
+    #[test]
+    fn eq_bytes_is_equality() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"a",
+            b"ab",
+            b"UPDATE 1",
+            b"UPDATE 2",
+            &[b'x'; 16],
+            &[b'x'; 17],
+        ];
+        for a in cases {
+            for b in cases {
+                assert_eq!(eq_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+        assert!(!eq_bytes(&[b'x'; 17], &[b'x'; 16]));
+        assert!(!eq_bytes(b"\0", b""));
+    }
+}
