@@ -31,8 +31,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::DerefMut;
 use std::sync::Arc;
 
-/// pgbouncer's port, for `--pooler-port` without a value.
-pub const DEFAULT_PORT: u16 = 6432;
 /// Capture time a server-leg statement waits, after it ends, for the client
 /// statements that could contain it (they end when the pooler has forwarded the
 /// answer, normally within a millisecond). Records are handed on after twice this.
