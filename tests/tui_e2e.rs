@@ -341,6 +341,23 @@ fn seconds_on_line(pane: &str, want: &[&str]) -> Option<f64> {
         .next()
 }
 
+/// The TUI capturing live on loopback for the test server's port (`PG15_PORT`), with
+/// `extra` arguments for that port, ready to see traffic.
+fn live_tui(name: &str, extra: impl Fn(&str) -> String) -> (Tmux, String) {
+    let port =
+        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
+    let cmd = format!(
+        "{} -i lo -p {port}{}",
+        quote(Path::new(env!("CARGO_BIN_EXE_pgscope"))),
+        extra(&port)
+    );
+    let t = Tmux::start(name, &cmd);
+    t.wait_for(&["live lo", "Sessions:"]);
+    // libpcap needs a moment before the handle sees traffic.
+    sleep(Duration::from_millis(1500));
+    (t, port)
+}
+
 /// A statement still running shows, with its elapsed time ticking: `select
 /// pg_sleep(5)` against the local server, captured live on loopback, appears in
 /// Queries as running (`[server]`, waiting for the server's answer) and in Sessions
@@ -348,16 +365,7 @@ fn seconds_on_line(pane: &str, want: &[&str]) -> Option<f64> {
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn running_statement_shows_while_it_runs() {
-    let port =
-        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let cmd = format!(
-        "{} -i lo -p {port}",
-        quote(Path::new(env!("CARGO_BIN_EXE_pgscope")))
-    );
-    let t = Tmux::start("inflight", &cmd);
-    t.wait_for(&["live lo", "Sessions:"]);
-    // libpcap needs a moment before the handle sees traffic.
-    sleep(Duration::from_millis(1500));
+    let (t, port) = live_tui("inflight", |_| String::new());
     let mut psql = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
         .args([
             "-h",
@@ -434,15 +442,9 @@ fn running_statement_shows_while_it_runs() {
 #[test]
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn a_vanished_client_ends_on_a_quiet_link() {
-    let port =
-        std::env::var("PG15_PORT").expect("PG15_PORT: source the env file of scripts/pg-setup.sh");
-    let cmd = format!(
-        "{} -i lo -p {port} --idle-timeout 2s -f 'ip6 and tcp port {port} and ip6[53] & 0x05 == 0'",
-        quote(Path::new(env!("CARGO_BIN_EXE_pgscope")))
-    );
-    let t = Tmux::start("vanished", &cmd);
-    t.wait_for(&["live lo", "Sessions:"]);
-    sleep(Duration::from_millis(1500));
+    let (t, port) = live_tui("vanished", |port| {
+        format!(" --idle-timeout 2s -f 'ip6 and tcp port {port} and ip6[53] & 0x05 == 0'")
+    });
     let status = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
         .args([
             "-h",
