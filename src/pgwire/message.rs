@@ -218,6 +218,18 @@ pub enum Body<'a> {
 }
 
 impl Msg<'_> {
+    /// A frontend Sync, the smallest message: tests feed it to move capture time.
+    #[cfg(test)]
+    pub(crate) fn sync() -> Msg<'static> {
+        Msg {
+            dir: Dir::Frontend,
+            typ: Some(b'S'),
+            len: 4,
+            body: Body::Sync,
+            withheld: false,
+        }
+    }
+
     /// Message name as used in the PostgreSQL protocol docs. For
     /// `Malformed` and `Oversize` bodies of a known type byte this is the
     /// type's name (inspect `body` to tell them apart).

@@ -868,13 +868,7 @@ mod tests {
         for id in 1..=4 {
             let m = ConnMeta::for_test(id);
             for i in 0..5 {
-                let msg = Msg {
-                    dir: Dir::Frontend,
-                    typ: Some(b'S'),
-                    len: 4,
-                    body: Body::Sync,
-                    withheld: false,
-                };
+                let msg = Msg::sync();
                 sink.message(&m, i * 1_000_000_000, &msg).unwrap();
                 let mut q = QueryRecord::new(id, crate::session::record::Protocol::Simple, i);
                 q.text = Some("select 1".into());
@@ -906,13 +900,7 @@ mod tests {
         };
         let shared = Arc::new(Mutex::new(State::new(limits, "test".into(), None)));
         let mut sink = TuiSink::new(shared.clone());
-        let sync = Msg {
-            dir: Dir::Frontend,
-            typ: Some(b'S'),
-            len: 4,
-            body: Body::Sync,
-            withheld: false,
-        };
+        let sync = Msg::sync();
         // Session 1 gets 5 lines (one over its own cap), then session 2 gets 4.
         for i in 0..5 {
             sink.message(&ConnMeta::for_test(1), i, &sync).unwrap();

@@ -225,13 +225,7 @@ fn timeline_follows_until_scrolled_up() {
     // New messages do not move a scrolled view.
     let m = ConnMeta::for_test(3);
     let mut sink = TuiSink::new(shared.clone());
-    let sync = Msg {
-        dir: Dir::Frontend,
-        typ: Some(b'S'),
-        len: 4,
-        body: Body::Sync,
-        withheld: false,
-    };
+    let sync = Msg::sync();
     sink.message(&m, 10_000_000_000, &sync).unwrap();
     refresh(&mut app, &shared);
     assert_eq!(app.timeline.lines.rows.len(), 7);
@@ -273,13 +267,7 @@ fn pause_freezes_rows_but_not_the_header() {
     refresh(&mut app, &shared);
     assert!(app.paused);
     let mut sink = TuiSink::new(shared.clone());
-    let sync = Msg {
-        dir: Dir::Frontend,
-        typ: Some(b'S'),
-        len: 4,
-        body: Body::Sync,
-        withheld: false,
-    };
+    let sync = Msg::sync();
     sink.message(&ConnMeta::for_test(9), 1, &sync).unwrap();
     refresh(&mut app, &shared);
     assert_eq!(app.sessions.rows.len(), 3);
@@ -376,13 +364,7 @@ fn running_statements_show_tick_and_sort() {
     };
     sink.running(&bob, Some(&sleep));
     // Capture time moves on to 14 s (another session's packet): 5 s elapsed.
-    let sync = Msg {
-        dir: Dir::Frontend,
-        typ: Some(b'S'),
-        len: 4,
-        body: Body::Sync,
-        withheld: false,
-    };
+    let sync = Msg::sync();
     sink.message(&ConnMeta::for_test(1), 14_000_000_000, &sync)
         .unwrap();
     let mut app = app_with(&shared);
