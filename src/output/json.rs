@@ -409,7 +409,7 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
         let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", fields);
-        o.str("pgwire.anomaly.kind", a.kind);
+        o.str("pgwire.anomaly.kind", a.kind.as_str());
         if let Some(d) = a.dir {
             o.str("pgwire.anomaly.dir", dir_str(d));
         }

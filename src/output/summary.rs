@@ -425,7 +425,7 @@ pub(crate) fn capture_line(run: &RunStats, midstream: u64) -> String {
 
 impl<W: Write> Sink for SummarySink<W> {
     fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.anomalies.add(a.kind);
+        self.anomalies.add(a.kind.as_str());
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! the TUI, [`capture`] on a worker thread).
 
 use super::{Feed, Pipeline, staged::Staged};
+use crate::anomaly::AnomalyKind;
 use crate::cli::{Cli, OutputMode, RecordKind};
 use crate::metrics::{Collector, Metrics, Tee};
 use crate::output::{self, Sink};
@@ -293,7 +294,7 @@ pub fn capture(
         if !quiet {
             say(&format!("warning: {w}"));
         }
-        pipe.warn("truncated_capture", w)?;
+        pipe.warn(AnomalyKind::TruncatedCapture, w)?;
     }
     for &(linktype, packets) in unsupported.borrow().iter() {
         let w = format!(
@@ -303,10 +304,10 @@ pub fn capture(
         if !quiet {
             say(&format!("warning: {w}"));
         }
-        pipe.warn("unsupported_linktype", &w)?;
+        pipe.warn(AnomalyKind::UnsupportedLinktype, &w)?;
     }
     for e in &corrupt {
-        pipe.warn("corrupt_capture", e)?;
+        pipe.warn(AnomalyKind::CorruptCapture, e)?;
     }
     if let Some(m) = metrics
         && cli.interface.is_none()

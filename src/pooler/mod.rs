@@ -19,6 +19,7 @@
 //! connection serves one client for a whole transaction). A link needs exactly one
 //! client statement left, and that statement must fit no other server statement.
 
+use crate::anomaly::AnomalyKind;
 use crate::output::wrap;
 use crate::output::{AnomalyView, OwnedAnomaly, RunStats, Sink};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -320,7 +321,7 @@ where
                 self.inner.query(&h.origin.0, &h.origin.1, &h.q)
             }
             Item::Session(b) => self.inner.session(&b.0, &b.1),
-            Item::Anomaly(a) => crate::output::replay_anomaly(&mut *self.inner, *a),
+            Item::Anomaly(a) => a.replay(&mut *self.inner),
         }
     }
 
@@ -514,7 +515,7 @@ where
             WINDOW_NS / 1_000_000
         );
         let view = AnomalyView {
-            kind: "pooler_window_full",
+            kind: AnomalyKind::PoolerWindowFull,
             dir: None,
             message: &message,
         };
