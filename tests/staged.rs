@@ -6,9 +6,8 @@
 
 use pgscope::anomaly::AnomalyKind;
 use pgscope::capture::{self, Flow};
-use pgscope::cli::RecordKind;
 use pgscope::output::Sink;
-use pgscope::output::json::JsonSink;
+use pgscope::output::json::{JsonSink, RecordKind};
 use pgscope::output::threaded::Threaded;
 use pgscope::pipeline::staged::{Staged, shard_of};
 use pgscope::pipeline::{Feed, Pipeline};

@@ -436,7 +436,7 @@ impl<W: Write> Sink for SummarySink<W> {
         if let Some(link) = &q.pooler {
             let p = &mut self.pooler;
             // Statements reach the summary linked: no ports needed.
-            if !crate::pooler::counted_once(q, conn, &[]) {
+            if !q.counted_once(conn, &[]) {
                 p.server_leg += 1;
                 p.server_unlinked += !link.matched.linked() as u64;
                 return Ok(());

@@ -5,8 +5,9 @@
 
 use super::{Feed, Pipeline, staged::Staged};
 use crate::anomaly::AnomalyKind;
-use crate::cli::{Cli, OutputMode, RecordKind};
+use crate::cli::{Cli, OutputMode};
 use crate::metrics::{Collector, Metrics, Tee};
+use crate::output::json::RecordKind;
 use crate::output::{self, Sink};
 use crate::{capture, filter, net, privs, tls};
 use std::cell::{Cell, RefCell};
@@ -137,7 +138,7 @@ pub fn capture(
     // Link types `net` cannot read: (type, packets skipped), in the order first seen;
     // the last type known to be readable spares the check on every packet.
     let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
-    let readable = Cell::new(net::LINKTYPE_ETHERNET);
+    let readable = Cell::new(capture::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
     // -f on files, as tcpdump -r applies it (live, the kernel does).
