@@ -1,5 +1,6 @@
 //! Command line, following tcpdump/tshark habits.
 
+use crate::output::json::RecordKind;
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use std::io::{self, Write};
 
@@ -272,14 +273,6 @@ pub enum Generate {
     Fish,
     Elvish,
     Powershell,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
-    Message,
-    Query,
-    Session,
-    Anomaly,
 }
 
 impl Cli {

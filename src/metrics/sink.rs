@@ -47,14 +47,14 @@ where
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
-        if crate::pooler::counted_once(q, conn, &self.client_legs) {
+        if q.counted_once(conn, &self.client_legs) {
             self.c.query(q);
         }
         self.inner.query(conn, s, q)
     }
 
     fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
-        if crate::pooler::counted_once(&q, c, &self.client_legs) {
+        if q.counted_once(c, &self.client_legs) {
             self.c.query(&q);
         }
         self.inner.query_owned(c, s, q)

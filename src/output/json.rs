@@ -6,17 +6,26 @@ use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
 use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
-use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{
-    AuthOutcome, CopyDirection, Protocol, QueryRecord, ServerMessage, SessionRecord,
+    AuthOutcome, CopyDirection, Leg, Link, Protocol, QueryRecord, ServerMessage, SessionRecord,
 };
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
+use clap::ValueEnum;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
+
+/// The records `-o json` writes (`--records`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Message,
+    Query,
+    Session,
+    Anomaly,
+}
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -409,7 +418,7 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
         let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", fields);
-        o.str("pgwire.anomaly.kind", a.kind);
+        o.str("pgwire.anomaly.kind", a.kind.as_str());
         if let Some(d) = a.dir {
             o.str("pgwire.anomaly.dir", dir_str(d));
         }
@@ -645,14 +654,14 @@ impl<W: Write> Sink for JsonSink<W> {
 }
 
 /// `pgwire.pooler.*` (docs/schema.md).
-fn pooler_fields(o: &mut JsonObj<'_>, p: &crate::pooler::Link) {
+fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
     o.plain("pgwire.pooler.leg", p.leg.as_str())
         .plain("pgwire.pooler.match", p.matched.as_str());
     if p.candidates > 0 {
         o.num("pgwire.pooler.candidates", p.candidates);
     }
     match p.leg {
-        crate::pooler::Leg::Server => {
+        Leg::Server => {
             if let Some(id) = p.peer_conn_id {
                 o.num("pgwire.pooler.client_conn_id", id);
             }
@@ -667,7 +676,7 @@ fn pooler_fields(o: &mut JsonObj<'_>, p: &crate::pooler::Link) {
                 );
             }
         }
-        crate::pooler::Leg::Client => {
+        Leg::Client => {
             if let Some(id) = p.peer_conn_id {
                 o.num("pgwire.pooler.server_conn_id", id);
             }

@@ -13,9 +13,7 @@ pub use fields::{
     ErrorFields, FieldDesc, Fields, Formats, List, ListIter, Oids, Strings, Values,
     error_field_name, startup_params,
 };
-pub use framer::{
-    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of,
-};
+pub use framer::{Anomaly, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of};
 pub use message::{
     AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Head, Msg,
     SSL_REQUEST_CODE, decode, decode_startup, keeps_head, oversize_head, type_name, valid_type,
