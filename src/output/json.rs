@@ -283,7 +283,7 @@ type TagCache = ById<CachedTag>;
 
 fn json_string(s: &str) -> Box<[u8]> {
     let mut v = Vec::with_capacity(s.len() + 2);
-    super::jsonw::write_json(&mut v, s);
+    super::jsonw::write_str(&mut v, s);
     v.into()
 }
 
