@@ -373,14 +373,6 @@ impl FieldOut for MsgFields<'_, '_> {
     }
 }
 
-/// Name/value pairs as a JSON object.
-fn object(pairs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect()
-}
-
 /// The record key of an ErrorResponse field beyond severity, code and message.
 fn error_key(code: u8) -> Option<&'static str> {
     Some(match code {
@@ -586,7 +578,7 @@ impl<W: Write> Sink for JsonSink<W> {
             o.str("pgwire.replication", r);
         }
         if !s.startup_params.is_empty() {
-            o.value("pgwire.startup_params", &object(&s.startup_params));
+            o.object("pgwire.startup_params", &s.startup_params);
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
             .opt_str(
@@ -639,7 +631,7 @@ impl<W: Write> Sink for JsonSink<W> {
             };
         }
         if !s.server_params.is_empty() {
-            o.value("pgwire.server_params", &object(&s.server_params));
+            o.object("pgwire.server_params", &s.server_params);
         }
         if !s.notification_list.is_empty() {
             o.value("pgwire.notification_list", &s.notification_list);

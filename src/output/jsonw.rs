@@ -206,6 +206,32 @@ impl<'a> JsonObj<'a> {
     }
 
     /// Any serde value (lists and nested objects, off the hot path).
+    /// Name/value pairs as an object, as serde_json writes a map of them: by name, a
+    /// repeated name once with its last value. Without building that map (a copy of
+    /// every pair, per session record).
+    pub fn object(&mut self, k: &str, pairs: &[(String, String)]) -> &mut Self {
+        self.key(k);
+        let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+        // Stable: of a repeated name, the last value stays last.
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        self.buf.push(b'{');
+        let mut first = true;
+        for (i, (name, value)) in sorted.iter().map(|p| (&p.0, &p.1)).enumerate() {
+            if sorted.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if !first {
+                self.buf.push(b',');
+            }
+            first = false;
+            write_str(self.buf, name);
+            self.buf.push(b':');
+            write_str(self.buf, value);
+        }
+        self.buf.push(b'}');
+        self
+    }
+
     pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
         self.key(k);
         write_json(self.buf, v);
@@ -380,6 +406,39 @@ mod tests {
             let mut buf = Vec::new();
             JsonObj::fragment(&mut buf).string(s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn objects_as_serde_json_writes_their_map() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let cases = [
+            pairs(&[]),
+            pairs(&[("b", "1"), ("a", "2"), ("B", "3"), ("é", "4")]),
+            pairs(&[
+                ("k", "first"),
+                ("j", "x"),
+                ("k", "last"),
+                ("k\u{9b}", "q\"\n"),
+            ]),
+        ];
+        for p in cases {
+            let mut buf = Vec::new();
+            JsonObj::fragment(&mut buf).object("o", &p);
+            let map: serde_json::Map<String, serde_json::Value> = p
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let mut want = Vec::new();
+            JsonObj::fragment(&mut want).value("o", &map);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
         }
     }
 
