@@ -312,11 +312,22 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 fn unescaped(b: &[u8]) -> bool {
     // `&`, not `&&`: no branch per byte, so that the compiler vectorises the chunks.
     let plain = |&c: &u8| (c >= 0x20) & (c != b'"') & (c != b'\\') & (c != 0x7F) & (c != 0xC2);
+    // The tail (all of most strings: names, addresses, tags) by table, one load a byte.
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7F && b != 0xC2;
+            c += 1;
+        }
+        t
+    };
     let (chunks, rest) = b.as_chunks::<16>();
     chunks
         .iter()
         .all(|ch| ch.iter().fold(true, |ok, c| ok & plain(c)))
-        && rest.iter().all(plain)
+        && rest.iter().all(|&c| PLAIN[usize::from(c)])
 }
 
 pub mod itoa_like {
