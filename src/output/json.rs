@@ -120,11 +120,24 @@ struct StatementPart {
     protocol: Protocol,
     statement: Option<String>,
     portal: Option<String>,
-    json: Box<[u8]>,
-    fingerprint: Option<Box<str>>,
+    json: Vec<u8>,
+    fingerprint: Option<String>,
 }
 
 impl StatementPart {
+    /// Filled in by [`ConnFields::render`].
+    fn empty(protocol: Protocol) -> Self {
+        StatementPart {
+            text: None,
+            operation: None,
+            protocol,
+            statement: None,
+            portal: None,
+            json: Vec::new(),
+            fingerprint: None,
+        }
+    }
+
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
         self.text == q.text.as_ref().map(Text::id)
             && self.protocol == q.protocol
@@ -170,8 +183,13 @@ impl ConnFields {
             self.statements_origin = s.origin_version;
         }
         if q.text.as_ref().is_some_and(|t| !t.cacheable()) {
-            // A text seen once (literals inline): rendered for this record alone.
-            let part = self.render(s, q, text(), operation);
+            // A text seen once (literals inline): rendered for this record alone, into
+            // the last such record's buffers (five allocations a record less).
+            let mut part = self
+                .once
+                .take()
+                .unwrap_or_else(|| StatementPart::empty(q.protocol));
+            self.render(&mut part, s, q, text(), operation);
             return self.once.insert(part);
         }
         let i = match self
@@ -181,7 +199,9 @@ impl ConnFields {
         {
             Some(i) => i,
             None => {
-                let part = self.render(s, q, text(), operation);
+                let mut part = StatementPart::empty(q.protocol);
+                self.render(&mut part, s, q, text(), operation);
+                part.json.shrink_to_fit();
                 if self.statements.len() >= MAX {
                     self.statements.clear();
                 }
@@ -192,15 +212,19 @@ impl ConnFields {
         &self.statements[i]
     }
 
+    /// Renders `q`'s part into `part`, reusing its buffers.
     fn render(
         &mut self,
+        part: &mut StatementPart,
         s: &SessionRecord,
         q: &QueryRecord,
         text: Option<(&[u8], &str)>,
         operation: Option<Cow<'_, str>>,
-    ) -> StatementPart {
-        let mut v = Vec::with_capacity(512);
-        let mut o = JsonObj::fragment(&mut v);
+    ) {
+        let v = &mut part.json;
+        v.clear();
+        v.reserve(512);
+        let mut o = JsonObj::fragment(v);
         o.plain("event.dataset", "pgwire.query");
         o.raw(&self.head);
         o.raw(self.origin(s));
@@ -216,15 +240,12 @@ impl ConnFields {
         if let Some(p) = &q.portal {
             o.str("pgwire.portal", p);
         }
-        StatementPart {
-            text: q.text.as_ref().map(Text::id),
-            operation: operation.map(|o| o.into_owned()),
-            protocol: q.protocol,
-            statement: q.statement.clone(),
-            portal: q.portal.clone(),
-            json: v.into(),
-            fingerprint: text.map(|t| t.1.into()),
-        }
+        part.text = q.text.as_ref().map(Text::id);
+        part.protocol = q.protocol;
+        reuse(&mut part.operation, operation.as_deref());
+        reuse(&mut part.statement, q.statement.as_deref());
+        reuse(&mut part.portal, q.portal.as_deref());
+        reuse(&mut part.fingerprint, text.map(|t| t.1));
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -242,6 +263,18 @@ impl ConnFields {
             self.origin = Some((s.origin_version, v.into()));
         }
         self.origin.as_ref().map_or(&[], |(_, v)| v)
+    }
+}
+
+/// Sets `to` to `s`, in the string it already has when it has one.
+fn reuse(to: &mut Option<String>, s: Option<&str>) {
+    match (to.as_mut(), s) {
+        (Some(t), Some(s)) => {
+            t.clear();
+            t.push_str(s);
+        }
+        (None, Some(s)) => *to = Some(s.to_string()),
+        (_, None) => *to = None,
     }
 }
 
@@ -292,7 +325,7 @@ type TagCache = ById<CachedTag>;
 
 fn json_string(s: &str) -> Box<[u8]> {
     let mut v = Vec::with_capacity(s.len() + 2);
-    super::jsonw::write_json(&mut v, s);
+    super::jsonw::write_str(&mut v, s);
     v.into()
 }
 
@@ -347,14 +380,6 @@ impl FieldOut for MsgFields<'_, '_> {
         let (o, k) = self.at(key);
         o.value(k, &map);
     }
-}
-
-/// Name/value pairs as a JSON object.
-fn object(pairs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect()
 }
 
 /// The record key of an ErrorResponse field beyond severity, code and message.
@@ -562,7 +587,7 @@ impl<W: Write> Sink for JsonSink<W> {
             o.str("pgwire.replication", r);
         }
         if !s.startup_params.is_empty() {
-            o.value("pgwire.startup_params", &object(&s.startup_params));
+            o.object("pgwire.startup_params", &s.startup_params);
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
             .opt_str(
@@ -615,7 +640,7 @@ impl<W: Write> Sink for JsonSink<W> {
             };
         }
         if !s.server_params.is_empty() {
-            o.value("pgwire.server_params", &object(&s.server_params));
+            o.object("pgwire.server_params", &s.server_params);
         }
         if !s.notification_list.is_empty() {
             o.value("pgwire.notification_list", &s.notification_list);

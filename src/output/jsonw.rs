@@ -89,22 +89,13 @@ impl<'a> JsonObj<'a> {
     }
 
     fn string(&mut self, s: &str) {
-        // Most strings (tags, names, parameters) need no escaping: copied as they are
-        // instead of through serde_json's per-byte escape table.
-        if unescaped(s.as_bytes()) {
-            self.quoted(s.as_bytes());
-            return;
-        }
-        write_json(self.buf, s);
+        write_str(self.buf, s);
     }
 
     /// Bytes that need no escaping, between quotes.
     #[inline(always)]
     fn quoted(&mut self, b: &[u8]) {
-        self.buf.reserve(b.len() + 2);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(b);
-        self.buf.push(b'"');
+        quoted(self.buf, b);
     }
 
     /// Bind parameters as an array of strings and nulls.
@@ -215,6 +206,32 @@ impl<'a> JsonObj<'a> {
     }
 
     /// Any serde value (lists and nested objects, off the hot path).
+    /// Name/value pairs as an object, as serde_json writes a map of them: by name, a
+    /// repeated name once with its last value. Without building that map (a copy of
+    /// every pair, per session record).
+    pub fn object(&mut self, k: &str, pairs: &[(String, String)]) -> &mut Self {
+        self.key(k);
+        let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+        // Stable: of a repeated name, the last value stays last.
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        self.buf.push(b'{');
+        let mut first = true;
+        for (i, (name, value)) in sorted.iter().map(|p| (&p.0, &p.1)).enumerate() {
+            if sorted.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if !first {
+                self.buf.push(b',');
+            }
+            first = false;
+            write_str(self.buf, name);
+            self.buf.push(b':');
+            write_str(self.buf, value);
+        }
+        self.buf.push(b'}');
+        self
+    }
+
     pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
         self.key(k);
         write_json(self.buf, v);
@@ -229,6 +246,26 @@ pub fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
     let mut ser = serde_json::Serializer::with_formatter(buf, C1Escaped);
     // Writing into a Vec cannot fail.
     let _ = v.serialize(&mut ser);
+}
+
+/// A string as [`write_json`] writes it. Most strings (statement texts, tags, names,
+/// parameters) need no escaping: copied as they are instead of through serde_json's
+/// per-byte escape table.
+pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+    if unescaped(s.as_bytes()) {
+        quoted(buf, s.as_bytes());
+    } else {
+        write_json(buf, s);
+    }
+}
+
+/// Bytes that need no escaping, between quotes.
+#[inline(always)]
+fn quoted(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.reserve(b.len() + 2);
+    buf.push(b'"');
+    buf.extend_from_slice(b);
+    buf.push(b'"');
 }
 
 /// serde_json's compact formatter, DEL and C1 controls escaped in strings.
@@ -273,8 +310,24 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// stays as it is. A C1 control starts with 0xC2, as do U+00A0 to U+00BF: those few
 /// take the escaping path too.
 fn unescaped(b: &[u8]) -> bool {
-    b.iter()
-        .all(|&c| c >= 0x20 && c != b'"' && c != b'\\' && c != 0x7F && c != 0xC2)
+    // `&`, not `&&`: no branch per byte, so that the compiler vectorises the chunks.
+    let plain = |&c: &u8| (c >= 0x20) & (c != b'"') & (c != b'\\') & (c != 0x7F) & (c != 0xC2);
+    // The tail (all of most strings: names, addresses, tags) by table, one load a byte.
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7F && b != 0xC2;
+            c += 1;
+        }
+        t
+    };
+    let (chunks, rest) = b.as_chunks::<16>();
+    chunks
+        .iter()
+        .all(|ch| ch.iter().fold(true, |ok, c| ok & plain(c)))
+        && rest.iter().all(|&c| PLAIN[usize::from(c)])
 }
 
 pub mod itoa_like {
@@ -364,6 +417,56 @@ mod tests {
             let mut buf = Vec::new();
             JsonObj::fragment(&mut buf).string(s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn objects_as_serde_json_writes_their_map() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let cases = [
+            pairs(&[]),
+            pairs(&[("b", "1"), ("a", "2"), ("B", "3"), ("é", "4")]),
+            pairs(&[
+                ("k", "first"),
+                ("j", "x"),
+                ("k", "last"),
+                ("k\u{9b}", "q\"\n"),
+            ]),
+        ];
+        for p in cases {
+            let mut buf = Vec::new();
+            JsonObj::fragment(&mut buf).object("o", &p);
+            let map: serde_json::Map<String, serde_json::Value> = p
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let mut want = Vec::new();
+            JsonObj::fragment(&mut want).value("o", &map);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+    }
+
+    /// The check for bytes to escape goes by chunks: one at any place in a chunk or in
+    /// the tail is found.
+    #[test]
+    fn escapes_found_anywhere_in_long_strings() {
+        for special in ["\"", "\\", "\n", "\u{7f}", "\u{85}"] {
+            for at in 0..40 {
+                let s = format!("{}{special}{}", "x".repeat(at), "y".repeat(40 - at));
+                let mut buf = Vec::new();
+                write_str(&mut buf, &s);
+                let mut want = Vec::new();
+                write_json(&mut want, &s);
+                assert_eq!(buf, want, "{s:?}");
+                assert_ne!(buf.len(), s.len() + 2, "{s:?} escaped");
+            }
         }
     }
 

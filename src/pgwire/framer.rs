@@ -372,7 +372,7 @@ impl ConnDecoder {
             }
             let typ = rest[0];
             let body = &rest[TYPED_HEADER..total];
-            // The commonest messages of both query protocols, each decoded on a path
+            // The commonest messages of both query protocols and COPY, each decoded on a path
             // of its own: the decoder's match is folded to the one type, and the body
             // is built with its own fields only (see `small`). None of them changes
             // the decoding context (authentication) or the protocol version.
@@ -397,6 +397,9 @@ impl ConnDecoder {
                 (Dir::Backend, b'C') => own_path!(Dir::Backend, b'C'),
                 (Dir::Backend, b'D') => own_path!(Dir::Backend, b'D'),
                 (Dir::Backend, b'T') => own_path!(Dir::Backend, b'T'),
+                // COPY's rows, one message each.
+                (Dir::Frontend, b'd') => own_path!(Dir::Frontend, b'd'),
+                (Dir::Backend, b'd') => own_path!(Dir::Backend, b'd'),
                 _ => match small(dir, typ, body) {
                     // None of these is an anomaly either: straight to the sink.
                     Some(body) => sink(Event::Msg(&Msg {

@@ -430,7 +430,7 @@ impl Shape {
         );
         let toks = &self.toks;
         let word = |k: usize| match toks.get(k) {
-            Some(&(Tok::Word, a, b)) => Kw::new(&sql[a..b]),
+            Some(&(Tok::Word, a, b)) => Kw(&sql[a..b]),
             _ => Kw::NONE,
         };
         let byte = |k: usize| match toks.get(k) {
@@ -440,7 +440,7 @@ impl Shape {
         let first = (0..toks.len())
             .find(|&k| toks[k].0 != Tok::Comment && byte(k) != b'(')
             .map_or(Kw::NONE, word);
-        if !PLANNED.contains(&first.as_slice()) {
+        if !first.any(&PLANNED) {
             return;
         }
         self.first_param = 1 + toks
@@ -510,20 +510,19 @@ impl Shape {
             if type_next {
                 if matches!(tok, Tok::Word | Tok::QuotedIdent) || byte(k) == b'.' {
                     let after = next.map_or(0, byte);
-                    let two = TWO_WORD_TYPES.contains(&w.as_slice())
-                        && next.is_some_and(|n| toks[n].0 == Tok::Word);
+                    let two =
+                        w.any(&TWO_WORD_TYPES) && next.is_some_and(|n| toks[n].0 == Tok::Word);
                     type_next = byte(k) == b'.' || after == b'.' || two;
                     typmod_next = after == b'(';
                     continue;
                 }
                 type_next = false;
             }
-            if w == b"by" && prev.is_some_and(|p| matches!(word(p).as_slice(), b"order" | b"group"))
-            {
+            if w == b"by" && prev.is_some_and(|p| word(p).any(&[b"order", b"group"])) {
                 by_list = Some(depth);
                 continue;
             }
-            if by_list.is_some() && CLAUSES.contains(&w.as_slice()) {
+            if by_list.is_some() && w.any(&CLAUSES) {
                 by_list = None;
             }
             let constant = match tok {
@@ -540,7 +539,7 @@ impl Shape {
                 Tok::Word => {
                     // `LIMIT ALL` is a null constant to the server.
                     (w == b"all" && prev.is_some_and(|p| word(p) == b"limit"))
-                        || matches!(w.as_slice(), b"true" | b"false" | b"null")
+                        || w.any(&[b"true", b"false", b"null"])
                             && !prev.is_some_and(|p| {
                                 word(p) == b"is"
                                     || (word(p) == b"not" && i >= 2 && word(sig[i - 2]) == b"is")
@@ -563,7 +562,7 @@ impl Shape {
             {
                 let before = i.checked_sub(2).map(|q| sig[q]);
                 let operand = before.is_some_and(|q| match toks[q].0 {
-                    Tok::Word => !BEFORE_OPERAND.contains(&word(q).as_slice()),
+                    Tok::Word => !word(q).any(&BEFORE_OPERAND),
                     Tok::Other => matches!(byte(q), b')' | b']'),
                     _ => true,
                 });
@@ -576,38 +575,23 @@ impl Shape {
         }
     }
 }
-/// A word lower-cased on the stack, to compare with keywords; a word longer than any
-/// keyword compares equal to none.
+/// A word, compared with (lower-case) keywords without regard to case, in place:
+/// no copy, and a length that differs ends the comparison at once.
 #[derive(Clone, Copy)]
-struct Kw {
-    buf: [u8; 16],
-    len: u8,
-}
+struct Kw<'a>(&'a [u8]);
 
-impl Kw {
-    const NONE: Kw = Kw {
-        buf: [0; 16],
-        len: 0,
-    };
+impl Kw<'_> {
+    const NONE: Kw<'static> = Kw(b"");
 
-    fn new(w: &[u8]) -> Kw {
-        let mut k = Kw::NONE;
-        if w.len() <= k.buf.len() {
-            k.buf[..w.len()].copy_from_slice(w);
-            k.buf[..w.len()].make_ascii_lowercase();
-            k.len = w.len() as u8;
-        }
-        k
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.buf[..self.len as usize]
+    /// Whether the word is one of `keywords`.
+    fn any(self, keywords: &[&[u8]]) -> bool {
+        keywords.iter().any(|k| self.0.eq_ignore_ascii_case(k))
     }
 }
 
-impl<const N: usize> PartialEq<&[u8; N]> for Kw {
+impl<const N: usize> PartialEq<&[u8; N]> for Kw<'_> {
     fn eq(&self, other: &&[u8; N]) -> bool {
-        self.as_slice() == other.as_slice()
+        self.0.eq_ignore_ascii_case(other.as_slice())
     }
 }
 
@@ -646,15 +630,34 @@ pub fn fingerprint(sql: &[u8]) -> String {
 
 impl Shape {
     fn fingerprint(&mut self, sql: &[u8]) -> String {
-        self.read(sql);
-        // Invalid UTF-8 is replaced in the normalised text: hashed from it, as written.
-        let h = if std::str::from_utf8(sql).is_ok() {
-            self.hash(sql)
-        } else {
-            fingerprint_of_text(self.render(sql).as_bytes())
-        };
-        format!("{h:016x}")
+        match std::str::from_utf8(sql) {
+            Ok(s) => self.fingerprint_str(s),
+            Err(_) => {
+                // Invalid UTF-8 is replaced in the normalised text: hashed from it, as written.
+                self.read(sql);
+                hex16(fingerprint_of_text(self.render(sql).as_bytes()))
+            }
+        }
     }
+
+    /// [`Shape::fingerprint`] of a text already known to be UTF-8 (the caches' texts
+    /// are `str`): validating it again was a tenth of the fingerprint's cost.
+    fn fingerprint_str(&mut self, sql: &str) -> String {
+        self.read(sql.as_bytes());
+        hex16(self.hash(sql.as_bytes()))
+    }
+}
+
+/// `h` as 16 lower-case hex digits (what `format!("{h:016x}")` writes, for less
+/// than the formatting machinery costs once per new text).
+fn hex16(h: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    for (i, d) in buf.iter_mut().enumerate() {
+        *d = HEX[(h >> (60 - 4 * i)) as usize & 15];
+    }
+    // Hex digits are ASCII: nothing is replaced.
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// The fingerprint's definition: FNV-1a over the tokens of a normalised text.
@@ -701,12 +704,12 @@ impl FingerprintCache {
         let shape = &mut self.shape;
         self.map
             .entry(key)
-            .or_insert_with(|| shape.fingerprint(text.as_bytes()))
+            .or_insert_with(|| shape.fingerprint_str(text))
     }
 
     /// The fingerprint of a text not worth caching (seen once).
     pub fn once(&mut self, text: &str) -> String {
-        self.shape.fingerprint(text.as_bytes())
+        self.shape.fingerprint_str(text)
     }
 }
 
@@ -939,6 +942,20 @@ mod tests {
             fingerprint(b"select 2 from t")
         );
         assert_eq!(cache.get("select 3"), fingerprint(b"select 4"));
+    }
+
+    #[test]
+    fn hex16_writes_what_format_does() {
+        for h in [
+            0,
+            1,
+            0xa,
+            0x8000_0000_0000_0000,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            assert_eq!(hex16(h), format!("{h:016x}"));
+        }
     }
 
     #[test]
