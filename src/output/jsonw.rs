@@ -205,7 +205,6 @@ impl<'a> JsonObj<'a> {
         self
     }
 
-    /// Any serde value (lists and nested objects, off the hot path).
     /// Name/value pairs as an object, as serde_json writes a map of them: by name, a
     /// repeated name once with its last value. Without building that map (a copy of
     /// every pair, per session record).
@@ -232,6 +231,7 @@ impl<'a> JsonObj<'a> {
         self
     }
 
+    /// Any serde value (lists and nested objects, off the hot path).
     pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
         self.key(k);
         write_json(self.buf, v);
