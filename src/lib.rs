@@ -20,6 +20,7 @@ pub mod pipeline;
 pub(crate) mod pooler;
 pub mod privs;
 pub mod session;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod tcp;
 pub(crate) mod text;
