@@ -43,11 +43,11 @@ pub struct Cli {
     /// Default live: 'tcp port P' for each -p port; default on files: every packet.
     /// Example: -f 'tcp port 5432 and host 10.0.0.5'
     #[arg(short = 'f', long = "filter-bpf", value_name = "BPF")]
-    pub bpf: Option<String>,
+    pub(crate) bpf: Option<String>,
 
     /// The capture filter as trailing words, as tcpdump takes it: pgscope -i eth0 port 5432
     #[arg(value_name = "EXPRESSION", conflicts_with = "bpf")]
-    pub expression: Vec<String>,
+    pub(crate) expression: Vec<String>,
 
     /// PostgreSQL server port; repeatable. Live without a BPF filter, exactly 'tcp port P'
     /// for each of them is captured, nothing else. What is read (a file, or a live
@@ -61,7 +61,7 @@ pub struct Cli {
         value_name = "PORT",
         default_value = "5432"
     )]
-    pub ports: Vec<u16>,
+    pub(crate) ports: Vec<u16>,
 
     /// Client-facing port of a connection pooler (pgbouncer; 6432 when given without a
     /// value); repeatable. Its connections are decoded as PostgreSQL, and when the
@@ -84,11 +84,11 @@ pub struct Cli {
         value_name = "FILE",
         requires = "interface"
     )]
-    pub write: Option<String>,
+    pub(crate) write: Option<String>,
 
     /// Stop after N packets. Example: -c 100000
     #[arg(short = 'c', long = "count", value_name = "N")]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
 
     /// Output mode. Default: tui when standard output is a terminal, json otherwise.
     /// html: the summary as one self-contained page with charts. Example: -o html > report.html
@@ -153,7 +153,7 @@ pub struct Cli {
         value_name = "KiB",
         value_parser = clap::value_parser!(u32).range(1..=4 << 20)
     )]
-    pub buffer_kib: u32,
+    pub(crate) buffer_kib: u32,
 
     /// Snapshot length for live capture, as tcpdump -s (0 = 262144): longer packets are
     /// cut, and their missing bytes become gaps. Example: -s 65535
@@ -164,7 +164,7 @@ pub struct Cli {
         value_name = "BYTES",
         value_parser = clap::value_parser!(i32).range(0..=262144)
     )]
-    pub snaplen: i32,
+    pub(crate) snaplen: i32,
 
     /// Decoding threads for JSON and summary records from files: connections are
     /// sharded across them by address, and records come out in the same order as with
@@ -175,7 +175,7 @@ pub struct Cli {
         value_name = "N",
         value_parser = clap::value_parser!(u8).range(1..=255)
     )]
-    pub threads: Option<u8>,
+    pub(crate) threads: Option<u8>,
 
     /// End a connection (close_reason idle) after this long without a packet of its
     /// own. Live, the wall clock counts too, so a client that vanished without FIN or
@@ -183,18 +183,18 @@ pub struct Cli {
     /// Example: --idle-timeout 2m
     #[arg(long = "idle-timeout", default_value = "15m", value_name = "DURATION",
           value_parser = parse_idle_timeout)]
-    pub idle_timeout_ns: i64,
+    pub(crate) idle_timeout_ns: i64,
 
     /// Accepted for tcpdump habits: pgscope never resolves addresses or ports to
     /// names, so output is always numeric.
     #[arg(short = 'n')]
-    pub numeric: bool,
+    pub(crate) numeric: bool,
 
     /// Line-buffered output: every record is written as soon as it is complete. The
     /// default already when capturing live or reading a pipe or standard input, so that
     /// tcpdump -U -w - | pgscope -r - | jq prints as packets arrive.
     #[arg(short = 'l', long = "line-buffered")]
-    pub line_buffered: bool,
+    pub(crate) line_buffered: bool,
 
     /// Timestamps of the text trace (-o text), as tcpdump: local time of day by default
     /// (TZ=UTC for UTC); -t none; -tt seconds since the epoch; -ttt delta from the
@@ -204,12 +204,12 @@ pub struct Cli {
 
     /// List the interfaces libpcap can capture on, as tcpdump -D, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
-    pub list_interfaces: bool,
+    pub(crate) list_interfaces: bool,
 
     /// Print the man page or a shell completion script to standard output and exit.
     /// Example: --generate bash > /etc/bash_completion.d/pgscope
     #[arg(long = "generate", value_enum, value_name = "WHAT")]
-    pub generate: Option<Generate>,
+    pub(crate) generate: Option<Generate>,
 
     /// Drop root privileges to this user once the capture handle or the input files
     /// (and the -w file) are open (as tcpdump -Z). Default when started as root:
@@ -232,7 +232,7 @@ pub struct Cli {
         requires = "metrics",
         value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
-    pub metrics_top: u32,
+    pub(crate) metrics_top: u32,
 
     /// Reading files: once they are read, keep serving the final metrics until
     /// Ctrl-C or SIGTERM (without it the endpoint ends with the run).
@@ -265,7 +265,7 @@ pub enum OutputMode {
 
 /// What `--generate` prints.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Generate {
+pub(crate) enum Generate {
     Man,
     Bash,
     Zsh,
@@ -293,7 +293,7 @@ impl Cli {
     }
 
     /// The live capture filter: the user's, or one built from the server ports.
-    pub fn capture_filter(&self) -> String {
+    pub(crate) fn capture_filter(&self) -> String {
         if let Some(f) = self.user_bpf() {
             return f;
         }
@@ -306,7 +306,7 @@ impl Cli {
     }
 
     /// The snapshot length libpcap is given (tcpdump's -s 0 is its maximum).
-    pub fn snaplen(&self) -> i32 {
+    pub(crate) fn snaplen(&self) -> i32 {
         if self.snaplen == 0 {
             262_144
         } else {
@@ -371,7 +371,7 @@ impl Cli {
 
     /// `--threads`, or the cores the reading and writing threads leave: on two cores
     /// a second shard only slows the run (docs/benchmark.md, All cores).
-    pub fn decoding_threads(&self) -> usize {
+    pub(crate) fn decoding_threads(&self) -> usize {
         self.threads.map_or_else(
             || {
                 std::thread::available_parallelism()
@@ -381,14 +381,14 @@ impl Cli {
         )
     }
 
-    pub fn wants(&self, kind: RecordKind) -> bool {
+    pub(crate) fn wants(&self, kind: RecordKind) -> bool {
         self.records.contains(&kind)
     }
 }
 
 /// The man page or a completion script, from the clap definition above: they cannot
 /// drift from `--help`.
-pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     use clap_complete::Shell;
     let mut cmd = Cli::command();
     let shell = match what {

@@ -9,7 +9,8 @@
 mod bpf;
 mod compressed;
 
-pub use bpf::{OfflineFilter, interface_list, open_hint};
+pub use bpf::OfflineFilter;
+pub(crate) use bpf::{interface_list, open_hint};
 mod legacy;
 
 use nix::errno::Errno;
@@ -39,18 +40,18 @@ pub struct Packet<'a> {
 #[derive(Default, Debug, Clone)]
 pub struct SourceStats {
     pub packets: u64,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Kernel/libpcap drops (live capture only).
     pub dropped: u64,
     /// Set when a file ended in the middle of a record.
     pub truncated: Option<String>,
     /// Set when a file held a record that cannot be (an impossible length, a
     /// malformed block): the packets before it were read, the rest is not.
-    pub corrupt: Option<String>,
+    pub(crate) corrupt: Option<String>,
 }
 
 #[derive(Debug)]
-pub struct CaptureError(pub String);
+pub struct CaptureError(pub(crate) String);
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -338,13 +339,13 @@ impl<R: Read> Read for Prefixed<R> {
 /// A pipe or standard input can block forever in `read`; a stop (signal) must
 /// still end the run. Waits for data in slices of 100 ms and, once `stop` is set,
 /// reads as at the end of the input. Regular files never block and need none of it.
-pub struct Stoppable<'s, R> {
+pub(crate) struct Stoppable<'s, R> {
     inner: R,
     stop: &'s AtomicBool,
 }
 
 impl<'s, R: Read + AsFd> Stoppable<'s, R> {
-    pub fn new(inner: R, stop: &'s AtomicBool) -> Self {
+    pub(crate) fn new(inner: R, stop: &'s AtomicBool) -> Self {
         Stoppable { inner, stop }
     }
 }
@@ -441,13 +442,13 @@ const DROP_CHECK_PACKETS: u32 = 1024;
 /// Decides when libpcap's drop count is read and when a growth is reported: at
 /// most once per [`DROP_CHECK`], and only for drops not reported yet.
 #[derive(Debug)]
-pub struct DropWatch {
+pub(crate) struct DropWatch {
     reported: u64,
     next: std::time::Instant,
 }
 
 impl DropWatch {
-    pub fn new(now: std::time::Instant) -> Self {
+    pub(crate) fn new(now: std::time::Instant) -> Self {
         DropWatch {
             reported: 0,
             next: now + DROP_CHECK,
@@ -455,12 +456,12 @@ impl DropWatch {
     }
 
     /// Whether the drop count is due to be read.
-    pub fn due(&self, now: std::time::Instant) -> bool {
+    pub(crate) fn due(&self, now: std::time::Instant) -> bool {
         now >= self.next
     }
 
     /// Takes a total read at `now`: the drops to report, if there are new ones.
-    pub fn update(&mut self, now: std::time::Instant, total: u64) -> Option<(u64, u64)> {
+    pub(crate) fn update(&mut self, now: std::time::Instant, total: u64) -> Option<(u64, u64)> {
         self.next = now + DROP_CHECK;
         let new = total.checked_sub(self.reported).filter(|&n| n > 0)?;
         self.reported = total;
@@ -469,13 +470,13 @@ impl DropWatch {
 }
 
 /// A reader that counts the bytes read, for the progress bar of offline files.
-pub struct CountingReader<R> {
+pub(crate) struct CountingReader<R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<R> CountingReader<R> {
-    pub fn new(inner: R, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+    pub(crate) fn new(inner: R, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
         CountingReader { inner, count }
     }
 }
@@ -490,7 +491,7 @@ impl<R: Read> std::io::Read for CountingReader<R> {
 }
 
 /// Captures from a live interface until `stop` is set or the callback breaks.
-pub fn read_live(
+pub(crate) fn read_live(
     opts: LiveOptions<'_>,
     mut hooks: Hooks<'_>,
     stop: &AtomicBool,

@@ -9,20 +9,20 @@ use etherparse::{
 };
 use std::net::IpAddr;
 
-pub const LINKTYPE_NULL: i32 = 0;
-pub const LINKTYPE_ETHERNET: i32 = 1;
-pub const LINKTYPE_RAW_OLD1: i32 = 12;
-pub const LINKTYPE_RAW_OLD2: i32 = 14;
-pub const LINKTYPE_RAW: i32 = 101;
-pub const LINKTYPE_LOOP: i32 = 108;
-pub const LINKTYPE_LINUX_SLL: i32 = 113;
-pub const LINKTYPE_IPV4: i32 = 228;
-pub const LINKTYPE_IPV6: i32 = 229;
-pub const LINKTYPE_LINUX_SLL2: i32 = 276;
+pub(crate) const LINKTYPE_NULL: i32 = 0;
+pub(crate) const LINKTYPE_ETHERNET: i32 = 1;
+pub(crate) const LINKTYPE_RAW_OLD1: i32 = 12;
+pub(crate) const LINKTYPE_RAW_OLD2: i32 = 14;
+pub(crate) const LINKTYPE_RAW: i32 = 101;
+pub(crate) const LINKTYPE_LOOP: i32 = 108;
+pub(crate) const LINKTYPE_LINUX_SLL: i32 = 113;
+pub(crate) const LINKTYPE_IPV4: i32 = 228;
+pub(crate) const LINKTYPE_IPV6: i32 = 229;
+pub(crate) const LINKTYPE_LINUX_SLL2: i32 = 276;
 
 pub const FLAG_FIN: u8 = 0x01;
 pub const FLAG_SYN: u8 = 0x02;
-pub const FLAG_RST: u8 = 0x04;
+pub(crate) const FLAG_RST: u8 = 0x04;
 pub const FLAG_ACK: u8 = 0x10;
 
 /// A TCP segment, borrowing its payload from the frame.
@@ -41,14 +41,14 @@ pub struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
 }
 
 /// Whether [`parse`] knows the link type: frames of any other are skipped, and the
 /// capture loop reports them.
-pub fn supported(linktype: i32) -> bool {
+pub(crate) fn supported(linktype: i32) -> bool {
     matches!(
         linktype,
         LINKTYPE_ETHERNET

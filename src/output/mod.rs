@@ -1,18 +1,18 @@
 //! Presenters. Every one is a [`Sink`]: the pipeline hands it messages, anomalies,
 //! finished statements and finished sessions, and it renders them.
 
-pub mod fields;
-pub mod filtered;
-pub mod fmt;
-pub mod html;
+pub(crate) mod fields;
+pub(crate) mod filtered;
+pub(crate) mod fmt;
+pub(crate) mod html;
 pub mod json;
-pub mod jsonw;
+pub(crate) mod jsonw;
 pub mod params;
 pub mod redact;
 pub mod summary;
 pub mod text;
 pub mod threaded;
-pub mod wrap;
+pub(crate) mod wrap;
 
 use crate::pgwire::{Dir, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};
@@ -23,19 +23,19 @@ use std::io;
 #[derive(Default, Debug, Clone)]
 pub struct RunStats {
     pub packets: u64,
-    pub bytes: u64,
-    pub dropped: u64,
-    pub tcp: crate::tcp::TcpStats,
-    pub messages: u64,
-    pub anomalies: u64,
-    pub warnings: Vec<String>,
+    pub(crate) bytes: u64,
+    pub(crate) dropped: u64,
+    pub(crate) tcp: crate::tcp::TcpStats,
+    pub(crate) messages: u64,
+    pub(crate) anomalies: u64,
+    pub(crate) warnings: Vec<String>,
     /// Earliest and latest packet times (ns), for the summary's time span.
-    pub span: Option<(i64, i64)>,
+    pub(crate) span: Option<(i64, i64)>,
 }
 
 impl RunStats {
     #[inline]
-    pub fn saw(&mut self, ts: i64) {
+    pub(crate) fn saw(&mut self, ts: i64) {
         self.span = Some(match self.span {
             Some((a, b)) => (a.min(ts), b.max(ts)),
             None => (ts, ts),
@@ -45,17 +45,17 @@ impl RunStats {
 
 /// An anomaly as presenters see it.
 pub struct AnomalyView<'a> {
-    pub kind: &'a str,
-    pub dir: Option<Dir>,
-    pub message: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) dir: Option<Dir>,
+    pub(crate) message: &'a str,
 }
 
 /// An anomaly kept to be handed on later (connection, time, kind, direction, text),
 /// by presenters that hold records: the formatting thread's queue, the pooler.
-pub type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
+pub(crate) type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
 
 impl AnomalyView<'_> {
-    pub fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
+    pub(crate) fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
         (
             conn.cloned(),
             ts,
@@ -67,7 +67,7 @@ impl AnomalyView<'_> {
 }
 
 /// Hands a kept anomaly to `sink`.
-pub fn replay_anomaly<S: Sink + ?Sized>(sink: &mut S, a: OwnedAnomaly) -> io::Result<()> {
+pub(crate) fn replay_anomaly<S: Sink + ?Sized>(sink: &mut S, a: OwnedAnomaly) -> io::Result<()> {
     let (conn, ts, kind, dir, message) = a;
     let view = AnomalyView {
         kind: &kind,
@@ -124,7 +124,7 @@ pub trait Sink {
 
 /// Optional-string equality for the checks made on every record, through
 /// [`eq_bytes`](crate::text::eq_bytes) (no `memcmp` call for short names).
-pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
+pub(crate) fn same(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => crate::text::eq_bytes(a.as_bytes(), b.as_bytes()),
         (None, None) => true,
@@ -132,7 +132,7 @@ pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-pub fn dir_str(d: Dir) -> &'static str {
+pub(crate) fn dir_str(d: Dir) -> &'static str {
     match d {
         Dir::Frontend => "frontend",
         Dir::Backend => "backend",

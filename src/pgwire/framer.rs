@@ -41,9 +41,9 @@ pub enum Event<'a> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anomaly {
-    pub dir: Dir,
-    pub kind: AnomalyKind,
-    pub message: String,
+    pub(crate) dir: Dir,
+    pub(crate) kind: AnomalyKind,
+    pub(crate) message: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,7 +65,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AnomalyKind::Gap => "gap",
             AnomalyKind::Resync => "resync",
@@ -189,24 +189,25 @@ impl ConnDecoder {
     }
 
     /// `Some(Tls)` / `Some(Gss)` once the connection switched to encryption.
-    pub fn encrypted(&self) -> Option<Encryption> {
+    pub(crate) fn encrypted(&self) -> Option<Encryption> {
         self.encryption
     }
 
     /// The caller decrypts TLS: after the switch to it (SSLRequest answered `S`, or a
     /// direct TLS handshake) the framer takes the plaintext, fed like the stream's.
-    pub fn decrypt_tls(&mut self) {
+    pub(crate) fn decrypt_tls(&mut self) {
         self.decrypt_tls = true;
     }
 
     /// After a feed in which the stream switched to TLS (with [`Self::decrypt_tls`]):
     /// how many of its last bytes are TLS, to be decrypted and fed back as plaintext.
-    pub fn tls_handoff(&mut self) -> Option<usize> {
+    pub(crate) fn tls_handoff(&mut self) -> Option<usize> {
         self.handoff.take()
     }
 
+    #[cfg(test)]
     /// Bytes currently held in the per-direction buffers.
-    pub fn buffered_bytes(&self) -> usize {
+    pub(crate) fn buffered_bytes(&self) -> usize {
         self.sides.iter().map(|s| s.buf.len()).sum()
     }
 

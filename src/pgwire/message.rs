@@ -13,17 +13,17 @@ const CANCEL_KEY_LEN: std::ops::RangeInclusive<usize> = 4..=256;
 /// One framed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msg<'a> {
-    pub dir: Dir,
+    pub(crate) dir: Dir,
     /// Type byte; `None` for untyped startup packets and one-byte answers.
-    pub typ: Option<u8>,
+    pub(crate) typ: Option<u8>,
     /// The length field (includes itself); total packet length for untyped
     /// packets; 1 for the one-byte SSL/GSSENC answers.
-    pub len: u32,
+    pub(crate) len: u32,
     pub body: Body<'a>,
     /// Values of the body were withheld before presentation (secrets, or bind
     /// parameters with `--redact-params`): their slices are emptied or zeroed and
     /// presenters show a placeholder. Never set by decoding.
-    pub withheld: bool,
+    pub(crate) withheld: bool,
 }
 
 /// Decoded body; byte strings borrow from the captured data.
@@ -439,12 +439,12 @@ pub enum AuthExchange {
 /// Connection state the decoder needs beyond the message bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DecodeCtx {
-    pub auth: AuthExchange,
+    pub(crate) auth: AuthExchange,
 }
 
 impl DecodeCtx {
     /// Tracks the authentication exchange from a decoded backend body.
-    pub fn observe(&mut self, body: &Body<'_>) {
+    pub(crate) fn observe(&mut self, body: &Body<'_>) {
         use Body::*;
         self.auth = match body {
             AuthenticationCleartextPassword | AuthenticationMd5Password { .. } => {
@@ -466,7 +466,7 @@ impl DecodeCtx {
 /// message. The framer's fast path: building one of these does not go through the
 /// generic construction of a body, which copies the largest variant's size.
 #[inline(always)]
-pub fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
+pub(crate) fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
     Some(match (dir, typ, body) {
         (Dir::Frontend, b'S', []) => Body::Sync,
         (Dir::Frontend, b'H', []) => Body::Flush,

@@ -9,10 +9,7 @@ mod message;
 #[cfg(test)]
 mod tests;
 
-pub use fields::{
-    ErrorFields, FieldDesc, Fields, Formats, List, ListIter, Oids, Strings, Values,
-    error_field_name, startup_params,
-};
+pub(crate) use fields::{ErrorFields, List, error_field_name, startup_params};
 pub use framer::{
     Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of,
 };
@@ -23,7 +20,7 @@ pub use message::{
 
 /// What protects a connection's stream after startup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encryption {
+pub(crate) enum Encryption {
     /// Plaintext (the session stage's word once the server answered startup).
     None,
     Tls,
@@ -32,7 +29,7 @@ pub enum Encryption {
 }
 
 impl Encryption {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Encryption::None => "none",
             Encryption::Tls => "tls",

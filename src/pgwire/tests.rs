@@ -1,3 +1,4 @@
+use super::fields::FieldDesc;
 use super::*;
 use crate::synth::{data_row, msg};
 use Dir::{Backend, Frontend};

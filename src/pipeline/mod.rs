@@ -19,7 +19,7 @@ pub mod run;
 pub mod staged;
 
 /// Per-connection state kept in the flow table.
-pub struct Conn {
+pub(crate) struct Conn {
     decoder: ConnDecoder,
     session: Session,
     /// From the switch to TLS on, when decrypting: both directions' stream bytes go
@@ -37,7 +37,7 @@ pub struct Conn {
 
 /// At most this often (capture time) a connection's state goes to `Sink::session_update`,
 /// besides once per startup phase, so live views stay fresh at a fixed cost.
-pub const UPDATE_INTERVAL_NS: i64 = 250_000_000;
+pub(crate) const UPDATE_INTERVAL_NS: i64 = 250_000_000;
 
 /// How far through its startup a session is, to report each step once.
 fn phase(s: &Session) -> u8 {
@@ -83,7 +83,7 @@ pub trait Feed {
 /// How far behind the wall clock a live tick stays: packets reach the pipeline up to
 /// a few hundred milliseconds after their time (libpcap's 100 ms block timeout, the
 /// batch queue), and a tick must not overtake them.
-pub const TICK_LAG_NS: i64 = 1_000_000_000;
+pub(crate) const TICK_LAG_NS: i64 = 1_000_000_000;
 
 impl Feed for Pipeline<'_> {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
@@ -135,7 +135,7 @@ pub(crate) fn clock_message(t: &crate::tcp::TcpStats) -> Option<String> {
 }
 
 /// What a `capture_drops` anomaly says.
-pub fn drop_message(new: u64, total: u64) -> String {
+pub(crate) fn drop_message(new: u64, total: u64) -> String {
     format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
 }
 
@@ -144,7 +144,7 @@ pub struct Pipeline<'s> {
     stage: Stage<'s>,
     /// The last packet's time; none before the first.
     last_ts: Option<i64>,
-    pub stats: RunStats,
+    pub(crate) stats: RunStats,
 }
 
 /// Who sent a segment, by its shape: a startup packet alone, or whole messages
@@ -523,7 +523,7 @@ impl<'s> Pipeline<'s> {
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
-    pub fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+    pub(crate) fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.stage.warn(run_ts(self.last_ts), kind, message)
     }

@@ -34,13 +34,13 @@ use std::sync::Arc;
 /// Capture time a server-leg statement waits, after it ends, for the client
 /// statements that could contain it (they end when the pooler has forwarded the
 /// answer, normally within a millisecond). Records are handed on after twice this.
-pub const WINDOW_NS: i64 = 500_000_000;
+pub(crate) const WINDOW_NS: i64 = 500_000_000;
 /// Records held at most; beyond, the oldest go out before their window has passed,
 /// unlinked (counted in a `pooler_window_full` anomaly).
-pub const MAX_HELD: usize = 65_536;
+pub(crate) const MAX_HELD: usize = 65_536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leg {
+pub(crate) enum Leg {
     /// A connection to a `--pooler-port`.
     Client,
     /// A connection from a pooler's address to another port.
@@ -48,7 +48,7 @@ pub enum Leg {
 }
 
 impl Leg {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Leg::Client => "client",
             Leg::Server => "server",
@@ -58,7 +58,7 @@ impl Leg {
 
 /// How a link was decided, strongest evidence first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     /// The server leg's application_name named the client (its address, or an
     /// application only that one fitting client had).
     ApplicationName,
@@ -73,7 +73,7 @@ pub enum Match {
 }
 
 impl Match {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Match::ApplicationName => "application_name",
             Match::Transaction => "transaction",
@@ -83,7 +83,7 @@ impl Match {
         }
     }
 
-    pub fn linked(self) -> bool {
+    pub(crate) fn linked(self) -> bool {
         matches!(
             self,
             Match::ApplicationName | Match::Transaction | Match::TextParamsTime
@@ -96,7 +96,7 @@ impl Match {
 /// it caused. Its link says which leg it is once the correlator has decided (the
 /// summary); before (metrics, which count statements as they end), a connection to
 /// any port but `pooler_ports` may be a server leg. No pooler ports: all count.
-pub fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> bool {
+pub(crate) fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> bool {
     match &q.pooler {
         Some(link) => link.leg != Leg::Server,
         None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
@@ -105,22 +105,22 @@ pub fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> b
 
 /// What a record says about the other leg (`pgwire.pooler.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    pub leg: Leg,
-    pub matched: Match,
+pub(crate) struct Link {
+    pub(crate) leg: Leg,
+    pub(crate) matched: Match,
     /// Ambiguous: how many statements fit.
-    pub candidates: u32,
+    pub(crate) candidates: u32,
     /// The other leg's connection (`pgwire.conn_id`).
-    pub peer_conn_id: Option<u64>,
+    pub(crate) peer_conn_id: Option<u64>,
     /// Server leg: the client's address and application.
-    pub client: Option<(IpAddr, u16)>,
-    pub client_application: Option<String>,
+    pub(crate) client: Option<(IpAddr, u16)>,
+    pub(crate) client_application: Option<String>,
     /// Client leg: the backend pid of the server connection that ran it.
-    pub backend_pid: Option<u32>,
+    pub(crate) backend_pid: Option<u32>,
     /// From the client's request to the pooler sending it to the server.
-    pub wait_ns: Option<i64>,
+    pub(crate) wait_ns: Option<i64>,
     /// How long the server statement took.
-    pub server_ns: Option<i64>,
+    pub(crate) server_ns: Option<i64>,
 }
 
 impl Link {
@@ -172,7 +172,7 @@ struct Run {
     owner: Option<u64>,
 }
 
-pub struct Correlator<S> {
+pub(crate) struct Correlator<S> {
     inner: S,
     ports: Vec<u16>,
     /// Addresses the pooler ports were reached at: connections from them to other
@@ -201,7 +201,7 @@ impl<S: DerefMut> Correlator<S>
 where
     S::Target: Sink,
 {
-    pub fn new(inner: S, ports: Vec<u16>) -> Self {
+    pub(crate) fn new(inner: S, ports: Vec<u16>) -> Self {
         Correlator {
             inner,
             ports,

@@ -6,7 +6,7 @@
 
 mod community_id;
 
-pub use community_id::community_id;
+pub(crate) use community_id::community_id;
 
 use crate::net::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN, Segment};
 use rustc_hash::FxHashMap;
@@ -78,7 +78,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CloseReason::Fin => "fin",
             CloseReason::Rst => "rst",
@@ -117,12 +117,12 @@ pub trait Handler<T> {
 
 #[derive(Clone, Debug)]
 pub struct Limits {
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Out-of-order bytes held per connection (both directions).
-    pub max_conn_buffer: usize,
+    pub(crate) max_conn_buffer: usize,
     /// Out-of-order bytes held by all connections together.
-    pub max_total_buffer: usize,
-    pub idle_timeout_ns: i64,
+    pub(crate) max_total_buffer: usize,
+    pub(crate) idle_timeout_ns: i64,
 }
 
 impl Default for Limits {
@@ -138,23 +138,23 @@ impl Default for Limits {
 
 #[derive(Default, Clone, Debug)]
 pub struct TcpStats {
-    pub segments: u64,
-    pub connections: u64,
+    pub(crate) segments: u64,
+    pub(crate) connections: u64,
     pub gaps: u64,
-    pub gap_bytes: u64,
-    pub out_of_order: u64,
-    pub retransmitted_bytes: u64,
+    pub(crate) gap_bytes: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) retransmitted_bytes: u64,
     /// Retransmitted segments whose bytes differ from the copy handed on, and
     /// how many bytes differed.
-    pub conflicts: u64,
-    pub conflict_bytes: u64,
-    pub evicted: u64,
-    pub idle_closed: u64,
+    pub(crate) conflicts: u64,
+    pub(crate) conflict_bytes: u64,
+    pub(crate) evicted: u64,
+    pub(crate) idle_closed: u64,
     /// Peak of buffered out-of-order bytes.
-    pub peak_buffered: usize,
+    pub(crate) peak_buffered: usize,
     /// Packets stamped earlier than one before them, and the largest step back.
-    pub clock_backwards: u64,
-    pub clock_backwards_max_ns: i64,
+    pub(crate) clock_backwards: u64,
+    pub(crate) clock_backwards_max_ns: i64,
 }
 
 /// A jump forward larger than this is not a hole to wait for but a lost stretch.
@@ -351,11 +351,13 @@ impl<T> FlowTable<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.flows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
 
@@ -394,7 +396,7 @@ impl<T> FlowTable<T> {
     /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
     /// packet stamped before `now` and still on its way is not counted as the clock
     /// going backwards.
-    pub fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
+    pub(crate) fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
         if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
             self.last_sweep_ns = now;
             self.sweep_idle(now, h);
@@ -613,7 +615,7 @@ impl<T> FlowTable<T> {
     }
 
     /// Ends every connection still open (end of the capture), oldest first.
-    pub fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+    pub(crate) fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
         let mut flows: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| f.meta.id);
         for flow in flows {
@@ -623,7 +625,7 @@ impl<T> FlowTable<T> {
 }
 
 impl Side {
-    pub fn other(self) -> Side {
+    pub(crate) fn other(self) -> Side {
         match self {
             Side::Client => Side::Server,
             Side::Server => Side::Client,

@@ -33,7 +33,7 @@ pub enum Problem {
 }
 
 impl Problem {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Problem::NoKey => "tls_no_key",
             Problem::AuthFailed => "tls_auth_failed",
@@ -54,13 +54,13 @@ pub enum Out<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Info {
     /// `1.2`, `1.3`…, from the ServerHello.
-    pub version: Option<&'static str>,
+    pub(crate) version: Option<&'static str>,
     /// IANA name of the suite, or its code in hex when it has none here.
-    pub cipher: Option<String>,
+    pub(crate) cipher: Option<String>,
     /// The first protocol the client offered by ALPN (`postgresql` for direct TLS).
-    pub alpn: Option<String>,
+    pub(crate) alpn: Option<String>,
     /// At least one record was decrypted (so the keys were right).
-    pub decrypted: bool,
+    pub(crate) decrypted: bool,
 }
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
@@ -155,7 +155,7 @@ pub struct Conn {
     state: State,
     /// Where records are decrypted.
     scratch: Vec<u8>,
-    pub info: Info,
+    pub(crate) info: Info,
 }
 
 impl Default for Conn {
@@ -176,7 +176,7 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 impl Conn {
-    pub fn new() -> Conn {
+    pub(crate) fn new() -> Conn {
         Conn {
             sides: Default::default(),
             client_random: None,
@@ -192,13 +192,13 @@ impl Conn {
     }
 
     /// Whether decryption stopped for good (an anomaly said why).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         matches!(self.state, State::Failed)
     }
 
     /// In-order TLS stream bytes of one direction. `ts` (capture time) bounds how
     /// long records are held for a key that may still be logged.
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         dir: Dir,
         data: &[u8],
@@ -223,7 +223,7 @@ impl Conn {
 
     /// The capture lost bytes of `dir`: record boundaries and sequence numbers are
     /// gone with them.
-    pub fn gap(&mut self, dir: Dir, bytes: u64, out: &mut dyn FnMut(Out<'_>)) {
+    pub(crate) fn gap(&mut self, dir: Dir, bytes: u64, out: &mut dyn FnMut(Out<'_>)) {
         self.fail(dir, Problem::Truncated, out, || {
             format!("{bytes} bytes of the TLS stream are missing from the capture; not decrypted further")
         });
@@ -231,7 +231,12 @@ impl Conn {
 
     /// The connection ended: a record cut short, or a key that never came (looked
     /// for once more: a short connection may end before the key log is read again).
-    pub fn close(&mut self, ts: i64, keys: &mut dyn KeySource, out: &mut dyn FnMut(Out<'_>)) {
+    pub(crate) fn close(
+        &mut self,
+        ts: i64,
+        keys: &mut dyn KeySource,
+        out: &mut dyn FnMut(Out<'_>),
+    ) {
         if matches!(self.state, State::Holding { .. }) {
             keys.reread();
             self.retry(ts, keys, out);

@@ -27,17 +27,17 @@ const MAX_GENERATION: u32 = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     /// TLS 1.2: `CLIENT_RANDOM`.
-    pub master: Option<Secret>,
+    pub(crate) master: Option<Secret>,
     pub client_handshake: Option<Secret>,
     pub server_handshake: Option<Secret>,
     /// TLS 1.3 application traffic secrets by generation: `CLIENT_TRAFFIC_SECRET_0`,
     /// and the `_1`, `_2`… some OpenSSL versions log after a KeyUpdate.
-    pub client_traffic: Vec<(u32, Secret)>,
-    pub server_traffic: Vec<(u32, Secret)>,
+    pub(crate) client_traffic: Vec<(u32, Secret)>,
+    pub(crate) server_traffic: Vec<(u32, Secret)>,
 }
 
 impl Secrets {
-    pub fn traffic(&self, client: bool, generation: u32) -> Option<&Secret> {
+    pub(crate) fn traffic(&self, client: bool, generation: u32) -> Option<&Secret> {
         let list = if client {
             &self.client_traffic
         } else {
@@ -52,18 +52,19 @@ impl Secrets {
 pub struct KeyLog {
     map: FxHashMap<[u8; 32], Secrets>,
     /// Lines that are not `LABEL hex hex` with a 32-byte client_random.
-    pub bad_lines: u64,
+    pub(crate) bad_lines: u64,
     /// Well-formed lines with a label that carries nothing to decrypt with
     /// (e.g. `EXPORTER_SECRET`, `CLIENT_EARLY_TRAFFIC_SECRET`).
-    pub ignored_lines: u64,
+    pub(crate) ignored_lines: u64,
 }
 
 impl KeyLog {
-    pub fn get(&self, client_random: &[u8; 32]) -> Option<&Secrets> {
+    pub(crate) fn get(&self, client_random: &[u8; 32]) -> Option<&Secrets> {
         self.map.get(client_random)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
@@ -72,7 +73,7 @@ impl KeyLog {
     }
 
     /// Adds every line of `text` (complete lines; `#` comments and blank lines skipped).
-    pub fn add_text(&mut self, text: &[u8]) {
+    pub(crate) fn add_text(&mut self, text: &[u8]) {
         for line in text.split(|&b| b == b'\n') {
             self.add_line(line);
         }
@@ -264,7 +265,7 @@ impl KeyFiles {
 
     /// Takes the lines appended since the last read. Errors (a file removed since)
     /// leave the keys already read in place.
-    pub fn refresh(&mut self) {
+    pub(crate) fn refresh(&mut self) {
         self.last_read = Instant::now();
         for i in 0..self.files.len() {
             let _ = self.read(i, false);

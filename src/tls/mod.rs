@@ -2,7 +2,7 @@
 //! so a connection's TLS stream goes in and its plaintext comes out.
 
 mod conn;
-pub mod crypto;
+pub(crate) mod crypto;
 mod keylog;
 #[cfg(test)]
 mod tests;
