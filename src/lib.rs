@@ -7,6 +7,9 @@
 // (docs/architecture.md, "unsafe").
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// `pub` only for what the binary, examples and integration tests reach
+// (docs/architecture.md, "Public surface").
+#![warn(unreachable_pub)]
 
 pub mod capture;
 pub mod cli;

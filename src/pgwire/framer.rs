@@ -6,11 +6,11 @@ use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, keeps_head, s
 use super::{Dir, Encryption};
 
 /// Default cap on one message copied into a direction's buffer.
-pub const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
+pub(crate) const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
 
 /// Bytes kept of an oversize request's body (see [`keeps_head`]): its names and
 /// the start of its text.
-pub const OVERSIZE_HEAD: usize = 64 << 10;
+pub(crate) const OVERSIZE_HEAD: usize = 64 << 10;
 
 /// Longer length fields are treated as corruption rather than a big message.
 const MAX_MESSAGE_LEN: u32 = 1 << 30;
@@ -47,7 +47,7 @@ pub struct Anomaly {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AnomalyKind {
+pub(crate) enum AnomalyKind {
     /// The TCP layer lost bytes.
     Gap,
     /// A message boundary was found again after losing sync.
@@ -882,7 +882,7 @@ enum Verdict {
 /// Which peer sent `payload`, judged by its shape alone: `Some(dir)` when, from
 /// its first byte, it is a chain of whole messages valid from `dir` and not from
 /// the other side (as the boundary hunt judges a chain). Mid-stream role inference.
-pub fn sender_of(payload: &[u8]) -> Option<Dir> {
+pub(crate) fn sender_of(payload: &[u8]) -> Option<Dir> {
     let ctx = DecodeCtx::default();
     let fits = |dir| {
         let mut budget = 4 * HUNT_KEEP;

@@ -3,9 +3,9 @@
 use super::Dir;
 use super::fields::{Bad, Cursor, ErrorFields, Fields, Formats, List, Oids, Strings, Values};
 
-pub const SSL_REQUEST_CODE: u32 = 80877103;
-pub const GSSENC_REQUEST_CODE: u32 = 80877104;
-pub const CANCEL_REQUEST_CODE: u32 = 80877102;
+pub(crate) const SSL_REQUEST_CODE: u32 = 80877103;
+pub(crate) const GSSENC_REQUEST_CODE: u32 = 80877104;
+pub(crate) const CANCEL_REQUEST_CODE: u32 = 80877102;
 
 /// Protocol 3.2 lets cancel keys grow up to 256 bytes; 3.0 keys are 4 bytes.
 const CANCEL_KEY_LEN: std::ops::RangeInclusive<usize> = 4..=256;
@@ -314,7 +314,7 @@ impl Body<'_> {
 
 /// Docs name for a type byte valid in `dir` (`'p'` is reported as
 /// PasswordMessage, `'R'` as Authentication: their subtype needs the body).
-pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
+pub(crate) fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
     Some(match (dir, typ) {
         (_, b'd') => "CopyData",
         (_, b'c') => "CopyDone",
@@ -359,13 +359,13 @@ pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
 /// Whether the framer keeps the head of an oversize message of this type: the
 /// requests whose names and text come first, so that a statement over the cap keeps
 /// its identity.
-pub fn keeps_head(dir: Dir, typ: u8) -> bool {
+pub(crate) fn keeps_head(dir: Dir, typ: u8) -> bool {
     dir == Dir::Frontend && matches!(typ, b'Q' | b'P' | b'B' | b'F')
 }
 
 /// What the kept head of an oversize request says ([`Body::Oversize`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head<'a> {
+pub(crate) enum Head<'a> {
     /// The start of the text (no terminator: it was cut).
     Query {
         sql: &'a [u8],
@@ -387,7 +387,7 @@ pub enum Head<'a> {
 /// Reads the fields that lie whole in the head of an oversize request; a text cut
 /// by the end of the head is returned cut. `None` for other types, or a head too
 /// short for the names.
-pub fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
+pub(crate) fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
     if !keeps_head(dir, typ) {
         return None;
     }
@@ -415,14 +415,14 @@ pub fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
 }
 
 /// Whether `typ` is a message type byte the peer in `dir` may send.
-pub fn valid_type(dir: Dir, typ: u8) -> bool {
+pub(crate) fn valid_type(dir: Dir, typ: u8) -> bool {
     type_name(dir, typ).is_some()
 }
 
 /// Which authentication request the server made last; a frontend `'p'`
 /// message's meaning depends on it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum AuthExchange {
+pub(crate) enum AuthExchange {
     /// None seen (e.g. mid-stream capture): `'p'` decodes as PasswordMessage.
     #[default]
     Unknown,
@@ -438,7 +438,7 @@ pub enum AuthExchange {
 
 /// Connection state the decoder needs beyond the message bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DecodeCtx {
+pub(crate) struct DecodeCtx {
     pub(crate) auth: AuthExchange,
 }
 
@@ -486,7 +486,7 @@ pub(crate) fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
 // temporary, it was copied with wide loads right after narrow stores, and the
 // store-forwarding stall was the framer's largest single cost.
 #[inline(always)]
-pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
+pub(crate) fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
     let mut c = Cursor::new(body);
     let parsed = match dir {
         Dir::Frontend => frontend(typ, &mut c, ctx),
@@ -496,7 +496,7 @@ pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a
 }
 
 /// Decodes an untyped startup-phase packet; `body` follows the length field.
-pub fn decode_startup(body: &[u8]) -> Body<'_> {
+pub(crate) fn decode_startup(body: &[u8]) -> Body<'_> {
     let mut c = Cursor::new(body);
     let parsed = startup(&mut c);
     finish(parsed, &c)

@@ -10,12 +10,13 @@ mod message;
 mod tests;
 
 pub(crate) use fields::{ErrorFields, List, error_field_name, startup_params};
-pub use framer::{
-    Anomaly, AnomalyKind, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of,
-};
-pub use message::{
-    AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Head, Msg,
-    SSL_REQUEST_CODE, decode, decode_startup, keeps_head, oversize_head, type_name, valid_type,
+pub use framer::{Anomaly, ConnDecoder, Event};
+pub(crate) use framer::{AnomalyKind, sender_of};
+#[cfg(test)]
+pub(crate) use message::decode;
+pub use message::{Body, Msg};
+pub(crate) use message::{
+    CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, Head, SSL_REQUEST_CODE, oversize_head,
 };
 
 /// What protects a connection's stream after startup.

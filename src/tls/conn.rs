@@ -19,7 +19,7 @@ pub trait KeySource {
 
 /// Why a connection is not (or no longer) decrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// The key log has no secrets for the handshake.
     NoKey,
     /// A record failed authentication: wrong key or corrupted bytes.
@@ -44,7 +44,7 @@ impl Problem {
     }
 }
 
-pub enum Out<'a> {
+pub(crate) enum Out<'a> {
     /// Decrypted application data of one direction, in order.
     Plain(Dir, &'a [u8]),
     Anomaly(Dir, Problem, String),
@@ -52,7 +52,7 @@ pub enum Out<'a> {
 
 /// What the session record says about the TLS of a connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Info {
+pub(crate) struct Info {
     /// `1.2`, `1.3`…, from the ServerHello.
     pub(crate) version: Option<&'static str>,
     /// IANA name of the suite, or its code in hex when it has none here.
@@ -143,7 +143,7 @@ enum State {
     Failed,
 }
 
-pub struct Conn {
+pub(crate) struct Conn {
     sides: [Side; 2],
     client_random: Option<[u8; 32]>,
     server_random: [u8; 32],
@@ -171,7 +171,7 @@ fn side_name(dir: Dir) -> &'static str {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 

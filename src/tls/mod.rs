@@ -7,5 +7,6 @@ mod keylog;
 #[cfg(test)]
 mod tests;
 
-pub use conn::{Conn, Info, KeySource, Out, Problem, hex};
+pub use conn::KeySource;
+pub(crate) use conn::{Conn, Info, Out, Problem};
 pub use keylog::{KeyFiles, KeyLog, Secret, Secrets};
