@@ -4,7 +4,7 @@
 # through public modules, re-exports, inherent impls, traits, variants and fields.
 # Prints: public modules, public items, public fields, undocumented public items.
 # Items are types, functions, constants, methods of inherent impls, trait items and
-# enum variants; undocumented is what `missing_docs` would name.
+# enum variants; undocumented is what `missing_docs` would name (not positional fields).
 # Usage: [PUB_SURFACE_LIST=1] scripts/pub-surface.sh [cargo args, e.g. --features synth]
 # (PUB_SURFACE_LIST=1 also lists the undocumented items).
 set -euo pipefail
@@ -35,7 +35,8 @@ def visit(id_):
         return
     if id_ != doc["root"]:
         kinds["module" if kind == "module" else "field" if kind == "struct_field" else "item"] += 1
-        if not item["docs"]:
+        # positional fields (`.0`) are exempt, as with `missing_docs`
+        if not item["docs"] and not (kind == "struct_field" and item["name"].isdigit()):
             undocumented.append(f'{kind} {item["name"]} ({item["span"]["filename"]}:{item["span"]["begin"][0]})'
                                 if item["span"] else f"{kind} {item['name']}")
     children = []

@@ -3,6 +3,7 @@
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use std::io::{self, Write};
 
+/// The command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "pgscope",
@@ -254,6 +255,10 @@ pub struct Cli {
     pub tui_messages: u64,
 }
 
+/// `-o`: how the records are presented (json, text, summary, html, tui).
+// No doc comments on the variants: clap would show them in `--help`, which
+// docs/cli.md pins.
+#[allow(missing_docs)]
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputMode {
     Json,
@@ -274,6 +279,10 @@ pub(crate) enum Generate {
     Powershell,
 }
 
+/// `--records`: which JSON record kinds are written (message, query, session, anomaly).
+// No doc comments on the variants: clap would show them in `--help`, which
+// docs/cli.md pins.
+#[allow(missing_docs)]
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
     Message,
@@ -348,6 +357,7 @@ impl Cli {
         }
     }
 
+    /// The `--port` ports and the `--pooler-port` ones: the server ends to follow.
     pub fn server_ports(&self) -> Vec<u16> {
         let mut ports = self.ports.clone();
         for p in &self.pooler_ports {

@@ -338,6 +338,7 @@ pub struct Filter {
     source: String,
 }
 
+/// A `--filter` expression that does not parse: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
     /// Byte offset of the offending term.

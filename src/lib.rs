@@ -9,7 +9,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 // `pub` only for what the binary, examples and integration tests reach
 // (docs/architecture.md, "Public surface").
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 pub mod capture;
 pub mod cli;

@@ -4,6 +4,7 @@
 
 use super::{CaptureError, Packet};
 
+/// A `-f` BPF filter applied to packets read from files.
 pub struct OfflineFilter {
     expr: String,
     /// One program per link type, compiled on its first packet.

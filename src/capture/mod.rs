@@ -31,6 +31,7 @@ pub struct Packet<'a> {
     pub ts_ns: i64,
     /// The LINKTYPE_* value of the interface the frame came from.
     pub linktype: i32,
+    /// The captured bytes, from the link-layer header on.
     pub data: &'a [u8],
     /// Length on the wire; larger than `data.len()` when the snaplen cut the frame.
     pub orig_len: u32,
@@ -39,6 +40,7 @@ pub struct Packet<'a> {
 /// What a source reports when it stops.
 #[derive(Default, Debug, Clone)]
 pub struct SourceStats {
+    /// Packets read.
     pub packets: u64,
     pub(crate) bytes: u64,
     /// Kernel/libpcap drops (live capture only).
@@ -50,6 +52,7 @@ pub struct SourceStats {
     pub(crate) corrupt: Option<String>,
 }
 
+/// A capture that cannot be opened or read: the message names the cause.
 #[derive(Debug)]
 pub struct CaptureError(pub(crate) String);
 
@@ -413,11 +416,15 @@ fn describe<I>(e: &PcapError<I>) -> String {
 /// Options for a live capture.
 #[derive(Clone, Copy)]
 pub struct LiveOptions<'a> {
+    /// Interface name (`-i`).
     pub interface: &'a str,
+    /// BPF filter expression (empty: every packet).
     pub filter: &'a str,
+    /// Bytes kept of each frame (`-s`).
     pub snaplen: i32,
     /// Kernel ring size in bytes.
     pub buffer_bytes: i32,
+    /// File the packets are also written to (`-w`).
     pub savefile: Option<&'a str>,
 }
 

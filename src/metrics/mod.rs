@@ -168,6 +168,7 @@ macro_rules! register {
 }
 
 impl Metrics {
+    /// A registry with every metric registered at zero.
     pub fn new() -> Self {
         let mut m = Metrics::default();
         register! { m;

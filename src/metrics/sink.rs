@@ -20,6 +20,7 @@ pub struct Tee<S> {
 }
 
 impl<S> Tee<S> {
+    /// Feeds `c` with what passes through to `inner`.
     pub fn new(inner: S, c: Collector) -> Self {
         Tee {
             inner,

@@ -20,21 +20,32 @@ pub(crate) const LINKTYPE_IPV4: i32 = 228;
 pub(crate) const LINKTYPE_IPV6: i32 = 229;
 pub(crate) const LINKTYPE_LINUX_SLL2: i32 = 276;
 
+/// TCP FIN flag.
 pub const FLAG_FIN: u8 = 0x01;
+/// TCP SYN flag.
 pub const FLAG_SYN: u8 = 0x02;
 pub(crate) const FLAG_RST: u8 = 0x04;
+/// TCP ACK flag.
 pub const FLAG_ACK: u8 = 0x10;
 
 /// A TCP segment, borrowing its payload from the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment<'a> {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// Source port.
     pub sport: u16,
+    /// Destination port.
     pub dport: u16,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgment number.
     pub ack: u32,
+    /// TCP flags (`FLAG_*`).
     pub flags: u8,
+    /// The captured TCP payload.
     pub payload: &'a [u8],
     /// Payload bytes the snaplen cut off (they follow `payload` in sequence space).
     pub missing: u32,

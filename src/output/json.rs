@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
 
+/// The JSON Lines presenter (docs/schema.md): one record per line.
 pub struct JsonSink<W: Write> {
     out: W,
     buf: Vec<u8>,
@@ -33,6 +34,7 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
+    /// Writes the `records` kinds to `out`, flushing after each record if `flush_each` (live).
     pub fn new(out: W, records: Vec<RecordKind>, flush_each: bool) -> Self {
         JsonSink {
             out,

@@ -22,6 +22,7 @@ use std::io;
 /// Figures about the whole run, for the closing summary.
 #[derive(Default, Debug, Clone)]
 pub struct RunStats {
+    /// Packets read.
     pub packets: u64,
     pub(crate) bytes: u64,
     pub(crate) dropped: u64,
@@ -77,15 +78,19 @@ pub(crate) fn replay_anomaly<S: Sink + ?Sized>(sink: &mut S, a: OwnedAnomaly) ->
     sink.anomaly(conn.as_ref(), ts, &view)
 }
 
+/// A presenter: receives the records of a run, in capture order.
 pub trait Sink {
     /// Whether `message` should be called at all (decoding is cheaper without).
     fn wants_messages(&self) -> bool {
         false
     }
+    /// A decoded message (only if [`Sink::wants_messages`]).
     fn message(&mut self, _conn: &ConnMeta, _ts: i64, _msg: &Msg<'_>) -> io::Result<()> {
         Ok(())
     }
+    /// An anomaly, of a connection or (`None`) of the whole run.
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()>;
+    /// A finished statement of `session`.
     fn query(
         &mut self,
         conn: &ConnMeta,
@@ -101,6 +106,7 @@ pub trait Sink {
     ) -> io::Result<()> {
         self.query(conn, session, &q)
     }
+    /// A session that ended.
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
@@ -119,6 +125,7 @@ pub trait Sink {
     fn threaded(&mut self) -> Option<&mut threaded::Threaded> {
         None
     }
+    /// The end of the run, with its figures.
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 

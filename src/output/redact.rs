@@ -16,7 +16,9 @@ pub(crate) const REDACTED: &str = "<redacted>";
 /// What to withhold.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Redaction {
+    /// Show passwords and other secrets (`--show-secrets`).
     pub show_secrets: bool,
+    /// Withhold bind parameter values too (`--redact-params`).
     pub redact_params: bool,
 }
 
@@ -100,6 +102,7 @@ pub struct Redact<S> {
 }
 
 impl<S: Sink> Redact<S> {
+    /// Withholds what `policy` says from everything passed on to `inner`.
     pub fn new(inner: S, policy: Redaction) -> Self {
         Redact { inner, policy }
     }

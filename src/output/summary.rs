@@ -215,6 +215,7 @@ impl Timeline {
     }
 }
 
+/// The `-o summary` presenter: statistics written at the end of the run.
 pub struct SummarySink<W: Write> {
     out: W,
     pub(crate) opts: Options,
@@ -264,6 +265,7 @@ impl<W: Write> SummarySink<W> {
         Self::with_options(out, Options::default())
     }
 
+    /// Writes the summary to `out`, shaped by `opts`.
     pub fn with_options(out: W, opts: Options) -> Self {
         SummarySink {
             out,

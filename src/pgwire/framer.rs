@@ -36,9 +36,11 @@ pub enum Event<'a> {
     /// By reference: a body is over a hundred bytes, and copying it per message
     /// right after the decoder wrote it stalled on store forwarding.
     Msg(&'a Msg<'a>),
+    /// What and where.
     Anomaly(Anomaly),
 }
 
+/// A framing problem: a gap, a resynchronisation, an oversize or malformed message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anomaly {
     pub(crate) dir: Dir,

@@ -65,7 +65,9 @@ pub(crate) struct Stage<'s> {
 /// What the capture loop feeds: [`Pipeline`] on the calling thread, or
 /// [`staged::Staged`] with decoding on a thread of its own.
 pub trait Feed {
+    /// One captured frame.
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
+    /// A run-level warning, written as an anomaly of kind `kind`.
     fn warn(&mut self, kind: &str, message: &str) -> io::Result<()>;
     /// Packets the capture dropped: `new` since the last call, `total` so far. An
     /// anomaly record that says so (and, where there are live views, their figure).
@@ -76,7 +78,9 @@ pub trait Feed {
     /// Live capture, while no packet comes: the wall clock (less [`TICK_LAG_NS`])
     /// expires idle connections, which packet times alone never would on a quiet link.
     fn tick(&mut self, now_ns: i64) -> io::Result<()>;
+    /// The run's figures, for the capture loop to add its own.
     fn stats(&mut self) -> &mut RunStats;
+    /// Ends the run: closes every connection and writes the closing figures.
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
@@ -139,6 +143,7 @@ pub(crate) fn drop_message(new: u64, total: u64) -> String {
     format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
 }
 
+/// Every stage on the calling thread, from frames to a presenter.
 pub struct Pipeline<'s> {
     table: FlowTable<Conn>,
     stage: Stage<'s>,
@@ -497,6 +502,7 @@ impl Handler<Conn> for Stage<'_> {
 }
 
 impl<'s> Pipeline<'s> {
+    /// A pipeline writing to `sink`, with `ports` as the server ports.
     pub fn new(sink: &'s mut dyn Sink, ports: Vec<u16>, limits: Limits) -> Self {
         Pipeline {
             table: FlowTable::new(ports, limits),

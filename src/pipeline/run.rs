@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 /// `--metrics` registry.
 #[derive(Clone, Copy)]
 pub struct Taps<'a> {
+    /// Set by a signal: stop reading and finish.
     pub stop: &'a AtomicBool,
+    /// The `--metrics` registry, if any.
     pub metrics: Option<&'a Arc<Metrics>>,
 }
 

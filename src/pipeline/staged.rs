@@ -202,6 +202,7 @@ impl Handler<u8> for Recorder {
     }
 }
 
+/// A [`Feed`](super::Feed) that keeps capture, net and tcp on this thread and decodes on others.
 pub struct Staged {
     table: FlowTable<u8>,
     rec: Recorder,

@@ -28,7 +28,9 @@ const MAX_GENERATION: u32 = 1024;
 pub struct Secrets {
     /// TLS 1.2: `CLIENT_RANDOM`.
     pub(crate) master: Option<Secret>,
+    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
     pub client_handshake: Option<Secret>,
+    /// `SERVER_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
     pub server_handshake: Option<Secret>,
     /// TLS 1.3 application traffic secrets by generation: `CLIENT_TRAFFIC_SECRET_0`,
     /// and the `_1`, `_2`… some OpenSSL versions log after a KeyUpdate.
@@ -68,6 +70,7 @@ impl KeyLog {
         self.map.len()
     }
 
+    /// No secrets read.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -187,6 +190,7 @@ fn unhex(s: &[u8]) -> Option<Vec<u8>> {
 /// Key log files given on the command line, read as they grow.
 pub struct KeyFiles {
     files: Vec<Followed>,
+    /// The secrets read so far.
     pub log: KeyLog,
     /// Live capture: clients append to the files while pgscope runs.
     follow: bool,

@@ -186,6 +186,7 @@ impl Nav {
 /// One table view: its rows (copies of the shared state) and where it is.
 #[derive(Clone, Debug)]
 pub struct TableView<R> {
+    /// The rows, in display order.
     pub rows: Vec<R>,
     pub(crate) nav: Nav,
 }
@@ -437,6 +438,7 @@ impl QueriesView {
     }
 }
 
+/// The TUI's view state: which view, selections, scroll offsets, filter.
 pub struct App {
     pub(crate) view: View,
     back: Vec<View>,
@@ -456,6 +458,7 @@ pub struct App {
     pub(crate) detail: Option<Arc<QueryEntry>>,
     pub(crate) detail_scroll: usize,
     detail_len: usize,
+    /// The top-statements table.
     pub top: TableView<TopRow>,
     /// The top/errors tables are costly (percentiles): rebuilt at most this often.
     top_built: Option<Instant>,
@@ -508,6 +511,7 @@ pub(crate) fn wall_ns() -> i64 {
 const CHROME_ROWS: u16 = 6;
 
 impl App {
+    /// Starts on the sessions view, showing what `filter` lets through.
     pub fn new(filter: Filter) -> Self {
         App {
             view: View::Sessions,

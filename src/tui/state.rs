@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Limits {
     /// Closed sessions kept for browsing (open ones are bounded by the flow table).
     pub closed_sessions: usize,
+    /// Timeline lines kept per session; the oldest go first.
     pub messages_per_session: usize,
     /// Timeline lines kept over all sessions; the oldest go first.
     pub messages_total: usize,
@@ -427,6 +428,7 @@ pub(crate) struct Health {
     pub(crate) dropped_packets: u64,
 }
 
+/// What the pipeline has reported so far, shared with the drawing thread.
 #[derive(Default)]
 pub struct State {
     pub(crate) limits: Limits,
@@ -474,6 +476,7 @@ pub struct State {
 }
 
 impl State {
+    /// Empty state for a run reading `source` (`input_size` bytes, if a file).
     pub fn new(limits: Limits, source: String, input_size: Option<u64>) -> Self {
         State {
             limits,
@@ -668,6 +671,7 @@ pub struct TuiSink {
 }
 
 impl TuiSink {
+    /// A sink writing into `shared`.
     pub fn new(shared: SharedState) -> Self {
         let summary_chars = lock(&shared).limits.summary_chars;
         TuiSink {

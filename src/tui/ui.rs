@@ -19,6 +19,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 /// Styles, with or without colour (NO_COLOR).
 #[derive(Clone, Copy, Debug)]
 pub struct Theme {
+    /// Draw with colours.
     pub color: bool,
 }
 
