@@ -207,9 +207,8 @@ impl ConnDecoder {
         self.handoff.take()
     }
 
-    #[cfg(test)]
-    /// Bytes currently held in the per-direction buffers.
-    pub(crate) fn buffered_bytes(&self) -> usize {
+    /// Bytes currently held in the per-direction buffers (the decoder fuzz target's bound).
+    pub fn buffered_bytes(&self) -> usize {
         self.sides.iter().map(|s| s.buf.len()).sum()
     }
 

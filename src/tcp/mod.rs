@@ -131,12 +131,14 @@ pub trait Handler<T> {
 /// Caps on what the flow table holds.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    pub(crate) max_connections: usize,
+    /// Connections followed at once; beyond, the least recently active go first.
+    pub max_connections: usize,
     /// Out-of-order bytes held per connection (both directions).
-    pub(crate) max_conn_buffer: usize,
+    pub max_conn_buffer: usize,
     /// Out-of-order bytes held by all connections together.
-    pub(crate) max_total_buffer: usize,
-    pub(crate) idle_timeout_ns: i64,
+    pub max_total_buffer: usize,
+    /// A connection idle this long (ns) is closed (`--idle-timeout`).
+    pub idle_timeout_ns: i64,
 }
 
 impl Default for Limits {
@@ -375,8 +377,8 @@ impl<T> FlowTable<T> {
         self.flows.len()
     }
 
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
+    /// No connection followed (the reassembly fuzz target's check after `close_all`).
+    pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
 
@@ -635,7 +637,7 @@ impl<T> FlowTable<T> {
     }
 
     /// Ends every connection still open (end of the capture), oldest first.
-    pub(crate) fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
+    pub fn close_all<H: Handler<T>>(&mut self, ts: i64, h: &mut H) {
         let mut flows: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_unstable_by_key(|f| f.meta.id);
         for flow in flows {
