@@ -13,7 +13,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo +nightly rustdoc -q --lib "$@" -- \
     -Z unstable-options --output-format json 2>"$log" || { cat "$log" >&2; exit 1; }
-python3 - target/doc/pgscope.json <<'PY'
+python3 - "${CARGO_TARGET_DIR:-target}/doc/pgscope.json" <<'PY'
 import json, os, sys
 
 doc = json.load(open(sys.argv[1]))
