@@ -4,6 +4,8 @@
 # whole suite including the live-capture test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No module names a later one in the layer order (docs/architecture.md, "Layering").
+scripts/layers.sh
 
 # libclang-dev: bindgen, for the pg_query dev-dependency (tests/normalize_pg_query.rs);
 # chromium: the HTML report is checked in a real headless browser (tests/html_report.rs).

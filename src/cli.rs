@@ -1,5 +1,6 @@
 //! Command line, following tcpdump/tshark habits.
 
+use crate::output::json::RecordKind;
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use std::io::{self, Write};
 
@@ -75,7 +76,7 @@ pub struct Cli {
         num_args = 0..=1,
         default_missing_value = "6432"
     )]
-    pub pooler_ports: Vec<u16>,
+    pub(crate) pooler_ports: Vec<u16>,
 
     /// While capturing live, also save the raw packets to this pcap file (created 0600).
     /// Example: -w raw.pcap
@@ -131,7 +132,7 @@ pub struct Cli {
     /// Show passwords, MD5 hashes, SCRAM exchanges and cancel keys instead of
     /// "<redacted>" (for your own test traffic). Example: -o text --show-secrets
     #[arg(long = "show-secrets")]
-    pub show_secrets: bool,
+    pub(crate) show_secrets: bool,
 
     /// Decrypt TLS connections with the secrets of this NSS key log (SSLKEYLOGFILE
     /// format, e.g. from libpq 18's sslkeylogfile connection parameter); repeatable.
@@ -143,7 +144,7 @@ pub struct Cli {
     /// Replace bind parameter values by "<redacted>" (they may hold personal data).
     /// Example: --redact-params
     #[arg(long = "redact-params")]
-    pub redact_params: bool,
+    pub(crate) redact_params: bool,
 
     /// Kernel capture buffer for live capture, in KiB (as tcpdump -B): packets that
     /// arrive while it is full are dropped by the kernel and reported. Example: -B 131072
@@ -277,18 +278,6 @@ pub(crate) enum Generate {
     Fish,
     Elvish,
     Powershell,
-}
-
-/// `--records`: which JSON record kinds are written (message, query, session, anomaly).
-// No doc comments on the variants: clap would show them in `--help`, which
-// docs/cli.md pins.
-#[allow(missing_docs)]
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
-    Message,
-    Query,
-    Session,
-    Anomaly,
 }
 
 impl Cli {

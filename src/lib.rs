@@ -11,6 +11,7 @@
 // (docs/architecture.md, "Public surface").
 #![warn(unreachable_pub, missing_docs)]
 
+pub mod anomaly;
 pub mod capture;
 pub mod cli;
 pub mod filter;

@@ -5,9 +5,9 @@
 
 use clap::Parser;
 use pgscope::cli::{Cli, OutputMode};
-use pgscope::metrics::{Metrics, Tee};
-use pgscope::output::redact::{Redact, Redaction};
-use pgscope::output::{self, Sink};
+use pgscope::metrics::Metrics;
+use pgscope::output;
+use pgscope::pipeline::run::{Presenter, Wrappers};
 use pgscope::{capture, filter, pipeline, privs, tui};
 use std::io::{self, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -58,41 +58,36 @@ fn run(cli: &Cli) -> io::Result<()> {
     });
     let filter = filter::parse(cli.filter.as_deref().unwrap_or(""))
         .map_err(|e| io::Error::other(format!("--filter: {e}")))?;
-    let redaction = Redaction {
-        show_secrets: cli.show_secrets,
-        redact_params: cli.redact_params,
-    };
     let _ = ctrlc_handler();
     let tls_keys = tls_keys(cli)?;
     let metrics = start_metrics(cli)?;
     let metrics = metrics.as_ref();
     let out = || io::BufWriter::with_capacity(64 << 10, io::stdout());
-    // Every presenter sits behind the one redaction step.
-    let sink: Box<dyn Sink + Send> = match mode {
-        OutputMode::Tui => return run_tui(cli, redaction, filter, become_user, tls_keys, metrics),
+    let presenter = match mode {
+        OutputMode::Tui => return run_tui(cli, filter, become_user, tls_keys, metrics),
         // JSON lines are gathered in the sink's own buffer and written in whole lines:
         // a BufWriter in between would only copy them once more.
-        OutputMode::Json => Box::new(Redact::new(
+        OutputMode::Json => Presenter::new(
+            cli,
             output::json::JsonSink::new(io::stdout(), cli.records.clone(), flush_each),
-            redaction,
-        )),
-        OutputMode::Summary | OutputMode::Html => Box::new(Redact::new(
+        ),
+        OutputMode::Summary | OutputMode::Html => Presenter::new(
+            cli,
             output::summary::SummarySink::with_options(
                 out(),
                 summary_options(cli, mode, stdout_tty),
             ),
-            redaction,
-        )),
-        OutputMode::Text => Box::new(Redact::new(
+        ),
+        OutputMode::Text => Presenter::new(
+            cli,
             output::text::TextSink::new(out(), flush_each || stdout_tty).timestamps(cli.timestamps),
-            redaction,
-        )),
+        ),
     };
     let taps = pipeline::run::Taps {
         stop: &STOP,
         metrics,
     };
-    pipeline::run::records(cli, mode, sink, filter, tls_keys, become_user, taps)?;
+    pipeline::run::records(cli, mode, presenter, filter, tls_keys, become_user, taps)?;
     io::stdout().flush()?;
     linger(cli, metrics)
 }
@@ -152,7 +147,6 @@ fn tls_keys(cli: &Cli) -> io::Result<Option<pgscope::tls::KeyFiles>> {
 /// Capture and decoding on a thread of their own, the TUI on this one.
 fn run_tui(
     cli: &Cli,
-    redaction: Redaction,
     filter: filter::Filter,
     become_user: Option<&privs::Target>,
     tls_keys: Option<pgscope::tls::KeyFiles>,
@@ -213,19 +207,22 @@ fn run_tui(
     let become_user = become_user.cloned();
     let metrics = metrics.cloned();
     let worker = std::thread::spawn(move || {
-        let mut sink = Redact::new(tui::state::TuiSink::new(for_capture.clone()), redaction);
-        let mut tee;
-        let sink: &mut dyn Sink = match &metrics {
-            Some(m) => {
-                tee = Tee::new(&mut sink, pipeline::run::collector(&cli_owned, m))
-                    .client_legs(cli_owned.pooler_ports.clone());
-                &mut tee
-            }
-            None => &mut sink,
+        // The TUI filters its views itself, and shows no pooler links
+        // (docs/pooler.md), so its chain is redaction and metrics.
+        let presenter = Presenter::new(&cli_owned, tui::state::TuiSink::new(for_capture.clone()));
+        let wrappers = Wrappers {
+            filter: filter::Filter::default(),
+            found: None,
+            link_pooler: false,
+            metrics: metrics.as_ref(),
         };
+        let mut sinks = pipeline::run::chain(&cli_owned, presenter, wrappers, None);
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut pipe =
-                pipeline::Pipeline::new(sink, cli_owned.server_ports(), cli_owned.tcp_limits());
+            let mut pipe = pipeline::Pipeline::new(
+                sinks[0].as_mut(),
+                cli_owned.server_ports(),
+                cli_owned.tcp_limits(),
+            );
             if let Some(keys) = tls_keys {
                 pipe.decrypt_tls(keys);
             }

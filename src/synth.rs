@@ -213,7 +213,8 @@ impl TcpConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{self, LINKTYPE_ETHERNET};
+    use crate::capture::LINKTYPE_ETHERNET;
+    use crate::net;
 
     #[test]
     fn frames_parse_back() {

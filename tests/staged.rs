@@ -4,10 +4,10 @@
 //! decoding sharded by connection over several threads (`--threads`), cancels across
 //! shards included, and no shared value is dropped on a thread that does not own it.
 
+use pgscope::anomaly::AnomalyKind;
 use pgscope::capture::{self, Flow};
-use pgscope::cli::RecordKind;
 use pgscope::output::Sink;
-use pgscope::output::json::JsonSink;
+use pgscope::output::json::{JsonSink, RecordKind};
 use pgscope::output::threaded::Threaded;
 use pgscope::pipeline::staged::{Staged, shard_of};
 use pgscope::pipeline::{Feed, Pipeline};
@@ -45,7 +45,7 @@ fn run(path: &Path, mut feed: Box<dyn Feed + '_>) {
     })
     .unwrap();
     if let Some(w) = stats.truncated {
-        feed.warn("truncated_capture", &w).unwrap();
+        feed.warn(AnomalyKind::TruncatedCapture, &w).unwrap();
     }
     feed.stats().packets = stats.packets;
     feed.finish().unwrap();

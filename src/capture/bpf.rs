@@ -28,7 +28,7 @@ impl OfflineFilter {
     /// Checks the expression at once (against Ethernet, the common link type), so
     /// that a typo fails before anything is read.
     pub fn new(expr: &str) -> Result<OfflineFilter, CaptureError> {
-        let eth = crate::net::LINKTYPE_ETHERNET;
+        let eth = super::LINKTYPE_ETHERNET;
         let program = compile(expr, eth)?;
         Ok(OfflineFilter {
             expr: expr.to_string(),

@@ -37,6 +37,18 @@ pub struct Packet<'a> {
     pub orig_len: u32,
 }
 
+/// Link types (tcpdump.org's LINKTYPE_ values) a source may yield and `net` reads.
+pub(crate) const LINKTYPE_NULL: i32 = 0;
+pub(crate) const LINKTYPE_ETHERNET: i32 = 1;
+pub(crate) const LINKTYPE_RAW_OLD1: i32 = 12;
+pub(crate) const LINKTYPE_RAW_OLD2: i32 = 14;
+pub(crate) const LINKTYPE_RAW: i32 = 101;
+pub(crate) const LINKTYPE_LOOP: i32 = 108;
+pub(crate) const LINKTYPE_LINUX_SLL: i32 = 113;
+pub(crate) const LINKTYPE_IPV4: i32 = 228;
+pub(crate) const LINKTYPE_IPV6: i32 = 229;
+pub(crate) const LINKTYPE_LINUX_SLL2: i32 = 276;
+
 /// What a source reports when it stops.
 #[derive(Default, Debug, Clone)]
 pub struct SourceStats {

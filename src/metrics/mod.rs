@@ -9,8 +9,9 @@
 pub mod http;
 mod sink;
 
-pub use sink::Tee;
+pub(crate) use sink::Tee;
 
+use crate::anomaly::AnomalyKind;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
 use crate::session::shared::Text;
 use crate::session::sql::{fingerprint, normalize};
@@ -39,7 +40,7 @@ pub(crate) const MAX_QUERY_BYTES: usize = 256;
 pub(crate) const MAX_LABEL_VALUES: usize = 100;
 /// Label sets of `pgscope_sessions_total`; later combinations count under all-`other`.
 pub(crate) const MAX_SESSION_SERIES: usize = 1000;
-/// Distinct SQLSTATEs and anomaly kinds with a series of their own.
+/// Distinct SQLSTATEs with a series of their own.
 pub(crate) const MAX_CODES: usize = 256;
 /// Fingerprints whose total time is followed to pick the top N; when full, the
 /// lesser half of those without a series is forgotten.
@@ -93,7 +94,7 @@ struct ReasonLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
-    kind: String,
+    kind: &'static str,
 }
 
 /// A histogram with [`BUCKETS`], made by `Default` so that its family is too.
@@ -283,7 +284,7 @@ struct ConnState {
 
 /// Turns what the pipeline hands the presenters into metric updates. One per run,
 /// owned by the thread that calls it.
-pub struct Collector {
+pub(crate) struct Collector {
     m: Arc<Metrics>,
     top: usize,
     /// Fingerprints by text id: texts are interned, so a statement's text is
@@ -302,7 +303,6 @@ pub struct Collector {
     /// user, database, application, auth method, protocol.
     labels: [Bounded; 5],
     sqlstates: FxHashSet<String>,
-    kinds: FxHashSet<String>,
     conns: FxHashMap<u64, ConnState>,
     dropped: u64,
     /// Label sets of `pgscope_sessions_total` so far.
@@ -333,7 +333,6 @@ impl Collector {
             },
             labels: Default::default(),
             sqlstates: FxHashSet::default(),
-            kinds: FxHashSet::default(),
             conns: FxHashMap::default(),
             dropped: 0,
             session_series: 0,
@@ -547,22 +546,23 @@ impl Collector {
     }
 
     /// An anomaly record (`conn_id` when it concerns one connection).
-    pub(crate) fn anomaly(&mut self, conn_id: Option<u64>, kind: &str) {
+    pub(crate) fn anomaly(&mut self, conn_id: Option<u64>, kind: AnomalyKind) {
         match kind {
-            "gap" => {
+            AnomalyKind::Gap => {
                 self.m.gaps.inc();
             }
-            "resync" => {
+            AnomalyKind::Resync => {
                 self.m.resyncs.inc();
             }
-            "not_postgres" => {
+            AnomalyKind::NotPostgres => {
                 if let Some(id) = conn_id {
                     self.forget(id);
                 }
             }
             _ => {}
         }
-        let kind = bounded_code(&mut self.kinds, label_value(kind, MAX_LABEL_BYTES));
+        // The kinds are pgscope's own words, a fixed set: no bound needed.
+        let kind = kind.as_str();
         self.m.anomalies.get_or_create(&KindLabel { kind }).inc();
     }
 

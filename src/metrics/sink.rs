@@ -11,7 +11,7 @@ use std::ops::DerefMut;
 
 /// Feeds `c` and passes everything on to the sink `inner` points to (a box, or a
 /// borrowed sink such as the `--filter` one, so metrics count every statement).
-pub struct Tee<S> {
+pub(crate) struct Tee<S> {
     inner: S,
     c: Collector,
     /// `--pooler-port`: statements count on the client leg only (the connection to
@@ -21,7 +21,7 @@ pub struct Tee<S> {
 
 impl<S> Tee<S> {
     /// Feeds `c` with what passes through to `inner`.
-    pub fn new(inner: S, c: Collector) -> Self {
+    pub(crate) fn new(inner: S, c: Collector) -> Self {
         Tee {
             inner,
             c,
@@ -30,7 +30,7 @@ impl<S> Tee<S> {
     }
 
     /// Counts statements only on connections to these (pooler) ports.
-    pub fn client_legs(mut self, pooler_ports: Vec<u16>) -> Self {
+    pub(crate) fn client_legs(mut self, pooler_ports: Vec<u16>) -> Self {
         self.client_legs = pooler_ports;
         self
     }
@@ -48,14 +48,14 @@ where
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> Result<()> {
-        if crate::pooler::counted_once(q, conn, &self.client_legs) {
+        if q.counted_once(conn, &self.client_legs) {
             self.c.query(q);
         }
         self.inner.query(conn, s, q)
     }
 
     fn query_owned(&mut self, c: &ConnMeta, s: &SessionRecord, q: Box<QueryRecord>) -> Result<()> {
-        if crate::pooler::counted_once(&q, c, &self.client_legs) {
+        if q.counted_once(c, &self.client_legs) {
             self.c.query(&q);
         }
         self.inner.query_owned(c, s, q)

@@ -163,7 +163,7 @@ fn sessions_are_counted_once_and_active_ones_followed() {
     // Counted when ready, not again at the end.
     check(&m, series, 1.0);
     // Another protocol on the port: no session record, only the anomaly.
-    c.anomaly(Some(2), "not_postgres");
+    c.anomaly(Some(2), AnomalyKind::NotPostgres);
     check(&m, "pgscope_active_sessions", 0.0);
     let cancel = SessionRecord {
         cancel_request: Some(Default::default()),
@@ -176,8 +176,8 @@ fn sessions_are_counted_once_and_active_ones_followed() {
     check(&m, "pgscope_evicted_connections_total", 1.0);
     check(&m, "pgscope_sessions_closed_total{reason=\"fin\"}", 1.0);
     check(&m, "pgscope_active_sessions", 0.0);
-    c.anomaly(None, "gap");
-    c.anomaly(Some(9), "gap");
+    c.anomaly(None, AnomalyKind::Gap);
+    c.anomaly(Some(9), AnomalyKind::Gap);
     check(&m, "pgscope_gaps_total", 2.0);
     check(&m, "pgscope_anomalies_total{kind=\"gap\"}", 2.0);
     c.drops(10);

@@ -9,16 +9,10 @@ use etherparse::{
 };
 use std::net::IpAddr;
 
-pub(crate) const LINKTYPE_NULL: i32 = 0;
-pub(crate) const LINKTYPE_ETHERNET: i32 = 1;
-pub(crate) const LINKTYPE_RAW_OLD1: i32 = 12;
-pub(crate) const LINKTYPE_RAW_OLD2: i32 = 14;
-pub(crate) const LINKTYPE_RAW: i32 = 101;
-pub(crate) const LINKTYPE_LOOP: i32 = 108;
-pub(crate) const LINKTYPE_LINUX_SLL: i32 = 113;
-pub(crate) const LINKTYPE_IPV4: i32 = 228;
-pub(crate) const LINKTYPE_IPV6: i32 = 229;
-pub(crate) const LINKTYPE_LINUX_SLL2: i32 = 276;
+use crate::capture::{
+    LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW, LINKTYPE_RAW_OLD1, LINKTYPE_RAW_OLD2,
+};
 
 /// TCP FIN flag.
 pub const FLAG_FIN: u8 = 0x01;

@@ -6,17 +6,29 @@ use super::fmt::TimeCache;
 use super::jsonw::JsonObj;
 use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
-use crate::cli::RecordKind;
 use crate::pgwire::Msg;
 use crate::session::record::{
-    AuthOutcome, CopyDirection, Protocol, QueryRecord, ServerMessage, SessionRecord,
+    AuthOutcome, CopyDirection, Leg, Link, Protocol, QueryRecord, ServerMessage, SessionRecord,
 };
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
 use crate::tcp::ConnMeta;
+use clap::ValueEnum;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::io::{self, Write};
+
+/// The records `-o json` writes (`--records`).
+// No doc comments on the variants: clap would show them in `--help`, which
+// docs/cli.md pins.
+#[allow(missing_docs)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Message,
+    Query,
+    Session,
+    Anomaly,
+}
 
 /// The JSON Lines presenter (docs/schema.md): one record per line.
 pub struct JsonSink<W: Write> {
@@ -411,7 +423,7 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
         let mut o = Self::head(&mut self.buf, &mut self.ts, ts, "pgwire.anomaly", fields);
-        o.str("pgwire.anomaly.kind", a.kind);
+        o.str("pgwire.anomaly.kind", a.kind.as_str());
         if let Some(d) = a.dir {
             o.str("pgwire.anomaly.dir", dir_str(d));
         }
@@ -647,14 +659,14 @@ impl<W: Write> Sink for JsonSink<W> {
 }
 
 /// `pgwire.pooler.*` (docs/schema.md).
-fn pooler_fields(o: &mut JsonObj<'_>, p: &crate::pooler::Link) {
+fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
     o.plain("pgwire.pooler.leg", p.leg.as_str())
         .plain("pgwire.pooler.match", p.matched.as_str());
     if p.candidates > 0 {
         o.num("pgwire.pooler.candidates", p.candidates);
     }
     match p.leg {
-        crate::pooler::Leg::Server => {
+        Leg::Server => {
             if let Some(id) = p.peer_conn_id {
                 o.num("pgwire.pooler.client_conn_id", id);
             }
@@ -669,7 +681,7 @@ fn pooler_fields(o: &mut JsonObj<'_>, p: &crate::pooler::Link) {
                 );
             }
         }
-        crate::pooler::Leg::Client => {
+        Leg::Client => {
             if let Some(id) = p.peer_conn_id {
                 o.num("pgwire.pooler.server_conn_id", id);
             }

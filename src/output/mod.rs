@@ -14,6 +14,7 @@ pub mod text;
 pub mod threaded;
 pub(crate) mod wrap;
 
+use crate::anomaly::AnomalyKind;
 use crate::pgwire::{Dir, Msg};
 use crate::session::record::{QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
@@ -46,36 +47,43 @@ impl RunStats {
 
 /// An anomaly as presenters see it.
 pub struct AnomalyView<'a> {
-    pub(crate) kind: &'a str,
+    pub(crate) kind: AnomalyKind,
     pub(crate) dir: Option<Dir>,
     pub(crate) message: &'a str,
 }
 
-/// An anomaly kept to be handed on later (connection, time, kind, direction, text),
-/// by presenters that hold records: the formatting thread's queue, the pooler.
-pub(crate) type OwnedAnomaly = (Option<ConnMeta>, i64, String, Option<Dir>, String);
+/// An anomaly kept to be handed on later by presenters that hold records: the
+/// formatting thread's queue, the pooler.
+pub(crate) struct OwnedAnomaly {
+    conn: Option<ConnMeta>,
+    ts: i64,
+    kind: AnomalyKind,
+    dir: Option<Dir>,
+    message: String,
+}
 
 impl AnomalyView<'_> {
     pub(crate) fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
-        (
-            conn.cloned(),
+        OwnedAnomaly {
+            conn: conn.cloned(),
             ts,
-            self.kind.to_string(),
-            self.dir,
-            self.message.to_string(),
-        )
+            kind: self.kind,
+            dir: self.dir,
+            message: self.message.to_string(),
+        }
     }
 }
 
-/// Hands a kept anomaly to `sink`.
-pub(crate) fn replay_anomaly<S: Sink + ?Sized>(sink: &mut S, a: OwnedAnomaly) -> io::Result<()> {
-    let (conn, ts, kind, dir, message) = a;
-    let view = AnomalyView {
-        kind: &kind,
-        dir,
-        message: &message,
-    };
-    sink.anomaly(conn.as_ref(), ts, &view)
+impl OwnedAnomaly {
+    /// Hands the kept anomaly to `sink`.
+    pub(crate) fn replay<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<()> {
+        let view = AnomalyView {
+            kind: self.kind,
+            dir: self.dir,
+            message: &self.message,
+        };
+        sink.anomaly(self.conn.as_ref(), self.ts, &view)
+    }
 }
 
 /// A presenter: receives the records of a run, in capture order.

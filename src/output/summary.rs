@@ -428,7 +428,7 @@ pub(crate) fn capture_line(run: &RunStats, midstream: u64) -> String {
 
 impl<W: Write> Sink for SummarySink<W> {
     fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.anomalies.add(a.kind);
+        self.anomalies.add(a.kind.as_str());
         Ok(())
     }
 
@@ -439,7 +439,7 @@ impl<W: Write> Sink for SummarySink<W> {
         if let Some(link) = &q.pooler {
             let p = &mut self.pooler;
             // Statements reach the summary linked: no ports needed.
-            if !crate::pooler::counted_once(q, conn, &[]) {
+            if !q.counted_once(conn, &[]) {
                 p.server_leg += 1;
                 p.server_unlinked += !link.matched.linked() as u64;
                 return Ok(());

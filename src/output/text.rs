@@ -244,7 +244,7 @@ impl<W: Write> Sink for TextSink<W> {
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
         self.prefix(ts, conn);
         self.line.push_str("!! ");
-        self.line.push_str(a.kind);
+        self.line.push_str(a.kind.as_str());
         self.line.push_str(": ");
         push_escaped(&mut self.line, a.message.as_bytes());
         self.write_line()

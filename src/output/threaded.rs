@@ -351,7 +351,7 @@ impl Writer {
                 }
                 self.sink.session(&b.0, &b.1)?
             }
-            Item::Anomaly(a) => super::replay_anomaly(self.sink.as_mut(), *a)?,
+            Item::Anomaly(a) => a.replay(self.sink.as_mut())?,
             Item::Fact(f) => self.cancels.fact(*f, seq),
             Item::Finish(run) => {
                 // The first producer's figures are the run's; the others add the

@@ -214,7 +214,7 @@ mod tests {
         let q = QueryRecord::new(1, crate::session::record::Protocol::Simple, 0);
         let msg = super::super::redact::tests::msg(Body::Query { sql: b"SELECT 1" });
         let a = AnomalyView {
-            kind: "gap",
+            kind: crate::anomaly::AnomalyKind::Gap,
             dir: None,
             message: "m",
         };

@@ -4,6 +4,7 @@ use std::mem;
 
 use super::message::{Body, DecodeCtx, Msg, decode, decode_startup, keeps_head, small, valid_type};
 use super::{Dir, Encryption};
+use crate::anomaly::AnomalyKind;
 
 /// Default cap on one message copied into a direction's buffer.
 pub(crate) const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
@@ -46,38 +47,6 @@ pub struct Anomaly {
     pub(crate) dir: Dir,
     pub(crate) kind: AnomalyKind,
     pub(crate) message: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum AnomalyKind {
-    /// The TCP layer lost bytes.
-    Gap,
-    /// A message boundary was found again after losing sync.
-    Resync,
-    /// A length or body that does not parse.
-    Malformed,
-    /// A type byte not valid in its direction.
-    UnknownMessage,
-    /// TLS or GSSAPI encryption started; the rest is not decoded.
-    EncryptionSwitch,
-    /// A message longer than the buffer cap was not kept.
-    Oversize,
-    /// The connection does not speak the PostgreSQL protocol.
-    NotPostgres,
-}
-
-impl AnomalyKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            AnomalyKind::Gap => "gap",
-            AnomalyKind::Resync => "resync",
-            AnomalyKind::Malformed => "malformed",
-            AnomalyKind::UnknownMessage => "unknown_message",
-            AnomalyKind::EncryptionSwitch => "encryption",
-            AnomalyKind::Oversize => "oversize",
-            AnomalyKind::NotPostgres => "not_postgres",
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

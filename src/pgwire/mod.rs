@@ -10,8 +10,8 @@ mod message;
 mod tests;
 
 pub(crate) use fields::{ErrorFields, List, error_field_name, startup_params};
+pub(crate) use framer::sender_of;
 pub use framer::{Anomaly, ConnDecoder, Event};
-pub(crate) use framer::{AnomalyKind, sender_of};
 #[cfg(test)]
 pub(crate) use message::decode;
 pub use message::{Body, Msg};

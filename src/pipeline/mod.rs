@@ -4,10 +4,11 @@
 // instead of a few hundred bytes.
 #![allow(clippy::vec_box)]
 
+use crate::anomaly::AnomalyKind;
 use crate::capture::Packet;
 use crate::net;
 use crate::output::{AnomalyView, RunStats, Sink};
-use crate::pgwire::{self, AnomalyKind, ConnDecoder, Dir, Event};
+use crate::pgwire::{self, ConnDecoder, Dir, Event};
 use crate::session::record::QueryRecord;
 use crate::session::{InFlight, Session, Shared, Wait};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
@@ -67,13 +68,13 @@ pub(crate) struct Stage<'s> {
 pub trait Feed {
     /// One captured frame.
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
-    /// A run-level warning, written as an anomaly of kind `kind`.
-    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()>;
+    /// A run-level warning, written as an anomaly record of `kind`.
+    fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()>;
     /// Packets the capture dropped: `new` since the last call, `total` so far. An
     /// anomaly record that says so (and, where there are live views, their figure).
     fn drops(&mut self, new: u64, total: u64) -> io::Result<()> {
         self.stats().dropped = total;
-        self.warn("capture_drops", &drop_message(new, total))
+        self.warn(AnomalyKind::CaptureDrops, &drop_message(new, total))
     }
     /// Live capture, while no packet comes: the wall clock (less [`TICK_LAG_NS`])
     /// expires idle connections, which packet times alone never would on a quiet link.
@@ -93,13 +94,13 @@ impl Feed for Pipeline<'_> {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
         Pipeline::packet(self, pkt)
     }
-    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+    fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()> {
         Pipeline::warn(self, kind, message)
     }
     fn drops(&mut self, new: u64, total: u64) -> io::Result<()> {
         self.stats.dropped = total;
         self.stage.sink.drops(total);
-        Pipeline::warn(self, "capture_drops", &drop_message(new, total))
+        Pipeline::warn(self, AnomalyKind::CaptureDrops, &drop_message(new, total))
     }
     fn tick(&mut self, now_ns: i64) -> io::Result<()> {
         self.table.tick(now_ns, &mut self.stage);
@@ -255,7 +256,7 @@ impl<'s> Stage<'s> {
     ) {
         self.anomalies += 1;
         let view = AnomalyView {
-            kind: problem.as_str(),
+            kind: problem.kind(),
             dir: Some(dir),
             message,
         };
@@ -264,7 +265,7 @@ impl<'s> Stage<'s> {
     }
 
     /// A run-level warning for the anomaly stream.
-    pub(crate) fn warn(&mut self, ts: i64, kind: &str, message: &str) -> io::Result<()> {
+    pub(crate) fn warn(&mut self, ts: i64, kind: AnomalyKind, message: &str) -> io::Result<()> {
         let view = AnomalyView {
             kind,
             dir: None,
@@ -300,7 +301,7 @@ impl<'s> Stage<'s> {
             crate::session::MAX_PENDING
         );
         let view = AnomalyView {
-            kind: "queue_overflow",
+            kind: AnomalyKind::QueueOverflow,
             dir: Some(Dir::Frontend),
             message: &message,
         };
@@ -333,7 +334,7 @@ impl<'s> Stage<'s> {
                     _ => {}
                 }
                 let view = AnomalyView {
-                    kind: a.kind.as_str(),
+                    kind: a.kind,
                     dir: Some(a.dir),
                     message: &a.message,
                 };
@@ -453,7 +454,7 @@ impl Handler<Conn> for Stage<'_> {
              was kept): a broken TCP stack, a middlebox or an evasion attempt"
         );
         let view = AnomalyView {
-            kind: "retransmission_conflict",
+            kind: AnomalyKind::RetransmissionConflict,
             dir: Some(dir_of(side)),
             message: &message,
         };
@@ -481,7 +482,7 @@ impl Handler<Conn> for Stage<'_> {
             let message = format!("no PostgreSQL message in {bytes} bytes: not PostgreSQL");
             self.anomalies += 1;
             let view = AnomalyView {
-                kind: AnomalyKind::NotPostgres.as_str(),
+                kind: AnomalyKind::NotPostgres,
                 dir: None,
                 message: &message,
             };
@@ -529,7 +530,7 @@ impl<'s> Pipeline<'s> {
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
-    pub(crate) fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+    pub(crate) fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.stage.warn(run_ts(self.last_ts), kind, message)
     }
@@ -537,7 +538,7 @@ impl<'s> Pipeline<'s> {
     /// Ends every open connection and lets the sink write its closing output.
     pub fn finish(mut self) -> io::Result<RunStats> {
         if let Some(m) = clock_message(&self.table.stats) {
-            self.warn("clock_backwards", &m)?;
+            self.warn(AnomalyKind::ClockBackwards, &m)?;
         }
         self.table
             .close_all(self.last_ts.unwrap_or(0), &mut self.stage);
@@ -612,11 +613,11 @@ mod tests {
 
     /// Keeps the anomalies and drop figures it is given.
     #[derive(Default)]
-    struct Drops(Vec<(String, String)>, Vec<u64>, Option<u64>);
+    struct Drops(Vec<(AnomalyKind, String)>, Vec<u64>, Option<u64>);
 
     impl Sink for Drops {
         fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-            self.0.push((a.kind.to_string(), a.message.to_string()));
+            self.0.push((a.kind, a.message.to_string()));
             Ok(())
         }
         fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> io::Result<()> {
@@ -644,8 +645,8 @@ mod tests {
         pipe.finish().unwrap();
         assert_eq!(sink.1, [120, 150]);
         assert_eq!(sink.2, Some(150), "the run's figure is the last total");
-        let kinds: Vec<_> = sink.0.iter().map(|a| a.0.as_str()).collect();
-        assert_eq!(kinds, ["capture_drops", "capture_drops"]);
+        let kinds: Vec<_> = sink.0.iter().map(|a| a.0).collect();
+        assert_eq!(kinds, [AnomalyKind::CaptureDrops; 2]);
         assert!(
             sink.0[1].1.contains("dropped 30 packets (150 in all)"),
             "{:?}",

@@ -1,11 +1,14 @@
 //! The capture loop: reads the chosen source (files in turn, or an interface) and
 //! feeds every packet to a [`Feed`], then the run-level warnings and figures.
-//! `main.rs` only picks the source and the presenter and calls [`records`] (or, for
-//! the TUI, [`capture`] on a worker thread).
+//! `main.rs` picks the presenter and calls [`records`] (or, for the TUI, [`chain`]
+//! and [`capture`] on a worker thread).
 
 use super::{Feed, Pipeline, staged::Staged};
-use crate::cli::{Cli, OutputMode, RecordKind};
+use crate::anomaly::AnomalyKind;
+use crate::cli::{Cli, OutputMode};
 use crate::metrics::{Collector, Metrics, Tee};
+use crate::output::json::RecordKind;
+use crate::output::redact::{Redact, Redaction};
 use crate::output::{self, Sink};
 use crate::{capture, filter, net, privs, tls};
 use std::cell::{Cell, RefCell};
@@ -24,28 +27,57 @@ pub struct Taps<'a> {
 }
 
 /// The metrics collector of a run.
-pub fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
+pub(crate) fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
     Collector::new(m.clone(), cli.metrics_top as usize)
 }
 
-/// The presenter `sink` behind the run's wrappers, innermost first: the watch for
-/// PostgreSQL records (`found`), `--filter`, `--pooler-port` linking (after the
-/// filter, so statements are linked before it drops any), the formatting thread, or
-/// `threads` of them, when `threads` is given, and the metrics collector, which sees
-/// every statement (the caller keeps metrics to one decoding thread).
-fn chain(
-    cli: &Cli,
-    sink: Box<dyn Sink + Send>,
-    filter: filter::Filter,
-    found: Arc<AtomicBool>,
-    threads: Option<usize>,
-    metrics: Option<&Arc<Metrics>>,
-) -> Vec<Box<dyn Sink + Send>> {
-    let mut sink: Box<dyn Sink + Send> = Box::new(crate::hints::Noticing::new(sink, found));
-    if !filter.is_empty() {
-        sink = Box::new(output::filtered::Filtered::new(sink, filter));
+/// A run's presenter, behind redaction (`--show-secrets`, `--redact-params`): the
+/// one way to make what [`chain`] wraps, so no presenter can go without it.
+pub struct Presenter(Box<dyn Sink + Send>);
+
+impl Presenter {
+    /// `presenter` behind the redaction the command line asks for.
+    pub fn new<P: Sink + Send + 'static>(cli: &Cli, presenter: P) -> Self {
+        let redaction = Redaction {
+            show_secrets: cli.show_secrets,
+            redact_params: cli.redact_params,
+        };
+        // Redaction knows the presenter's type: one dynamic call a record, not two.
+        Presenter(Box::new(Redact::new(presenter, redaction)))
     }
-    if !cli.pooler_ports.is_empty() {
+}
+
+/// What wraps a run's presenter besides redaction (see [`chain`]).
+pub struct Wrappers<'a> {
+    /// `--filter` (the TUI filters its views itself and passes none).
+    pub filter: filter::Filter,
+    /// Set at the first PostgreSQL record, for the closing hint; `None`: no watch.
+    pub found: Option<Arc<AtomicBool>>,
+    /// `--pooler-port` linking (the TUI shows no links and does not run it).
+    pub link_pooler: bool,
+    /// `--metrics`: the registry the statements are counted in.
+    pub metrics: Option<&'a Arc<Metrics>>,
+}
+
+/// The one way a run's presenter is wrapped, innermost first: redaction
+/// ([`Presenter`]), the watch for PostgreSQL records, `--filter`, `--pooler-port` linking
+/// (after the filter, so statements are linked before it drops any), the formatting
+/// thread, or `threads` of them, when `threads` is given, and the metrics collector,
+/// which sees every statement (the caller keeps metrics to one decoding thread).
+pub fn chain(
+    cli: &Cli,
+    presenter: Presenter,
+    w: Wrappers<'_>,
+    threads: Option<usize>,
+) -> Vec<Box<dyn Sink + Send>> {
+    let mut sink = presenter.0;
+    if let Some(found) = w.found {
+        sink = Box::new(crate::hints::Noticing::new(sink, found));
+    }
+    if !w.filter.is_empty() {
+        sink = Box::new(output::filtered::Filtered::new(sink, w.filter));
+    }
+    if w.link_pooler && !cli.pooler_ports.is_empty() {
         sink = Box::new(crate::pooler::Correlator::new(
             sink,
             cli.pooler_ports.clone(),
@@ -59,7 +91,7 @@ fn chain(
             .map(|t| Box::new(t) as Box<dyn Sink + Send>)
             .collect(),
     };
-    let Some(m) = metrics else { return sinks };
+    let Some(m) = w.metrics else { return sinks };
     sinks
         .into_iter()
         .map(|sink| {
@@ -69,14 +101,14 @@ fn chain(
         .collect()
 }
 
-/// Runs the capture into `sink` with the feed that suits the records wanted.
+/// Runs the capture into `presenter` with the feed that suits the records wanted.
 /// Offline records: TCP on this thread, decoding on a second, formatting on a third.
 /// Message records borrow the capture buffer and live records are written as they
 /// come: both in place, on this thread (so are filtered records).
 pub fn records(
     cli: &Cli,
     mode: OutputMode,
-    sink: Box<dyn Sink + Send>,
+    presenter: Presenter,
     filter: filter::Filter,
     tls_keys: Option<tls::KeyFiles>,
     become_user: Option<&privs::Target>,
@@ -87,7 +119,12 @@ pub fn records(
     let ports = cli.server_ports();
     // Set at the first PostgreSQL record: without one, the run ends with a hint.
     let found = Arc::new(AtomicBool::new(false));
-    let watch = found.clone();
+    let wrappers = Wrappers {
+        filter,
+        found: Some(found.clone()),
+        link_pooler: true,
+        metrics: taps.metrics,
+    };
     let found = Some(&found);
     if !in_place
         && matches!(
@@ -102,14 +139,14 @@ pub fn records(
         } else {
             cli.decoding_threads()
         };
-        let sinks = chain(cli, sink, filter, watch, Some(threads), taps.metrics);
+        let sinks = chain(cli, presenter, wrappers, Some(threads));
         let mut staged = Staged::sharded(sinks, ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
             staged.decrypt_tls(keys);
         }
         return capture(cli, Box::new(staged), become_user, None, taps, found);
     }
-    let mut sinks = chain(cli, sink, filter, watch, None, taps.metrics);
+    let mut sinks = chain(cli, presenter, wrappers, None);
     let mut pipe = Pipeline::new(sinks[0].as_mut(), ports, cli.tcp_limits());
     if let Some(keys) = tls_keys {
         pipe.decrypt_tls(keys);
@@ -138,7 +175,7 @@ pub fn capture(
     // Link types `net` cannot read: (type, packets skipped), in the order first seen;
     // the last type known to be readable spares the check on every packet.
     let unsupported: RefCell<Vec<(i32, u64)>> = RefCell::new(Vec::new());
-    let readable = Cell::new(net::LINKTYPE_ETHERNET);
+    let readable = Cell::new(capture::LINKTYPE_ETHERNET);
     // Packets and live drop reports both go to the pipeline, one call at a time.
     let pipe = RefCell::new(pipe);
     // -f on files, as tcpdump -r applies it (live, the kernel does).
@@ -295,7 +332,7 @@ pub fn capture(
         if !quiet {
             say(&format!("warning: {w}"));
         }
-        pipe.warn("truncated_capture", w)?;
+        pipe.warn(AnomalyKind::TruncatedCapture, w)?;
     }
     for &(linktype, packets) in unsupported.borrow().iter() {
         let w = format!(
@@ -305,10 +342,10 @@ pub fn capture(
         if !quiet {
             say(&format!("warning: {w}"));
         }
-        pipe.warn("unsupported_linktype", &w)?;
+        pipe.warn(AnomalyKind::UnsupportedLinktype, &w)?;
     }
     for e in &corrupt {
-        pipe.warn("corrupt_capture", e)?;
+        pipe.warn(AnomalyKind::CorruptCapture, e)?;
     }
     if let Some(m) = metrics
         && cli.interface.is_none()

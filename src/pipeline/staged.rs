@@ -13,6 +13,7 @@
 //! records back into capture order by those numbers.
 
 use super::{Conn, Feed, Stage, shape, to_table};
+use crate::anomaly::AnomalyKind;
 use crate::capture::Packet;
 use crate::output::{RunStats, Sink};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
@@ -58,7 +59,7 @@ enum Ev {
     Conflict(u64, Side, i64, u64),
     Warn {
         ts: i64,
-        kind: String,
+        kind: AnomalyKind,
         message: String,
     },
     /// `--tls-keylog`, before any connection.
@@ -298,13 +299,13 @@ impl Feed for Staged {
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
-    fn warn(&mut self, kind: &str, message: &str) -> io::Result<()> {
+    fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.rec.push(
             0,
             Ev::Warn {
                 ts: super::run_ts(self.last_ts),
-                kind: kind.to_string(),
+                kind,
                 message: message.to_string(),
             },
         );
@@ -329,7 +330,7 @@ impl Feed for Staged {
     /// for the decoding thread.
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         if let Some(m) = super::clock_message(&self.table.stats) {
-            self.warn("clock_backwards", &m)?;
+            self.warn(AnomalyKind::ClockBackwards, &m)?;
         }
         self.table
             .close_all(self.last_ts.unwrap_or(0), &mut self.rec);
@@ -411,7 +412,7 @@ fn decode_all(
                         stage.close(&meta, conn, ts, reason);
                     }
                 }
-                Ev::Warn { ts, kind, message } => stage.warn(ts, &kind, &message)?,
+                Ev::Warn { ts, kind, message } => stage.warn(ts, kind, &message)?,
                 Ev::Tls(keys) => stage.tls_keys = Some(*keys),
                 Ev::Finish(mut stats) => {
                     stats.messages = stage.messages;

@@ -19,9 +19,10 @@
 //! connection serves one client for a whole transaction). A link needs exactly one
 //! client statement left, and that statement must fit no other server statement.
 
+use crate::anomaly::AnomalyKind;
 use crate::output::wrap;
 use crate::output::{AnomalyView, OwnedAnomaly, RunStats, Sink};
-use crate::session::record::{QueryRecord, SessionRecord};
+use crate::session::record::{Leg, Link, Match, QueryRecord, SessionRecord};
 use crate::tcp::ConnMeta;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use std::collections::VecDeque;
@@ -38,106 +39,6 @@ pub(crate) const WINDOW_NS: i64 = 500_000_000;
 /// Records held at most; beyond, the oldest go out before their window has passed,
 /// unlinked (counted in a `pooler_window_full` anomaly).
 pub(crate) const MAX_HELD: usize = 65_536;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Leg {
-    /// A connection to a `--pooler-port`.
-    Client,
-    /// A connection from a pooler's address to another port.
-    Server,
-}
-
-impl Leg {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Leg::Client => "client",
-            Leg::Server => "server",
-        }
-    }
-}
-
-/// How a link was decided, strongest evidence first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Match {
-    /// The server leg's application_name named the client (its address, or an
-    /// application only that one fitting client had).
-    ApplicationName,
-    /// Transaction boundaries: the server connection was inside a transaction
-    /// already linked to that client.
-    Transaction,
-    /// Only one client statement had the same text and parameters around it.
-    TextParamsTime,
-    /// Several statements fit: not linked.
-    Ambiguous,
-    None,
-}
-
-impl Match {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Match::ApplicationName => "application_name",
-            Match::Transaction => "transaction",
-            Match::TextParamsTime => "text_params_time",
-            Match::Ambiguous => "ambiguous",
-            Match::None => "none",
-        }
-    }
-
-    pub(crate) fn linked(self) -> bool {
-        matches!(
-            self,
-            Match::ApplicationName | Match::Transaction | Match::TextParamsTime
-        )
-    }
-}
-
-/// `--pooler-port`: whether `q` (on `conn`) counts in statement totals. Each
-/// statement counts once, on its client leg, not again as the server-leg statement
-/// it caused. Its link says which leg it is once the correlator has decided (the
-/// summary); before (metrics, which count statements as they end), a connection to
-/// any port but `pooler_ports` may be a server leg. No pooler ports: all count.
-pub(crate) fn counted_once(q: &QueryRecord, conn: &ConnMeta, pooler_ports: &[u16]) -> bool {
-    match &q.pooler {
-        Some(link) => link.leg != Leg::Server,
-        None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
-    }
-}
-
-/// What a record says about the other leg (`pgwire.pooler.*`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Link {
-    pub(crate) leg: Leg,
-    pub(crate) matched: Match,
-    /// Ambiguous: how many statements fit.
-    pub(crate) candidates: u32,
-    /// The other leg's connection (`pgwire.conn_id`).
-    pub(crate) peer_conn_id: Option<u64>,
-    /// Server leg: the client's address and application.
-    pub(crate) client: Option<(IpAddr, u16)>,
-    pub(crate) client_application: Option<String>,
-    /// Client leg: the backend pid of the server connection that ran it.
-    pub(crate) backend_pid: Option<u32>,
-    /// From the client's request to the pooler sending it to the server.
-    pub(crate) wait_ns: Option<i64>,
-    /// How long the server statement took.
-    pub(crate) server_ns: Option<i64>,
-}
-
-impl Link {
-    fn unlinked(leg: Leg, matched: Match, candidates: u32) -> Self {
-        Link {
-            leg,
-            matched,
-            candidates,
-            peer_conn_id: None,
-            client: None,
-            client_application: None,
-            backend_pid: None,
-            wait_ns: None,
-            server_ns: None,
-        }
-    }
-}
 
 /// A connection as its statement records need it, shared by its held records.
 type Origin = Arc<(ConnMeta, SessionRecord)>;
@@ -320,7 +221,7 @@ where
                 self.inner.query(&h.origin.0, &h.origin.1, &h.q)
             }
             Item::Session(b) => self.inner.session(&b.0, &b.1),
-            Item::Anomaly(a) => crate::output::replay_anomaly(&mut *self.inner, *a),
+            Item::Anomaly(a) => a.replay(&mut *self.inner),
         }
     }
 
@@ -514,7 +415,7 @@ where
             WINDOW_NS / 1_000_000
         );
         let view = AnomalyView {
-            kind: "pooler_window_full",
+            kind: AnomalyKind::PoolerWindowFull,
             dir: None,
             message: &message,
         };

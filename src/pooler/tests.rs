@@ -9,12 +9,12 @@ const POOLER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254));
 struct Seen {
     queries: Vec<(u64, String, Option<Link>)>,
     sessions: Vec<u64>,
-    anomalies: Vec<String>,
+    anomalies: Vec<AnomalyKind>,
 }
 
 impl Sink for Seen {
     fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        self.anomalies.push(a.kind.to_string());
+        self.anomalies.push(a.kind);
         Ok(())
     }
     fn query(&mut self, c: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
@@ -310,7 +310,7 @@ fn at_most_max_held_records_wait() {
     assert_eq!(seen.queries[1].1, "SELECT 0");
     assert_eq!(seen.queries[1].2.as_ref().unwrap().matched, Match::None);
     assert_eq!(link_of(&seen, 1, "SELECT 0").matched, Match::None);
-    assert_eq!(seen.anomalies, vec!["pooler_window_full".to_string()]);
+    assert_eq!(seen.anomalies, [AnomalyKind::PoolerWindowFull]);
 }
 
 #[test]

@@ -165,8 +165,8 @@ pub struct QueryRecord {
     pub(crate) finish_seq: u64,
     pub(crate) ready_seq: u64,
     /// `--pooler-port`: how this statement is linked to the other leg of a pooler
-    /// (set by `crate::pooler`, after the session stage).
-    pub(crate) pooler: Option<Box<crate::pooler::Link>>,
+    /// (set by the pooler correlator, after the session stage).
+    pub(crate) pooler: Option<Box<Link>>,
 }
 
 impl SessionRecord {
@@ -186,6 +186,19 @@ impl QueryRecord {
             command_tag: self.command_tag.as_ref().map(super::shared::Text::detached),
             params: self.params.detached(),
             ..self.clone()
+        }
+    }
+
+    /// `--pooler-port`: whether this statement (on `conn`) counts in statement
+    /// totals. Each statement counts once, on its client leg, not again as the
+    /// server-leg statement it caused. Its link says which leg it is once the
+    /// correlator has decided (the summary); before (metrics, which count statements
+    /// as they end), a connection to any port but `pooler_ports` may be a server
+    /// leg. No pooler ports: all count.
+    pub(crate) fn counted_once(&self, conn: &crate::tcp::ConnMeta, pooler_ports: &[u16]) -> bool {
+        match &self.pooler {
+            Some(link) => link.leg != Leg::Server,
+            None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
         }
     }
 
@@ -343,4 +356,93 @@ pub(crate) struct CancelInfo {
     pub(crate) pid: u32,
     pub(crate) key_len: usize,
     pub(crate) target_conn_id: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leg {
+    /// A connection to a `--pooler-port`.
+    Client,
+    /// A connection from a pooler's address to another port.
+    Server,
+}
+
+impl Leg {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Leg::Client => "client",
+            Leg::Server => "server",
+        }
+    }
+}
+
+/// How a link was decided, strongest evidence first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Match {
+    /// The server leg's application_name named the client (its address, or an
+    /// application only that one fitting client had).
+    ApplicationName,
+    /// Transaction boundaries: the server connection was inside a transaction
+    /// already linked to that client.
+    Transaction,
+    /// Only one client statement had the same text and parameters around it.
+    TextParamsTime,
+    /// Several statements fit: not linked.
+    Ambiguous,
+    None,
+}
+
+impl Match {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Match::ApplicationName => "application_name",
+            Match::Transaction => "transaction",
+            Match::TextParamsTime => "text_params_time",
+            Match::Ambiguous => "ambiguous",
+            Match::None => "none",
+        }
+    }
+
+    pub(crate) fn linked(self) -> bool {
+        matches!(
+            self,
+            Match::ApplicationName | Match::Transaction | Match::TextParamsTime
+        )
+    }
+}
+
+/// What a record says about the other leg (`pgwire.pooler.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub(crate) leg: Leg,
+    pub(crate) matched: Match,
+    /// Ambiguous: how many statements fit.
+    pub(crate) candidates: u32,
+    /// The other leg's connection (`pgwire.conn_id`).
+    pub(crate) peer_conn_id: Option<u64>,
+    /// Server leg: the client's address and application.
+    pub(crate) client: Option<(std::net::IpAddr, u16)>,
+    pub(crate) client_application: Option<String>,
+    /// Client leg: the backend pid of the server connection that ran it.
+    pub(crate) backend_pid: Option<u32>,
+    /// From the client's request to the pooler sending it to the server.
+    pub(crate) wait_ns: Option<i64>,
+    /// How long the server statement took.
+    pub(crate) server_ns: Option<i64>,
+}
+
+impl Link {
+    /// A link that names no peer (undecided, ambiguous, or nothing fitted).
+    pub(crate) fn unlinked(leg: Leg, matched: Match, candidates: u32) -> Self {
+        Link {
+            leg,
+            matched,
+            candidates,
+            peer_conn_id: None,
+            client: None,
+            client_application: None,
+            backend_pid: None,
+            wait_ns: None,
+            server_ns: None,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::crypto::{self, Alg, Cipher, Suite};
 use super::keylog::Secrets;
+use crate::anomaly::AnomalyKind;
 use crate::pgwire::Dir;
 use std::mem;
 
@@ -33,13 +34,14 @@ pub(crate) enum Problem {
 }
 
 impl Problem {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The anomaly the connection's records get.
+    pub(crate) fn kind(self) -> AnomalyKind {
         match self {
-            Problem::NoKey => "tls_no_key",
-            Problem::AuthFailed => "tls_auth_failed",
-            Problem::Truncated => "tls_truncated",
-            Problem::Unsupported => "tls_unsupported",
-            Problem::Malformed => "tls_malformed",
+            Problem::NoKey => AnomalyKind::TlsNoKey,
+            Problem::AuthFailed => AnomalyKind::TlsAuthFailed,
+            Problem::Truncated => AnomalyKind::TlsTruncated,
+            Problem::Unsupported => AnomalyKind::TlsUnsupported,
+            Problem::Malformed => AnomalyKind::TlsMalformed,
         }
     }
 }

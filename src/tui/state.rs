@@ -2,6 +2,7 @@
 //! under a short lock, the UI copies the part it shows. Everything is bounded; what had
 //! to go is counted.
 
+use crate::anomaly::AnomalyKind;
 use crate::filter::{self, Key, Subject, Val};
 use crate::output::fields::visit;
 use crate::output::fmt::push_sanitized;
@@ -382,7 +383,7 @@ pub(crate) fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &
 pub(crate) struct AnomalyLine {
     pub(crate) ts: i64,
     pub(crate) conn: Option<u64>,
-    pub(crate) kind: String,
+    pub(crate) kind: AnomalyKind,
     /// Escaped for the terminal.
     pub(crate) message: String,
 }
@@ -725,19 +726,25 @@ impl Sink for TuiSink {
         push_sanitized(&mut message, a.message.as_bytes(), false);
         let mut st = self.lock();
         st.health.anomalies += 1;
-        st.health.gaps += (a.kind == "gap") as u64;
+        st.health.gaps += (a.kind == AnomalyKind::Gap) as u64;
         st.anomalies.push_back(AnomalyLine {
             ts,
             conn: conn.map(|c| c.id),
-            kind: a.kind.to_string(),
+            kind: a.kind,
             message: message.clone(),
         });
         if st.anomalies.len() > st.limits.anomalies {
             st.anomalies.pop_front();
         }
         match conn {
-            Some(conn) if a.kind == "not_postgres" => st.forget_not_postgres(conn.id),
-            Some(conn) => st.push_line(conn, ts, None, "anomaly", format!("{}: {message}", a.kind)),
+            Some(conn) if a.kind == AnomalyKind::NotPostgres => st.forget_not_postgres(conn.id),
+            Some(conn) => st.push_line(
+                conn,
+                ts,
+                None,
+                "anomaly",
+                format!("{}: {message}", a.kind.as_str()),
+            ),
             None => {}
         }
         Ok(())

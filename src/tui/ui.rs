@@ -927,7 +927,7 @@ fn draw_anomalies(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Str
             Some(Row::new(vec![
                 Cell::from(t),
                 Cell::from(a.conn.map_or("-".into(), |c| c.to_string())),
-                Cell::from(esc(&a.kind)).style(theme.warn()),
+                Cell::from(a.kind.as_str()).style(theme.warn()),
                 // Escaped when it was recorded.
                 Cell::from(a.message.clone()),
             ]))

@@ -1,6 +1,7 @@
 //! App state without a terminal: keys, filtering, sorting, follow mode, jumps.
 
 use super::*;
+use crate::anomaly::AnomalyKind;
 use crate::output::Sink;
 use crate::pgwire::{Body, Dir, Msg};
 use crate::session::record::{Outcome, QueryRecord, ServerMessage, SessionRecord};
@@ -473,7 +474,10 @@ fn follow_one_session_and_list_anomalies() {
     assert_eq!(app.queries.len(), 6);
     // Anomalies, newest first; Enter opens the session's timeline at it.
     let mut sink = TuiSink::new(shared.clone());
-    for (ts, kind) in [(4_500_000_000, "gap"), (5_500_000_000, "resync")] {
+    for (ts, kind) in [
+        (4_500_000_000, AnomalyKind::Gap),
+        (5_500_000_000, AnomalyKind::Resync),
+    ] {
         let a = AnomalyView {
             kind,
             dir: Some(Dir::Backend),
@@ -483,8 +487,8 @@ fn follow_one_session_and_list_anomalies() {
     }
     keys(&mut app, "7");
     refresh(&mut app, &shared);
-    let kinds: Vec<&str> = app.anomalies.rows.iter().map(|a| a.kind.as_str()).collect();
-    assert_eq!(kinds, ["resync", "gap"]);
+    let kinds: Vec<_> = app.anomalies.rows.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [AnomalyKind::Resync, AnomalyKind::Gap]);
     assert_eq!(app.anomalies.rows[0].message, "lost \"10\" bytes\\u{1b}");
     keys(&mut app, "j");
     app.on_key(key(KeyCode::Enter));
