@@ -7,8 +7,8 @@
 // (docs/architecture.md, "unsafe").
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-// `pub` only for what the binary, examples and integration tests reach
-// (docs/architecture.md, "Public surface").
+// `pub` only for what the binary, the example, the integration tests and the fuzz
+// targets reach (docs/architecture.md, "Public surface").
 #![warn(unreachable_pub, missing_docs)]
 
 pub mod anomaly;
