@@ -12,7 +12,7 @@ mod named;
 pub mod params;
 pub(crate) mod record;
 pub mod shared;
-pub(crate) mod sql;
+pub mod sql;
 pub(crate) mod texts;
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ const CLAUSES: [&[u8]; 9] = [
 /// `IN (1, 2, 3)` becomes `IN ($1, $2, $3)`, as PostgreSQL 15 to 17 show it; 18
 /// squashes such lists). Left alone, as the server leaves them: `ORDER BY 1` and
 /// `GROUP BY 1`, type modifiers (`::numeric(10,2)`), and utility statements.
-pub(crate) fn normalize(sql: &[u8]) -> String {
+pub fn normalize(sql: &[u8]) -> String {
     let mut shape = Shape::default();
     shape.read(sql);
     shape.render(sql)
