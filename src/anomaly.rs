@@ -6,6 +6,7 @@
 /// that no kind can have a word without being listed or the other way round.
 macro_rules! kinds {
     ($($(#[$doc:meta])* $variant:ident => $word:literal,)*) => {
+        /// What an anomaly record reports (its `pgwire.anomaly.kind`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum AnomalyKind {
             $($(#[$doc])* $variant,)*
@@ -13,10 +14,11 @@ macro_rules! kinds {
 
         impl AnomalyKind {
             /// Every kind, in the order docs/schema.md lists them.
-            pub const ALL: &[AnomalyKind] = &[$(AnomalyKind::$variant,)*];
+            #[cfg(test)]
+            pub(crate) const ALL: &[AnomalyKind] = &[$(AnomalyKind::$variant,)*];
 
             /// The word the records use.
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $(AnomalyKind::$variant => $word,)*
                 }

@@ -4,6 +4,7 @@ use crate::output::json::RecordKind;
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use std::io::{self, Write};
 
+/// The command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "pgscope",
@@ -44,11 +45,11 @@ pub struct Cli {
     /// Default live: 'tcp port P' for each -p port; default on files: every packet.
     /// Example: -f 'tcp port 5432 and host 10.0.0.5'
     #[arg(short = 'f', long = "filter-bpf", value_name = "BPF")]
-    pub bpf: Option<String>,
+    pub(crate) bpf: Option<String>,
 
     /// The capture filter as trailing words, as tcpdump takes it: pgscope -i eth0 port 5432
     #[arg(value_name = "EXPRESSION", conflicts_with = "bpf")]
-    pub expression: Vec<String>,
+    pub(crate) expression: Vec<String>,
 
     /// PostgreSQL server port; repeatable. Live without a BPF filter, exactly 'tcp port P'
     /// for each of them is captured, nothing else. What is read (a file, or a live
@@ -62,7 +63,7 @@ pub struct Cli {
         value_name = "PORT",
         default_value = "5432"
     )]
-    pub ports: Vec<u16>,
+    pub(crate) ports: Vec<u16>,
 
     /// Client-facing port of a connection pooler (pgbouncer; 6432 when given without a
     /// value); repeatable. Its connections are decoded as PostgreSQL, and when the
@@ -75,7 +76,7 @@ pub struct Cli {
         num_args = 0..=1,
         default_missing_value = "6432"
     )]
-    pub pooler_ports: Vec<u16>,
+    pub(crate) pooler_ports: Vec<u16>,
 
     /// While capturing live, also save the raw packets to this pcap file (created 0600).
     /// Example: -w raw.pcap
@@ -85,11 +86,11 @@ pub struct Cli {
         value_name = "FILE",
         requires = "interface"
     )]
-    pub write: Option<String>,
+    pub(crate) write: Option<String>,
 
     /// Stop after N packets. Example: -c 100000
     #[arg(short = 'c', long = "count", value_name = "N")]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
 
     /// Output mode. Default: tui when standard output is a terminal, json otherwise.
     /// html: the summary as one self-contained page with charts. Example: -o html > report.html
@@ -131,7 +132,7 @@ pub struct Cli {
     /// Show passwords, MD5 hashes, SCRAM exchanges and cancel keys instead of
     /// "<redacted>" (for your own test traffic). Example: -o text --show-secrets
     #[arg(long = "show-secrets")]
-    pub show_secrets: bool,
+    pub(crate) show_secrets: bool,
 
     /// Decrypt TLS connections with the secrets of this NSS key log (SSLKEYLOGFILE
     /// format, e.g. from libpq 18's sslkeylogfile connection parameter); repeatable.
@@ -143,7 +144,7 @@ pub struct Cli {
     /// Replace bind parameter values by "<redacted>" (they may hold personal data).
     /// Example: --redact-params
     #[arg(long = "redact-params")]
-    pub redact_params: bool,
+    pub(crate) redact_params: bool,
 
     /// Kernel capture buffer for live capture, in KiB (as tcpdump -B): packets that
     /// arrive while it is full are dropped by the kernel and reported. Example: -B 131072
@@ -154,7 +155,7 @@ pub struct Cli {
         value_name = "KiB",
         value_parser = clap::value_parser!(u32).range(1..=4 << 20)
     )]
-    pub buffer_kib: u32,
+    pub(crate) buffer_kib: u32,
 
     /// Snapshot length for live capture, as tcpdump -s (0 = 262144): longer packets are
     /// cut, and their missing bytes become gaps. Example: -s 65535
@@ -165,7 +166,7 @@ pub struct Cli {
         value_name = "BYTES",
         value_parser = clap::value_parser!(i32).range(0..=262144)
     )]
-    pub snaplen: i32,
+    pub(crate) snaplen: i32,
 
     /// Decoding threads for JSON and summary records from files: connections are
     /// sharded across them by address, and records come out in the same order as with
@@ -176,7 +177,7 @@ pub struct Cli {
         value_name = "N",
         value_parser = clap::value_parser!(u8).range(1..=255)
     )]
-    pub threads: Option<u8>,
+    pub(crate) threads: Option<u8>,
 
     /// End a connection (close_reason idle) after this long without a packet of its
     /// own. Live, the wall clock counts too, so a client that vanished without FIN or
@@ -184,18 +185,18 @@ pub struct Cli {
     /// Example: --idle-timeout 2m
     #[arg(long = "idle-timeout", default_value = "15m", value_name = "DURATION",
           value_parser = parse_idle_timeout)]
-    pub idle_timeout_ns: i64,
+    pub(crate) idle_timeout_ns: i64,
 
     /// Accepted for tcpdump habits: pgscope never resolves addresses or ports to
     /// names, so output is always numeric.
     #[arg(short = 'n')]
-    pub numeric: bool,
+    pub(crate) numeric: bool,
 
     /// Line-buffered output: every record is written as soon as it is complete. The
     /// default already when capturing live or reading a pipe or standard input, so that
     /// tcpdump -U -w - | pgscope -r - | jq prints as packets arrive.
     #[arg(short = 'l', long = "line-buffered")]
-    pub line_buffered: bool,
+    pub(crate) line_buffered: bool,
 
     /// Timestamps of the text trace (-o text), as tcpdump: local time of day by default
     /// (TZ=UTC for UTC); -t none; -tt seconds since the epoch; -ttt delta from the
@@ -205,12 +206,12 @@ pub struct Cli {
 
     /// List the interfaces libpcap can capture on, as tcpdump -D, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
-    pub list_interfaces: bool,
+    pub(crate) list_interfaces: bool,
 
     /// Print the man page or a shell completion script to standard output and exit.
     /// Example: --generate bash > /etc/bash_completion.d/pgscope
     #[arg(long = "generate", value_enum, value_name = "WHAT")]
-    pub generate: Option<Generate>,
+    pub(crate) generate: Option<Generate>,
 
     /// Drop root privileges to this user once the capture handle or the input files
     /// (and the -w file) are open (as tcpdump -Z). Default when started as root:
@@ -233,7 +234,7 @@ pub struct Cli {
         requires = "metrics",
         value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
-    pub metrics_top: u32,
+    pub(crate) metrics_top: u32,
 
     /// Reading files: once they are read, keep serving the final metrics until
     /// Ctrl-C or SIGTERM (without it the endpoint ends with the run).
@@ -255,6 +256,10 @@ pub struct Cli {
     pub tui_messages: u64,
 }
 
+/// `-o`: how the records are presented (json, text, summary, html, tui).
+// No doc comments on the variants: clap would show them in `--help`, which
+// docs/cli.md pins.
+#[allow(missing_docs)]
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputMode {
     Json,
@@ -266,7 +271,7 @@ pub enum OutputMode {
 
 /// What `--generate` prints.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Generate {
+pub(crate) enum Generate {
     Man,
     Bash,
     Zsh,
@@ -286,7 +291,7 @@ impl Cli {
     }
 
     /// The live capture filter: the user's, or one built from the server ports.
-    pub fn capture_filter(&self) -> String {
+    pub(crate) fn capture_filter(&self) -> String {
         if let Some(f) = self.user_bpf() {
             return f;
         }
@@ -299,7 +304,7 @@ impl Cli {
     }
 
     /// The snapshot length libpcap is given (tcpdump's -s 0 is its maximum).
-    pub fn snaplen(&self) -> i32 {
+    pub(crate) fn snaplen(&self) -> i32 {
         if self.snaplen == 0 {
             262_144
         } else {
@@ -341,6 +346,7 @@ impl Cli {
         }
     }
 
+    /// The `--port` ports and the `--pooler-port` ones: the server ends to follow.
     pub fn server_ports(&self) -> Vec<u16> {
         let mut ports = self.ports.clone();
         for p in &self.pooler_ports {
@@ -364,7 +370,7 @@ impl Cli {
 
     /// `--threads`, or the cores the reading and writing threads leave: on two cores
     /// a second shard only slows the run (docs/benchmark.md, All cores).
-    pub fn decoding_threads(&self) -> usize {
+    pub(crate) fn decoding_threads(&self) -> usize {
         self.threads.map_or_else(
             || {
                 std::thread::available_parallelism()
@@ -374,14 +380,14 @@ impl Cli {
         )
     }
 
-    pub fn wants(&self, kind: RecordKind) -> bool {
+    pub(crate) fn wants(&self, kind: RecordKind) -> bool {
         self.records.contains(&kind)
     }
 }
 
 /// The man page or a completion script, from the clap definition above: they cannot
 /// drift from `--help`.
-pub fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn generate(what: Generate, out: &mut dyn Write) -> io::Result<()> {
     use clap_complete::Shell;
     let mut cmd = Cli::command();
     let shell = match what {

@@ -29,7 +29,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
+pub(crate) enum Key {
     User,
     Db,
     App,
@@ -91,7 +91,7 @@ impl Key {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Eq,
     Ne,
     Match,
@@ -116,7 +116,7 @@ const OPS: [(&str, Op); 9] = [
 ];
 
 /// What a subject answers for one key.
-pub enum Val<'a> {
+pub(crate) enum Val<'a> {
     /// The subject has no such thing (a session has no duration): the term is unknown.
     NotApplicable,
     /// It could have one but it is unknown (user of a mid-stream session): the term
@@ -129,24 +129,24 @@ pub enum Val<'a> {
 }
 
 /// Anything a filter can be applied to.
-pub trait Subject {
+pub(crate) trait Subject {
     fn get(&self, key: Key) -> Val<'_>;
 }
 
 /// Who ran a statement: the connection's fields.
 #[derive(Clone, Copy)]
-pub struct Who<'a> {
+pub(crate) struct Who<'a> {
     /// `IP` or `IP:port`.
-    pub client: &'a str,
+    pub(crate) client: &'a str,
     /// `IP:port`, when known.
-    pub server: Option<&'a str>,
-    pub user: Option<&'a str>,
-    pub database: Option<&'a str>,
-    pub application: Option<&'a str>,
+    pub(crate) server: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) database: Option<&'a str>,
+    pub(crate) application: Option<&'a str>,
 }
 
 impl<'a> Who<'a> {
-    pub fn of(client: &'a str, s: &'a SessionRecord) -> Self {
+    pub(crate) fn of(client: &'a str, s: &'a SessionRecord) -> Self {
         Who {
             client,
             server: None,
@@ -170,7 +170,7 @@ impl<'a> Who<'a> {
 }
 
 /// A statement's value for `key`, the same for every presenter.
-pub fn statement_value<'a>(key: Key, who: Who<'a>, q: &'a QueryRecord) -> Val<'a> {
+pub(crate) fn statement_value<'a>(key: Key, who: Who<'a>, q: &'a QueryRecord) -> Val<'a> {
     if let Some(v) = who.value(key) {
         return v;
     }
@@ -185,7 +185,7 @@ pub fn statement_value<'a>(key: Key, who: Who<'a>, q: &'a QueryRecord) -> Val<'a
 }
 
 /// A session's value for `key`: statement keys do not apply to it.
-pub fn session_value<'a>(key: Key, who: Who<'a>, errors: u64) -> Val<'a> {
+pub(crate) fn session_value<'a>(key: Key, who: Who<'a>, errors: u64) -> Val<'a> {
     if let Some(v) = who.value(key) {
         return v;
     }
@@ -196,9 +196,9 @@ pub fn session_value<'a>(key: Key, who: Who<'a>, errors: u64) -> Val<'a> {
 }
 
 /// A statement with its connection, as the record presenters see it.
-pub struct StatementView<'a> {
-    pub who: Who<'a>,
-    pub query: &'a QueryRecord,
+pub(crate) struct StatementView<'a> {
+    pub(crate) who: Who<'a>,
+    pub(crate) query: &'a QueryRecord,
 }
 
 impl Subject for StatementView<'_> {
@@ -208,9 +208,9 @@ impl Subject for StatementView<'_> {
 }
 
 /// A session record.
-pub struct SessionView<'a> {
-    pub who: Who<'a>,
-    pub errors: u64,
+pub(crate) struct SessionView<'a> {
+    pub(crate) who: Who<'a>,
+    pub(crate) errors: u64,
 }
 
 impl Subject for SessionView<'_> {
@@ -220,7 +220,7 @@ impl Subject for SessionView<'_> {
 }
 
 /// A wire message: only its connection's fields.
-pub struct MessageView<'a>(pub Who<'a>);
+pub(crate) struct MessageView<'a>(pub(crate) Who<'a>);
 
 impl Subject for MessageView<'_> {
     fn get(&self, key: Key) -> Val<'_> {
@@ -338,11 +338,12 @@ pub struct Filter {
     source: String,
 }
 
+/// A `--filter` expression that does not parse: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
     /// Byte offset of the offending term.
-    pub pos: usize,
-    pub message: String,
+    pub(crate) pos: usize,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for FilterError {
@@ -702,29 +703,29 @@ impl Node {
 }
 
 impl Filter {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.root.is_none()
     }
 
     /// The text the filter was parsed from (trimmed).
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// Whether the filter does not rule `s` out: true, or unknown because it names a
     /// field `s` does not have (the TUI's session list).
-    pub fn matches(&self, s: &dyn Subject) -> bool {
+    pub(crate) fn matches(&self, s: &dyn Subject) -> bool {
         self.root.as_ref().is_none_or(|n| n.eval(s) != Some(false))
     }
 
     /// Whether the filter is true for `s` (the record presenters: a record without a
     /// field the filter needs is not kept).
-    pub fn keeps(&self, s: &dyn Subject) -> bool {
+    pub(crate) fn keeps(&self, s: &dyn Subject) -> bool {
         self.root.as_ref().is_none_or(|n| n.eval(s) == Some(true))
     }
 
     /// Whether any term is about statements rather than sessions.
-    pub fn has_query_terms(&self) -> bool {
+    pub(crate) fn has_query_terms(&self) -> bool {
         self.root
             .as_ref()
             .is_some_and(|n| n.any_term(&|t| t.key.statement_only() || t.key == Key::Failed))

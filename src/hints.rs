@@ -17,21 +17,21 @@ type Owned = Box<QueryRecord>;
 /// Packets per TCP port, counted until PostgreSQL is found (then it costs a load
 /// per packet). Both ports of a packet count: a client's ephemeral port only gathers
 /// its one connection's packets, a server's port all of them.
-pub struct PortCensus {
+pub(crate) struct PortCensus {
     found: Arc<AtomicBool>,
     ports: FxHashMap<u16, u64>,
 }
 
 impl PortCensus {
     /// `found` is set by [`Noticing`] when the first PostgreSQL record comes out.
-    pub fn new(found: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(found: Arc<AtomicBool>) -> Self {
         PortCensus {
             found,
             ports: FxHashMap::default(),
         }
     }
 
-    pub fn packet(&mut self, p: &Packet<'_>) {
+    pub(crate) fn packet(&mut self, p: &Packet<'_>) {
         if self.found.load(Ordering::Relaxed) {
             return;
         }
@@ -46,7 +46,7 @@ impl PortCensus {
     /// The hint, when no PostgreSQL was found. `live_filter` is the capture filter
     /// built from the `-p` ports when capturing live without `-f`: nothing else was
     /// captured.
-    pub fn hint(&self, live_filter: Option<&str>) -> Option<String> {
+    pub(crate) fn hint(&self, live_filter: Option<&str>) -> Option<String> {
         if self.found.load(Ordering::Relaxed) {
             return None;
         }
@@ -77,13 +77,13 @@ impl PortCensus {
 }
 
 /// Passes everything on, and sets `found` at the first PostgreSQL record.
-pub struct Noticing<'a> {
+pub(crate) struct Noticing<'a> {
     inner: Box<dyn Sink + Send + 'a>,
     found: Arc<AtomicBool>,
 }
 
 impl<'a> Noticing<'a> {
-    pub fn new(inner: Box<dyn Sink + Send + 'a>, found: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(inner: Box<dyn Sink + Send + 'a>, found: Arc<AtomicBool>) -> Self {
         Noticing { inner, found }
     }
 

@@ -7,6 +7,9 @@
 // (docs/architecture.md, "unsafe").
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// `pub` only for what the binary, the example, the integration tests and the fuzz
+// targets reach (docs/architecture.md, "Public surface").
+#![warn(unreachable_pub, missing_docs)]
 
 pub mod anomaly;
 pub mod capture;
@@ -21,6 +24,7 @@ pub mod pipeline;
 pub(crate) mod pooler;
 pub mod privs;
 pub mod session;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod tcp;
 pub(crate) mod text;

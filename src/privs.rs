@@ -37,7 +37,7 @@ pub fn target(user: Option<&str>) -> Result<Option<Target>, String> {
 
 /// Becomes `target` for good (supplementary groups, group, then user: the ids last,
 /// as a process that is no longer root could not change its groups).
-pub fn drop_to(target: &Target) -> Result<(), String> {
+pub(crate) fn drop_to(target: &Target) -> Result<(), String> {
     setgroups(&[])
         .and_then(|()| setgid(target.gid))
         .and_then(|()| setuid(target.uid))

@@ -31,18 +31,22 @@ pub fn startup(params: &[(&str, &str)]) -> Vec<u8> {
     v
 }
 
+/// Query (`Q`) of `sql`.
 pub fn query(sql: &[u8]) -> Vec<u8> {
     msg(b'Q', &cstr(sql))
 }
 
+/// ReadyForQuery (`Z`) with transaction status `status`.
 pub fn ready(status: u8) -> Vec<u8> {
     msg(b'Z', &[status])
 }
 
+/// CommandComplete (`C`) with command tag `tag`.
 pub fn command_complete(tag: &[u8]) -> Vec<u8> {
     msg(b'C', &cstr(tag))
 }
 
+/// AuthenticationOk (`R`, 0).
 pub fn auth_ok() -> Vec<u8> {
     msg(b'R', &0u32.to_be_bytes())
 }
@@ -68,6 +72,7 @@ pub struct PcapWriter<W: Write> {
 }
 
 impl<W: Write> PcapWriter<W> {
+    /// Writes the file header: `linktype` and `snaplen` as given.
     pub fn new(mut out: W, linktype: u32, snaplen: u32) -> io::Result<Self> {
         out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
         out.write_all(&2u16.to_le_bytes())?;
@@ -88,6 +93,7 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(data)
     }
 
+    /// The writer, to flush or read back.
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -108,9 +114,12 @@ pub struct TcpConn {
     sseq: u32,
 }
 
+/// Which end sends a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum From {
+    /// The client.
     Client,
+    /// The server.
     Server,
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 /// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
 /// not part of a valid sequence becomes `\xNN` (never dropped).
-pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
+pub(crate) fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(s);
     }
@@ -24,7 +24,7 @@ pub fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
 /// glibc's vector `memcmp` costs more to call than these take to compare, and for
 /// zero bytes at an empty string's dangling pointer it is very slow.
 #[inline]
-pub fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

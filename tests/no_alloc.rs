@@ -1,7 +1,7 @@
 //! Whole messages inside one feed must not allocate. Lives outside
 //! `src/pgwire` so the counting allocator is not copied into the project.
 
-use pgscope::pgwire::*;
+use pgscope::pgwire::{Body, ConnDecoder, Dir, Event};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

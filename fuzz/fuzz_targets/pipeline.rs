@@ -9,7 +9,7 @@ use pgscope::tcp::Limits;
 use std::sync::atomic::AtomicBool;
 
 fuzz_target!(|data: &[u8]| {
-    let mut sink = JsonSink::new(std::io::sink(), Vec::new(), Default::default(), false);
+    let mut sink = JsonSink::new(std::io::sink(), Vec::new(), false);
     let mut p = Pipeline::new(&mut sink, vec![5432], Limits::default());
     let stop = AtomicBool::new(false);
     let _ = capture::read_file("fuzz", data, &stop, &mut |pkt| {

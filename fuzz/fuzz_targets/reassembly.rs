@@ -34,7 +34,15 @@ impl Handler<Expect> for Check {
     fn open(&mut self, _: &ConnMeta) -> Expect {
         Expect::default()
     }
-    fn data(&mut self, _: &ConnMeta, e: &mut Expect, side: Side, _: i64, data: &[u8]) {
+    fn data(
+        &mut self,
+        _: &ConnMeta,
+        e: &mut Expect,
+        side: Side,
+        _: i64,
+        data: &[u8],
+        _: Option<u64>,
+    ) {
         assert!(!data.is_empty());
         let next = e.0[slot(side)].get_or_insert(data[0]);
         for &b in data {

@@ -4,6 +4,7 @@
 
 use super::{CaptureError, Packet};
 
+/// A `-f` BPF filter applied to packets read from files.
 pub struct OfflineFilter {
     expr: String,
     /// One program per link type, compiled on its first packet.
@@ -37,7 +38,7 @@ impl OfflineFilter {
 
     /// Whether the packet passes. A link type the expression cannot apply to (`ether
     /// host` on raw IP) is an error, as it is for tcpdump.
-    pub fn matches(&mut self, p: &Packet<'_>) -> Result<bool, CaptureError> {
+    pub(crate) fn matches(&mut self, p: &Packet<'_>) -> Result<bool, CaptureError> {
         let i = match self.programs.iter().position(|(lt, _)| *lt == p.linktype) {
             Some(i) => i,
             None => {
@@ -52,7 +53,7 @@ impl OfflineFilter {
 
 /// The interfaces libpcap can capture on, numbered as `tcpdump -D` prints them:
 /// `1.eth0 [Up, Running, Connected]`.
-pub fn interface_list() -> Result<Vec<String>, CaptureError> {
+pub(crate) fn interface_list() -> Result<Vec<String>, CaptureError> {
     let devices = pcap::Device::list().map_err(|e| CaptureError(format!("-D: {e}")))?;
     Ok(devices
         .iter()
@@ -90,7 +91,7 @@ pub fn interface_list() -> Result<Vec<String>, CaptureError> {
 }
 
 /// What to add to libpcap's message when opening an interface failed.
-pub fn open_hint(message: &str) -> &'static str {
+pub(crate) fn open_hint(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
     if m.contains("permission") || m.contains("not permitted") {
         " (capturing needs root or the CAP_NET_RAW and CAP_NET_ADMIN capabilities: \

@@ -10,14 +10,14 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     Gzip,
     Zstd,
 }
 
 impl Compression {
     /// The compression whose magic number `head` starts with.
-    pub fn of(head: &[u8]) -> Option<Compression> {
+    pub(crate) fn of(head: &[u8]) -> Option<Compression> {
         if head.starts_with(&GZIP_MAGIC) {
             Some(Compression::Gzip)
         } else if head.starts_with(&ZSTD_MAGIC) {
@@ -27,7 +27,7 @@ impl Compression {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
@@ -35,7 +35,7 @@ impl Compression {
     }
 
     /// The decompressed stream of `input`.
-    pub fn decoder<'r, R: Read + Send + 'r>(
+    pub(crate) fn decoder<'r, R: Read + Send + 'r>(
         self,
         input: R,
     ) -> io::Result<Box<dyn Read + Send + 'r>> {

@@ -19,13 +19,13 @@ use std::io::{ErrorKind, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The size of a classic pcap file header.
-pub const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 24;
 
 type FrameParser = fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
 /// Reads the records after `header`; `head` holds the bytes read so far (the header
 /// and perhaps more).
-pub fn read<R: Read>(
+pub(crate) fn read<R: Read>(
     name: &str,
     mut input: R,
     header: &PcapHeader,

@@ -9,7 +9,8 @@
 mod bpf;
 mod compressed;
 
-pub use bpf::{OfflineFilter, interface_list, open_hint};
+pub use bpf::OfflineFilter;
+pub(crate) use bpf::{interface_list, open_hint};
 mod legacy;
 
 use nix::errno::Errno;
@@ -30,39 +31,42 @@ pub struct Packet<'a> {
     pub ts_ns: i64,
     /// The LINKTYPE_* value of the interface the frame came from.
     pub linktype: i32,
+    /// The captured bytes, from the link-layer header on.
     pub data: &'a [u8],
     /// Length on the wire; larger than `data.len()` when the snaplen cut the frame.
     pub orig_len: u32,
 }
 
 /// Link types (tcpdump.org's LINKTYPE_ values) a source may yield and `net` reads.
-pub const LINKTYPE_NULL: i32 = 0;
-pub const LINKTYPE_ETHERNET: i32 = 1;
-pub const LINKTYPE_RAW_OLD1: i32 = 12;
-pub const LINKTYPE_RAW_OLD2: i32 = 14;
-pub const LINKTYPE_RAW: i32 = 101;
-pub const LINKTYPE_LOOP: i32 = 108;
-pub const LINKTYPE_LINUX_SLL: i32 = 113;
-pub const LINKTYPE_IPV4: i32 = 228;
-pub const LINKTYPE_IPV6: i32 = 229;
-pub const LINKTYPE_LINUX_SLL2: i32 = 276;
+pub(crate) const LINKTYPE_NULL: i32 = 0;
+pub(crate) const LINKTYPE_ETHERNET: i32 = 1;
+pub(crate) const LINKTYPE_RAW_OLD1: i32 = 12;
+pub(crate) const LINKTYPE_RAW_OLD2: i32 = 14;
+pub(crate) const LINKTYPE_RAW: i32 = 101;
+pub(crate) const LINKTYPE_LOOP: i32 = 108;
+pub(crate) const LINKTYPE_LINUX_SLL: i32 = 113;
+pub(crate) const LINKTYPE_IPV4: i32 = 228;
+pub(crate) const LINKTYPE_IPV6: i32 = 229;
+pub(crate) const LINKTYPE_LINUX_SLL2: i32 = 276;
 
 /// What a source reports when it stops.
 #[derive(Default, Debug, Clone)]
 pub struct SourceStats {
+    /// Packets read.
     pub packets: u64,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Kernel/libpcap drops (live capture only).
     pub dropped: u64,
     /// Set when a file ended in the middle of a record.
     pub truncated: Option<String>,
     /// Set when a file held a record that cannot be (an impossible length, a
     /// malformed block): the packets before it were read, the rest is not.
-    pub corrupt: Option<String>,
+    pub(crate) corrupt: Option<String>,
 }
 
+/// A capture that cannot be opened or read: the message names the cause.
 #[derive(Debug)]
-pub struct CaptureError(pub String);
+pub struct CaptureError(pub(crate) String);
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -350,13 +354,13 @@ impl<R: Read> Read for Prefixed<R> {
 /// A pipe or standard input can block forever in `read`; a stop (signal) must
 /// still end the run. Waits for data in slices of 100 ms and, once `stop` is set,
 /// reads as at the end of the input. Regular files never block and need none of it.
-pub struct Stoppable<'s, R> {
+pub(crate) struct Stoppable<'s, R> {
     inner: R,
     stop: &'s AtomicBool,
 }
 
 impl<'s, R: Read + AsFd> Stoppable<'s, R> {
-    pub fn new(inner: R, stop: &'s AtomicBool) -> Self {
+    pub(crate) fn new(inner: R, stop: &'s AtomicBool) -> Self {
         Stoppable { inner, stop }
     }
 }
@@ -424,11 +428,15 @@ fn describe<I>(e: &PcapError<I>) -> String {
 /// Options for a live capture.
 #[derive(Clone, Copy)]
 pub struct LiveOptions<'a> {
+    /// Interface name (`-i`).
     pub interface: &'a str,
+    /// BPF filter expression (empty: every packet).
     pub filter: &'a str,
+    /// Bytes kept of each frame (`-s`).
     pub snaplen: i32,
     /// Kernel ring size in bytes.
     pub buffer_bytes: i32,
+    /// File the packets are also written to (`-w`).
     pub savefile: Option<&'a str>,
 }
 
@@ -453,13 +461,13 @@ const DROP_CHECK_PACKETS: u32 = 1024;
 /// Decides when libpcap's drop count is read and when a growth is reported: at
 /// most once per [`DROP_CHECK`], and only for drops not reported yet.
 #[derive(Debug)]
-pub struct DropWatch {
+pub(crate) struct DropWatch {
     reported: u64,
     next: std::time::Instant,
 }
 
 impl DropWatch {
-    pub fn new(now: std::time::Instant) -> Self {
+    pub(crate) fn new(now: std::time::Instant) -> Self {
         DropWatch {
             reported: 0,
             next: now + DROP_CHECK,
@@ -467,12 +475,12 @@ impl DropWatch {
     }
 
     /// Whether the drop count is due to be read.
-    pub fn due(&self, now: std::time::Instant) -> bool {
+    pub(crate) fn due(&self, now: std::time::Instant) -> bool {
         now >= self.next
     }
 
     /// Takes a total read at `now`: the drops to report, if there are new ones.
-    pub fn update(&mut self, now: std::time::Instant, total: u64) -> Option<(u64, u64)> {
+    pub(crate) fn update(&mut self, now: std::time::Instant, total: u64) -> Option<(u64, u64)> {
         self.next = now + DROP_CHECK;
         let new = total.checked_sub(self.reported).filter(|&n| n > 0)?;
         self.reported = total;
@@ -481,13 +489,13 @@ impl DropWatch {
 }
 
 /// A reader that counts the bytes read, for the progress bar of offline files.
-pub struct CountingReader<R> {
+pub(crate) struct CountingReader<R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<R> CountingReader<R> {
-    pub fn new(inner: R, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+    pub(crate) fn new(inner: R, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
         CountingReader { inner, count }
     }
 }
@@ -502,7 +510,7 @@ impl<R: Read> std::io::Read for CountingReader<R> {
 }
 
 /// Captures from a live interface until `stop` is set or the callback breaks.
-pub fn read_live(
+pub(crate) fn read_live(
     opts: LiveOptions<'_>,
     mut hooks: Hooks<'_>,
     stop: &AtomicBool,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-pub const MAX_HEAD: usize = 8 << 10;
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-pub const MAX_CLIENTS: usize = 8;
+pub(crate) const MAX_HEAD: usize = 8 << 10;
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const MAX_CLIENTS: usize = 8;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -107,7 +107,7 @@ fn answer(head: &str, m: &Metrics) -> (&'static str, &'static str, String, bool)
 }
 
 /// Whether an Accept header asks for OpenMetrics (and does not refuse it with q=0).
-pub fn wants_openmetrics(accept: &str) -> bool {
+pub(crate) fn wants_openmetrics(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let mut params = part.split(';').map(str::trim);
         params

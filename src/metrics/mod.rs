@@ -9,7 +9,7 @@
 pub mod http;
 mod sink;
 
-pub use sink::Tee;
+pub(crate) use sink::Tee;
 
 use crate::anomaly::AnomalyKind;
 use crate::session::record::{Outcome, QueryRecord, SessionRecord};
@@ -28,23 +28,23 @@ use std::sync::Arc;
 
 /// Latency buckets, in seconds: 50 µs to 10 s, 1-2.5-5 steps (a round trip on
 /// loopback is tens of µs; statements beyond 10 s land in +Inf).
-pub const BUCKETS: [f64; 17] = [
+pub(crate) const BUCKETS: [f64; 17] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0,
 ];
 /// Bytes of a wire-named label value kept (user, database, application...).
-pub const MAX_LABEL_BYTES: usize = 64;
+pub(crate) const MAX_LABEL_BYTES: usize = 64;
 /// Bytes of a normalised statement kept in `pgscope_statement_info`'s `query` label.
-pub const MAX_QUERY_BYTES: usize = 256;
+pub(crate) const MAX_QUERY_BYTES: usize = 256;
 /// Distinct values a wire-named label takes; later ones are `other`.
-pub const MAX_LABEL_VALUES: usize = 100;
+pub(crate) const MAX_LABEL_VALUES: usize = 100;
 /// Label sets of `pgscope_sessions_total`; later combinations count under all-`other`.
-pub const MAX_SESSION_SERIES: usize = 1000;
+pub(crate) const MAX_SESSION_SERIES: usize = 1000;
 /// Distinct SQLSTATEs with a series of their own.
-pub const MAX_CODES: usize = 256;
+pub(crate) const MAX_CODES: usize = 256;
 /// Fingerprints whose total time is followed to pick the top N; when full, the
 /// lesser half of those without a series is forgotten.
-pub const MAX_TRACKED: usize = 10_000;
+pub(crate) const MAX_TRACKED: usize = 10_000;
 
 /// The label of statements without a series of their own.
 const OTHER: &str = "other";
@@ -169,6 +169,7 @@ macro_rules! register {
 }
 
 impl Metrics {
+    /// A registry with every metric registered at zero.
     pub fn new() -> Self {
         let mut m = Metrics::default();
         register! { m;
@@ -199,7 +200,7 @@ impl Metrics {
     }
 
     /// The exposition: OpenMetrics (ending in `# EOF`) or the Prometheus text format.
-    pub fn encode(&self, openmetrics: bool) -> String {
+    pub(crate) fn encode(&self, openmetrics: bool) -> String {
         let mut out = String::with_capacity(16 << 10);
         // Writing into a String cannot fail.
         let _ = if openmetrics {
@@ -212,13 +213,13 @@ impl Metrics {
 
     /// One captured packet of `len` bytes (called by the capture loop).
     #[inline]
-    pub fn packet(&self, len: usize) {
+    pub(crate) fn packet(&self, len: usize) {
         self.packets.inc();
         self.bytes.inc_by(len as u64);
     }
 
     /// Every input has been read.
-    pub fn input_finished(&self) {
+    pub(crate) fn input_finished(&self) {
         self.input_done.set(1);
     }
 }
@@ -257,7 +258,7 @@ impl Bounded {
 
 /// `s` with control and invisible characters escaped, cut to `max` bytes on a
 /// character boundary.
-pub fn label_value(s: &str, max: usize) -> String {
+pub(crate) fn label_value(s: &str, max: usize) -> String {
     let mut out = String::new();
     crate::output::fmt::push_sanitized(
         &mut out,
@@ -283,7 +284,7 @@ struct ConnState {
 
 /// Turns what the pipeline hands the presenters into metric updates. One per run,
 /// owned by the thread that calls it.
-pub struct Collector {
+pub(crate) struct Collector {
     m: Arc<Metrics>,
     top: usize,
     /// Fingerprints by text id: texts are interned, so a statement's text is
@@ -309,7 +310,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(m: Arc<Metrics>, top: usize) -> Self {
+    pub(crate) fn new(m: Arc<Metrics>, top: usize) -> Self {
         // Made now, at 0: rate() counts no increase into a series' first sample.
         let outcomes = OUTCOMES.map(|o| {
             m.statements.get_or_create_owned(&OutcomeLabel {
@@ -338,7 +339,7 @@ impl Collector {
         }
     }
 
-    pub fn query(&mut self, q: &QueryRecord) {
+    pub(crate) fn query(&mut self, q: &QueryRecord) {
         if q.skipped {
             return;
         }
@@ -461,7 +462,7 @@ impl Collector {
     }
 
     /// A connection's state now and then while it is open.
-    pub fn session_update(&mut self, conn_id: u64, s: &SessionRecord) {
+    pub(crate) fn session_update(&mut self, conn_id: u64, s: &SessionRecord) {
         if s.not_postgres {
             self.forget(conn_id);
             return;
@@ -482,7 +483,7 @@ impl Collector {
     }
 
     /// A connection has ended.
-    pub fn session_closed(&mut self, conn_id: u64, s: &SessionRecord) {
+    pub(crate) fn session_closed(&mut self, conn_id: u64, s: &SessionRecord) {
         let st = self.forget(conn_id).unwrap_or_default();
         let m = Arc::clone(&self.m);
         m.out_of_step
@@ -545,7 +546,7 @@ impl Collector {
     }
 
     /// An anomaly record (`conn_id` when it concerns one connection).
-    pub fn anomaly(&mut self, conn_id: Option<u64>, kind: AnomalyKind) {
+    pub(crate) fn anomaly(&mut self, conn_id: Option<u64>, kind: AnomalyKind) {
         match kind {
             AnomalyKind::Gap => {
                 self.m.gaps.inc();
@@ -566,7 +567,7 @@ impl Collector {
     }
 
     /// libpcap's drop count so far.
-    pub fn drops(&mut self, total: u64) {
+    pub(crate) fn drops(&mut self, total: u64) {
         self.m.dropped.inc_by(total.saturating_sub(self.dropped));
         self.dropped = self.dropped.max(total);
     }

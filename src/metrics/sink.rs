@@ -11,7 +11,7 @@ use std::ops::DerefMut;
 
 /// Feeds `c` and passes everything on to the sink `inner` points to (a box, or a
 /// borrowed sink such as the `--filter` one, so metrics count every statement).
-pub struct Tee<S> {
+pub(crate) struct Tee<S> {
     inner: S,
     c: Collector,
     /// `--pooler-port`: statements count on the client leg only (the connection to
@@ -20,7 +20,8 @@ pub struct Tee<S> {
 }
 
 impl<S> Tee<S> {
-    pub fn new(inner: S, c: Collector) -> Self {
+    /// Feeds `c` with what passes through to `inner`.
+    pub(crate) fn new(inner: S, c: Collector) -> Self {
         Tee {
             inner,
             c,
@@ -29,7 +30,7 @@ impl<S> Tee<S> {
     }
 
     /// Counts statements only on connections to these (pooler) ports.
-    pub fn client_legs(mut self, pooler_ports: Vec<u16>) -> Self {
+    pub(crate) fn client_legs(mut self, pooler_ports: Vec<u16>) -> Self {
         self.client_legs = pooler_ports;
         self
     }

@@ -14,35 +14,46 @@ use crate::capture::{
     LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW, LINKTYPE_RAW_OLD1, LINKTYPE_RAW_OLD2,
 };
 
+/// TCP FIN flag.
 pub const FLAG_FIN: u8 = 0x01;
+/// TCP SYN flag.
 pub const FLAG_SYN: u8 = 0x02;
-pub const FLAG_RST: u8 = 0x04;
+pub(crate) const FLAG_RST: u8 = 0x04;
+/// TCP ACK flag.
 pub const FLAG_ACK: u8 = 0x10;
 
 /// A TCP segment, borrowing its payload from the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment<'a> {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// Source port.
     pub sport: u16,
+    /// Destination port.
     pub dport: u16,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgment number.
     pub ack: u32,
+    /// TCP flags (`FLAG_*`).
     pub flags: u8,
+    /// The captured TCP payload.
     pub payload: &'a [u8],
     /// Payload bytes the snaplen cut off (they follow `payload` in sequence space).
     pub missing: u32,
 }
 
 impl Segment<'_> {
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
 }
 
 /// Whether [`parse`] knows the link type: frames of any other are skipped, and the
 /// capture loop reports them.
-pub fn supported(linktype: i32) -> bool {
+pub(crate) fn supported(linktype: i32) -> bool {
     matches!(
         linktype,
         LINKTYPE_ETHERNET

@@ -7,7 +7,7 @@ use crate::text::utf8_lossless;
 use std::borrow::Cow;
 
 /// Where the fields of a message go.
-pub trait FieldOut {
+pub(crate) trait FieldOut {
     /// Text from the wire (to be escaped by the presenter).
     fn text(&mut self, key: &'static str, v: &[u8]);
     fn num(&mut self, key: &'static str, v: i64);
@@ -50,7 +50,7 @@ fn nums<I: Iterator<Item = T>, T: ToString>(
 }
 
 /// Calls `out` once per field of the message body.
-pub fn visit(msg: &Msg<'_>, out: &mut dyn FieldOut) {
+pub(crate) fn visit(msg: &Msg<'_>, out: &mut dyn FieldOut) {
     let w = msg.withheld;
     match msg.body {
         Body::Startup {

@@ -16,7 +16,7 @@ use std::ops::DerefMut;
 
 type Owned = Box<QueryRecord>;
 
-pub struct Filtered<S> {
+pub(crate) struct Filtered<S> {
     inner: S,
     filter: Filter,
     /// Per open connection, what its messages are filtered by.
@@ -67,7 +67,7 @@ impl Known {
 }
 
 impl<S> Filtered<S> {
-    pub fn new(inner: S, filter: Filter) -> Self {
+    pub(crate) fn new(inner: S, filter: Filter) -> Self {
         Filtered {
             inner,
             filter,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T02:12:12.123456Z`.
-pub fn rfc3339(ns: i64, out: &mut String) {
+pub(crate) fn rfc3339(ns: i64, out: &mut String) {
     let (y, m, d) = civil_from_days(ns.div_euclid(1_000_000_000).div_euclid(86_400));
     let _ = write!(out, "{y:04}-{m:02}-{d:02}T");
     time_of_day(ns, out);
@@ -14,7 +14,7 @@ pub fn rfc3339(ns: i64, out: &mut String) {
 /// RFC 3339 formatting for many records in a row: the last two timestamps are
 /// kept whole (a statement record writes its end, start, then end again), and the
 /// text up to the second is reused while the second does not change.
-pub struct TimeCache {
+pub(crate) struct TimeCache {
     slots: [TimeSlot; 2],
     /// The slot to overwrite next.
     older: usize,
@@ -89,7 +89,7 @@ pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"00010203040506070809101112131415161
     8081828384858687888990919293949596979899";
 
 impl TimeCache {
-    pub fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
+    pub(crate) fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
         if ns == i64::MIN {
             // The slots' "none" (a saturated corrupt timestamp): not cached.
             return write_uncached(ns, out);
@@ -118,7 +118,7 @@ fn write_uncached(ns: i64, out: &mut Vec<u8>) {
 }
 
 /// Time of day only, for the text trace: `02:12:12.123456`.
-pub fn time_of_day(ns: i64, out: &mut String) {
+pub(crate) fn time_of_day(ns: i64, out: &mut String) {
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) / 1000;
     let sod = secs.rem_euclid(86_400);
@@ -148,13 +148,13 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Appends wire bytes for a terminal, inside a quoted string: quotes, backslashes,
 /// every control character (C0, DEL, C1) and the invisible characters that reorder or
 /// hide text ([`invisible`]) escaped, invalid UTF-8 as `\xNN`.
-pub fn push_escaped(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_escaped(out: &mut String, bytes: &[u8]) {
     push_sanitized(out, bytes, true);
 }
 
 /// Like [`push_escaped`], for text that is not quoted (table cells): quotes stay as
 /// they are, control characters and invalid UTF-8 are still escaped.
-pub fn push_sanitized(out: &mut String, bytes: &[u8], quoted: bool) {
+pub(crate) fn push_sanitized(out: &mut String, bytes: &[u8], quoted: bool) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
@@ -195,7 +195,7 @@ fn invisible(c: char) -> bool {
 }
 
 /// Hex of a byte string, for binary values.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     for b in bytes {
         let _ = write!(out, "{b:02x}");
     }

@@ -6,26 +6,26 @@
 
 use crate::text::utf8_lossless;
 
-pub struct JsonObj<'a> {
+pub(crate) struct JsonObj<'a> {
     buf: &'a mut Vec<u8>,
     first: bool,
 }
 
 impl<'a> JsonObj<'a> {
-    pub fn begin(buf: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn begin(buf: &'a mut Vec<u8>) -> Self {
         buf.push(b'{');
         JsonObj { buf, first: true }
     }
 
     /// Fields to be appended to other objects with [`JsonObj::raw`]: no braces, each
     /// field preceded by a comma.
-    pub fn fragment(buf: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn fragment(buf: &'a mut Vec<u8>) -> Self {
         JsonObj { buf, first: false }
     }
 
     /// Appends fields rendered by [`JsonObj::fragment`].
     #[inline(always)]
-    pub fn raw(&mut self, fields: &[u8]) -> &mut Self {
+    pub(crate) fn raw(&mut self, fields: &[u8]) -> &mut Self {
         if self.first {
             self.buf
                 .extend_from_slice(fields.strip_prefix(b",").unwrap_or(fields));
@@ -36,7 +36,7 @@ impl<'a> JsonObj<'a> {
         self
     }
 
-    pub fn end(self) {
+    pub(crate) fn end(self) {
         self.buf.extend_from_slice(b"}\n");
     }
 
@@ -80,7 +80,12 @@ impl<'a> JsonObj<'a> {
 
     /// An RFC 3339 timestamp, formatted through a cache of the last second.
     #[inline(always)]
-    pub fn time(&mut self, k: &str, ns: i64, cache: &mut super::fmt::TimeCache) -> &mut Self {
+    pub(crate) fn time(
+        &mut self,
+        k: &str,
+        ns: i64,
+        cache: &mut super::fmt::TimeCache,
+    ) -> &mut Self {
         self.key(k);
         self.buf.push(b'"');
         cache.write(ns, self.buf);
@@ -99,7 +104,7 @@ impl<'a> JsonObj<'a> {
     }
 
     /// Bind parameters as an array of strings and nulls.
-    pub fn params(&mut self, k: &str, v: &crate::session::params::Params) -> &mut Self {
+    pub(crate) fn params(&mut self, k: &str, v: &crate::session::params::Params) -> &mut Self {
         use super::params::{Render, Rendered};
         self.key(k);
         self.buf.push(b'[');
@@ -120,7 +125,7 @@ impl<'a> JsonObj<'a> {
 
     /// A value already rendered as JSON.
     #[inline(always)]
-    pub fn rendered(&mut self, k: &str, json: &[u8]) -> &mut Self {
+    pub(crate) fn rendered(&mut self, k: &str, json: &[u8]) -> &mut Self {
         self.key(k);
         self.buf.extend_from_slice(json);
         self
@@ -129,7 +134,7 @@ impl<'a> JsonObj<'a> {
     /// A value of this program's own (a name from a fixed set, a hex digest) that
     /// needs no escaping.
     #[inline(always)]
-    pub fn plain(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn plain(&mut self, k: &str, v: &str) -> &mut Self {
         debug_assert!(
             v.bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
@@ -140,21 +145,21 @@ impl<'a> JsonObj<'a> {
     }
 
     #[inline(always)]
-    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, k: &str, v: &str) -> &mut Self {
         self.key(k);
         self.string(v);
         self
     }
 
     /// Wire bytes: kept whole, with invalid UTF-8 escaped as `\xNN`.
-    pub fn bytes(&mut self, k: &str, v: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, k: &str, v: &[u8]) -> &mut Self {
         self.key(k);
         self.string(&utf8_lossless(v));
         self
     }
 
     /// A value whose Display form needs no escaping (addresses).
-    pub fn display(&mut self, k: &str, v: &dyn std::fmt::Display) -> &mut Self {
+    pub(crate) fn display(&mut self, k: &str, v: &dyn std::fmt::Display) -> &mut Self {
         use std::io::Write;
         self.key(k);
         let _ = write!(self.buf, "\"{v}\"");
@@ -162,7 +167,7 @@ impl<'a> JsonObj<'a> {
     }
 
     #[inline(always)]
-    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+    pub(crate) fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.str(k, v),
             None => self.null(k),
@@ -170,7 +175,7 @@ impl<'a> JsonObj<'a> {
     }
 
     /// A value already rendered as JSON, or null.
-    pub fn opt_rendered(&mut self, k: &str, json: Option<&[u8]>) -> &mut Self {
+    pub(crate) fn opt_rendered(&mut self, k: &str, json: Option<&[u8]>) -> &mut Self {
         match json {
             Some(v) => self.rendered(k, v),
             None => self.null(k),
@@ -178,20 +183,14 @@ impl<'a> JsonObj<'a> {
     }
 
     #[inline(always)]
-    pub fn num<N: itoa_like::Num>(&mut self, k: &str, v: N) -> &mut Self {
+    pub(crate) fn num<N: itoa_like::Num>(&mut self, k: &str, v: N) -> &mut Self {
         self.key(k);
         v.write(self.buf);
         self
     }
 
-    pub fn float(&mut self, k: &str, v: f64) -> &mut Self {
-        self.key(k);
-        let _ = serde_json::to_writer(&mut *self.buf, &v);
-        self
-    }
-
     #[inline(always)]
-    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+    pub(crate) fn bool(&mut self, k: &str, v: bool) -> &mut Self {
         self.key(k);
         self.buf
             .extend_from_slice(if v { b"true" } else { b"false" });
@@ -199,7 +198,7 @@ impl<'a> JsonObj<'a> {
     }
 
     #[inline(always)]
-    pub fn null(&mut self, k: &str) -> &mut Self {
+    pub(crate) fn null(&mut self, k: &str) -> &mut Self {
         self.key(k);
         self.buf.extend_from_slice(b"null");
         self
@@ -208,7 +207,7 @@ impl<'a> JsonObj<'a> {
     /// Name/value pairs as an object, as serde_json writes a map of them: by name, a
     /// repeated name once with its last value. Without building that map (a copy of
     /// every pair, per session record).
-    pub fn object(&mut self, k: &str, pairs: &[(String, String)]) -> &mut Self {
+    pub(crate) fn object(&mut self, k: &str, pairs: &[(String, String)]) -> &mut Self {
         self.key(k);
         let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
         // Stable: of a repeated name, the last value stays last.
@@ -232,7 +231,7 @@ impl<'a> JsonObj<'a> {
     }
 
     /// Any serde value (lists and nested objects, off the hot path).
-    pub fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
+    pub(crate) fn value<T: serde::Serialize + ?Sized>(&mut self, k: &str, v: &T) -> &mut Self {
         self.key(k);
         write_json(self.buf, v);
         self
@@ -242,7 +241,7 @@ impl<'a> JsonObj<'a> {
 /// Writes `v` as compact JSON, as serde_json does, except that DEL and the C1 control
 /// characters (U+0080 to U+009F) are escaped too: JSON allows them raw, but a terminal
 /// showing the records obeys them (U+009B is CSI, an escape sequence in one byte).
-pub fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
+pub(crate) fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
     let mut ser = serde_json::Serializer::with_formatter(buf, C1Escaped);
     // Writing into a Vec cannot fail.
     let _ = v.serialize(&mut ser);
@@ -251,7 +250,7 @@ pub fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
 /// A string as [`write_json`] writes it. Most strings (statement texts, tags, names,
 /// parameters) need no escaping: copied as they are instead of through serde_json's
 /// per-byte escape table.
-pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) {
     if unescaped(s.as_bytes()) {
         quoted(buf, s.as_bytes());
     } else {
@@ -330,11 +329,11 @@ fn unescaped(b: &[u8]) -> bool {
         && rest.iter().all(|&c| PLAIN[usize::from(c)])
 }
 
-pub mod itoa_like {
+pub(crate) mod itoa_like {
     /// An integer written in decimal straight into the buffer's spare capacity: its
     /// length is known first, so no copy of variable length (a `memcpy` call per
     /// number, as from a formatting buffer) is needed.
-    pub trait Num: Copy {
+    pub(crate) trait Num: Copy {
         fn write(self, buf: &mut Vec<u8>);
     }
 

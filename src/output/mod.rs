@@ -1,18 +1,18 @@
 //! Presenters. Every one is a [`Sink`]: the pipeline hands it messages, anomalies,
 //! finished statements and finished sessions, and it renders them.
 
-pub mod fields;
-pub mod filtered;
-pub mod fmt;
-pub mod html;
+pub(crate) mod fields;
+pub(crate) mod filtered;
+pub(crate) mod fmt;
+pub(crate) mod html;
 pub mod json;
-pub mod jsonw;
+pub(crate) mod jsonw;
 pub mod params;
 pub mod redact;
 pub mod summary;
 pub mod text;
 pub mod threaded;
-pub mod wrap;
+pub(crate) mod wrap;
 
 use crate::anomaly::AnomalyKind;
 use crate::pgwire::{Dir, Msg};
@@ -23,20 +23,21 @@ use std::io;
 /// Figures about the whole run, for the closing summary.
 #[derive(Default, Debug, Clone)]
 pub struct RunStats {
+    /// Packets read.
     pub packets: u64,
-    pub bytes: u64,
-    pub dropped: u64,
-    pub tcp: crate::tcp::TcpStats,
-    pub messages: u64,
-    pub anomalies: u64,
-    pub warnings: Vec<String>,
+    pub(crate) bytes: u64,
+    pub(crate) dropped: u64,
+    pub(crate) tcp: crate::tcp::TcpStats,
+    pub(crate) messages: u64,
+    pub(crate) anomalies: u64,
+    pub(crate) warnings: Vec<String>,
     /// Earliest and latest packet times (ns), for the summary's time span.
-    pub span: Option<(i64, i64)>,
+    pub(crate) span: Option<(i64, i64)>,
 }
 
 impl RunStats {
     #[inline]
-    pub fn saw(&mut self, ts: i64) {
+    pub(crate) fn saw(&mut self, ts: i64) {
         self.span = Some(match self.span {
             Some((a, b)) => (a.min(ts), b.max(ts)),
             None => (ts, ts),
@@ -46,14 +47,14 @@ impl RunStats {
 
 /// An anomaly as presenters see it.
 pub struct AnomalyView<'a> {
-    pub kind: AnomalyKind,
-    pub dir: Option<Dir>,
-    pub message: &'a str,
+    pub(crate) kind: AnomalyKind,
+    pub(crate) dir: Option<Dir>,
+    pub(crate) message: &'a str,
 }
 
 /// An anomaly kept to be handed on later by presenters that hold records: the
 /// formatting thread's queue, the pooler.
-pub struct OwnedAnomaly {
+pub(crate) struct OwnedAnomaly {
     conn: Option<ConnMeta>,
     ts: i64,
     kind: AnomalyKind,
@@ -62,7 +63,7 @@ pub struct OwnedAnomaly {
 }
 
 impl AnomalyView<'_> {
-    pub fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
+    pub(crate) fn owned(&self, conn: Option<&ConnMeta>, ts: i64) -> OwnedAnomaly {
         OwnedAnomaly {
             conn: conn.cloned(),
             ts,
@@ -75,7 +76,7 @@ impl AnomalyView<'_> {
 
 impl OwnedAnomaly {
     /// Hands the kept anomaly to `sink`.
-    pub fn replay<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<()> {
+    pub(crate) fn replay<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<()> {
         let view = AnomalyView {
             kind: self.kind,
             dir: self.dir,
@@ -85,15 +86,19 @@ impl OwnedAnomaly {
     }
 }
 
+/// A presenter: receives the records of a run, in capture order.
 pub trait Sink {
     /// Whether `message` should be called at all (decoding is cheaper without).
     fn wants_messages(&self) -> bool {
         false
     }
+    /// A decoded message (only if [`Sink::wants_messages`]).
     fn message(&mut self, _conn: &ConnMeta, _ts: i64, _msg: &Msg<'_>) -> io::Result<()> {
         Ok(())
     }
+    /// An anomaly, of a connection or (`None`) of the whole run.
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()>;
+    /// A finished statement of `session`.
     fn query(
         &mut self,
         conn: &ConnMeta,
@@ -109,6 +114,7 @@ pub trait Sink {
     ) -> io::Result<()> {
         self.query(conn, session, &q)
     }
+    /// A session that ended.
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
@@ -127,12 +133,13 @@ pub trait Sink {
     fn threaded(&mut self) -> Option<&mut threaded::Threaded> {
         None
     }
+    /// The end of the run, with its figures.
     fn finish(&mut self, run: &RunStats) -> io::Result<()>;
 }
 
 /// Optional-string equality for the checks made on every record, through
 /// [`eq_bytes`](crate::text::eq_bytes) (no `memcmp` call for short names).
-pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
+pub(crate) fn same(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => crate::text::eq_bytes(a.as_bytes(), b.as_bytes()),
         (None, None) => true,
@@ -140,7 +147,7 @@ pub fn same(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-pub fn dir_str(d: Dir) -> &'static str {
+pub(crate) fn dir_str(d: Dir) -> &'static str {
     match d {
         Dir::Frontend => "frontend",
         Dir::Backend => "backend",

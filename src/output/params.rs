@@ -64,9 +64,11 @@ impl serde::Serialize for Params {
 
 /// A parameter as [`Render::iter_rendered`] gives it.
 pub enum Rendered<'a> {
+    /// SQL NULL.
     Null,
     /// Printable ASCII text, its own rendering.
     Ascii(&'a [u8]),
+    /// The text.
     Text(Cow<'a, str>),
 }
 

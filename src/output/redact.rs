@@ -11,12 +11,14 @@ use crate::tcp::ConnMeta;
 use std::io;
 
 /// What presenters show in place of a withheld value.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// What to withhold.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Redaction {
+    /// Show passwords and other secrets (`--show-secrets`).
     pub show_secrets: bool,
+    /// Withhold bind parameter values too (`--redact-params`).
     pub redact_params: bool,
 }
 
@@ -25,7 +27,7 @@ static ZEROS: [u8; 256] = [0; 256];
 
 impl Redaction {
     /// `msg` with its withheld values removed, or `None` when nothing is withheld.
-    pub fn message<'a>(&self, msg: &Msg<'a>) -> Option<Msg<'a>> {
+    pub(crate) fn message<'a>(&self, msg: &Msg<'a>) -> Option<Msg<'a>> {
         let secrets = !self.show_secrets;
         let body = match msg.body {
             Body::PasswordMessage { .. } if secrets => Body::PasswordMessage { password: &[] },
@@ -75,7 +77,7 @@ impl Redaction {
     }
 
     /// Removes a statement's bind values when they are withheld.
-    pub fn query(&self, q: &mut QueryRecord) {
+    pub(crate) fn query(&self, q: &mut QueryRecord) {
         if self.touches(q) {
             q.params = Default::default();
             q.params_withheld = true;
@@ -100,6 +102,7 @@ pub struct Redact<S> {
 }
 
 impl<S: Sink> Redact<S> {
+    /// Withholds what `policy` says from everything passed on to `inner`.
     pub fn new(inner: S, policy: Redaction) -> Self {
         Redact { inner, policy }
     }

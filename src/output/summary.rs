@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 /// Durations kept per statement for exact percentiles; beyond, a reservoir sample.
 /// The TUI keeps as many by default, so both show the same percentiles.
-pub const MAX_SAMPLES: usize = 10_000;
+pub(crate) const MAX_SAMPLES: usize = 10_000;
 /// Durations kept over all statements (8 bytes each): once reached, each statement
 /// keeps a reservoir of the samples it has, or of [`MIN_SAMPLES`] if fewer, so memory
 /// stays bounded however many distinct statements run many times each.
@@ -24,7 +24,7 @@ const MAX_TEXT: usize = 4096;
 /// Distinct fingerprints tracked; later ones are counted under "(other)".
 const MAX_FINGERPRINTS: usize = 10_000;
 /// Rows of the top statements by default (`--top`) and of the other tables.
-pub const TOP: usize = 15;
+pub(crate) const TOP: usize = 15;
 
 /// Per-statement figures (also the TUI's top queries).
 #[derive(Default, Clone)]
@@ -215,6 +215,7 @@ impl Timeline {
     }
 }
 
+/// The `-o summary` presenter: statistics written at the end of the run.
 pub struct SummarySink<W: Write> {
     out: W,
     pub(crate) opts: Options,
@@ -259,10 +260,12 @@ struct PoolerStats {
 }
 
 impl<W: Write> SummarySink<W> {
-    pub fn new(out: W) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(out: W) -> Self {
         Self::with_options(out, Options::default())
     }
 
+    /// Writes the summary to `out`, shaped by `opts`.
     pub fn with_options(out: W, opts: Options) -> Self {
         SummarySink {
             out,

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+/// The `-o text` presenter: one line per message, tcpdump style.
 pub struct TextSink<W: Write> {
     out: W,
     line: String,
@@ -106,6 +107,7 @@ fn local_offset_at(secs: i64) -> i64 {
 }
 
 impl<W: Write> TextSink<W> {
+    /// Writes to `out`, flushing after each line if `flush_each` (live).
     pub fn new(out: W, flush_each: bool) -> Self {
         TextSink {
             out,

@@ -58,6 +58,7 @@ struct Chunk {
     seqs: Vec<u64>,
 }
 
+/// A sink that hands the records to a formatting thread running `sink`.
 pub struct Threaded {
     tx: Option<SyncSender<Chunk>>,
     done: Receiver<Done>,
@@ -74,6 +75,7 @@ pub struct Threaded {
 }
 
 impl Threaded {
+    /// Starts the formatting thread, which owns `sink` from now on.
     pub fn new(sink: Box<dyn Sink + Send>) -> Self {
         Threaded::start(sink, 1).pop().expect("one")
     }

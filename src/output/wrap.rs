@@ -34,7 +34,7 @@ pub(crate) use inner_deref;
 
 /// A sink in front of [`Wrap::Inner`]. A wrapper that changes `query` changes
 /// `query_owned` too: by default the owned record goes straight on.
-pub trait Wrap {
+pub(crate) trait Wrap {
     type Inner: Sink + ?Sized;
     fn inner(&mut self) -> &mut Self::Inner;
     fn inner_ref(&self) -> &Self::Inner;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 /// Why a body failed to parse; ends up in `Body::Malformed`.
-pub type Bad = &'static str;
+pub(crate) type Bad = &'static str;
 
 const SHORT: Bad = "field extends past the end of the message";
 
@@ -19,59 +19,59 @@ pub struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Cursor { rest: buf }
     }
 
-    pub fn remaining(&self) -> &'a [u8] {
+    pub(crate) fn remaining(&self) -> &'a [u8] {
         self.rest
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
 
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Bad> {
         let (head, tail) = self.rest.split_at_checked(n).ok_or(SHORT)?;
         self.rest = tail;
         Ok(head)
     }
 
     /// Everything left (raw payloads such as CopyData).
-    pub fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
     }
 
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], Bad> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Bad> {
         self.take(N)?.try_into().map_err(|_| SHORT)
     }
 
-    pub fn peek_u8(&self) -> Result<u8, Bad> {
+    pub(crate) fn peek_u8(&self) -> Result<u8, Bad> {
         self.rest.first().copied().ok_or(SHORT)
     }
 
-    pub fn u8(&mut self) -> Result<u8, Bad> {
+    pub(crate) fn u8(&mut self) -> Result<u8, Bad> {
         Ok(u8::from_be_bytes(self.array()?))
     }
 
-    pub fn u16(&mut self) -> Result<u16, Bad> {
+    pub(crate) fn u16(&mut self) -> Result<u16, Bad> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
-    pub fn i16(&mut self) -> Result<i16, Bad> {
+    pub(crate) fn i16(&mut self) -> Result<i16, Bad> {
         Ok(i16::from_be_bytes(self.array()?))
     }
 
-    pub fn u32(&mut self) -> Result<u32, Bad> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Bad> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    pub fn i32(&mut self) -> Result<i32, Bad> {
+    pub(crate) fn i32(&mut self) -> Result<i32, Bad> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
     /// NUL-terminated string, returned without its terminator.
-    pub fn cstr(&mut self) -> Result<&'a [u8], Bad> {
+    pub(crate) fn cstr(&mut self) -> Result<&'a [u8], Bad> {
         // Names are mostly empty (the unnamed statement and portal): skip the call.
         if let Some((0, rest)) = self.rest.split_first() {
             self.rest = rest;
@@ -84,7 +84,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Int32 length + bytes, where length -1 means SQL NULL.
-    pub fn value(&mut self) -> Result<Option<&'a [u8]>, Bad> {
+    pub(crate) fn value(&mut self) -> Result<Option<&'a [u8]>, Bad> {
         match self.i32()? {
             -1 => Ok(None),
             n if n < 0 => Err("negative value length"),
@@ -169,13 +169,13 @@ impl<'a> Item<'a> for (&'a [u8], &'a [u8]) {
 /// One RowDescription column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldDesc<'a> {
-    pub name: &'a [u8],
-    pub table_oid: u32,
-    pub column: i16,
-    pub type_oid: u32,
-    pub typlen: i16,
-    pub typmod: i32,
-    pub format: u16,
+    pub(crate) name: &'a [u8],
+    pub(crate) table_oid: u32,
+    pub(crate) column: i16,
+    pub(crate) type_oid: u32,
+    pub(crate) typlen: i16,
+    pub(crate) typmod: i32,
+    pub(crate) format: u16,
 }
 
 impl<'a> Item<'a> for FieldDesc<'a> {
@@ -199,16 +199,16 @@ pub struct List<'a, T> {
     _item: PhantomData<fn() -> T>,
 }
 
-pub type Formats<'a> = List<'a, u16>;
-pub type Oids<'a> = List<'a, u32>;
-pub type Values<'a> = List<'a, Option<&'a [u8]>>;
-pub type Strings<'a> = List<'a, &'a [u8]>;
-pub type Fields<'a> = List<'a, FieldDesc<'a>>;
-pub type ErrorFields<'a> = List<'a, (u8, &'a [u8])>;
+pub(crate) type Formats<'a> = List<'a, u16>;
+pub(crate) type Oids<'a> = List<'a, u32>;
+pub(crate) type Values<'a> = List<'a, Option<&'a [u8]>>;
+pub(crate) type Strings<'a> = List<'a, &'a [u8]>;
+pub(crate) type Fields<'a> = List<'a, FieldDesc<'a>>;
+pub(crate) type ErrorFields<'a> = List<'a, (u8, &'a [u8])>;
 
 impl<T> List<'_, T> {
     /// A list of no items (in place of withheld ones).
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         List {
             count: 0,
             raw: &[],
@@ -257,16 +257,17 @@ impl<'a, T: Item<'a>> List<'a, T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// The list's bytes as on the wire (without count prefix or terminator).
-    pub fn raw(&self) -> &'a [u8] {
+    pub(crate) fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
@@ -282,7 +283,7 @@ impl<'a, T: Item<'a>> List<'a, T> {
 impl Formats<'_> {
     /// Whether parameter (or column) `i` is in binary format: no codes means all text,
     /// one code applies to all, otherwise one code each.
-    pub fn is_binary(&self, i: usize) -> bool {
+    pub(crate) fn is_binary(&self, i: usize) -> bool {
         let at = if self.len() == 1 { 0 } else { i };
         self.iter().nth(at) == Some(1)
     }
@@ -290,7 +291,7 @@ impl Formats<'_> {
 
 impl<'a> ErrorFields<'a> {
     /// Value of the first field with this code (e.g. `b'C'` for SQLSTATE).
-    pub fn get(&self, code: u8) -> Option<&'a [u8]> {
+    pub(crate) fn get(&self, code: u8) -> Option<&'a [u8]> {
         self.iter().find(|&(c, _)| c == code).map(|(_, v)| v)
     }
 }
@@ -350,7 +351,7 @@ impl<'a, T: Item<'a>> Iterator for ListIter<'a, T> {
 
 /// Iterates the (name, value) pairs of a StartupMessage's raw parameter
 /// list; stops at the terminating empty name or at the end of `raw`.
-pub fn startup_params(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+pub(crate) fn startup_params(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     let mut c = Cursor::new(raw);
     std::iter::from_fn(move || match c.peek_u8() {
         Ok(0) | Err(_) => None,
@@ -359,7 +360,7 @@ pub fn startup_params(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// Name of an ErrorResponse/NoticeResponse field code, as in the protocol docs.
-pub fn error_field_name(code: u8) -> Option<&'static str> {
+pub(crate) fn error_field_name(code: u8) -> Option<&'static str> {
     Some(match code {
         b'S' => "severity",
         b'V' => "severity_nonlocalized",

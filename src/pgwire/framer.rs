@@ -7,11 +7,11 @@ use super::{Dir, Encryption};
 use crate::anomaly::AnomalyKind;
 
 /// Default cap on one message copied into a direction's buffer.
-pub const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
+pub(crate) const MAX_BUFFERED_MESSAGE: usize = 1 << 20;
 
 /// Bytes kept of an oversize request's body (see [`keeps_head`]): its names and
 /// the start of its text.
-pub const OVERSIZE_HEAD: usize = 64 << 10;
+pub(crate) const OVERSIZE_HEAD: usize = 64 << 10;
 
 /// Longer length fields are treated as corruption rather than a big message.
 const MAX_MESSAGE_LEN: u32 = 1 << 30;
@@ -37,14 +37,16 @@ pub enum Event<'a> {
     /// By reference: a body is over a hundred bytes, and copying it per message
     /// right after the decoder wrote it stalled on store forwarding.
     Msg(&'a Msg<'a>),
+    /// What and where.
     Anomaly(Anomaly),
 }
 
+/// A framing problem: a gap, a resynchronisation, an oversize or malformed message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anomaly {
-    pub dir: Dir,
-    pub kind: AnomalyKind,
-    pub message: String,
+    pub(crate) dir: Dir,
+    pub(crate) kind: AnomalyKind,
+    pub(crate) message: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,23 +160,23 @@ impl ConnDecoder {
     }
 
     /// `Some(Tls)` / `Some(Gss)` once the connection switched to encryption.
-    pub fn encrypted(&self) -> Option<Encryption> {
+    pub(crate) fn encrypted(&self) -> Option<Encryption> {
         self.encryption
     }
 
     /// The caller decrypts TLS: after the switch to it (SSLRequest answered `S`, or a
     /// direct TLS handshake) the framer takes the plaintext, fed like the stream's.
-    pub fn decrypt_tls(&mut self) {
+    pub(crate) fn decrypt_tls(&mut self) {
         self.decrypt_tls = true;
     }
 
     /// After a feed in which the stream switched to TLS (with [`Self::decrypt_tls`]):
     /// how many of its last bytes are TLS, to be decrypted and fed back as plaintext.
-    pub fn tls_handoff(&mut self) -> Option<usize> {
+    pub(crate) fn tls_handoff(&mut self) -> Option<usize> {
         self.handoff.take()
     }
 
-    /// Bytes currently held in the per-direction buffers.
+    /// Bytes currently held in the per-direction buffers (the decoder fuzz target's bound).
     pub fn buffered_bytes(&self) -> usize {
         self.sides.iter().map(|s| s.buf.len()).sum()
     }
@@ -853,7 +855,7 @@ enum Verdict {
 /// Which peer sent `payload`, judged by its shape alone: `Some(dir)` when, from
 /// its first byte, it is a chain of whole messages valid from `dir` and not from
 /// the other side (as the boundary hunt judges a chain). Mid-stream role inference.
-pub fn sender_of(payload: &[u8]) -> Option<Dir> {
+pub(crate) fn sender_of(payload: &[u8]) -> Option<Dir> {
     let ctx = DecodeCtx::default();
     let fits = |dir| {
         let mut budget = 4 * HUNT_KEEP;

@@ -3,9 +3,9 @@
 use super::Dir;
 use super::fields::{Bad, Cursor, ErrorFields, Fields, Formats, List, Oids, Strings, Values};
 
-pub const SSL_REQUEST_CODE: u32 = 80877103;
-pub const GSSENC_REQUEST_CODE: u32 = 80877104;
-pub const CANCEL_REQUEST_CODE: u32 = 80877102;
+pub(crate) const SSL_REQUEST_CODE: u32 = 80877103;
+pub(crate) const GSSENC_REQUEST_CODE: u32 = 80877104;
+pub(crate) const CANCEL_REQUEST_CODE: u32 = 80877102;
 
 /// Protocol 3.2 lets cancel keys grow up to 256 bytes; 3.0 keys are 4 bytes.
 const CANCEL_KEY_LEN: std::ops::RangeInclusive<usize> = 4..=256;
@@ -13,206 +13,328 @@ const CANCEL_KEY_LEN: std::ops::RangeInclusive<usize> = 4..=256;
 /// One framed message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msg<'a> {
-    pub dir: Dir,
+    pub(crate) dir: Dir,
     /// Type byte; `None` for untyped startup packets and one-byte answers.
-    pub typ: Option<u8>,
+    pub(crate) typ: Option<u8>,
     /// The length field (includes itself); total packet length for untyped
     /// packets; 1 for the one-byte SSL/GSSENC answers.
-    pub len: u32,
+    pub(crate) len: u32,
+    /// The decoded body.
     pub body: Body<'a>,
     /// Values of the body were withheld before presentation (secrets, or bind
     /// parameters with `--redact-params`): their slices are emptied or zeroed and
     /// presenters show a placeholder. Never set by decoding.
-    pub withheld: bool,
+    pub(crate) withheld: bool,
 }
 
 /// Decoded body; byte strings borrow from the captured data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
     // Untyped startup-phase packets (frontend).
+    /// StartupMessage: protocol version and parameters.
     Startup {
+        /// Protocol major version (3).
         major: u16,
+        /// Protocol minor version (0 or 2).
         minor: u16,
         /// Raw NUL-separated name/value list without the final terminator;
         /// iterate with [`super::startup_params`].
         params: &'a [u8],
     },
+    /// SSLRequest: the client asks for TLS.
     SslRequest,
+    /// GSSENCRequest: the client asks for GSSAPI encryption.
     GssEncRequest,
+    /// CancelRequest, on a connection of its own.
     CancelRequest {
+        /// Process id of the backend to cancel.
         pid: u32,
+        /// Secret key (4 bytes before protocol 3.2, up to 256 since).
         key: &'a [u8],
     },
+    /// An untyped startup packet with a request code this decoder does not know.
     UnknownStartup {
+        /// The request code (the version field).
         code: u32,
     },
     // One-byte answers (backend).
+    /// The server's one-byte answer to SSLRequest.
     SslResponse {
+        /// `S` (TLS follows) or `N` (refused).
         answer: u8,
     },
+    /// The server's one-byte answer to GSSENCRequest.
     GssEncResponse {
+        /// `G` (GSSAPI follows) or `N` (refused).
         answer: u8,
     },
 
     // Frontend typed messages.
+    /// Query (`Q`): simple query protocol.
     Query {
+        /// The query string.
         sql: &'a [u8],
     },
+    /// Parse (`P`): prepares a statement.
     Parse {
+        /// Prepared statement name (empty: the unnamed one).
         statement: &'a [u8],
+        /// The query string.
         query: &'a [u8],
+        /// Parameter type OIDs the client specified (0: unspecified).
         param_types: Oids<'a>,
     },
+    /// Bind (`B`): a portal from a prepared statement and parameters.
     Bind {
+        /// Portal name (empty: the unnamed one).
         portal: &'a [u8],
+        /// Prepared statement name.
         statement: &'a [u8],
+        /// Parameter format codes (0 text, 1 binary; none or one apply to all).
         param_formats: Formats<'a>,
+        /// Parameter values (`None`: NULL).
         params: Values<'a>,
+        /// Result column format codes.
         result_formats: Formats<'a>,
     },
+    /// Describe (`D`) of a statement or portal.
     Describe {
+        /// `S` statement or `P` portal.
         kind: u8,
+        /// Statement or portal name.
         name: &'a [u8],
     },
+    /// Close (`C`) of a statement or portal.
     Close {
+        /// `S` statement or `P` portal.
         kind: u8,
+        /// Statement or portal name.
         name: &'a [u8],
     },
+    /// Execute (`E`) of a portal.
     Execute {
+        /// Portal name.
         portal: &'a [u8],
+        /// Row limit (0: none).
         max_rows: i32,
     },
+    /// Sync (`S`): ends an extended-query batch.
     Sync,
+    /// Flush (`H`).
     Flush,
+    /// Terminate (`X`).
     Terminate,
+    /// CopyFail (`f`): the client aborts COPY FROM STDIN.
     CopyFail {
+        /// The client's reason.
         message: &'a [u8],
     },
+    /// FunctionCall (`F`): the fast-path interface.
     FunctionCall {
+        /// OID of the function.
         oid: u32,
+        /// Argument format codes.
         arg_formats: Formats<'a>,
+        /// Argument values (`None`: NULL).
         args: Values<'a>,
+        /// Result format code.
         result_format: u16,
     },
+    /// PasswordMessage (`p`): cleartext or MD5 password.
     PasswordMessage {
+        /// The password (cleartext or `md5`-hashed): a secret.
         password: &'a [u8],
     },
+    /// SASLInitialResponse (`p`): the chosen mechanism and the client-first message.
     SaslInitialResponse {
+        /// The chosen mechanism (e.g. `SCRAM-SHA-256`).
         mechanism: &'a [u8],
+        /// Client-first message (`None`: length -1).
         data: Option<&'a [u8]>,
     },
+    /// SASLResponse (`p`): a later SASL message from the client.
     SaslResponse {
+        /// Mechanism-specific data.
         data: &'a [u8],
     },
+    /// GSSResponse (`p`): a GSSAPI or SSPI token from the client.
     GssResponse {
+        /// The token.
         data: &'a [u8],
     },
 
     // Both directions.
+    /// CopyData (`d`).
     CopyData {
+        /// A chunk of the COPY stream.
         data: &'a [u8],
     },
+    /// CopyDone (`c`).
     CopyDone,
 
     // Backend typed messages.
+    /// AuthenticationOk (`R`, 0).
     AuthenticationOk,
+    /// AuthenticationKerberosV5 (`R`, 2).
     AuthenticationKerberosV5,
+    /// AuthenticationCleartextPassword (`R`, 3).
     AuthenticationCleartextPassword,
+    /// AuthenticationMD5Password (`R`, 5).
     AuthenticationMd5Password {
+        /// Salt for the MD5 hash.
         salt: [u8; 4],
     },
+    /// AuthenticationGSS (`R`, 7).
     AuthenticationGss,
+    /// AuthenticationGSSContinue (`R`, 8).
     AuthenticationGssContinue {
+        /// GSSAPI or SSPI token.
         data: &'a [u8],
     },
+    /// AuthenticationSSPI (`R`, 9).
     AuthenticationSspi,
+    /// AuthenticationSASL (`R`, 10): the mechanisms offered.
     AuthenticationSasl {
+        /// Mechanism names.
         mechanisms: Strings<'a>,
     },
+    /// AuthenticationSASLContinue (`R`, 11).
     AuthenticationSaslContinue {
+        /// Server-first message.
         data: &'a [u8],
     },
+    /// AuthenticationSASLFinal (`R`, 12).
     AuthenticationSaslFinal {
+        /// Server-final message.
         data: &'a [u8],
     },
+    /// An authentication request (`R`) with a code this decoder does not know.
     AuthenticationUnknown {
+        /// The authentication code.
         code: u32,
+        /// The rest of the body.
         data: &'a [u8],
     },
+    /// BackendKeyData (`K`): what a CancelRequest must quote.
     BackendKeyData {
+        /// Process id of the backend.
         pid: u32,
+        /// Secret key for CancelRequest.
         key: &'a [u8],
     },
+    /// NegotiateProtocolVersion (`v`).
     NegotiateProtocolVersion {
+        /// Newest minor protocol version the server supports.
         newest_minor: u32,
         /// Names of the `_pq_.` options the server did not recognise.
         options: Strings<'a>,
     },
+    /// ParameterStatus (`S`).
     ParameterStatus {
+        /// Run-time parameter name.
         name: &'a [u8],
+        /// Its current value.
         value: &'a [u8],
     },
+    /// ReadyForQuery (`Z`).
     ReadyForQuery {
+        /// Transaction status: `I` idle, `T` in a transaction, `E` failed transaction.
         status: u8,
     },
+    /// RowDescription (`T`).
     RowDescription {
+        /// One description per result column.
         fields: Fields<'a>,
     },
+    /// DataRow (`D`).
     DataRow {
+        /// Column values (`None`: NULL).
         columns: Values<'a>,
     },
+    /// CommandComplete (`C`).
     CommandComplete {
+        /// Command tag, e.g. `SELECT 1`.
         tag: &'a [u8],
     },
+    /// EmptyQueryResponse (`I`).
     EmptyQueryResponse,
+    /// ErrorResponse (`E`).
     ErrorResponse {
+        /// The error's fields (severity, code, message, ...).
         fields: ErrorFields<'a>,
     },
+    /// NoticeResponse (`N`).
     NoticeResponse {
+        /// The notice's fields (severity, code, message, ...).
         fields: ErrorFields<'a>,
     },
+    /// ParseComplete (`1`).
     ParseComplete,
+    /// BindComplete (`2`).
     BindComplete,
+    /// CloseComplete (`3`).
     CloseComplete,
+    /// NoData (`n`).
     NoData,
+    /// PortalSuspended (`s`): Execute's row limit reached.
     PortalSuspended,
+    /// ParameterDescription (`t`).
     ParameterDescription {
+        /// Parameter type OIDs.
         types: Oids<'a>,
     },
+    /// CopyInResponse (`G`).
     CopyInResponse {
+        /// Overall format: 0 text, 1 binary.
         format: u8,
+        /// Per-column format codes.
         columns: Formats<'a>,
     },
+    /// CopyOutResponse (`H`).
     CopyOutResponse {
+        /// Overall format: 0 text, 1 binary.
         format: u8,
+        /// Per-column format codes.
         columns: Formats<'a>,
     },
+    /// CopyBothResponse (`W`).
     CopyBothResponse {
+        /// Overall format: 0 text, 1 binary.
         format: u8,
+        /// Per-column format codes.
         columns: Formats<'a>,
     },
+    /// NotificationResponse (`A`): a NOTIFY delivered.
     NotificationResponse {
+        /// Process id of the notifying backend.
         pid: u32,
+        /// Channel name.
         channel: &'a [u8],
+        /// Payload string.
         payload: &'a [u8],
     },
+    /// FunctionCallResponse (`V`).
     FunctionCallResponse {
+        /// Result value (`None`: NULL).
         value: Option<&'a [u8]>,
     },
 
     // Not decoded.
     /// Type byte not valid in this direction.
     Unknown {
+        /// The body.
         data: &'a [u8],
     },
     /// The body's fields are inconsistent with its length.
     Malformed {
+        /// What did not add up.
         reason: &'static str,
     },
     /// Longer than the buffer cap: `typ` and `len` kept, and for the frontend
     /// messages whose identity lies in their first bytes (see [`keeps_head`]) the
     /// head of the body, read with [`oversize_head`]; the rest is dropped.
     Oversize {
+        /// The first bytes of the body, kept for the messages that need them (may be empty).
         head: &'a [u8],
     },
 }
@@ -314,7 +436,7 @@ impl Body<'_> {
 
 /// Docs name for a type byte valid in `dir` (`'p'` is reported as
 /// PasswordMessage, `'R'` as Authentication: their subtype needs the body).
-pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
+pub(crate) fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
     Some(match (dir, typ) {
         (_, b'd') => "CopyData",
         (_, b'c') => "CopyDone",
@@ -359,13 +481,13 @@ pub fn type_name(dir: Dir, typ: u8) -> Option<&'static str> {
 /// Whether the framer keeps the head of an oversize message of this type: the
 /// requests whose names and text come first, so that a statement over the cap keeps
 /// its identity.
-pub fn keeps_head(dir: Dir, typ: u8) -> bool {
+pub(crate) fn keeps_head(dir: Dir, typ: u8) -> bool {
     dir == Dir::Frontend && matches!(typ, b'Q' | b'P' | b'B' | b'F')
 }
 
 /// What the kept head of an oversize request says ([`Body::Oversize`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head<'a> {
+pub(crate) enum Head<'a> {
     /// The start of the text (no terminator: it was cut).
     Query {
         sql: &'a [u8],
@@ -387,7 +509,7 @@ pub enum Head<'a> {
 /// Reads the fields that lie whole in the head of an oversize request; a text cut
 /// by the end of the head is returned cut. `None` for other types, or a head too
 /// short for the names.
-pub fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
+pub(crate) fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
     if !keeps_head(dir, typ) {
         return None;
     }
@@ -415,14 +537,14 @@ pub fn oversize_head(dir: Dir, typ: u8, head: &[u8]) -> Option<Head<'_>> {
 }
 
 /// Whether `typ` is a message type byte the peer in `dir` may send.
-pub fn valid_type(dir: Dir, typ: u8) -> bool {
+pub(crate) fn valid_type(dir: Dir, typ: u8) -> bool {
     type_name(dir, typ).is_some()
 }
 
 /// Which authentication request the server made last; a frontend `'p'`
 /// message's meaning depends on it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum AuthExchange {
+pub(crate) enum AuthExchange {
     /// None seen (e.g. mid-stream capture): `'p'` decodes as PasswordMessage.
     #[default]
     Unknown,
@@ -438,13 +560,13 @@ pub enum AuthExchange {
 
 /// Connection state the decoder needs beyond the message bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DecodeCtx {
-    pub auth: AuthExchange,
+pub(crate) struct DecodeCtx {
+    pub(crate) auth: AuthExchange,
 }
 
 impl DecodeCtx {
     /// Tracks the authentication exchange from a decoded backend body.
-    pub fn observe(&mut self, body: &Body<'_>) {
+    pub(crate) fn observe(&mut self, body: &Body<'_>) {
         use Body::*;
         self.auth = match body {
             AuthenticationCleartextPassword | AuthenticationMd5Password { .. } => {
@@ -466,7 +588,7 @@ impl DecodeCtx {
 /// message. The framer's fast path: building one of these does not go through the
 /// generic construction of a body, which copies the largest variant's size.
 #[inline(always)]
-pub fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
+pub(crate) fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
     Some(match (dir, typ, body) {
         (Dir::Frontend, b'S', []) => Body::Sync,
         (Dir::Frontend, b'H', []) => Body::Flush,
@@ -486,7 +608,7 @@ pub fn small(dir: Dir, typ: u8, body: &[u8]) -> Option<Body<'static>> {
 // temporary, it was copied with wide loads right after narrow stores, and the
 // store-forwarding stall was the framer's largest single cost.
 #[inline(always)]
-pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
+pub(crate) fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a> {
     let mut c = Cursor::new(body);
     let parsed = match dir {
         Dir::Frontend => frontend(typ, &mut c, ctx),
@@ -496,7 +618,7 @@ pub fn decode<'a>(dir: Dir, typ: u8, body: &'a [u8], ctx: &DecodeCtx) -> Body<'a
 }
 
 /// Decodes an untyped startup-phase packet; `body` follows the length field.
-pub fn decode_startup(body: &[u8]) -> Body<'_> {
+pub(crate) fn decode_startup(body: &[u8]) -> Body<'_> {
     let mut c = Cursor::new(body);
     let parsed = startup(&mut c);
     finish(parsed, &c)

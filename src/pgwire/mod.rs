@@ -9,19 +9,19 @@ mod message;
 #[cfg(test)]
 mod tests;
 
-pub use fields::{
-    ErrorFields, FieldDesc, Fields, Formats, List, ListIter, Oids, Strings, Values,
-    error_field_name, startup_params,
-};
-pub use framer::{Anomaly, ConnDecoder, Event, MAX_BUFFERED_MESSAGE, OVERSIZE_HEAD, sender_of};
-pub use message::{
-    AuthExchange, Body, CANCEL_REQUEST_CODE, DecodeCtx, GSSENC_REQUEST_CODE, Head, Msg,
-    SSL_REQUEST_CODE, decode, decode_startup, keeps_head, oversize_head, type_name, valid_type,
+pub(crate) use fields::{ErrorFields, List, error_field_name, startup_params};
+pub(crate) use framer::sender_of;
+pub use framer::{Anomaly, ConnDecoder, Event};
+#[cfg(test)]
+pub(crate) use message::decode;
+pub use message::{Body, Msg};
+pub(crate) use message::{
+    CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, Head, SSL_REQUEST_CODE, oversize_head,
 };
 
 /// What protects a connection's stream after startup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encryption {
+pub(crate) enum Encryption {
     /// Plaintext (the session stage's word once the server answered startup).
     None,
     Tls,
@@ -30,7 +30,7 @@ pub enum Encryption {
 }
 
 impl Encryption {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Encryption::None => "none",
             Encryption::Tls => "tls",

@@ -1,3 +1,5 @@
+use super::fields::FieldDesc;
+use super::message::{DecodeCtx, decode_startup};
 use super::*;
 use crate::synth::{data_row, msg};
 use Dir::{Backend, Frontend};

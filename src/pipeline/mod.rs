@@ -20,7 +20,7 @@ pub mod run;
 pub mod staged;
 
 /// Per-connection state kept in the flow table.
-pub struct Conn {
+pub(crate) struct Conn {
     decoder: ConnDecoder,
     session: Session,
     /// From the switch to TLS on, when decrypting: both directions' stream bytes go
@@ -38,7 +38,7 @@ pub struct Conn {
 
 /// At most this often (capture time) a connection's state goes to `Sink::session_update`,
 /// besides once per startup phase, so live views stay fresh at a fixed cost.
-pub const UPDATE_INTERVAL_NS: i64 = 250_000_000;
+pub(crate) const UPDATE_INTERVAL_NS: i64 = 250_000_000;
 
 /// How far through its startup a session is, to report each step once.
 fn phase(s: &Session) -> u8 {
@@ -66,7 +66,9 @@ pub(crate) struct Stage<'s> {
 /// What the capture loop feeds: [`Pipeline`] on the calling thread, or
 /// [`staged::Staged`] with decoding on a thread of its own.
 pub trait Feed {
+    /// One captured frame.
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()>;
+    /// A run-level warning, written as an anomaly record of `kind`.
     fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()>;
     /// Packets the capture dropped: `new` since the last call, `total` so far. An
     /// anomaly record that says so (and, where there are live views, their figure).
@@ -77,14 +79,16 @@ pub trait Feed {
     /// Live capture, while no packet comes: the wall clock (less [`TICK_LAG_NS`])
     /// expires idle connections, which packet times alone never would on a quiet link.
     fn tick(&mut self, now_ns: i64) -> io::Result<()>;
+    /// The run's figures, for the capture loop to add its own.
     fn stats(&mut self) -> &mut RunStats;
+    /// Ends the run: closes every connection and writes the closing figures.
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
 /// How far behind the wall clock a live tick stays: packets reach the pipeline up to
 /// a few hundred milliseconds after their time (libpcap's 100 ms block timeout, the
 /// batch queue), and a tick must not overtake them.
-pub const TICK_LAG_NS: i64 = 1_000_000_000;
+pub(crate) const TICK_LAG_NS: i64 = 1_000_000_000;
 
 impl Feed for Pipeline<'_> {
     fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
@@ -136,16 +140,17 @@ pub(crate) fn clock_message(t: &crate::tcp::TcpStats) -> Option<String> {
 }
 
 /// What a `capture_drops` anomaly says.
-pub fn drop_message(new: u64, total: u64) -> String {
+pub(crate) fn drop_message(new: u64, total: u64) -> String {
     format!("libpcap dropped {new} packets ({total} in all): connections may show gaps")
 }
 
+/// Every stage on the calling thread, from frames to a presenter.
 pub struct Pipeline<'s> {
     table: FlowTable<Conn>,
     stage: Stage<'s>,
     /// The last packet's time; none before the first.
     last_ts: Option<i64>,
-    pub stats: RunStats,
+    pub(crate) stats: RunStats,
 }
 
 /// Who sent a segment, by its shape: a startup packet alone, or whole messages
@@ -498,6 +503,7 @@ impl Handler<Conn> for Stage<'_> {
 }
 
 impl<'s> Pipeline<'s> {
+    /// A pipeline writing to `sink`, with `ports` as the server ports.
     pub fn new(sink: &'s mut dyn Sink, ports: Vec<u16>, limits: Limits) -> Self {
         Pipeline {
             table: FlowTable::new(ports, limits),
@@ -524,7 +530,7 @@ impl<'s> Pipeline<'s> {
     }
 
     /// A run-level warning (truncated file, drops) for the anomaly stream and summary.
-    pub fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()> {
+    pub(crate) fn warn(&mut self, kind: AnomalyKind, message: &str) -> io::Result<()> {
         self.stats.warnings.push(message.to_string());
         self.stage.warn(run_ts(self.last_ts), kind, message)
     }

@@ -20,12 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 /// `--metrics` registry.
 #[derive(Clone, Copy)]
 pub struct Taps<'a> {
+    /// Set by a signal: stop reading and finish.
     pub stop: &'a AtomicBool,
+    /// The `--metrics` registry, if any.
     pub metrics: Option<&'a Arc<Metrics>>,
 }
 
 /// The metrics collector of a run.
-pub fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
+pub(crate) fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
     Collector::new(m.clone(), cli.metrics_top as usize)
 }
 
@@ -34,6 +36,7 @@ pub fn collector(cli: &Cli, m: &Arc<Metrics>) -> Collector {
 pub struct Presenter(Box<dyn Sink + Send>);
 
 impl Presenter {
+    /// `presenter` behind the redaction the command line asks for.
     pub fn new<P: Sink + Send + 'static>(cli: &Cli, presenter: P) -> Self {
         let redaction = Redaction {
             show_secrets: cli.show_secrets,
@@ -52,6 +55,7 @@ pub struct Wrappers<'a> {
     pub found: Option<Arc<AtomicBool>>,
     /// `--pooler-port` linking (the TUI shows no links and does not run it).
     pub link_pooler: bool,
+    /// `--metrics`: the registry the statements are counted in.
     pub metrics: Option<&'a Arc<Metrics>>,
 }
 

@@ -203,6 +203,7 @@ impl Handler<u8> for Recorder {
     }
 }
 
+/// A [`Feed`](super::Feed) that keeps capture, net and tcp on this thread and decodes on others.
 pub struct Staged {
     table: FlowTable<u8>,
     rec: Recorder,
@@ -213,11 +214,6 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Starts the decoding thread, which owns `sink` from now on.
-    pub fn new(sink: Box<dyn Sink + Send>, ports: Vec<u16>, limits: Limits) -> Self {
-        Staged::sharded(vec![sink], ports, limits)
-    }
-
     /// One decoding thread per sink (from `Threaded::shards` when more than one).
     pub fn sharded(sinks: Vec<Box<dyn Sink + Send>>, ports: Vec<u16>, limits: Limits) -> Self {
         assert!((1..=255).contains(&sinks.len()), "1 to 255 shards");
@@ -252,7 +248,7 @@ impl Staged {
     /// Decrypts TLS connections with the secrets of these key log files (the
     /// decoding thread, where the framer is, takes them). One shard only: the key
     /// logs are read as they grow and not shared.
-    pub fn decrypt_tls(&mut self, keys: crate::tls::KeyFiles) {
+    pub(crate) fn decrypt_tls(&mut self, keys: crate::tls::KeyFiles) {
         assert_eq!(
             self.rec.shards.len(),
             1,

@@ -35,10 +35,10 @@ use std::sync::Arc;
 /// Capture time a server-leg statement waits, after it ends, for the client
 /// statements that could contain it (they end when the pooler has forwarded the
 /// answer, normally within a millisecond). Records are handed on after twice this.
-pub const WINDOW_NS: i64 = 500_000_000;
+pub(crate) const WINDOW_NS: i64 = 500_000_000;
 /// Records held at most; beyond, the oldest go out before their window has passed,
 /// unlinked (counted in a `pooler_window_full` anomaly).
-pub const MAX_HELD: usize = 65_536;
+pub(crate) const MAX_HELD: usize = 65_536;
 
 /// A connection as its statement records need it, shared by its held records.
 type Origin = Arc<(ConnMeta, SessionRecord)>;
@@ -73,7 +73,7 @@ struct Run {
     owner: Option<u64>,
 }
 
-pub struct Correlator<S> {
+pub(crate) struct Correlator<S> {
     inner: S,
     ports: Vec<u16>,
     /// Addresses the pooler ports were reached at: connections from them to other
@@ -102,7 +102,7 @@ impl<S: DerefMut> Correlator<S>
 where
     S::Target: Sink,
 {
-    pub fn new(inner: S, ports: Vec<u16>) -> Self {
+    pub(crate) fn new(inner: S, ports: Vec<u16>) -> Self {
         Correlator {
             inner,
             ports,

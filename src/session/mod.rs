@@ -10,10 +10,10 @@
 
 mod named;
 pub mod params;
-pub mod record;
+pub(crate) mod record;
 pub mod shared;
 pub mod sql;
-pub mod texts;
+pub(crate) mod texts;
 
 #[cfg(test)]
 mod tests;
@@ -34,7 +34,7 @@ use std::collections::{HashMap, VecDeque};
 /// 30 MB. A client that pipelines more without reading answers is cut here: the
 /// oldest are dropped, reported (an anomaly) and the records unsure until the queue
 /// is empty again.
-pub const MAX_PENDING: usize = 1 << 18;
+pub(crate) const MAX_PENDING: usize = 1 << 18;
 /// Prepared statements and portals kept per connection.
 const MAX_NAMED: usize = 4096;
 /// Notices kept per statement.
@@ -42,30 +42,30 @@ const MAX_NOTICES: usize = 16;
 
 /// State shared by all connections: cancel keys and cancels on their way.
 #[derive(Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// (backend pid, secret key) → connection id.
     keys: HashMap<(u32, Vec<u8>), u64>,
     /// Target connection → (cancelling connection, time of the CancelRequest).
     cancels: FxHashMap<u64, (u64, i64)>,
     /// Operations dropped because a connection's queue was full (each drop is also
     /// reported as a `queue_overflow` anomaly of its connection).
-    pub dropped_ops: u64,
+    pub(crate) dropped_ops: u64,
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
     scratch: Vec<u8>,
     /// Sharded decoding: the number of the flow-table event being decoded, stamped on
     /// finished statements (see [`CrossFact`]).
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Sharded decoding: the cancel keys and CancelRequests seen, for the merge stage
     /// to match across shards (`None` on one thread, where `keys` does it).
-    pub facts: Option<Vec<CrossFact>>,
+    pub(crate) facts: Option<Vec<CrossFact>>,
 }
 
 /// What a connection tells the others, when connections are decoded on several
 /// threads: the merge stage replays these in capture order to link CancelRequests to
 /// their targets as one thread would (`output::threaded`).
 #[derive(Debug)]
-pub enum CrossFact {
+pub(crate) enum CrossFact {
     /// BackendKeyData on `conn`.
     Key { conn: u64, pid: u32, key: Vec<u8> },
     /// A CancelRequest on `conn`, at `ts`.
@@ -140,15 +140,15 @@ struct SimpleQuery {
 /// A statement still running, as [`Session::in_flight`] tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InFlight<'a> {
-    pub text: Option<&'a str>,
-    pub start_ns: i64,
-    pub wait: Wait,
+    pub(crate) text: Option<&'a str>,
+    pub(crate) start_ns: i64,
+    pub(crate) wait: Wait,
 }
 
 impl InFlight<'_> {
     /// Identifies the statement and its stage cheaply, so that a view is told only
     /// when they change (not per message).
-    pub fn key(&self) -> (i64, usize, Wait) {
+    pub(crate) fn key(&self) -> (i64, usize, Wait) {
         (
             self.start_ns,
             self.text.map_or(0, |t| t.as_ptr() as usize),
@@ -159,7 +159,7 @@ impl InFlight<'_> {
 
 /// What a running statement waits on, as far as the wire shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
+pub(crate) enum Wait {
     /// No answer yet: the server is working (or blocked on a lock; the wire cannot tell).
     Server,
     /// Rows are coming: the server sends, the client reads.
@@ -169,7 +169,7 @@ pub enum Wait {
 }
 
 impl Wait {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Wait::Server => "server",
             Wait::Rows => "rows",
@@ -186,7 +186,7 @@ enum AuthStage {
     Ok,
 }
 
-pub struct Session {
+pub(crate) struct Session {
     rec: SessionRecord,
     key: Vec<u8>,
     statements: Named<Statement>,
@@ -234,7 +234,7 @@ struct Seg {
 }
 
 impl Session {
-    pub fn new(conn_id: u64, start_ns: i64, midstream: bool) -> Self {
+    pub(crate) fn new(conn_id: u64, start_ns: i64, midstream: bool) -> Self {
         let mut s = Session {
             rec: SessionRecord {
                 conn_id,
@@ -270,7 +270,7 @@ impl Session {
         s
     }
 
-    pub fn record(&self) -> &SessionRecord {
+    pub(crate) fn record(&self) -> &SessionRecord {
         &self.rec
     }
 
@@ -278,7 +278,7 @@ impl Session {
     /// for, for live views; `None` when nothing is pending or the session is out of
     /// step. Looks at the first few operations only: Parse/Bind/Describe answers come
     /// before their Execute's.
-    pub fn in_flight(&self) -> Option<InFlight<'_>> {
+    pub(crate) fn in_flight(&self) -> Option<InFlight<'_>> {
         let rec = self
             .pending
             .iter()
@@ -306,7 +306,7 @@ impl Session {
     /// and kept as the place of the messages they hold. `acked` is how far into the
     /// other direction the segment's ACK reaches (see `tcp::Handler::data`).
     #[inline]
-    pub fn segment(&mut self, dir: Dir, n: usize, acked: Option<u64>) {
+    pub(crate) fn segment(&mut self, dir: Dir, n: usize, acked: Option<u64>) {
         match dir {
             Dir::Frontend => self.rec.bytes_client += n as u64,
             Dir::Backend => self.rec.bytes_server += n as u64,
@@ -322,7 +322,7 @@ impl Session {
     }
 
     /// Bytes of one direction were lost (the gap itself follows from the decoder).
-    pub fn lost_bytes(&mut self, dir: Dir, n: u64) {
+    pub(crate) fn lost_bytes(&mut self, dir: Dir, n: u64) {
         self.off[dir as usize] += n;
     }
 
@@ -332,7 +332,7 @@ impl Session {
     ///   their answers first; what follows (answers to the lost ones, then to later
     ///   requests) is not attributed until the session resynchronises;
     /// - lost answers may belong to any pending request: those are closed unsure.
-    pub fn note_gap(&mut self, dir: Dir, ts: i64) {
+    pub(crate) fn note_gap(&mut self, dir: Dir, ts: i64) {
         self.rec.gaps += 1;
         self.lose(dir, ts);
     }
@@ -422,17 +422,17 @@ impl Session {
         self.done.push(rec);
     }
 
-    pub fn note_not_postgres(&mut self) {
+    pub(crate) fn note_not_postgres(&mut self) {
         self.rec.not_postgres = true;
     }
 
     /// Bytes of `dir` were skipped to find a message boundary: as good as lost.
-    pub fn note_resync(&mut self, dir: Dir, ts: i64) {
+    pub(crate) fn note_resync(&mut self, dir: Dir, ts: i64) {
         self.rec.resyncs += 1;
         self.lose(dir, ts);
     }
 
-    pub fn note_encryption(&mut self, kind: Encryption) {
+    pub(crate) fn note_encryption(&mut self, kind: Encryption) {
         self.rec.encryption = Some(kind);
         if kind == Encryption::Tls && self.rec.negotiation.is_empty() {
             self.rec.negotiation.push("direct_tls".into());
@@ -440,7 +440,7 @@ impl Session {
     }
 
     /// What the TLS decryptor learnt (version, suite, whether records decrypted).
-    pub fn note_tls(&mut self, info: &crate::tls::Info) {
+    pub(crate) fn note_tls(&mut self, info: &crate::tls::Info) {
         if self.rec.tls.as_ref() != Some(info) {
             self.rec.tls = Some(info.clone());
         }
@@ -448,7 +448,7 @@ impl Session {
 
     /// Feeds one decoded message; finished statements are appended to `out`.
     #[inline]
-    pub fn on_message(
+    pub(crate) fn on_message(
         &mut self,
         shared: &mut Shared,
         ts: i64,
@@ -508,7 +508,7 @@ impl Session {
 
     /// Operations dropped from a full queue since the last call, for an anomaly.
     #[inline]
-    pub fn take_dropped_ops(&mut self) -> Option<u64> {
+    pub(crate) fn take_dropped_ops(&mut self) -> Option<u64> {
         (self.dropped_ops > 0).then(|| std::mem::take(&mut self.dropped_ops))
     }
 
@@ -1406,7 +1406,7 @@ impl Session {
     }
 
     /// The connection ended: flush what is pending and produce the session record.
-    pub fn close(
+    pub(crate) fn close(
         mut self,
         shared: &mut Shared,
         ts: i64,
@@ -1601,7 +1601,7 @@ fn server_message(fields: ErrorFields<'_>) -> ServerMessage {
 }
 
 /// The row count at the end of a command tag: `INSERT 0 5` → 5, `SELECT 3` → 3.
-pub fn rows_from_tag(tag: &str) -> Option<u64> {
+pub(crate) fn rows_from_tag(tag: &str) -> Option<u64> {
     // Byte scans: tags are short, and this runs once per statement.
     let b = tag.as_bytes();
     let first = b.iter().position(|&c| c == b' ')?;

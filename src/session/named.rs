@@ -7,7 +7,7 @@
 
 use rustc_hash::FxHashMap;
 
-pub struct Named<V> {
+pub(crate) struct Named<V> {
     unnamed: Option<V>,
     named: FxHashMap<String, V>,
     cap: usize,
@@ -15,7 +15,7 @@ pub struct Named<V> {
 
 impl<V> Named<V> {
     /// At most `cap` named entries are kept; the unnamed one always is.
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Named {
             unnamed: None,
             named: FxHashMap::default(),
@@ -23,7 +23,7 @@ impl<V> Named<V> {
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&V> {
+    pub(crate) fn get(&self, name: &str) -> Option<&V> {
         if name.is_empty() {
             self.unnamed.as_ref()
         } else {
@@ -31,7 +31,7 @@ impl<V> Named<V> {
         }
     }
 
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut V> {
         if name.is_empty() {
             self.unnamed.as_mut()
         } else {
@@ -41,7 +41,7 @@ impl<V> Named<V> {
 
     /// Inserts or replaces; a new name beyond the cap is dropped (and later lookups
     /// of it find nothing, as for a statement prepared before the capture began).
-    pub fn insert(&mut self, name: String, v: V) {
+    pub(crate) fn insert(&mut self, name: String, v: V) {
         if name.is_empty() {
             self.unnamed = Some(v);
         } else if self.named.len() < self.cap || self.named.contains_key(&name) {
@@ -49,7 +49,7 @@ impl<V> Named<V> {
         }
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<V> {
+    pub(crate) fn remove(&mut self, name: &str) -> Option<V> {
         if name.is_empty() {
             self.unnamed.take()
         } else {

@@ -4,30 +4,30 @@
 
 use super::shared::OwnerRc;
 
-pub mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const CIDR: u32 = 650;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const INET: u32 = 869;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const TIMETZ: u32 = 1266;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
+pub(crate) mod oid {
+    pub(crate) const BOOL: u32 = 16;
+    pub(crate) const BYTEA: u32 = 17;
+    pub(crate) const CHAR: u32 = 18;
+    pub(crate) const NAME: u32 = 19;
+    pub(crate) const INT8: u32 = 20;
+    pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT4: u32 = 23;
+    pub(crate) const TEXT: u32 = 25;
+    pub(crate) const OID: u32 = 26;
+    pub(crate) const CIDR: u32 = 650;
+    pub(crate) const FLOAT4: u32 = 700;
+    pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const INET: u32 = 869;
+    pub(crate) const BPCHAR: u32 = 1042;
+    pub(crate) const VARCHAR: u32 = 1043;
+    pub(crate) const DATE: u32 = 1082;
+    pub(crate) const TIME: u32 = 1083;
+    pub(crate) const TIMESTAMP: u32 = 1114;
+    pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const INTERVAL: u32 = 1186;
+    pub(crate) const TIMETZ: u32 = 1266;
+    pub(crate) const NUMERIC: u32 = 1700;
+    pub(crate) const UUID: u32 = 2950;
 }
 
 /// Bytes of a value kept for rendering: enough for the presenter's longest rendered
@@ -35,14 +35,14 @@ pub mod oid {
 /// binary numerics and arrays are kept whole up to a larger cap, since a cut numeric
 /// can no longer be decoded, and an array's text can be much shorter than its bytes
 /// (an array cut there renders as far as the presenter's cap goes).
-pub const MAX_KEPT: usize = 1024;
+pub(crate) const MAX_KEPT: usize = 1024;
 const MAX_KEPT_WHOLE: usize = 16 << 10;
 
 /// Flags of a kept value.
 const NULL: u8 = 1;
 const BINARY: u8 = 2;
 /// Flags (1), type OID (4), length on the wire (4), bytes kept (4).
-pub const ENTRY_HEAD: usize = 13;
+pub(crate) const ENTRY_HEAD: usize = 13;
 
 /// The bind parameters of one portal as they came: one shared allocation per Bind,
 /// rendered as text (by format and type) only when a presenter asks, on its thread
@@ -52,7 +52,7 @@ pub struct Params(Option<OwnerRc<[u8]>>);
 
 impl Params {
     /// See [`OwnerRc::detached`].
-    pub fn detached(&self) -> Params {
+    pub(crate) fn detached(&self) -> Params {
         Params(self.0.as_ref().map(OwnerRc::detached))
     }
 
@@ -85,14 +85,15 @@ impl Params {
         }
     }
 
+    #[cfg(test)]
     /// Text-format values (tests and synthetic records).
-    pub fn from_texts(values: &[Option<&str>]) -> Params {
+    pub(crate) fn from_texts(values: &[Option<&str>]) -> Params {
         let it = values.iter().map(|v| (v.map(str::as_bytes), false, 0));
         Params::build(&mut Vec::new(), it)
     }
 
     /// Each value as kept.
-    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         let mut rest: &[u8] = self.0.as_deref().unwrap_or_default();
         std::iter::from_fn(move || {
             let head = rest.get(..ENTRY_HEAD)?;
@@ -111,16 +112,17 @@ impl Params {
         })
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries().count()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }
 
     /// Bytes held, for memory bounds.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.0.as_ref().map_or(0, |b| b.len())
     }
 }
@@ -134,16 +136,16 @@ impl std::hash::Hash for Params {
 
 /// One value of [`Params`].
 #[derive(Clone, Copy, Debug)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// SQL NULL (no bytes).
-    pub null: bool,
+    pub(crate) null: bool,
     /// Its format code.
-    pub binary: bool,
+    pub(crate) binary: bool,
     /// 0 when unknown.
-    pub type_oid: u32,
+    pub(crate) type_oid: u32,
     /// Its length on the wire; `kept` may be shorter.
-    pub wire_len: usize,
-    pub kept: &'a [u8],
+    pub(crate) wire_len: usize,
+    pub(crate) kept: &'a [u8],
 }
 
 /// Array type OIDs with their element type, for every scalar type the presenter
@@ -175,7 +177,7 @@ pub const ARRAY_TYPES: [(u32, u32); 23] = [
 ];
 
 /// The element type of an array type the presenter decodes.
-pub fn array_element(type_oid: u32) -> Option<u32> {
+pub(crate) fn array_element(type_oid: u32) -> Option<u32> {
     ARRAY_TYPES
         .iter()
         .find(|(a, _)| *a == type_oid)

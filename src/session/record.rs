@@ -5,14 +5,14 @@ use std::borrow::Cow;
 
 /// How a statement ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Failure,
     Unknown,
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
@@ -23,29 +23,19 @@ impl Outcome {
 
 /// The fields of an ErrorResponse or NoticeResponse that records keep.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServerMessage {
-    pub severity: String,
-    pub code: String,
-    pub message: String,
+pub(crate) struct ServerMessage {
+    pub(crate) severity: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
     /// The other fields the server sent (DETAIL, HINT, position, schema, table,
     /// column, constraint, ...), as (field code, value) in wire order; codes outside
     /// the protocol's list are left out.
-    pub fields: Vec<(u8, String)>,
-}
-
-impl ServerMessage {
-    /// The value of field `code` (`b'D'` detail, `b'H'` hint, ...), if sent.
-    pub fn field(&self, code: u8) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, v)| v.as_str())
-    }
+    pub(crate) fields: Vec<(u8, String)>,
 }
 
 /// How authentication ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthOutcome {
+pub(crate) enum AuthOutcome {
     Success,
     Failure,
     /// The connection ended during the exchange.
@@ -53,7 +43,7 @@ pub enum AuthOutcome {
 }
 
 impl AuthOutcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthOutcome::Success => "success",
             AuthOutcome::Failure => "failure",
@@ -64,7 +54,7 @@ impl AuthOutcome {
 
 /// How a statement was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// Query.
     Simple,
     /// Parse/Bind/Execute.
@@ -74,7 +64,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Protocol::Simple => "simple",
             Protocol::Extended => "extended",
@@ -85,7 +75,7 @@ impl Protocol {
 
 /// Which way COPY data flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CopyDirection {
+pub(crate) enum CopyDirection {
     /// Client to server (CopyInResponse).
     In,
     /// Server to client (CopyOutResponse).
@@ -95,7 +85,7 @@ pub enum CopyDirection {
 }
 
 impl CopyDirection {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CopyDirection::In => "in",
             CopyDirection::Out => "out",
@@ -105,83 +95,83 @@ impl CopyDirection {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CopyStats {
+pub(crate) struct CopyStats {
     /// `None` when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
-    pub direction: Option<CopyDirection>,
-    pub messages_in: u64,
-    pub bytes_in: u64,
-    pub messages_out: u64,
-    pub bytes_out: u64,
+    pub(crate) direction: Option<CopyDirection>,
+    pub(crate) messages_in: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) messages_out: u64,
+    pub(crate) bytes_out: u64,
     /// Replication streams: WAL data and keepalive messages inside CopyData.
-    pub xlog_data: u64,
-    pub keepalives: u64,
+    pub(crate) xlog_data: u64,
+    pub(crate) keepalives: u64,
 }
 
 /// One statement, from its request to its completion.
 #[derive(Clone, Debug)]
 pub struct QueryRecord {
-    pub conn_id: u64,
+    pub(crate) conn_id: u64,
     /// `None` when the SQL was never seen (joined mid-stream). Shared with the
     /// prepared statement it came from, so records of one statement cost no copy.
-    pub text: Option<Text>,
+    pub(crate) text: Option<Text>,
     /// `text` is only the start of the statement: its message was over the buffer cap.
-    pub text_truncated: bool,
+    pub(crate) text_truncated: bool,
     /// The whole text's length in bytes, where the message tells it (a Query's).
-    pub text_length: Option<u64>,
+    pub(crate) text_length: Option<u64>,
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
-    pub operation: Option<&'static str>,
-    pub protocol: Protocol,
-    pub statement: Option<String>,
-    pub portal: Option<String>,
+    pub(crate) operation: Option<&'static str>,
+    pub(crate) protocol: Protocol,
+    pub(crate) statement: Option<String>,
+    pub(crate) portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
-    pub params: super::params::Params,
+    pub(crate) params: super::params::Params,
     /// The Bind was over the buffer cap: its parameters were not kept.
-    pub params_missing: bool,
+    pub(crate) params_missing: bool,
     /// The parameters were withheld (`--redact-params`): `params` is empty.
-    pub params_withheld: bool,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub command_tag: Option<Text>,
+    pub(crate) params_withheld: bool,
+    pub(crate) start_ns: i64,
+    pub(crate) end_ns: i64,
+    pub(crate) command_tag: Option<Text>,
     /// DataRow messages (or CopyData rows of COPY TO).
-    pub rows_returned: u64,
+    pub(crate) rows_returned: u64,
     /// The count in the command tag (INSERT/UPDATE/DELETE/SELECT/COPY/MERGE/...).
-    pub rows_affected: Option<u64>,
-    pub outcome: Outcome,
+    pub(crate) rows_affected: Option<u64>,
+    pub(crate) outcome: Outcome,
     /// Boxed, as is `copy`: rare, and the record crosses to the output thread, so
     /// every byte of it counts on every statement.
-    pub error: Option<Box<ServerMessage>>,
+    pub(crate) error: Option<Box<ServerMessage>>,
     /// Transaction status after the statement (`I`, `T`, `E`): the one the
     /// ReadyForQuery closing its batch reports, derived for the statements before the
     /// last one of a batch (see `Session::settle_batch`).
-    pub tx_status: Option<u8>,
-    pub cancelled_by: Option<u64>,
-    pub notices: Vec<ServerMessage>,
-    pub notifications: u32,
-    pub copy: Option<Box<CopyStats>>,
+    pub(crate) tx_status: Option<u8>,
+    pub(crate) cancelled_by: Option<u64>,
+    pub(crate) notices: Vec<ServerMessage>,
+    pub(crate) notifications: u32,
+    pub(crate) copy: Option<Box<CopyStats>>,
     /// Not executed: an earlier message of the same pipeline failed.
-    pub skipped: bool,
+    pub(crate) skipped: bool,
     /// Execute stopped at its row limit (PortalSuspended).
-    pub suspended: bool,
+    pub(crate) suspended: bool,
     /// Succeeded, then undone: a later statement of the same implicit transaction
     /// (one Sync batch, or one multi-statement Query) failed.
-    pub rolled_back: bool,
+    pub(crate) rolled_back: bool,
     /// Its result could not be told apart from another's (bytes lost, out of
     /// step, or requests dropped from a full queue): the outcome is `Unknown`
     /// and no result is given rather than a guess.
-    pub unsure: bool,
+    pub(crate) unsure: bool,
     /// Sharded decoding: the number of the event that finished it (0: it was not
     /// finished by an answer, and no cancel applies) and of the last ReadyForQuery
     /// before, for the merge stage's cancel matching. Not written out.
-    pub finish_seq: u64,
-    pub ready_seq: u64,
+    pub(crate) finish_seq: u64,
+    pub(crate) ready_seq: u64,
     /// `--pooler-port`: how this statement is linked to the other leg of a pooler
     /// (set by the pooler correlator, after the session stage).
-    pub pooler: Option<Box<Link>>,
+    pub(crate) pooler: Option<Box<Link>>,
 }
 
 impl SessionRecord {
     /// The close reason's word, `open` while open.
-    pub fn close_reason_str(&self) -> &'static str {
+    pub(crate) fn close_reason_str(&self) -> &'static str {
         self.close_reason
             .map_or("open", crate::tcp::CloseReason::as_str)
     }
@@ -190,7 +180,7 @@ impl SessionRecord {
 impl QueryRecord {
     /// A copy that shares nothing with the decoding thread's values (see
     /// [`super::shared`]): for views that keep records and drop them elsewhere.
-    pub fn detached(&self) -> Self {
+    pub(crate) fn detached(&self) -> Self {
         QueryRecord {
             text: self.text.as_ref().map(super::shared::Text::detached),
             command_tag: self.command_tag.as_ref().map(super::shared::Text::detached),
@@ -205,14 +195,14 @@ impl QueryRecord {
     /// correlator has decided (the summary); before (metrics, which count statements
     /// as they end), a connection to any port but `pooler_ports` may be a server
     /// leg. No pooler ports: all count.
-    pub fn counted_once(&self, conn: &crate::tcp::ConnMeta, pooler_ports: &[u16]) -> bool {
+    pub(crate) fn counted_once(&self, conn: &crate::tcp::ConnMeta, pooler_ports: &[u16]) -> bool {
         match &self.pooler {
             Some(link) => link.leg != Leg::Server,
             None => pooler_ports.is_empty() || pooler_ports.contains(&conn.server.1),
         }
     }
 
-    pub fn new(conn_id: u64, protocol: Protocol, start_ns: i64) -> Self {
+    pub(crate) fn new(conn_id: u64, protocol: Protocol, start_ns: i64) -> Self {
         QueryRecord {
             conn_id,
             text: None,
@@ -247,18 +237,19 @@ impl QueryRecord {
         }
     }
 
-    pub fn duration_ns(&self) -> i64 {
+    pub(crate) fn duration_ns(&self) -> i64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
 
+    #[cfg(test)]
     /// `db.operation.name`: what the server says it ran (the command tag), else the
     /// statement's first keyword.
-    pub fn operation_name(&self) -> Option<Cow<'_, str>> {
+    pub(crate) fn operation_name(&self) -> Option<Cow<'_, str>> {
         self.operation_from(self.command_tag.as_deref().map(tag_operation))
     }
 
     /// [`operation_name`](Self::operation_name), given its tag's first word.
-    pub fn operation_from<'a>(&'a self, tag_word: Option<&'a str>) -> Option<Cow<'a, str>> {
+    pub(crate) fn operation_from<'a>(&'a self, tag_word: Option<&'a str>) -> Option<Cow<'a, str>> {
         if let Some(op) = self.operation {
             return Some(Cow::Borrowed(op));
         }
@@ -270,7 +261,7 @@ impl QueryRecord {
 }
 
 /// The first word of a command tag: `INSERT 0 1` → `INSERT`.
-pub fn tag_operation(tag: &str) -> &str {
+pub(crate) fn tag_operation(tag: &str) -> &str {
     // A byte search: a `char` pattern costs a searcher per record.
     tag.as_bytes()
         .iter()
@@ -281,66 +272,66 @@ pub fn tag_operation(tag: &str) -> &str {
 /// A connection, reported when it ends.
 #[derive(Clone, Debug, Default)]
 pub struct SessionRecord {
-    pub conn_id: u64,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub user: Option<String>,
-    pub database: Option<String>,
-    pub application: Option<String>,
+    pub(crate) conn_id: u64,
+    pub(crate) start_ns: i64,
+    pub(crate) end_ns: i64,
+    pub(crate) user: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) application: Option<String>,
     /// Changes whenever `user`, `database` or `application` may have: what the
     /// writers of per-statement records compare instead of the three strings.
-    pub origin_version: u32,
-    pub replication: Option<String>,
+    pub(crate) origin_version: u32,
+    pub(crate) replication: Option<String>,
     /// Other StartupMessage parameters (options, DateStyle, `_pq_.` options, ...).
-    pub startup_params: Vec<(String, String)>,
-    pub protocol_requested: Option<String>,
-    pub protocol_negotiated: Option<String>,
-    pub unsupported_options: Vec<String>,
+    pub(crate) startup_params: Vec<(String, String)>,
+    pub(crate) protocol_requested: Option<String>,
+    pub(crate) protocol_negotiated: Option<String>,
+    pub(crate) unsupported_options: Vec<String>,
     /// `none`, `tls`, `gss`; `None` if the connection was never seen starting.
-    pub encryption: Option<crate::pgwire::Encryption>,
+    pub(crate) encryption: Option<crate::pgwire::Encryption>,
     /// What was asked and answered, e.g. `SSLRequest:N`, `GSSENCRequest:N`, `direct_tls`.
-    pub negotiation: Vec<String>,
+    pub(crate) negotiation: Vec<String>,
     /// TLS version, suite and whether it was decrypted (only with `--tls-keylog`).
-    pub tls: Option<crate::tls::Info>,
-    pub auth_method: Option<String>,
-    pub auth_outcome: Option<AuthOutcome>,
-    pub auth_error: Option<ServerMessage>,
-    pub backend_pid: Option<u32>,
-    pub cancel_key_len: Option<usize>,
-    pub server_params: Vec<(String, String)>,
-    pub parameter_changes: u64,
-    pub tx_status: Option<u8>,
-    pub queries: u64,
-    pub errors: u64,
-    pub rows: u64,
-    pub bytes_client: u64,
-    pub bytes_server: u64,
-    pub messages_client: u64,
-    pub messages_server: u64,
-    pub notices: u64,
-    pub notifications: u64,
+    pub(crate) tls: Option<crate::tls::Info>,
+    pub(crate) auth_method: Option<String>,
+    pub(crate) auth_outcome: Option<AuthOutcome>,
+    pub(crate) auth_error: Option<ServerMessage>,
+    pub(crate) backend_pid: Option<u32>,
+    pub(crate) cancel_key_len: Option<usize>,
+    pub(crate) server_params: Vec<(String, String)>,
+    pub(crate) parameter_changes: u64,
+    pub(crate) tx_status: Option<u8>,
+    pub(crate) queries: u64,
+    pub(crate) errors: u64,
+    pub(crate) rows: u64,
+    pub(crate) bytes_client: u64,
+    pub(crate) bytes_server: u64,
+    pub(crate) messages_client: u64,
+    pub(crate) messages_server: u64,
+    pub(crate) notices: u64,
+    pub(crate) notifications: u64,
     /// The first NotificationResponses (sender pid, channel, payload).
-    pub notification_list: Vec<Notification>,
-    pub midstream: bool,
-    pub gaps: u64,
-    pub resyncs: u64,
+    pub(crate) notification_list: Vec<Notification>,
+    pub(crate) midstream: bool,
+    pub(crate) gaps: u64,
+    pub(crate) resyncs: u64,
     /// Statements reported unsure (see [`QueryRecord::unsure`]).
-    pub unsure_records: u64,
+    pub(crate) unsure_records: u64,
     /// Answers that fit no pending request: the session was out of step.
-    pub unsure_pairings: u64,
+    pub(crate) unsure_pairings: u64,
     /// Connections that only carried a CancelRequest.
-    pub cancel_request: Option<CancelInfo>,
+    pub(crate) cancel_request: Option<CancelInfo>,
     /// `None` while the connection is open.
-    pub close_reason: Option<crate::tcp::CloseReason>,
-    pub terminated: bool,
+    pub(crate) close_reason: Option<crate::tcp::CloseReason>,
+    pub(crate) terminated: bool,
     /// The connection turned out not to speak PostgreSQL (no session record is written).
-    pub not_postgres: bool,
+    pub(crate) not_postgres: bool,
 }
 
 impl SessionRecord {
     /// What a statement record takes from its session (user, database, application,
     /// backend pid): the copy sent along with statement records instead of the whole.
-    pub fn origin(&self) -> SessionRecord {
+    pub(crate) fn origin(&self) -> SessionRecord {
         SessionRecord {
             conn_id: self.conn_id,
             user: self.user.clone(),
@@ -354,21 +345,21 @@ impl SessionRecord {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Notification {
-    pub pid: u32,
-    pub channel: String,
-    pub payload: String,
+pub(crate) struct Notification {
+    pub(crate) pid: u32,
+    pub(crate) channel: String,
+    pub(crate) payload: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CancelInfo {
-    pub pid: u32,
-    pub key_len: usize,
-    pub target_conn_id: Option<u64>,
+pub(crate) struct CancelInfo {
+    pub(crate) pid: u32,
+    pub(crate) key_len: usize,
+    pub(crate) target_conn_id: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leg {
+pub(crate) enum Leg {
     /// A connection to a `--pooler-port`.
     Client,
     /// A connection from a pooler's address to another port.
@@ -376,7 +367,7 @@ pub enum Leg {
 }
 
 impl Leg {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Leg::Client => "client",
             Leg::Server => "server",
@@ -386,7 +377,7 @@ impl Leg {
 
 /// How a link was decided, strongest evidence first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Match {
+pub(crate) enum Match {
     /// The server leg's application_name named the client (its address, or an
     /// application only that one fitting client had).
     ApplicationName,
@@ -401,7 +392,7 @@ pub enum Match {
 }
 
 impl Match {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Match::ApplicationName => "application_name",
             Match::Transaction => "transaction",
@@ -411,7 +402,7 @@ impl Match {
         }
     }
 
-    pub fn linked(self) -> bool {
+    pub(crate) fn linked(self) -> bool {
         matches!(
             self,
             Match::ApplicationName | Match::Transaction | Match::TextParamsTime
@@ -421,27 +412,27 @@ impl Match {
 
 /// What a record says about the other leg (`pgwire.pooler.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Link {
-    pub leg: Leg,
-    pub matched: Match,
+pub(crate) struct Link {
+    pub(crate) leg: Leg,
+    pub(crate) matched: Match,
     /// Ambiguous: how many statements fit.
-    pub candidates: u32,
+    pub(crate) candidates: u32,
     /// The other leg's connection (`pgwire.conn_id`).
-    pub peer_conn_id: Option<u64>,
+    pub(crate) peer_conn_id: Option<u64>,
     /// Server leg: the client's address and application.
-    pub client: Option<(std::net::IpAddr, u16)>,
-    pub client_application: Option<String>,
+    pub(crate) client: Option<(std::net::IpAddr, u16)>,
+    pub(crate) client_application: Option<String>,
     /// Client leg: the backend pid of the server connection that ran it.
-    pub backend_pid: Option<u32>,
+    pub(crate) backend_pid: Option<u32>,
     /// From the client's request to the pooler sending it to the server.
-    pub wait_ns: Option<i64>,
+    pub(crate) wait_ns: Option<i64>,
     /// How long the server statement took.
-    pub server_ns: Option<i64>,
+    pub(crate) server_ns: Option<i64>,
 }
 
 impl Link {
     /// A link that names no peer (undecided, ambiguous, or nothing fitted).
-    pub fn unlinked(leg: Leg, matched: Match, candidates: u32) -> Self {
+    pub(crate) fn unlinked(leg: Leg, matched: Match, candidates: u32) -> Self {
         Link {
             leg,
             matched,

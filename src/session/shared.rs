@@ -54,7 +54,7 @@ pub fn foreign_drops() -> u64 {
 
 /// A reference-counted immutable value whose count only its owner thread changes
 /// (see the module comment for the contract that makes it `Send + Sync`).
-pub struct OwnerRc<T: ?Sized> {
+pub(crate) struct OwnerRc<T: ?Sized> {
     rc: ManuallyDrop<Rc<T>>,
     /// The thread that may change the count, or `DETACHED`.
     owner: usize,
@@ -82,7 +82,7 @@ where
     Rc<T>: for<'a> From<&'a T>,
 {
     /// A new value owned by this thread.
-    pub fn new(value: &T) -> Self {
+    pub(crate) fn new(value: &T) -> Self {
         OwnerRc {
             rc: ManuallyDrop::new(Rc::from(value)),
             owner: current(),
@@ -90,14 +90,15 @@ where
     }
 
     /// A copy no thread owns: it is never shared, so any thread may drop it.
-    pub fn detached(&self) -> Self {
+    pub(crate) fn detached(&self) -> Self {
         OwnerRc {
             rc: ManuallyDrop::new(Rc::from(&**self.rc)),
             owner: DETACHED,
         }
     }
 
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
         Rc::ptr_eq(&a.rc, &b.rc)
     }
 
@@ -175,7 +176,7 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for OwnerRc<T> {
 /// render of those only, as a text seen once (a statement with its literals inline)
 /// would only evict the ones that repeat.
 #[derive(Clone)]
-pub struct Text {
+pub(crate) struct Text {
     s: OwnerRc<str>,
     id: u64,
 }
@@ -183,7 +184,7 @@ pub struct Text {
 const CACHEABLE: u64 = 1 << 63;
 
 impl Text {
-    pub fn new(s: &str) -> Self {
+    pub(crate) fn new(s: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Text {
             s: OwnerRc::new(s),
@@ -192,30 +193,31 @@ impl Text {
     }
 
     /// A new text likely to repeat (see [`Text::cacheable`]).
-    pub fn new_cacheable(s: &str) -> Self {
+    pub(crate) fn new_cacheable(s: &str) -> Self {
         let mut t = Text::new(s);
         t.id |= CACHEABLE;
         t
     }
 
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// Whether this text is likely to repeat, so worth caching what is made of it.
-    pub fn cacheable(&self) -> bool {
+    pub(crate) fn cacheable(&self) -> bool {
         self.id & CACHEABLE != 0
     }
 
     /// See [`OwnerRc::detached`].
-    pub fn detached(&self) -> Self {
+    pub(crate) fn detached(&self) -> Self {
         Text {
             s: self.s.detached(),
             id: self.id,
         }
     }
 
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
         OwnerRc::ptr_eq(&a.s, &b.s)
     }
 }

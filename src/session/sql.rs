@@ -206,7 +206,7 @@ fn scan(s: &[u8]) -> Scanner<'_> {
 /// Splits a simple-query string into its statements (trimmed, without the `;`);
 /// empty statements are kept as empty strings, as the server answers them with
 /// EmptyQueryResponse only when the whole string is empty.
-pub fn split_statements(sql: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_statements(sql: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut begin = 0;
     for (tok, start, end) in scan(sql) {
@@ -241,7 +241,7 @@ fn trim(s: &[u8]) -> &[u8] {
 }
 
 /// The statement's first keyword, upper-cased (`SELECT`, `INSERT`, `WITH`, ...).
-pub fn operation(sql: &[u8]) -> Option<String> {
+pub(crate) fn operation(sql: &[u8]) -> Option<String> {
     scan(sql)
         .find(|(t, _, _)| !matches!(t, Tok::Space | Tok::Comment | Tok::Other))
         .filter(|(t, _, _)| *t == Tok::Word)
@@ -250,7 +250,7 @@ pub fn operation(sql: &[u8]) -> Option<String> {
 
 /// Whether a statement whose tag is COMMIT or ROLLBACK leaves a transaction open:
 /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] s`, or `… AND CHAIN`.
-pub fn keeps_transaction(sql: &[u8]) -> bool {
+pub(crate) fn keeps_transaction(sql: &[u8]) -> bool {
     let mut words = scan(sql)
         .filter(|(t, _, _)| *t == Tok::Word)
         .map(|(_, a, b)| sql[a..b].to_ascii_lowercase())
@@ -624,7 +624,7 @@ fn write_param(buf: &mut [u8; 21], mut n: u64) -> &[u8] {
 /// 64-bit FNV-1a of the normalised text's shape, as 16 hex digits: words
 /// lower-cased, comments dropped, spacing folded, so the texts pg_stat_statements
 /// counts as one statement share it however they were typed.
-pub fn fingerprint(sql: &[u8]) -> String {
+pub(crate) fn fingerprint(sql: &[u8]) -> String {
     Shape::default().fingerprint(sql)
 }
 
@@ -687,7 +687,7 @@ fn fingerprint_of_text(s: &[u8]) -> u64 {
 /// Fingerprints of recently seen texts. Prepared and ORM statements repeat, so most
 /// lookups cost one hash of the raw text instead of a normalisation.
 #[derive(Default)]
-pub struct FingerprintCache {
+pub(crate) struct FingerprintCache {
     map: std::collections::HashMap<u64, String>,
     /// Buffers reused from one text to the next.
     shape: Shape,
@@ -696,7 +696,7 @@ pub struct FingerprintCache {
 impl FingerprintCache {
     const MAX: usize = 4096;
 
-    pub fn get(&mut self, text: &str) -> &str {
+    pub(crate) fn get(&mut self, text: &str) -> &str {
         let key = fnv1a(text.as_bytes());
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
@@ -708,7 +708,7 @@ impl FingerprintCache {
     }
 
     /// The fingerprint of a text not worth caching (seen once).
-    pub fn once(&mut self, text: &str) -> String {
+    pub(crate) fn once(&mut self, text: &str) -> String {
         self.shape.fingerprint_str(text)
     }
 }

@@ -25,9 +25,9 @@ const SEEN: usize = 4096;
 const FRONT: usize = 256;
 
 /// A command tag, shared, with the row count it ends with (`INSERT 0 5` → 5).
-pub type Tag = (Text, Option<u64>);
+pub(crate) type Tag = (Text, Option<u64>);
 
-pub struct Texts {
+pub(crate) struct Texts {
     map: FxHashMap<Box<[u8]>, Text>,
     bytes: usize,
     /// Recent command tags with their row counts, parsed once per tag.
@@ -43,11 +43,11 @@ pub struct Texts {
 
 /// How the texts cache fared, for the run's closing figures.
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TextStats {
+pub(crate) struct TextStats {
     /// Distinct texts kept (each from its second sighting).
-    pub interned: u64,
+    pub(crate) interned: u64,
     /// Times the cache was full and started over.
-    pub resets: u64,
+    pub(crate) resets: u64,
 }
 
 impl Default for Texts {
@@ -74,7 +74,7 @@ fn slot(raw: &[u8]) -> usize {
 
 impl Texts {
     /// A CommandComplete tag and its row count.
-    pub fn tag(&mut self, raw: &[u8]) -> Tag {
+    pub(crate) fn tag(&mut self, raw: &[u8]) -> Tag {
         let i = slot(raw);
         if let Some(t) = &self.tags[i]
             && eq_bytes(t.0.as_bytes(), raw)
@@ -91,13 +91,13 @@ impl Texts {
 
     /// The text of a prepared statement: cacheable however often it was seen (it
     /// runs as often as it is bound).
-    pub fn statement(&mut self, raw: &[u8]) -> Text {
+    pub(crate) fn statement(&mut self, raw: &[u8]) -> Text {
         self.lookup(raw, true)
     }
 
     /// The text of these wire bytes (invalid UTF-8 escaped as `\xNN`); cacheable
     /// when kept here.
-    pub fn get(&mut self, raw: &[u8]) -> Text {
+    pub(crate) fn get(&mut self, raw: &[u8]) -> Text {
         self.lookup(raw, false)
     }
 
@@ -149,7 +149,8 @@ impl Texts {
         false
     }
 
-    pub fn stats(&self) -> TextStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> TextStats {
         self.stats
     }
 }

@@ -6,7 +6,7 @@ use sha1::{Digest, Sha1};
 use std::net::IpAddr;
 
 /// `1:` + base64(SHA1(seed(0) ‖ lower endpoint ‖ higher endpoint ‖ proto ‖ pad ‖ ports)).
-pub fn community_id(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> String {
+pub(crate) fn community_id(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> String {
     let (lo, hi) = if addr_port_key(a) <= addr_port_key(b) {
         (a, b)
     } else {

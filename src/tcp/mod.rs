@@ -6,7 +6,7 @@
 
 mod community_id;
 
-pub use community_id::community_id;
+pub(crate) use community_id::community_id;
 
 use crate::net::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN, Segment};
 use rustc_hash::FxHashMap;
@@ -15,7 +15,9 @@ use std::net::IpAddr;
 /// Which end sent the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
+    /// The client (the SYN sender; without a handshake, judged by port or payload).
     Client,
+    /// The server.
     Server,
 }
 
@@ -38,11 +40,15 @@ pub enum Shape {
 pub struct ConnMeta {
     /// Sequential within a run, starting at 1.
     pub id: u64,
+    /// Client address and port.
     pub client: (IpAddr, u16),
+    /// Server address and port.
     pub server: (IpAddr, u16),
+    /// Time of the first packet, ns since the Unix epoch.
     pub start_ns: i64,
     /// No handshake and no startup packet seen: the capture joined a running connection.
     pub midstream: bool,
+    /// The Community ID v1 flow hash (`1:` + base64).
     pub community_id: String,
 }
 
@@ -66,19 +72,23 @@ impl ConnMeta {
     }
 }
 
+/// Why a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
+    /// Closed with a FIN.
     Fin,
+    /// A reset.
     Rst,
     /// Idle longer than the timeout.
     Idle,
     /// The table was full; the least recently active connections went first.
     Evicted,
+    /// Still open when the capture ended.
     EndOfCapture,
 }
 
 impl CloseReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CloseReason::Fin => "fin",
             CloseReason::Rst => "rst",
@@ -95,6 +105,7 @@ pub trait Handler<T> {
     /// Who sent `payload`, judged by its shape: decides the roles (and whether to
     /// track at all) when the ports do not.
     fn shape(&self, payload: &[u8]) -> Shape;
+    /// A new connection: returns the handler's state for it.
     fn open(&mut self, meta: &ConnMeta) -> T;
     /// In-order payload. `acked`: how far into the other direction's stream (bytes
     /// handed on, gaps included) this segment's ACK reaches: what the sender had
@@ -108,20 +119,25 @@ pub trait Handler<T> {
         data: &[u8],
         acked: Option<u64>,
     );
+    /// `bytes` of `side`'s stream that will never come (lost or not captured).
     fn gap(&mut self, meta: &ConnMeta, state: &mut T, side: Side, ts: i64, bytes: u64);
     /// A retransmission carried `bytes` that differ from the copy already handed
     /// on (which stands): a broken stack, a middlebox or an evasion attempt.
     fn conflict(&mut self, _meta: &ConnMeta, _state: &mut T, _side: Side, _ts: i64, _bytes: u64) {}
+    /// The connection ended; its state is handed back.
     fn close(&mut self, meta: &ConnMeta, state: T, ts: i64, reason: CloseReason);
 }
 
+/// Caps on what the flow table holds.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Connections followed at once; beyond, the least recently active go first.
     pub max_connections: usize,
     /// Out-of-order bytes held per connection (both directions).
     pub max_conn_buffer: usize,
     /// Out-of-order bytes held by all connections together.
     pub max_total_buffer: usize,
+    /// A connection idle this long (ns) is closed (`--idle-timeout`).
     pub idle_timeout_ns: i64,
 }
 
@@ -136,25 +152,27 @@ impl Default for Limits {
     }
 }
 
+/// Figures of the TCP stage.
 #[derive(Default, Clone, Debug)]
 pub struct TcpStats {
-    pub segments: u64,
-    pub connections: u64,
+    pub(crate) segments: u64,
+    pub(crate) connections: u64,
+    /// Gaps in the streams (data never seen).
     pub gaps: u64,
-    pub gap_bytes: u64,
-    pub out_of_order: u64,
-    pub retransmitted_bytes: u64,
+    pub(crate) gap_bytes: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) retransmitted_bytes: u64,
     /// Retransmitted segments whose bytes differ from the copy handed on, and
     /// how many bytes differed.
-    pub conflicts: u64,
-    pub conflict_bytes: u64,
-    pub evicted: u64,
-    pub idle_closed: u64,
+    pub(crate) conflicts: u64,
+    pub(crate) conflict_bytes: u64,
+    pub(crate) evicted: u64,
+    pub(crate) idle_closed: u64,
     /// Peak of buffered out-of-order bytes.
-    pub peak_buffered: usize,
+    pub(crate) peak_buffered: usize,
     /// Packets stamped earlier than one before them, and the largest step back.
-    pub clock_backwards: u64,
-    pub clock_backwards_max_ns: i64,
+    pub(crate) clock_backwards: u64,
+    pub(crate) clock_backwards_max_ns: i64,
 }
 
 /// A jump forward larger than this is not a hole to wait for but a lost stretch.
@@ -307,6 +325,7 @@ impl<T> Flow<T> {
     }
 }
 
+/// The connections being followed, keyed by their 4-tuple.
 pub struct FlowTable<T> {
     /// Boxed: a flow with its handler state is about a kilobyte, and the table's
     /// spare and (while growing) doubled slots should cost a pointer, not that.
@@ -319,6 +338,7 @@ pub struct FlowTable<T> {
     /// The latest capture time seen: idle expiry follows it, so one packet stamped
     /// in the past cannot make a busy connection look idle.
     clock: i64,
+    /// Its figures so far.
     pub stats: TcpStats,
 }
 
@@ -338,6 +358,7 @@ fn seq_diff(to: u32, from: u32) -> i64 {
 }
 
 impl<T> FlowTable<T> {
+    /// An empty table; `ports` are the server ports (`--port`), which set the roles.
     pub fn new(ports: Vec<u16>, limits: Limits) -> Self {
         FlowTable {
             flows: FxHashMap::default(),
@@ -351,10 +372,12 @@ impl<T> FlowTable<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.flows.len()
     }
 
+    /// No connection followed (the reassembly fuzz target's check after `close_all`).
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
     }
@@ -364,6 +387,7 @@ impl<T> FlowTable<T> {
         self.buffered
     }
 
+    /// Takes one segment captured at `ts`: reassembles it and calls `h` for what follows.
     pub fn process<H: Handler<T>>(&mut self, seg: &Segment<'_>, ts: i64, h: &mut H) {
         self.stats.segments += 1;
         if ts < self.clock {
@@ -394,7 +418,7 @@ impl<T> FlowTable<T> {
     /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
     /// packet stamped before `now` and still on its way is not counted as the clock
     /// going backwards.
-    pub fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
+    pub(crate) fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
         if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
             self.last_sweep_ns = now;
             self.sweep_idle(now, h);
@@ -623,7 +647,7 @@ impl<T> FlowTable<T> {
 }
 
 impl Side {
-    pub fn other(self) -> Side {
+    pub(crate) fn other(self) -> Side {
         match self {
             Side::Client => Side::Server,
             Side::Server => Side::Client,

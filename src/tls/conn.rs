@@ -20,7 +20,7 @@ pub trait KeySource {
 
 /// Why a connection is not (or no longer) decrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// The key log has no secrets for the handshake.
     NoKey,
     /// A record failed authentication: wrong key or corrupted bytes.
@@ -35,7 +35,7 @@ pub enum Problem {
 
 impl Problem {
     /// The anomaly the connection's records get.
-    pub fn kind(self) -> AnomalyKind {
+    pub(crate) fn kind(self) -> AnomalyKind {
         match self {
             Problem::NoKey => AnomalyKind::TlsNoKey,
             Problem::AuthFailed => AnomalyKind::TlsAuthFailed,
@@ -46,7 +46,7 @@ impl Problem {
     }
 }
 
-pub enum Out<'a> {
+pub(crate) enum Out<'a> {
     /// Decrypted application data of one direction, in order.
     Plain(Dir, &'a [u8]),
     Anomaly(Dir, Problem, String),
@@ -54,15 +54,15 @@ pub enum Out<'a> {
 
 /// What the session record says about the TLS of a connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Info {
+pub(crate) struct Info {
     /// `1.2`, `1.3`…, from the ServerHello.
-    pub version: Option<&'static str>,
+    pub(crate) version: Option<&'static str>,
     /// IANA name of the suite, or its code in hex when it has none here.
-    pub cipher: Option<String>,
+    pub(crate) cipher: Option<String>,
     /// The first protocol the client offered by ALPN (`postgresql` for direct TLS).
-    pub alpn: Option<String>,
+    pub(crate) alpn: Option<String>,
     /// At least one record was decrypted (so the keys were right).
-    pub decrypted: bool,
+    pub(crate) decrypted: bool,
 }
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
@@ -145,7 +145,7 @@ enum State {
     Failed,
 }
 
-pub struct Conn {
+pub(crate) struct Conn {
     sides: [Side; 2],
     client_random: Option<[u8; 32]>,
     server_random: [u8; 32],
@@ -157,7 +157,7 @@ pub struct Conn {
     state: State,
     /// Where records are decrypted.
     scratch: Vec<u8>,
-    pub info: Info,
+    pub(crate) info: Info,
 }
 
 impl Default for Conn {
@@ -173,12 +173,12 @@ fn side_name(dir: Dir) -> &'static str {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Conn {
-    pub fn new() -> Conn {
+    pub(crate) fn new() -> Conn {
         Conn {
             sides: Default::default(),
             client_random: None,
@@ -194,13 +194,13 @@ impl Conn {
     }
 
     /// Whether decryption stopped for good (an anomaly said why).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         matches!(self.state, State::Failed)
     }
 
     /// In-order TLS stream bytes of one direction. `ts` (capture time) bounds how
     /// long records are held for a key that may still be logged.
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         dir: Dir,
         data: &[u8],
@@ -225,7 +225,7 @@ impl Conn {
 
     /// The capture lost bytes of `dir`: record boundaries and sequence numbers are
     /// gone with them.
-    pub fn gap(&mut self, dir: Dir, bytes: u64, out: &mut dyn FnMut(Out<'_>)) {
+    pub(crate) fn gap(&mut self, dir: Dir, bytes: u64, out: &mut dyn FnMut(Out<'_>)) {
         self.fail(dir, Problem::Truncated, out, || {
             format!("{bytes} bytes of the TLS stream are missing from the capture; not decrypted further")
         });
@@ -233,7 +233,12 @@ impl Conn {
 
     /// The connection ended: a record cut short, or a key that never came (looked
     /// for once more: a short connection may end before the key log is read again).
-    pub fn close(&mut self, ts: i64, keys: &mut dyn KeySource, out: &mut dyn FnMut(Out<'_>)) {
+    pub(crate) fn close(
+        &mut self,
+        ts: i64,
+        keys: &mut dyn KeySource,
+        out: &mut dyn FnMut(Out<'_>),
+    ) {
         if matches!(self.state, State::Holding { .. }) {
             keys.reread();
             self.retry(ts, keys, out);

@@ -10,13 +10,13 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hash {
+pub(crate) enum Hash {
     Sha256,
     Sha384,
 }
 
 impl Hash {
-    pub fn output_len(self) -> usize {
+    pub(crate) fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
             Hash::Sha384 => 48,
@@ -25,14 +25,14 @@ impl Hash {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alg {
+pub(crate) enum Alg {
     Aes128Gcm,
     Aes256Gcm,
     ChaCha20Poly1305,
 }
 
 impl Alg {
-    pub fn key_len(self) -> usize {
+    pub(crate) fn key_len(self) -> usize {
         match self {
             Alg::Aes128Gcm => 16,
             Alg::Aes256Gcm | Alg::ChaCha20Poly1305 => 32,
@@ -41,25 +41,25 @@ impl Alg {
 
     /// TLS 1.2: the implicit part of the nonce from the key block (RFC 5288: 4
     /// bytes, the other 8 travel in each record; RFC 7905: all 12, none travels).
-    pub fn fixed_iv_len(self) -> usize {
+    pub(crate) fn fixed_iv_len(self) -> usize {
         match self {
             Alg::Aes128Gcm | Alg::Aes256Gcm => 4,
             Alg::ChaCha20Poly1305 => 12,
         }
     }
 
-    pub fn explicit_nonce_len(self) -> usize {
+    pub(crate) fn explicit_nonce_len(self) -> usize {
         12 - self.fixed_iv_len()
     }
 }
 
 /// A cipher suite: its IANA name and, if pgscope can decrypt it, how.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Suite {
-    pub id: u16,
-    pub name: &'static str,
-    pub aead: Option<Alg>,
-    pub hash: Hash,
+pub(crate) struct Suite {
+    pub(crate) id: u16,
+    pub(crate) name: &'static str,
+    pub(crate) aead: Option<Alg>,
+    pub(crate) hash: Hash,
 }
 
 macro_rules! suites {
@@ -106,12 +106,18 @@ suites! {
 }
 
 /// The suite with this code, if it is one pgscope knows by name.
-pub fn suite(id: u16) -> Option<&'static Suite> {
+pub(crate) fn suite(id: u16) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.id == id)
 }
 
 /// RFC 8446 §7.1 HKDF-Expand-Label.
-pub fn expand_label(hash: Hash, secret: &[u8], label: &str, context: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn expand_label(
+    hash: Hash,
+    secret: &[u8],
+    label: &str,
+    context: &[u8],
+    len: usize,
+) -> Vec<u8> {
     let full = 6 + label.len();
     let mut info = Vec::with_capacity(4 + full + context.len());
     info.extend_from_slice(&(len as u16).to_be_bytes());
@@ -134,7 +140,7 @@ pub fn expand_label(hash: Hash, secret: &[u8], label: &str, context: &[u8], len:
 }
 
 /// RFC 5246 §5 PRF: P_hash(secret, label + seed), `len` bytes.
-pub fn prf(hash: Hash, secret: &[u8], label: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn prf(hash: Hash, secret: &[u8], label: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
     match hash {
         Hash::Sha256 => p_hash::<Hmac<Sha256>>(secret, label, seed, len),
         Hash::Sha384 => p_hash::<Hmac<Sha384>>(secret, label, seed, len),
@@ -173,7 +179,7 @@ fn p_hash<M: Mac + KeyInit + Clone>(
 }
 
 /// One direction's record protection key.
-pub enum Cipher {
+pub(crate) enum Cipher {
     Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
     ChaCha(Box<ChaCha20Poly1305>),
@@ -181,7 +187,7 @@ pub enum Cipher {
 
 impl Cipher {
     /// `key` must be `alg.key_len()` bytes (the callers derive it so).
-    pub fn new(alg: Alg, key: &[u8]) -> Option<Cipher> {
+    pub(crate) fn new(alg: Alg, key: &[u8]) -> Option<Cipher> {
         Some(match alg {
             Alg::Aes128Gcm => Cipher::Aes128(Box::new(Aes128Gcm::new_from_slice(key).ok()?)),
             Alg::Aes256Gcm => Cipher::Aes256(Box::new(Aes256Gcm::new_from_slice(key).ok()?)),
@@ -192,7 +198,7 @@ impl Cipher {
     }
 
     /// Decrypts `buf` in place if it authenticates with `tag` (16 bytes).
-    pub fn open(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    pub(crate) fn open(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
         if tag.len() != 16 {
             return false;
         }

@@ -27,17 +27,19 @@ const MAX_GENERATION: u32 = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     /// TLS 1.2: `CLIENT_RANDOM`.
-    pub master: Option<Secret>,
+    pub(crate) master: Option<Secret>,
+    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
     pub client_handshake: Option<Secret>,
+    /// `SERVER_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
     pub server_handshake: Option<Secret>,
     /// TLS 1.3 application traffic secrets by generation: `CLIENT_TRAFFIC_SECRET_0`,
     /// and the `_1`, `_2`… some OpenSSL versions log after a KeyUpdate.
-    pub client_traffic: Vec<(u32, Secret)>,
-    pub server_traffic: Vec<(u32, Secret)>,
+    pub(crate) client_traffic: Vec<(u32, Secret)>,
+    pub(crate) server_traffic: Vec<(u32, Secret)>,
 }
 
 impl Secrets {
-    pub fn traffic(&self, client: bool, generation: u32) -> Option<&Secret> {
+    pub(crate) fn traffic(&self, client: bool, generation: u32) -> Option<&Secret> {
         let list = if client {
             &self.client_traffic
         } else {
@@ -52,27 +54,29 @@ impl Secrets {
 pub struct KeyLog {
     map: FxHashMap<[u8; 32], Secrets>,
     /// Lines that are not `LABEL hex hex` with a 32-byte client_random.
-    pub bad_lines: u64,
+    pub(crate) bad_lines: u64,
     /// Well-formed lines with a label that carries nothing to decrypt with
     /// (e.g. `EXPORTER_SECRET`, `CLIENT_EARLY_TRAFFIC_SECRET`).
-    pub ignored_lines: u64,
+    pub(crate) ignored_lines: u64,
 }
 
 impl KeyLog {
-    pub fn get(&self, client_random: &[u8; 32]) -> Option<&Secrets> {
+    pub(crate) fn get(&self, client_random: &[u8; 32]) -> Option<&Secrets> {
         self.map.get(client_random)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// No secrets read.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// Adds every line of `text` (complete lines; `#` comments and blank lines skipped).
-    pub fn add_text(&mut self, text: &[u8]) {
+    pub(crate) fn add_text(&mut self, text: &[u8]) {
         for line in text.split(|&b| b == b'\n') {
             self.add_line(line);
         }
@@ -186,6 +190,7 @@ fn unhex(s: &[u8]) -> Option<Vec<u8>> {
 /// Key log files given on the command line, read as they grow.
 pub struct KeyFiles {
     files: Vec<Followed>,
+    /// The secrets read so far.
     pub log: KeyLog,
     /// Live capture: clients append to the files while pgscope runs.
     follow: bool,
@@ -264,7 +269,7 @@ impl KeyFiles {
 
     /// Takes the lines appended since the last read. Errors (a file removed since)
     /// leave the keys already read in place.
-    pub fn refresh(&mut self) {
+    pub(crate) fn refresh(&mut self) {
         self.last_read = Instant::now();
         for i in 0..self.files.len() {
             let _ = self.read(i, false);

@@ -2,10 +2,11 @@
 //! so a connection's TLS stream goes in and its plaintext comes out.
 
 mod conn;
-pub mod crypto;
+pub(crate) mod crypto;
 mod keylog;
 #[cfg(test)]
 mod tests;
 
-pub use conn::{Conn, Info, KeySource, Out, Problem, hex};
+pub use conn::KeySource;
+pub(crate) use conn::{Conn, Info, Out, Problem};
 pub use keylog::{KeyFiles, KeyLog, Secret, Secrets};

@@ -1,6 +1,7 @@
 //! Table tests against RFC 8448's example trace (§3, a simple 1-RTT handshake with
 //! TLS_AES_128_GCM_SHA256) and the published TLS 1.2 PRF vector.
 
+use super::conn::hex;
 use super::crypto::{self, Alg, Hash};
 use super::*;
 use crate::pgwire::Dir;

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering as AtOrd;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     Sessions,
     Timeline,
     Queries,
@@ -31,7 +31,7 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub(crate) const ALL: [View; 7] = [
         View::Sessions,
         View::Timeline,
         View::Queries,
@@ -41,7 +41,7 @@ impl View {
         View::Anomalies,
     ];
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             View::Sessions => "Sessions",
             View::Timeline => "Timeline",
@@ -53,7 +53,7 @@ impl View {
         }
     }
 
-    pub fn key(self) -> char {
+    pub(crate) fn key(self) -> char {
         match self {
             View::Sessions => '1',
             View::Timeline => '2',
@@ -66,7 +66,7 @@ impl View {
     }
 
     /// Lines for the `?` popup: the keys of this view.
-    pub fn help(self) -> &'static [(&'static str, &'static str)] {
+    pub(crate) fn help(self) -> &'static [(&'static str, &'static str)] {
         match self {
             View::Sessions => &[
                 ("↑↓ PgUp PgDn g G", "move"),
@@ -109,7 +109,7 @@ impl View {
     }
 }
 
-pub const GLOBAL_HELP: &[(&str, &str)] = &[
+pub(crate) const GLOBAL_HELP: &[(&str, &str)] = &[
     ("1-7 Tab", "views (the tabs above)"),
     ("f", "filter: user= db= app= sqlstate= (= != ~regex !~)"),
     ("", "client=10.0.0.0/8 server=[::1]:5432 duration>10ms"),
@@ -123,11 +123,11 @@ pub const GLOBAL_HELP: &[(&str, &str)] = &[
 /// Where one table is: selected row, first visible row, sort column and direction.
 /// The app keeps it (drawing only reads it), so scrolling moves as little as possible.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Nav {
-    pub selected: usize,
-    pub offset: usize,
-    pub sort: usize,
-    pub desc: bool,
+pub(crate) struct Nav {
+    pub(crate) selected: usize,
+    pub(crate) offset: usize,
+    pub(crate) sort: usize,
+    pub(crate) desc: bool,
 }
 
 impl Nav {
@@ -186,8 +186,9 @@ impl Nav {
 /// One table view: its rows (copies of the shared state) and where it is.
 #[derive(Clone, Debug)]
 pub struct TableView<R> {
+    /// The rows, in display order.
     pub rows: Vec<R>,
-    pub nav: Nav,
+    pub(crate) nav: Nav,
 }
 
 impl<R> TableView<R> {
@@ -198,7 +199,7 @@ impl<R> TableView<R> {
         }
     }
 
-    pub fn selected(&self) -> Option<&R> {
+    pub(crate) fn selected(&self) -> Option<&R> {
         self.rows.get(self.nav.selected)
     }
 
@@ -219,29 +220,29 @@ impl<R> TableView<R> {
 
 /// A line being typed in the footer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    pub kind: InputKind,
-    pub text: String,
+pub(crate) struct Input {
+    pub(crate) kind: InputKind,
+    pub(crate) text: String,
     /// Live validation of a filter.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
+pub(crate) enum InputKind {
     Filter,
     Search,
 }
 
 /// The session shown in the timeline.
 #[derive(Clone, Debug)]
-pub struct Timeline {
-    pub conn: Option<u64>,
-    pub title: String,
-    pub lines: TableView<MsgLine>,
-    pub dropped: u64,
+pub(crate) struct Timeline {
+    pub(crate) conn: Option<u64>,
+    pub(crate) title: String,
+    pub(crate) lines: TableView<MsgLine>,
+    pub(crate) dropped: u64,
     /// Sticks to the newest line; scrolling up stops it.
-    pub follow: bool,
-    pub search: String,
+    pub(crate) follow: bool,
+    pub(crate) search: String,
     /// Land on the first line at or after this time at the next refresh (a statement's start).
     goto: Option<i64>,
 }
@@ -261,7 +262,7 @@ impl Default for Timeline {
 }
 
 impl Timeline {
-    pub fn matches(&self, l: &MsgLine) -> bool {
+    pub(crate) fn matches(&self, l: &MsgLine) -> bool {
         !self.search.is_empty()
             && (contains_ci(l.name, &self.search) || contains_ci(&l.summary, &self.search))
     }
@@ -291,24 +292,24 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 
 /// Header figures, refreshed even while paused.
 #[derive(Clone, Debug, Default)]
-pub struct HeaderInfo {
-    pub source: String,
-    pub progress: Option<(u64, u64)>,
-    pub bytes_read: u64,
-    pub rates: Vec<Bucket>,
-    pub health: Health,
-    pub queries: u64,
-    pub errors: u64,
-    pub sessions: usize,
-    pub open_sessions: usize,
-    pub running: usize,
-    pub finished: bool,
-    pub dropped_packets: u64,
-    pub fatal: Option<String>,
+pub(crate) struct HeaderInfo {
+    pub(crate) source: String,
+    pub(crate) progress: Option<(u64, u64)>,
+    pub(crate) bytes_read: u64,
+    pub(crate) rates: Vec<Bucket>,
+    pub(crate) health: Health,
+    pub(crate) queries: u64,
+    pub(crate) errors: u64,
+    pub(crate) sessions: usize,
+    pub(crate) open_sessions: usize,
+    pub(crate) running: usize,
+    pub(crate) finished: bool,
+    pub(crate) dropped_packets: u64,
+    pub(crate) fatal: Option<String>,
     /// "Now" for elapsed times: the wall clock of a live capture, else the latest
     /// capture time.
-    pub now_ns: i64,
-    pub limits: Limits,
+    pub(crate) now_ns: i64,
+    pub(crate) limits: Limits,
 }
 
 /// Work that needs the shared state, done at the next refresh.
@@ -324,22 +325,14 @@ enum Open {
 
 /// Columns the Queries view sorts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QCol {
+pub(crate) enum QCol {
     Start,
     Duration,
     Rows,
 }
 
 impl QCol {
-    pub const ALL: [QCol; 3] = [QCol::Start, QCol::Duration, QCol::Rows];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            QCol::Start => "time",
-            QCol::Duration => "duration",
-            QCol::Rows => "rows",
-        }
-    }
+    pub(crate) const ALL: [QCol; 3] = [QCol::Start, QCol::Duration, QCol::Rows];
 
     fn key(self, s: &Stmt) -> (i64, u64) {
         let v = match self {
@@ -354,31 +347,31 @@ impl QCol {
 /// One visible row of the Queries view: a running statement (`seq` none) or a
 /// finished one, copied for drawing.
 #[derive(Clone, Debug)]
-pub struct QRow {
-    pub seq: Option<u64>,
-    pub conn: u64,
-    pub user: Option<String>,
-    pub start_ns: i64,
+pub(crate) struct QRow {
+    pub(crate) seq: Option<u64>,
+    pub(crate) conn: u64,
+    pub(crate) user: Option<String>,
+    pub(crate) start_ns: i64,
     /// Elapsed so far for a running statement.
-    pub duration_ns: i64,
-    pub rows: u64,
+    pub(crate) duration_ns: i64,
+    pub(crate) rows: u64,
     /// `None` while running.
-    pub outcome: Option<Outcome>,
-    pub code: Option<String>,
-    pub text: Option<Arc<str>>,
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) code: Option<String>,
+    pub(crate) text: Option<Arc<str>>,
     /// What a running statement waits on.
-    pub wait: Option<&'static str>,
+    pub(crate) wait: Option<&'static str>,
 }
 
 /// Statements that pass the filter (and the followed session), over the whole kept
 /// capture, found incrementally: each refresh looks only at statements it has not
 /// seen, a bounded number at a time, so a new filter never holds the lock for long.
 #[derive(Default)]
-pub struct Matched {
+pub(crate) struct Matched {
     /// Next sequence number to look at.
     next: u64,
     /// Matching statements in the view's order (ascending by its key).
-    pub order: Vec<u64>,
+    pub(crate) order: Vec<u64>,
     /// Sessions with a matching statement.
     conns: HashSet<u64>,
     /// Statistics of the matching statements (with a filter only).
@@ -387,7 +380,7 @@ pub struct Matched {
     fingerprints: FingerprintCache,
     rng: u64,
     /// Statements not yet looked at.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Oldest kept seq seen, to forget statements dropped from the state.
     first: u64,
 }
@@ -397,24 +390,20 @@ const MATCH_CHUNK: usize = 200_000;
 
 /// The Queries view: running statements first, then the matching finished ones.
 #[derive(Default)]
-pub struct QueriesView {
-    pub nav: Nav,
+pub(crate) struct QueriesView {
+    pub(crate) nav: Nav,
     /// Connections running a statement, longest running first.
-    pub running: Vec<u64>,
-    pub matched: Matched,
+    pub(crate) running: Vec<u64>,
+    pub(crate) matched: Matched,
     /// The rows in view (from `nav.offset`), copied for drawing.
-    pub visible: Vec<QRow>,
+    pub(crate) visible: Vec<QRow>,
     /// The row to select again after the order changed.
     keep: Option<Result<u64, u64>>,
 }
 
 impl QueriesView {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.running.len() + self.matched.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The statement at row `i`: a running connection or a finished seq.
@@ -444,30 +433,32 @@ impl QueriesView {
         }
     }
 
-    pub fn col(&self) -> QCol {
+    pub(crate) fn col(&self) -> QCol {
         QCol::ALL[self.nav.sort % QCol::ALL.len()]
     }
 }
 
+/// The TUI's view state: which view, selections, scroll offsets, filter.
 pub struct App {
-    pub view: View,
+    pub(crate) view: View,
     back: Vec<View>,
-    pub paused: bool,
-    pub help: bool,
-    pub quit: bool,
-    pub filter: Filter,
+    pub(crate) paused: bool,
+    pub(crate) help: bool,
+    pub(crate) quit: bool,
+    pub(crate) filter: Filter,
     /// `F`: only this connection's statements (Queries, Top, Errors) and timeline.
-    pub follow: Option<u64>,
-    pub input: Option<Input>,
+    pub(crate) follow: Option<u64>,
+    pub(crate) input: Option<Input>,
     /// A one-line notice in the footer (e.g. "statement no longer kept").
-    pub status: Option<String>,
-    pub header: HeaderInfo,
-    pub sessions: TableView<SessionRow>,
-    pub timeline: Timeline,
-    pub queries: QueriesView,
-    pub detail: Option<Arc<QueryEntry>>,
-    pub detail_scroll: usize,
+    pub(crate) status: Option<String>,
+    pub(crate) header: HeaderInfo,
+    pub(crate) sessions: TableView<SessionRow>,
+    pub(crate) timeline: Timeline,
+    pub(crate) queries: QueriesView,
+    pub(crate) detail: Option<Arc<QueryEntry>>,
+    pub(crate) detail_scroll: usize,
     detail_len: usize,
+    /// The top-statements table.
     pub top: TableView<TopRow>,
     /// The top/errors tables are costly (percentiles): rebuilt at most this often.
     top_built: Option<Instant>,
@@ -475,16 +466,16 @@ pub struct App {
     top_version: u64,
     /// What the last refresh copied from (see [`App::outdated`]).
     seen: Option<Seen>,
-    pub errors: TableView<ErrorGroup>,
-    pub anomalies: TableView<AnomalyLine>,
+    pub(crate) errors: TableView<ErrorGroup>,
+    pub(crate) anomalies: TableView<AnomalyLine>,
     request: Option<Open>,
     /// Data must be refreshed at the next opportunity, even while paused.
     force: bool,
     /// Table rows that fit on the screen, from [`App::resize`].
-    pub page: usize,
+    pub(crate) page: usize,
 }
 
-pub const STATS_REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const STATS_REFRESH: Duration = Duration::from_secs(1);
 
 /// What a refresh copies from: when none of it moved, a refresh would copy the same
 /// rows and a frame draw the same screen.
@@ -510,7 +501,7 @@ impl Seen {
 }
 
 /// The wall clock, in nanoseconds since the epoch.
-pub fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
@@ -520,6 +511,7 @@ pub fn wall_ns() -> i64 {
 const CHROME_ROWS: u16 = 6;
 
 impl App {
+    /// Starts on the sessions view, showing what `filter` lets through.
     pub fn new(filter: Filter) -> Self {
         App {
             view: View::Sessions,
@@ -554,7 +546,7 @@ impl App {
     }
 
     /// The screen's size, before a refresh: how many rows a page has.
-    pub fn resize(&mut self, height: u16) {
+    pub(crate) fn resize(&mut self, height: u16) {
         self.page = height.saturating_sub(CHROME_ROWS).max(1) as usize;
         self.scroll();
     }
@@ -879,11 +871,11 @@ impl App {
         self.go(View::Timeline);
     }
 
-    pub fn sess_col(&self) -> SessCol {
+    pub(crate) fn sess_col(&self) -> SessCol {
         SessCol::ALL[self.sessions.nav.sort % SessCol::ALL.len()]
     }
 
-    pub fn top_col(&self) -> TopCol {
+    pub(crate) fn top_col(&self) -> TopCol {
         TopCol::ALL[self.top.nav.sort % TopCol::ALL.len()]
     }
 
@@ -932,7 +924,7 @@ impl App {
     /// one, a key asked for data, the wall clock ticked a second on a live capture,
     /// or work was left for later (statements not yet matched against the filter, top
     /// tables built before the last change). When not, the UI neither copies nor draws.
-    pub fn outdated(&self, st: &State, wall_ns: i64) -> bool {
+    pub(crate) fn outdated(&self, st: &State, wall_ns: i64) -> bool {
         self.force
             || self.request.is_some()
             || self.seen != Some(Seen::of(st, wall_ns))
@@ -951,7 +943,7 @@ impl App {
     }
 
     /// [`App::refresh`] with the wall clock given: live "now" for elapsed times.
-    pub fn refresh_at(&mut self, st: &State, now: Instant, wall_ns: i64) {
+    pub(crate) fn refresh_at(&mut self, st: &State, now: Instant, wall_ns: i64) {
         self.seen = Some(Seen::of(st, wall_ns));
         self.refresh_header(st, wall_ns);
         if let Some(r) = self.request.take() {
@@ -1242,7 +1234,7 @@ impl App {
     }
 
     /// Filtered statistics still being computed (statements not yet looked at).
-    pub fn stats_pending(&self) -> u64 {
+    pub(crate) fn stats_pending(&self) -> u64 {
         self.queries.matched.pending
     }
 
@@ -1283,7 +1275,7 @@ impl App {
 
 impl QueriesView {
     /// The selected row, if in view.
-    pub fn visible_selected(&self) -> Option<&QRow> {
+    pub(crate) fn visible_selected(&self) -> Option<&QRow> {
         self.visible
             .get(self.nav.selected.checked_sub(self.nav.offset)?)
     }

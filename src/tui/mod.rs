@@ -6,7 +6,7 @@
 //! frame rate, and handles keys. The capture never waits on drawing.
 
 pub mod app;
-pub mod rows;
+pub(crate) mod rows;
 pub mod state;
 pub mod ui;
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 /// Columns of the sessions table, in display order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessCol {
+pub(crate) enum SessCol {
     Conn,
     Client,
     Server,
@@ -32,7 +32,7 @@ pub enum SessCol {
 }
 
 impl SessCol {
-    pub const ALL: [SessCol; 17] = [
+    pub(crate) const ALL: [SessCol; 17] = [
         SessCol::Conn,
         SessCol::Client,
         SessCol::Server,
@@ -52,7 +52,7 @@ impl SessCol {
         SessCol::Duration,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SessCol::Conn => "#",
             SessCol::Client => "client",
@@ -77,26 +77,25 @@ impl SessCol {
 
 /// One sessions row, copied out of the shared state.
 #[derive(Clone, Debug, Default)]
-pub struct SessionRow {
-    pub conn: u64,
-    pub client: String,
-    pub server: String,
-    pub user: Option<String>,
-    pub db: Option<String>,
-    pub app: Option<String>,
-    pub proto: Option<String>,
-    pub enc: Option<crate::pgwire::Encryption>,
-    pub auth: Option<String>,
-    pub state: &'static str,
+pub(crate) struct SessionRow {
+    pub(crate) conn: u64,
+    pub(crate) client: String,
+    pub(crate) server: String,
+    pub(crate) user: Option<String>,
+    pub(crate) db: Option<String>,
+    pub(crate) app: Option<String>,
+    pub(crate) proto: Option<String>,
+    pub(crate) enc: Option<crate::pgwire::Encryption>,
+    pub(crate) auth: Option<String>,
+    pub(crate) state: &'static str,
     /// The running statement: elapsed, what it waits on, its SQL.
-    pub running_ns: Option<i64>,
-    pub wait: Option<&'static str>,
-    pub query: Option<std::sync::Arc<str>>,
-    pub queries: u64,
-    pub errors: u64,
-    pub bytes: u64,
-    pub duration_ns: i64,
-    pub midstream: bool,
+    pub(crate) running_ns: Option<i64>,
+    pub(crate) wait: Option<&'static str>,
+    pub(crate) query: Option<std::sync::Arc<str>>,
+    pub(crate) queries: u64,
+    pub(crate) errors: u64,
+    pub(crate) bytes: u64,
+    pub(crate) duration_ns: i64,
 }
 
 impl SessionRow {
@@ -125,12 +124,11 @@ impl SessionRow {
             errors: r.errors,
             bytes: r.bytes_client + r.bytes_server,
             duration_ns: e.end_ns().saturating_sub(r.start_ns),
-            midstream: r.midstream,
         }
     }
 
     /// Cell text (raw; the drawing code escapes it).
-    pub fn cell(&self, c: SessCol) -> String {
+    pub(crate) fn cell(&self, c: SessCol) -> String {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
         match c {
             SessCol::Conn => self.conn.to_string(),
@@ -176,7 +174,7 @@ fn addr((ip, port): (std::net::IpAddr, u16)) -> String {
 
 /// Columns of the top-queries table that can be sorted on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopCol {
+pub(crate) enum TopCol {
     Calls,
     Total,
     Mean,
@@ -189,7 +187,7 @@ pub enum TopCol {
 }
 
 impl TopCol {
-    pub const ALL: [TopCol; 9] = [
+    pub(crate) const ALL: [TopCol; 9] = [
         TopCol::Calls,
         TopCol::Total,
         TopCol::Mean,
@@ -201,7 +199,7 @@ impl TopCol {
         TopCol::Share,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TopCol::Calls => "calls",
             TopCol::Total => "total",
@@ -218,18 +216,18 @@ impl TopCol {
 
 #[derive(Clone, Debug, Default)]
 pub struct TopRow {
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     pub text: String,
     pub calls: u64,
-    pub total_ns: i64,
-    pub mean_ns: i64,
+    pub(crate) total_ns: i64,
+    pub(crate) mean_ns: i64,
     pub p95_ns: i64,
     pub p99_ns: i64,
-    pub max_ns: i64,
-    pub rows: u64,
-    pub errors: u64,
+    pub(crate) max_ns: i64,
+    pub(crate) rows: u64,
+    pub(crate) errors: u64,
     /// Per mille of the total time of all statements.
-    pub share: f64,
+    pub(crate) share: f64,
 }
 
 impl TopRow {
@@ -247,7 +245,7 @@ impl TopRow {
         }
     }
 
-    pub fn cell(&self, c: TopCol) -> String {
+    pub(crate) fn cell(&self, c: TopCol) -> String {
         match c {
             TopCol::Calls => self.calls.to_string(),
             TopCol::Rows => self.rows.to_string(),
@@ -291,7 +289,7 @@ pub(super) fn top_rows(stmts: &HashMap<String, StmtStats>) -> Vec<TopRow> {
         .collect()
 }
 
-pub fn human_ns(ns: i64) -> String {
+pub(crate) fn human_ns(ns: i64) -> String {
     let ns = ns.max(0) as f64;
     if ns < 1e3 {
         format!("{ns:.0}ns")
@@ -306,7 +304,7 @@ pub fn human_ns(ns: i64) -> String {
     }
 }
 
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut v = b as f64;
     let mut u = 0;

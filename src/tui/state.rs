@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct Limits {
     /// Closed sessions kept for browsing (open ones are bounded by the flow table).
     pub closed_sessions: usize,
+    /// Timeline lines kept per session; the oldest go first.
     pub messages_per_session: usize,
     /// Timeline lines kept over all sessions; the oldest go first.
     pub messages_total: usize,
@@ -66,44 +67,44 @@ impl Default for Limits {
 
 /// One timeline line: a message, or an anomaly (`dir` is `None`).
 #[derive(Clone, Debug)]
-pub struct MsgLine {
+pub(crate) struct MsgLine {
     /// Position among all lines of the run, to age them out across sessions.
-    pub seq: u64,
-    pub ts: i64,
-    pub dir: Option<Dir>,
-    pub name: &'static str,
+    pub(crate) seq: u64,
+    pub(crate) ts: i64,
+    pub(crate) dir: Option<Dir>,
+    pub(crate) name: &'static str,
     /// Fields as `k="v", ...`, already escaped for the terminal (as the text trace).
-    pub summary: String,
+    pub(crate) summary: String,
 }
 
 /// A statement still running, as the session layer reported it.
 #[derive(Clone, Debug)]
-pub struct Running {
+pub(crate) struct Running {
     /// Its SQL (the first [`TEXT_CAP`] bytes), `None` if never seen.
-    pub text: Option<Arc<str>>,
-    pub start_ns: i64,
+    pub(crate) text: Option<Arc<str>>,
+    pub(crate) start_ns: i64,
     /// What it waits on (`server`, `rows`, `client (COPY)`).
-    pub wait: &'static str,
+    pub(crate) wait: &'static str,
 }
 
 /// Bytes of SQL kept per distinct text in the compact statements.
-pub const TEXT_CAP: usize = 1024;
+pub(crate) const TEXT_CAP: usize = 1024;
 
-pub struct SessionEntry {
-    pub meta: ConnMeta,
+pub(crate) struct SessionEntry {
+    pub(crate) meta: ConnMeta,
     /// The client address as text, for `client=` (without the port, as for statements).
-    pub client_ip: String,
-    pub rec: SessionRecord,
-    pub closed: bool,
+    pub(crate) client_ip: String,
+    pub(crate) rec: SessionRecord,
+    pub(crate) closed: bool,
     /// The statement running now.
-    pub running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// Who the session is, shared by its compact statements.
     who: Arc<Who>,
     /// Status byte of the last ReadyForQuery.
-    pub tx: Option<u8>,
-    pub last_ts: i64,
-    pub messages: VecDeque<MsgLine>,
-    pub messages_dropped: u64,
+    pub(crate) tx: Option<u8>,
+    pub(crate) last_ts: i64,
+    pub(crate) messages: VecDeque<MsgLine>,
+    pub(crate) messages_dropped: u64,
 }
 
 impl SessionEntry {
@@ -132,7 +133,7 @@ impl SessionEntry {
         }
     }
 
-    pub fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> &'static str {
         match (self.closed, self.running.is_some(), self.tx) {
             // Still open when the capture ended: not a real close.
             (true, ..) if self.rec.close_reason == Some(crate::tcp::CloseReason::EndOfCapture) => {
@@ -149,11 +150,11 @@ impl SessionEntry {
         }
     }
 
-    pub fn who(&self) -> Arc<Who> {
+    pub(crate) fn who(&self) -> Arc<Who> {
         self.who.clone()
     }
 
-    pub fn end_ns(&self) -> i64 {
+    pub(crate) fn end_ns(&self) -> i64 {
         if self.closed {
             self.rec.end_ns
         } else {
@@ -164,25 +165,25 @@ impl SessionEntry {
 
 /// Who ran a statement, kept with it for filtering.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Who {
-    pub client: String,
-    pub user: Option<String>,
-    pub database: Option<String>,
-    pub application: Option<String>,
+pub(crate) struct Who {
+    pub(crate) client: String,
+    pub(crate) user: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) application: Option<String>,
 }
 
 #[derive(Debug)]
-pub struct QueryEntry {
+pub(crate) struct QueryEntry {
     /// Position in the run, for jumps that survive the window moving.
-    pub seq: u64,
-    pub who: Who,
-    pub rec: QueryRecord,
+    pub(crate) seq: u64,
+    pub(crate) who: Who,
+    pub(crate) rec: QueryRecord,
     /// Fingerprint of the statement's text (`(unknown)` without text).
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The statement had parameters, withheld (`--redact-params`): `rec` holds none.
-    pub params_redacted: bool,
+    pub(crate) params_redacted: bool,
     /// Rebuilt from the compact statement: the whole record was no longer kept.
-    pub compact: bool,
+    pub(crate) compact: bool,
 }
 
 impl QueryEntry {
@@ -198,31 +199,31 @@ impl QueryEntry {
 
 /// The error of a compact statement: its SQLSTATE and message.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ErrKey {
-    pub code: String,
-    pub message: String,
+pub(crate) struct ErrKey {
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 /// One statement in compact form, kept for the whole capture (bounded by
 /// [`Limits::statements`]): what the Queries view, filters and filtered statistics
 /// need. Texts and errors are shared between the statements that have the same.
 #[derive(Clone, Debug)]
-pub struct Stmt {
-    pub seq: u64,
-    pub conn: u64,
-    pub start_ns: i64,
-    pub end_ns: i64,
+pub(crate) struct Stmt {
+    pub(crate) seq: u64,
+    pub(crate) conn: u64,
+    pub(crate) start_ns: i64,
+    pub(crate) end_ns: i64,
     /// Rows returned, or affected when more.
-    pub rows: u64,
-    pub outcome: Outcome,
-    pub error: Option<Arc<ErrKey>>,
+    pub(crate) rows: u64,
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<Arc<ErrKey>>,
     /// The first [`TEXT_CAP`] bytes of the SQL; `None` if never seen.
-    pub text: Option<Arc<str>>,
-    pub who: Arc<Who>,
+    pub(crate) text: Option<Arc<str>>,
+    pub(crate) who: Arc<Who>,
 }
 
 impl Stmt {
-    pub fn duration_ns(&self) -> i64 {
+    pub(crate) fn duration_ns(&self) -> i64 {
         self.end_ns.saturating_sub(self.start_ns).max(0)
     }
 }
@@ -305,7 +306,7 @@ impl Who {
 impl QueryEntry {
     /// A detail entry for a statement whose whole record is no longer kept: what its
     /// compact form holds.
-    pub fn from_stmt(s: &Stmt) -> Self {
+    pub(crate) fn from_stmt(s: &Stmt) -> Self {
         // The protocol is not kept: the detail view leaves it blank (`compact`).
         let mut rec =
             QueryRecord::new(s.conn, crate::session::record::Protocol::Simple, s.start_ns);
@@ -346,16 +347,16 @@ impl Subject for SessionEntry {
 
 /// Errors grouped by SQLSTATE and message.
 #[derive(Clone, Debug)]
-pub struct ErrorGroup {
-    pub code: String,
-    pub message: String,
-    pub count: u64,
-    pub last_ns: i64,
-    pub last_seq: u64,
+pub(crate) struct ErrorGroup {
+    pub(crate) code: String,
+    pub(crate) message: String,
+    pub(crate) count: u64,
+    pub(crate) last_ns: i64,
+    pub(crate) last_seq: u64,
 }
 
 /// Adds a failed statement to the groups, keeping at most `cap` of them.
-pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &Stmt, cap: usize) {
+pub(crate) fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &Stmt, cap: usize) {
     let Some(e) = &q.error else { return };
     let key = (e.code.clone(), e.message.clone());
     let key = if groups.len() < cap || groups.contains_key(&key) {
@@ -379,28 +380,28 @@ pub fn add_error(groups: &mut HashMap<(String, String), ErrorGroup>, q: &Stmt, c
 
 /// One anomaly, for the anomalies view.
 #[derive(Clone, Debug)]
-pub struct AnomalyLine {
-    pub ts: i64,
-    pub conn: Option<u64>,
-    pub kind: AnomalyKind,
+pub(crate) struct AnomalyLine {
+    pub(crate) ts: i64,
+    pub(crate) conn: Option<u64>,
+    pub(crate) kind: AnomalyKind,
     /// Escaped for the terminal.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Per-second counters, by capture time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Bucket {
-    pub sec: i64,
-    pub queries: u64,
-    pub errors: u64,
-    pub bytes: u64,
+pub(crate) struct Bucket {
+    pub(crate) sec: i64,
+    pub(crate) queries: u64,
+    pub(crate) errors: u64,
+    pub(crate) bytes: u64,
 }
 
-pub const RATE_SECONDS: usize = 120;
+pub(crate) const RATE_SECONDS: usize = 120;
 
 /// Appends zero buckets up to second `until`, so that a quiet live capture shows its
 /// rates falling to zero instead of freezing at the last busy second.
-pub fn pad_rates(rates: &mut Vec<Bucket>, until: i64) {
+pub(crate) fn pad_rates(rates: &mut Vec<Bucket>, until: i64) {
     let Some(last) = rates.last().map(|b| b.sec) else {
         return;
     };
@@ -414,67 +415,69 @@ pub fn pad_rates(rates: &mut Vec<Bucket>, until: i64) {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct Health {
-    pub gaps: u64,
-    pub midstream: u64,
-    pub encrypted: u64,
-    pub anomalies: u64,
-    pub sessions_dropped: u64,
-    pub messages_dropped: u64,
-    pub queries_dropped: u64,
+pub(crate) struct Health {
+    pub(crate) gaps: u64,
+    pub(crate) midstream: u64,
+    pub(crate) encrypted: u64,
+    pub(crate) anomalies: u64,
+    pub(crate) sessions_dropped: u64,
+    pub(crate) messages_dropped: u64,
+    pub(crate) queries_dropped: u64,
     /// Compact statements dropped beyond `Limits::statements`.
-    pub statements_dropped: u64,
+    pub(crate) statements_dropped: u64,
     /// Packets the live capture has dropped so far (libpcap's count).
-    pub dropped_packets: u64,
+    pub(crate) dropped_packets: u64,
 }
 
+/// What the pipeline has reported so far, shared with the drawing thread.
 #[derive(Default)]
 pub struct State {
-    pub limits: Limits,
-    pub sessions: HashMap<u64, SessionEntry>,
+    pub(crate) limits: Limits,
+    pub(crate) sessions: HashMap<u64, SessionEntry>,
     /// Closed sessions, oldest first, to forget the oldest beyond the limit.
     closed_order: VecDeque<u64>,
-    pub queries: VecDeque<Arc<QueryEntry>>,
+    pub(crate) queries: VecDeque<Arc<QueryEntry>>,
     /// Every statement of the run in compact form (up to `limits.statements`), by seq.
-    pub stmts_all: VecDeque<Stmt>,
-    pub anomalies: VecDeque<AnomalyLine>,
+    pub(crate) stmts_all: VecDeque<Stmt>,
+    pub(crate) anomalies: VecDeque<AnomalyLine>,
     pub(crate) interner: Interner,
     /// The latest capture time seen.
-    pub last_ts: i64,
+    pub(crate) last_ts: i64,
     /// Connections on a watched port that turned out not to be PostgreSQL.
-    pub not_postgres: u64,
-    pub next_seq: u64,
+    pub(crate) not_postgres: u64,
+    pub(crate) next_seq: u64,
     /// Text and parameter bytes of `queries`.
     query_bytes: usize,
     /// Every kept timeline line as (connection, line seq), oldest first.
     line_order: VecDeque<(u64, u64)>,
     next_line: u64,
     pub(crate) stmts: HashMap<String, StmtStats>,
-    pub errors: HashMap<(String, String), ErrorGroup>,
-    pub total_queries: u64,
-    pub total_errors: u64,
-    pub rates: VecDeque<Bucket>,
-    pub health: Health,
+    pub(crate) errors: HashMap<(String, String), ErrorGroup>,
+    pub(crate) total_queries: u64,
+    pub(crate) total_errors: u64,
+    pub(crate) rates: VecDeque<Bucket>,
+    pub(crate) health: Health,
     /// Set when the capture has ended (and with what figures).
-    pub finished: Option<RunStats>,
+    pub(crate) finished: Option<RunStats>,
     /// Why the capture thread stopped, if it failed.
     pub fatal: Option<String>,
     /// The capture thread panicked (the terminal is already restored by then).
     pub crashed: bool,
     /// Bytes read so far of `input_size` (offline files).
     pub input_read: Arc<AtomicU64>,
-    pub input_size: Option<u64>,
-    pub source: String,
+    pub(crate) input_size: Option<u64>,
+    pub(crate) source: String,
     /// Live capture: quiet seconds are filled in by the wall clock.
     pub live: bool,
     /// Counts the sink's calls: the UI copies and draws again only when it moved
     /// (`App::outdated`).
-    pub version: u64,
+    pub(crate) version: u64,
     rng: u64,
     pub(crate) fingerprints: FingerprintCache,
 }
 
 impl State {
+    /// Empty state for a run reading `source` (`input_size` bytes, if a file).
     pub fn new(limits: Limits, source: String, input_size: Option<u64>) -> Self {
         State {
             limits,
@@ -568,7 +571,7 @@ impl State {
     }
 
     /// Finds a retained statement by its sequence number.
-    pub fn query_by_seq(&self, seq: u64) -> Option<&Arc<QueryEntry>> {
+    pub(crate) fn query_by_seq(&self, seq: u64) -> Option<&Arc<QueryEntry>> {
         let first = self.queries.front()?.seq;
         self.queries
             .get(seq.checked_sub(first)? as usize)
@@ -576,7 +579,7 @@ impl State {
     }
 
     /// Finds a compact statement by its sequence number.
-    pub fn stmt_by_seq(&self, seq: u64) -> Option<&Stmt> {
+    pub(crate) fn stmt_by_seq(&self, seq: u64) -> Option<&Stmt> {
         let first = self.stmts_all.front()?.seq;
         self.stmts_all
             .get(seq.checked_sub(first)? as usize)
@@ -585,7 +588,7 @@ impl State {
 
     /// The statement `seq` for the detail view: whole if still kept, else rebuilt
     /// from its compact form.
-    pub fn detail_of(&self, seq: u64) -> Option<Arc<QueryEntry>> {
+    pub(crate) fn detail_of(&self, seq: u64) -> Option<Arc<QueryEntry>> {
         self.query_by_seq(seq).cloned().or_else(|| {
             self.stmt_by_seq(seq)
                 .map(|s| Arc::new(QueryEntry::from_stmt(s)))
@@ -655,7 +658,7 @@ impl State {
 }
 
 /// The shared state, as both threads hold it.
-pub type SharedState = Arc<Mutex<State>>;
+pub(crate) type SharedState = Arc<Mutex<State>>;
 
 /// Locks, shrugging off a poisoned lock: the data is counters and copies, still usable.
 pub fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -669,6 +672,7 @@ pub struct TuiSink {
 }
 
 impl TuiSink {
+    /// A sink writing into `shared`.
     pub fn new(shared: SharedState) -> Self {
         let summary_chars = lock(&shared).limits.summary_chars;
         TuiSink {

@@ -19,12 +19,13 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 /// Styles, with or without colour (NO_COLOR).
 #[derive(Clone, Copy, Debug)]
 pub struct Theme {
+    /// Draw with colours.
     pub color: bool,
 }
 
 impl Theme {
     /// Colour unless NO_COLOR is set to anything non-empty (no-color.org).
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Theme {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
@@ -90,7 +91,7 @@ fn esc_opt(s: Option<&str>) -> String {
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// A text sparkline of the last `width` values, scaled to their maximum.
-pub fn sparkline(values: &[u64], width: usize) -> String {
+pub(crate) fn sparkline(values: &[u64], width: usize) -> String {
     let tail = &values[values.len().saturating_sub(width)..];
     let max = tail.iter().copied().max().unwrap_or(0).max(1);
     tail.iter()
@@ -664,7 +665,7 @@ fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Strin
 }
 
 /// The lines of the query detail view.
-pub fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
+pub(crate) fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     let r = &q.rec;
     let label = |s: &str| Span::styled(format!("{s:<12}"), theme.title());
     let kv = |k: &str, v: String| Line::from(vec![label(k), Span::raw(v)]);
