@@ -1,7 +1,9 @@
 //! pgscope: a passive PostgreSQL wire-protocol analyzer.
 //!
 //! Data flows one way, one stage a module:
-//! capture → net → tcp → pgwire → session → (pooler) → output.
+//! capture → net → tcp → pgwire (tls) → session → output, with the sinks in front of
+//! the presenters (pooler, metrics) and the TUI after it (docs/architecture.md,
+//! "Layering"; scripts/layers.sh checks it).
 
 // Unsafe code only where an item allows it, each block with its invariant
 // (docs/architecture.md, "unsafe").
