@@ -128,6 +128,13 @@ pub trait Sink {
     fn running(&mut self, _conn: &ConnMeta, _now: Option<&crate::session::InFlight<'_>>) {}
     /// Packets the live capture has dropped so far (the anomaly records say it too).
     fn drops(&mut self, _total: u64) {}
+    /// Live, while no packet comes: the capture time that has certainly passed (the
+    /// wall clock less `pipeline::TICK_LAG_NS`). A sink that holds records until some
+    /// capture time has passed (the pooler correlator) hands on what is due, which
+    /// record times alone would not do on a quiet link. Offline runs never tick.
+    fn tick(&mut self, _now_ns: i64) -> io::Result<()> {
+        Ok(())
+    }
     /// A decoding shard's hand-over to the merging writer, for the pipeline to number
     /// events and end rounds (`--threads`).
     fn threaded(&mut self) -> Option<&mut threaded::Threaded> {

@@ -69,6 +69,9 @@ pub(crate) trait Wrap {
     fn drops(&mut self, total: u64) {
         self.inner().drops(total)
     }
+    fn tick(&mut self, now_ns: i64) -> Result<()> {
+        self.inner().tick(now_ns)
+    }
     fn threaded(&mut self) -> Option<&mut Threaded> {
         self.inner().threaded()
     }
@@ -119,6 +122,10 @@ impl<W: Wrap> Sink for W {
         Wrap::drops(self, total)
     }
     #[inline]
+    fn tick(&mut self, now_ns: i64) -> Result<()> {
+        Wrap::tick(self, now_ns)
+    }
+    #[inline]
     fn threaded(&mut self) -> Option<&mut Threaded> {
         Wrap::threaded(self)
     }
@@ -135,7 +142,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// Every `Sink` method, as [`Recorder`] names it.
-    const ALL: [&str; 12] = [
+    const ALL: [&str; 13] = [
         "wants_messages",
         "message",
         "anomaly",
@@ -146,6 +153,7 @@ mod tests {
         "wants_running",
         "running",
         "drops",
+        "tick",
         "threaded",
         "finish",
     ];
@@ -198,6 +206,9 @@ mod tests {
         fn drops(&mut self, _: u64) {
             self.saw("drops").unwrap();
         }
+        fn tick(&mut self, _: i64) -> Result<()> {
+            self.saw("tick")
+        }
         fn threaded(&mut self) -> Option<&mut Threaded> {
             self.saw("threaded").unwrap();
             None
@@ -227,6 +238,7 @@ mod tests {
         assert!(sink.wants_running());
         sink.running(&conn, None);
         sink.drops(1);
+        sink.tick(0).unwrap();
         assert!(sink.threaded().is_none());
         sink.session(&conn, &s).unwrap();
         sink.finish(&RunStats::default()).unwrap();

@@ -104,7 +104,10 @@ impl Feed for Pipeline<'_> {
     }
     fn tick(&mut self, now_ns: i64) -> io::Result<()> {
         self.table.tick(now_ns, &mut self.stage);
-        self.stage.io_error.take().map_or(Ok(()), Err)
+        if let Some(e) = self.stage.io_error.take() {
+            return Err(e);
+        }
+        self.stage.sink.tick(now_ns)
     }
     fn stats(&mut self) -> &mut RunStats {
         &mut self.stats
@@ -719,6 +722,71 @@ mod tests {
             let pipe = Pipeline::new(&mut sink, vec![5432], idle_limits());
             assert_eq!(vanished(Box::new(pipe), &closes, quiet * SECOND), [want; 2]);
         }
+    }
+
+    /// Counts the statement records, and those with a pooler link, shareably.
+    #[derive(Clone, Default)]
+    struct Linked(std::sync::Arc<std::sync::Mutex<(usize, usize)>>);
+
+    impl Linked {
+        fn counts(&self) -> (usize, usize) {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    impl Sink for Linked {
+        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+            let mut c = self.0.lock().unwrap();
+            c.0 += 1;
+            c.1 += q.pooler.as_ref().is_some_and(|l| l.peer_conn_id.is_some()) as usize;
+            Ok(())
+        }
+        fn session(&mut self, _: &ConnMeta, _: &SessionRecord) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &RunStats) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Live, the pooler correlator holds the last statements of a burst for its
+    /// window (1 s of capture time): a tick once the link has been quiet for longer
+    /// hands them on, linked, before the run ends. Without it they waited for the
+    /// next record.
+    #[test]
+    fn a_tick_hands_on_the_statements_the_pooler_correlator_holds() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/captures/pooler/transaction-addhost.pcap"
+        );
+        let seen = Linked::default();
+        let mut corr = crate::pooler::Correlator::new(Box::new(seen.clone()), vec![6432]);
+        let mut pipe = Pipeline::new(&mut corr, vec![5432, 6432], Limits::default());
+        let file = std::fs::File::open(path).unwrap();
+        let mut last = 0;
+        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
+            last = p.ts_ns;
+            pipe.packet(&p).unwrap();
+            crate::capture::Flow::Continue(())
+        })
+        .unwrap();
+        let by_records = seen.counts();
+        Feed::tick(&mut pipe, last + SECOND / 2).unwrap();
+        assert_eq!(
+            seen.counts(),
+            by_records,
+            "a tick inside the window frees nothing"
+        );
+        Feed::tick(&mut pipe, last + 3 * SECOND).unwrap();
+        let by_tick = seen.counts();
+        Box::new(pipe).finish().unwrap();
+        let all = seen.counts();
+        assert!(by_tick.0 > by_records.0, "{by_records:?} {by_tick:?}");
+        assert_eq!(by_tick, all, "the tick handed on every held statement");
+        assert!(all.1 > 0, "linked: {all:?}");
     }
 
     #[test]

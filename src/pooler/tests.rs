@@ -330,3 +330,23 @@ fn add_host_names_parse() {
     assert_eq!(parse_host_port("somewhere"), None);
     assert_eq!(parse_host_port("1.2.3.4:99999"), None);
 }
+
+#[test]
+fn a_live_tick_hands_on_what_is_due_on_a_quiet_link() {
+    let (a, s) = legs();
+    let mut f = Feed::new();
+    f.pair(&a, &s, "SELECT 1");
+    // Before twice the window after the first record's end (1_090): still held.
+    f.c.tick(1_090 + 2 * WINDOW_NS - 1).unwrap();
+    assert!(f.c.inner.queries.is_empty(), "held");
+    // No record comes, but the wall clock has moved on: both go, linked.
+    f.c.tick(1_100 + 2 * WINDOW_NS).unwrap();
+    assert_eq!(f.c.inner.queries.len(), 2);
+    assert_eq!(link_of(&f.c.inner, 2, "SELECT 1").peer_conn_id, Some(1));
+    assert_eq!(link_of(&f.c.inner, 1, "SELECT 1").peer_conn_id, Some(2));
+    // A tick behind the records' clock changes nothing.
+    f.c.tick(0).unwrap();
+    let seen = f.done();
+    assert_eq!(seen.queries.len(), 2);
+    assert!(seen.anomalies.is_empty());
+}
