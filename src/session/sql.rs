@@ -332,10 +332,12 @@ pub fn normalize(sql: &[u8]) -> String {
 /// literals is new: normalising it was a quarter of such a run).
 #[derive(Default)]
 struct Shape {
-    /// The text's tokens up to its first `;`, white space left out.
+    /// The text's tokens up to its first `;`, white space and comments left out (a
+    /// comment always leaves a gap between its neighbours, which is all the hash
+    /// needs of it).
     toks: Vec<(Tok, usize, usize)>,
-    /// Indexes of `toks` that are not comments.
-    sig: Vec<usize>,
+    /// The text's byte range: its tokens' with comments.
+    span: (usize, usize),
     /// Byte ranges of the constants that become `$n`, in order of the text.
     consts: Vec<(usize, usize)>,
     /// The `n` of the first constant.
@@ -343,14 +345,9 @@ struct Shape {
 }
 
 impl Shape {
-    fn text(&self) -> (usize, usize) {
-        let start = self.toks.first().map_or(0, |t| t.1);
-        (start, self.toks.last().map_or(0, |t| t.2))
-    }
-
     /// The text as pg_stat_statements shows it.
     fn render(&self, sql: &[u8]) -> String {
-        let (start, end) = self.text();
+        let (start, end) = self.span;
         let mut out = String::with_capacity(end - start);
         let mut copied = start;
         for (n, &(a, b)) in (self.first_param..).zip(&self.consts) {
@@ -367,7 +364,7 @@ impl Shape {
     /// [`fingerprint_of_text`] over [`Shape::render`]'s text (a unit test holds
     /// them together), for text that is valid UTF-8.
     fn hash(&self, sql: &[u8]) -> u64 {
-        let (start, _) = self.text();
+        let (start, _) = self.span;
         let mut h = FNV_OFFSET;
         let mut emitted = false;
         let mut last = 0u8;
@@ -393,11 +390,6 @@ impl Shape {
                 _ => {
                     k += 1;
                     gap |= a > prev_end;
-                    if tok == Tok::Comment {
-                        prev_end = b;
-                        gap = true;
-                        continue;
-                    }
                     (&sql[a..b], b, tok == Tok::Word)
                 }
             };
@@ -420,14 +412,19 @@ impl Shape {
         // Every token's neighbours are compared with keywords: `Kw` keeps that free of
         // allocations.
         self.toks.clear();
-        self.sig.clear();
         self.consts.clear();
         self.first_param = 1;
-        self.toks.extend(
-            scan(sql)
-                .take_while(|t| t.0 != Tok::Semicolon)
-                .filter(|t| t.0 != Tok::Space),
-        );
+        let mut span: Option<(usize, usize)> = None;
+        for t in scan(sql) {
+            match t.0 {
+                Tok::Semicolon => break,
+                Tok::Space => continue,
+                Tok::Comment => {}
+                _ => self.toks.push(t),
+            }
+            span = Some((span.map_or(t.1, |s| s.0), t.2));
+        }
+        self.span = span.unwrap_or_default();
         let toks = &self.toks;
         let word = |k: usize| match toks.get(k) {
             Some(&(Tok::Word, a, b)) => Kw(&sql[a..b]),
@@ -438,7 +435,7 @@ impl Shape {
             _ => 0,
         };
         let first = (0..toks.len())
-            .find(|&k| toks[k].0 != Tok::Comment && byte(k) != b'(')
+            .find(|&k| byte(k) != b'(')
             .map_or(Kw::NONE, word);
         if !first.any(&PLANNED) {
             return;
@@ -455,11 +452,8 @@ impl Shape {
             .max()
             .unwrap_or(0)
             .min(u64::MAX - 1);
-        // Significant tokens only from here: comments are copied with the text between.
-        self.sig
-            .extend((0..toks.len()).filter(|&k| toks[k].0 != Tok::Comment));
-        let sig = &self.sig;
-        let mut copied = self.text().0;
+        // Comments are copied with the text between the constants.
+        let mut copied = self.span.0;
         // Paren depth, and where a typmod's parentheses end (their numbers are kept).
         let mut depth = 0usize;
         let mut typmod_until: Option<usize> = None;
@@ -469,10 +463,9 @@ impl Shape {
         let mut by_list: Option<usize> = None;
         let mut type_next = false;
         let mut typmod_next = false;
-        for (i, &k) in sig.iter().enumerate() {
-            let (tok, a, b) = toks[k];
-            let prev = i.checked_sub(1).map(|p| sig[p]);
-            let next = sig.get(i + 1).copied();
+        for (k, &(tok, a, b)) in toks.iter().enumerate() {
+            let prev = k.checked_sub(1);
+            let next = (k + 1 < toks.len()).then_some(k + 1);
             let w = word(k);
             match (tok, byte(k)) {
                 (Tok::Other, b'(') => {
@@ -542,7 +535,7 @@ impl Shape {
                         || w.any(&[b"true", b"false", b"null"])
                             && !prev.is_some_and(|p| {
                                 word(p) == b"is"
-                                    || (word(p) == b"not" && i >= 2 && word(sig[i - 2]) == b"is")
+                                    || (word(p) == b"not" && k >= 2 && word(k - 2) == b"is")
                             })
                 }
                 _ => false,
@@ -556,11 +549,9 @@ impl Shape {
             if tok == Tok::Number
                 && let Some(p) = prev
                 && byte(p) == b'-'
-                && !next.is_some_and(|n| {
-                    byte(n) == b':' && sig.get(i + 2).is_some_and(|&m| byte(m) == b':')
-                })
+                && !next.is_some_and(|n| byte(n) == b':' && byte(k + 2) == b':')
             {
-                let before = i.checked_sub(2).map(|q| sig[q]);
+                let before = k.checked_sub(2);
                 let operand = before.is_some_and(|q| match toks[q].0 {
                     Tok::Word => !word(q).any(&BEFORE_OPERAND),
                     Tok::Other => matches!(byte(q), b')' | b']'),
@@ -656,8 +647,9 @@ fn hex16(h: u64) -> String {
     for (i, d) in buf.iter_mut().enumerate() {
         *d = HEX[(h >> (60 - 4 * i)) as usize & 15];
     }
-    // Hex digits are ASCII: nothing is replaced.
-    String::from_utf8_lossy(&buf).into_owned()
+    // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
+    // conversion's.
+    std::str::from_utf8(&buf).unwrap_or_default().to_owned()
 }
 
 /// The fingerprint's definition: FNV-1a over the tokens of a normalised text.
