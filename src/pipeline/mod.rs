@@ -563,6 +563,17 @@ mod tests {
     use crate::session::record::SessionRecord;
     use std::sync::atomic::AtomicBool;
 
+    /// Each packet of the capture `name` (under the crate's root), in order.
+    fn each_packet(name: &str, f: &mut dyn FnMut(&crate::capture::Packet<'_>)) {
+        let path = format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::File::open(&path).unwrap();
+        crate::capture::read_file(&path, file, &AtomicBool::new(false), &mut |p| {
+            f(&p);
+            crate::capture::Flow::Continue(())
+        })
+        .unwrap();
+    }
+
     /// Keeps what `session_update` reported, per connection.
     #[derive(Default)]
     struct Updates(Vec<(u64, Option<String>, Option<u8>)>, u64);
@@ -588,18 +599,11 @@ mod tests {
 
     #[test]
     fn open_sessions_are_reported_now_and_then() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/captures/external/zeek/greenhouse-app.pcap"
-        );
         let mut sink = Updates::default();
         let mut pipe = Pipeline::new(&mut sink, vec![5432], Limits::default());
-        let file = std::fs::File::open(path).unwrap();
-        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
-            pipe.packet(&p).unwrap();
-            crate::capture::Flow::Continue(())
-        })
-        .unwrap();
+        each_packet("captures/external/zeek/greenhouse-app.pcap", &mut |p| {
+            pipe.packet(p).unwrap();
+        });
         drop(pipe);
         // Each of the two connections is reported with its user and, once ready, its
         // transaction status; far fewer times than it has statements (84).
@@ -657,19 +661,39 @@ mod tests {
         );
     }
 
-    /// Keeps the close reason of every session record, shareable across threads.
+    /// Keeps the close reason of every session record, and counts the statement
+    /// records and those with a pooler link; shareable across threads.
     #[derive(Clone, Default)]
-    struct Closes(std::sync::Arc<std::sync::Mutex<Vec<(u64, &'static str)>>>);
+    struct Closes(std::sync::Arc<std::sync::Mutex<Seen>>);
+
+    #[derive(Default)]
+    struct Seen {
+        closes: Vec<(u64, &'static str)>,
+        queries: usize,
+        linked: usize,
+    }
+
+    impl Closes {
+        /// Statement records, and those linked to their other leg.
+        fn counts(&self) -> (usize, usize) {
+            let seen = self.0.lock().unwrap();
+            (seen.queries, seen.linked)
+        }
+    }
 
     impl Sink for Closes {
         fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> io::Result<()> {
             Ok(())
         }
-        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, _: &QueryRecord) -> io::Result<()> {
+        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
+            let mut seen = self.0.lock().unwrap();
+            seen.queries += 1;
+            seen.linked += q.pooler.as_ref().is_some_and(|l| l.peer_conn_id.is_some()) as usize;
             Ok(())
         }
         fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-            self.0.lock().unwrap().push((conn.id, s.close_reason_str()));
+            let mut seen = self.0.lock().unwrap();
+            seen.closes.push((conn.id, s.close_reason_str()));
             Ok(())
         }
         fn finish(&mut self, _: &RunStats) -> io::Result<()> {
@@ -681,24 +705,17 @@ mod tests {
     /// `feed`, then a tick `quiet_ns` after the last packet; the close reasons of the
     /// sessions, sorted by connection.
     fn vanished(mut feed: Box<dyn Feed + '_>, closes: &Closes, quiet_ns: i64) -> Vec<&'static str> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/captures/external/zeek/greenhouse-app.pcap"
-        );
-        let file = std::fs::File::open(path).unwrap();
         let mut last = 0;
-        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
+        each_packet("captures/external/zeek/greenhouse-app.pcap", &mut |p| {
             let seg = net::parse(p.linktype, p.data, p.orig_len).unwrap();
             if seg.flags & (net::FLAG_FIN | net::FLAG_RST) == 0 {
                 last = p.ts_ns;
-                feed.packet(&p).unwrap();
+                feed.packet(p).unwrap();
             }
-            crate::capture::Flow::Continue(())
-        })
-        .unwrap();
+        });
         feed.tick(last + quiet_ns).unwrap();
         feed.finish().unwrap();
-        let mut v = closes.0.lock().unwrap().clone();
+        let mut v = closes.0.lock().unwrap().closes.clone();
         v.sort_unstable();
         v.into_iter().map(|c| c.1).collect()
     }
@@ -724,55 +741,20 @@ mod tests {
         }
     }
 
-    /// Counts the statement records, and those with a pooler link, shareably.
-    #[derive(Clone, Default)]
-    struct Linked(std::sync::Arc<std::sync::Mutex<(usize, usize)>>);
-
-    impl Linked {
-        fn counts(&self) -> (usize, usize) {
-            *self.0.lock().unwrap()
-        }
-    }
-
-    impl Sink for Linked {
-        fn anomaly(&mut self, _: Option<&ConnMeta>, _: i64, _: &AnomalyView<'_>) -> io::Result<()> {
-            Ok(())
-        }
-        fn query(&mut self, _: &ConnMeta, _: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
-            let mut c = self.0.lock().unwrap();
-            c.0 += 1;
-            c.1 += q.pooler.as_ref().is_some_and(|l| l.peer_conn_id.is_some()) as usize;
-            Ok(())
-        }
-        fn session(&mut self, _: &ConnMeta, _: &SessionRecord) -> io::Result<()> {
-            Ok(())
-        }
-        fn finish(&mut self, _: &RunStats) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// Live, the pooler correlator holds the last statements of a burst for its
     /// window (1 s of capture time): a tick once the link has been quiet for longer
     /// hands them on, linked, before the run ends. Without it they waited for the
     /// next record.
     #[test]
     fn a_tick_hands_on_the_statements_the_pooler_correlator_holds() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/captures/pooler/transaction-addhost.pcap"
-        );
-        let seen = Linked::default();
+        let seen = Closes::default();
         let mut corr = crate::pooler::Correlator::new(Box::new(seen.clone()), vec![6432]);
         let mut pipe = Pipeline::new(&mut corr, vec![5432, 6432], Limits::default());
-        let file = std::fs::File::open(path).unwrap();
         let mut last = 0;
-        crate::capture::read_file(path, file, &AtomicBool::new(false), &mut |p| {
+        each_packet("captures/pooler/transaction-addhost.pcap", &mut |p| {
             last = p.ts_ns;
-            pipe.packet(&p).unwrap();
-            crate::capture::Flow::Continue(())
-        })
-        .unwrap();
+            pipe.packet(p).unwrap();
+        });
         let by_records = seen.counts();
         Feed::tick(&mut pipe, last + SECOND / 2).unwrap();
         assert_eq!(
