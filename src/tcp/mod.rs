@@ -598,7 +598,10 @@ impl<T> FlowTable<T> {
         for (_, key) in idle {
             if let Some(flow) = self.flows.remove(&key) {
                 self.stats.idle_closed += 1;
-                self.finish(*flow, ts, CloseReason::Idle, h);
+                // It ended unseen: its last packet is the last sign of it, so its
+                // duration leaves the timeout out (as Zeek's inactivity timeout does).
+                let last = flow.last_ns;
+                self.finish(*flow, last, CloseReason::Idle, h);
             }
         }
     }

@@ -8,6 +8,8 @@ struct Rec {
     client: Vec<u8>,
     server: Vec<u8>,
     closed: Vec<CloseReason>,
+    /// When each connection was said to end.
+    closed_at: Vec<i64>,
 }
 
 impl Handler<()> for Rec {
@@ -35,8 +37,9 @@ impl Handler<()> for Rec {
             Side::Server => self.server.extend(fill),
         }
     }
-    fn close(&mut self, _: &ConnMeta, _: (), _: i64, reason: CloseReason) {
+    fn close(&mut self, _: &ConnMeta, _: (), ts: i64, reason: CloseReason) {
         self.closed.push(reason);
+        self.closed_at.push(ts);
     }
 }
 
@@ -323,6 +326,8 @@ fn ticks_expire_quiet_connections_without_moving_the_packet_clock() {
     // Quiet past the timeout (4 s after its last packet, at 103 s): ended as idle.
     t.tick(107 * s + 1, &mut r);
     assert_eq!(r.closed, [CloseReason::Idle]);
+    // It ends at its last packet: its duration leaves the timeout out.
+    assert_eq!(r.closed_at, [103 * s]);
     assert_eq!(t.stats.idle_closed, 1);
     assert!(t.is_empty());
     assert_eq!(r.client, b"ab");
