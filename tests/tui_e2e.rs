@@ -2,6 +2,8 @@
 //! driven by keys, checked on the captured pane. tmux is required (scripts/test.sh
 //! installs it): without it these tests fail, they never pass unrun.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
@@ -366,21 +368,8 @@ fn live_tui(name: &str, extra: impl Fn(&str) -> String) -> (Tmux, String) {
 #[ignore = "needs root and a PostgreSQL server: run scripts/test.sh"]
 fn running_statement_shows_while_it_runs() {
     let (t, port) = live_tui("inflight", |_| String::new());
-    let mut psql = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "trust_user",
-            "-d",
-            "pgscope",
-        ])
-        .args(["-X", "-q", "-c", "select pg_sleep(5)"])
-        .env("PGSSLMODE", "disable")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut psql = common::psql(&port)
+        .args(["-c", "select pg_sleep(5)"])
         .spawn()
         .expect("run psql");
     // Queries: the running statement first, its elapsed time growing past a second.
@@ -445,21 +434,8 @@ fn a_vanished_client_ends_on_a_quiet_link() {
     let (t, port) = live_tui("vanished", |port| {
         format!(" --idle-timeout 2s -f 'ip6 and tcp port {port} and ip6[53] & 0x05 == 0'")
     });
-    let status = Command::new(std::env::var("PSQL").unwrap_or_else(|_| "psql".into()))
-        .args([
-            "-h",
-            "::1",
-            "-p",
-            &port,
-            "-U",
-            "trust_user",
-            "-d",
-            "pgscope",
-        ])
-        .args(["-X", "-q", "-c", "select 42"])
-        .env("PGSSLMODE", "disable")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let status = common::psql(&port)
+        .args(["-h", "::1", "-c", "select 42"])
         .status()
         .expect("run psql");
     assert!(status.success());
