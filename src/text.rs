@@ -4,6 +4,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// Lower-case hex digits by value, for the writers that spell bytes and hashes in hex
+/// without the formatting machinery.
+pub(crate) const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
 /// not part of a valid sequence becomes `\xNN` (never dropped).
 pub(crate) fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {

@@ -4,7 +4,7 @@
 //! `"key":value` pairs is all that is needed; string escaping is serde_json's, with
 //! the C1 control characters escaped as well (see [`write_json`]).
 
-use crate::text::utf8_lossless;
+use crate::text::{HEX_DIGITS, utf8_lossless};
 
 pub(crate) struct JsonObj<'a> {
     buf: &'a mut Vec<u8>,
@@ -293,16 +293,14 @@ impl serde_json::ser::Formatter for C1Escaped {
                 b'u',
                 b'0',
                 b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 15)],
+                HEX_DIGITS[usize::from(c >> 4)],
+                HEX_DIGITS[usize::from(c & 15)],
             ])?;
             start = i + len;
         }
         w.write_all(&b[start..])
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether JSON writes these bytes as they are: it escapes only quotes, backslashes
 /// and control characters, C0 and (through [`write_json`]) DEL and C1; other UTF-8

@@ -642,10 +642,9 @@ impl Shape {
 /// `h` as 16 lower-case hex digits (what `format!("{h:016x}")` writes, for less
 /// than the formatting machinery costs once per new text).
 fn hex16(h: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 16];
     for (i, d) in buf.iter_mut().enumerate() {
-        *d = HEX[(h >> (60 - 4 * i)) as usize & 15];
+        *d = crate::text::HEX_DIGITS[(h >> (60 - 4 * i)) as usize & 15];
     }
     // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
     // conversion's.
