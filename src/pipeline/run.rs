@@ -347,16 +347,19 @@ pub fn capture(
     for e in &corrupt {
         pipe.warn(AnomalyKind::CorruptCapture, e)?;
     }
-    if let Some(m) = metrics
-        && cli.interface.is_none()
-    {
-        m.input_finished();
-    }
     let stats = pipe.stats();
     stats.packets = packets;
     stats.bytes = bytes;
     stats.dropped = dropped;
     pipe.finish()?;
+    // After `finish`: the decoding thread has then counted every statement, so a
+    // scraper that sees 1 sees the file's figures (set before it, a scrape could
+    // catch statements still on their way).
+    if let Some(m) = metrics
+        && cli.interface.is_none()
+    {
+        m.input_finished();
+    }
     let live_default = cli.interface.is_some() && cli.user_bpf().is_none();
     let live_filter = live_default.then(|| cli.capture_filter());
     // Packets of a link type pgscope cannot read were named already: no hint then.
