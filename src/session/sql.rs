@@ -63,12 +63,25 @@ struct Scanner<'a> {
 impl Iterator for Scanner<'_> {
     type Item = (Tok, usize, usize);
 
+    // Inlined: the call was a third of a token's cost.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let s = self.s;
         let start = self.i;
         let c = *s.get(start)?;
         let at = |j: usize| s.get(j).copied().unwrap_or(0);
         let mut j = start + 1;
+        // Words and white space, most tokens, first: a word's first byte is a
+        // string's prefix only before a quote or `&`, a number's or parameter's never.
+        let class = CLASS[c as usize];
+        if class & SPACE != 0 {
+            self.i = skip(s, j, SPACE);
+            return Some((Tok::Space, start, self.i));
+        }
+        if class & WORD != 0 && !c.is_ascii_digit() && c != b'$' && !matches!(at(j), b'\'' | b'&') {
+            self.i = skip(s, j, WORD);
+            return Some((Tok::Word, start, self.i));
+        }
         let tok = match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => {
                 j = skip(s, j, SPACE);
