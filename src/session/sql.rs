@@ -717,6 +717,8 @@ pub(crate) struct FingerprintCache {
 struct Fresh {
     /// Skeletons (see [`skeleton`]) of texts whose every literal became a constant.
     by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, String>,
+    /// The skeletons' bytes, bounded as their number is.
+    bytes: usize,
     /// Buffers reused from one text to the next.
     key: Vec<u8>,
     shape: Shape,
@@ -726,12 +728,15 @@ struct Fresh {
 
 impl Fresh {
     const MAX: usize = 4096;
-    /// Longer texts are normalised each time: their skeletons would make the cache's
-    /// memory grow with the statements' size.
-    const MAX_KEY: usize = 4096;
+    const MAX_BYTES: usize = 4 << 20;
+    /// Longer texts are normalised each time (a skeleton is at most twice its text).
+    const MAX_TEXT: usize = 16 << 10;
 
     fn fingerprint(&mut self, text: &str) -> String {
         let sql = text.as_bytes();
+        if sql.len() > Self::MAX_TEXT {
+            return self.shape.fingerprint_str(text);
+        }
         skeleton(sql, &mut self.key);
         if let Some(fp) = self.by_skeleton.get(&self.key[..]) {
             #[cfg(test)]
@@ -741,10 +746,13 @@ impl Fresh {
             return fp.clone();
         }
         let fp = self.shape.fingerprint_str(text);
-        if !self.shape.kept_literal && self.key.len() <= Self::MAX_KEY {
-            if self.by_skeleton.len() >= Self::MAX {
+        if !self.shape.kept_literal {
+            if self.by_skeleton.len() >= Self::MAX || self.bytes + self.key.len() > Self::MAX_BYTES
+            {
                 self.by_skeleton.clear();
+                self.bytes = 0;
             }
+            self.bytes += self.key.len();
             self.by_skeleton.insert(self.key[..].into(), fp.clone());
         }
         fp
