@@ -719,6 +719,12 @@ struct Fresh {
     by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, String>,
     /// The skeletons' bytes, bounded as their number is.
     bytes: usize,
+    /// Lookups since the cache started over, and how many found their skeleton.
+    lookups: usize,
+    found: usize,
+    /// Texts to normalise without a lookup: when a full cache's lookups mostly
+    /// missed (every text a shape of its own), skeletons cost more than they save.
+    pause: usize,
     /// Buffers reused from one text to the next.
     key: Vec<u8>,
     shape: Shape,
@@ -734,11 +740,14 @@ impl Fresh {
 
     fn fingerprint(&mut self, text: &str) -> String {
         let sql = text.as_bytes();
-        if sql.len() > Self::MAX_TEXT {
+        if sql.len() > Self::MAX_TEXT || self.pause > 0 {
+            self.pause = self.pause.saturating_sub(1);
             return self.shape.fingerprint_str(text);
         }
         skeleton(sql, &mut self.key);
+        self.lookups += 1;
         if let Some(fp) = self.by_skeleton.get(&self.key[..]) {
+            self.found += 1;
             #[cfg(test)]
             {
                 self.hits += 1;
@@ -749,8 +758,11 @@ impl Fresh {
         if !self.shape.kept_literal {
             if self.by_skeleton.len() >= Self::MAX || self.bytes + self.key.len() > Self::MAX_BYTES
             {
+                if self.found < self.lookups / 8 {
+                    self.pause = 4 * Self::MAX;
+                }
                 self.by_skeleton.clear();
-                self.bytes = 0;
+                (self.bytes, self.lookups, self.found) = (0, 0, 0);
             }
             self.bytes += self.key.len();
             self.by_skeleton.insert(self.key[..].into(), fp.clone());
@@ -1074,6 +1086,26 @@ mod tests {
         }
         // Texts shared skeletons: thousands were found by theirs.
         assert!(cache.fresh.hits > 2_000, "{}", cache.fresh.hits);
+    }
+
+    /// Texts of distinct shapes fill the skeleton cache without a hit: it pauses
+    /// (the fingerprints stay right), and comes back after the pause.
+    #[test]
+    fn skeleton_cache_pauses_when_it_never_hits() {
+        let mut fresh = Fresh::default();
+        for i in 0..=Fresh::MAX {
+            let text = format!("select c{i} from t where a = {i}");
+            assert_eq!(fresh.fingerprint(&text), fingerprint(text.as_bytes()));
+        }
+        assert_eq!(fresh.pause, 4 * Fresh::MAX);
+        for i in 0..4 * Fresh::MAX {
+            fresh.fingerprint(&format!("select 1 where b = {i}"));
+        }
+        assert_eq!((fresh.pause, fresh.hits), (0, 0));
+        for i in 0..3 {
+            fresh.fingerprint(&format!("select 1 where b = {i}"));
+        }
+        assert_eq!(fresh.hits, 2);
     }
 
     #[test]
