@@ -354,9 +354,13 @@ impl<'s> Stage<'s> {
     }
 
     /// Sharded: the cancel keys and CancelRequests just seen go to the merge stage.
+    #[inline]
     fn cross_facts(&mut self) {
-        if let (Some(facts), Some(t)) = (&mut self.shared.facts, self.sink.threaded())
+        // The sink is asked (a dynamic call) only once there is something to tell:
+        // this runs after every event.
+        if let Some(facts) = &mut self.shared.facts
             && !facts.is_empty()
+            && let Some(t) = self.sink.threaded()
         {
             for f in facts.drain(..) {
                 let r = t.fact(f);
