@@ -58,10 +58,6 @@ impl<'a> Cursor<'a> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
-    pub(crate) fn i16(&mut self) -> Result<i16, Bad> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
     pub(crate) fn u32(&mut self) -> Result<u32, Bad> {
         Ok(u32::from_be_bytes(self.array()?))
     }
@@ -180,14 +176,20 @@ pub struct FieldDesc<'a> {
 
 impl<'a> Item<'a> for FieldDesc<'a> {
     fn read(c: &mut Cursor<'a>) -> Result<Self, Bad> {
+        let name = c.cstr()?;
+        // The fixed 18 bytes after the name with one length check, not six: every
+        // RowDescription validates each of its columns.
+        let b: [u8; 18] = c.array()?;
+        let two = |i: usize| [b[i], b[i + 1]];
+        let four = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
         Ok(FieldDesc {
-            name: c.cstr()?,
-            table_oid: c.u32()?,
-            column: c.i16()?,
-            type_oid: c.u32()?,
-            typlen: c.i16()?,
-            typmod: c.i32()?,
-            format: c.u16()?,
+            name,
+            table_oid: u32::from_be_bytes(four(0)),
+            column: i16::from_be_bytes(two(4)),
+            type_oid: u32::from_be_bytes(four(6)),
+            typlen: i16::from_be_bytes(two(10)),
+            typmod: i32::from_be_bytes(four(12)),
+            format: u16::from_be_bytes(two(16)),
         })
     }
 }

@@ -357,11 +357,10 @@ impl ConnDecoder {
     #[inline(always)]
     fn run_synced<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) -> usize {
         let mut used = 0;
+        if !self.in_run(dir) {
+            return used;
+        }
         loop {
-            let side = &self.sides[dir as usize];
-            if self.stopped || side.mode != Mode::Synced || side.skip > 0 || !side.buf.is_empty() {
-                return used;
-            }
             let rest = &data[used..];
             let Some(&[_, a, b, c, d]) = rest.first_chunk::<TYPED_HEADER>() else {
                 return used;
@@ -411,11 +410,25 @@ impl ConnDecoder {
                         body,
                         withheld: false,
                     })),
-                    None => self.emit_typed(dir, &rest[..total], sink),
+                    None => {
+                        self.emit_typed(dir, &rest[..total], sink);
+                        // The one path here that may change the state (authentication,
+                        // a switch to encryption).
+                        if !self.in_run(dir) {
+                            return used + total;
+                        }
+                    }
                 },
             }
             used += total;
         }
+    }
+
+    /// Synced with nothing buffered or to skip: whole messages decode straight from the data.
+    #[inline(always)]
+    fn in_run(&self, dir: Dir) -> bool {
+        let side = &self.sides[dir as usize];
+        !self.stopped && side.mode == Mode::Synced && side.skip == 0 && side.buf.is_empty()
     }
 
     fn step_synced<S: FnMut(Event<'_>)>(&mut self, dir: Dir, data: &[u8], sink: &mut S) -> usize {

@@ -740,7 +740,7 @@ impl Session {
     }
 
     fn function_call(&mut self, shared: &mut Shared, ts: i64, oid: u32) {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Function, ts));
+        let mut rec = QueryRecord::boxed(self.rec.conn_id, Protocol::Function, ts);
         rec.text = Some(format!("FunctionCall(oid={oid})").into());
         rec.operation = Some("FUNCTION CALL");
         self.push(shared, ts, Op::FunctionCall(rec));
@@ -770,7 +770,7 @@ impl Session {
     }
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
-        let mut rec = Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
+        let mut rec = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
         rec.portal = Some(portal.to_string());
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
@@ -1239,8 +1239,7 @@ impl Session {
                 let rec = match exec.and_then(|i| self.pending.remove(i)) {
                     Some(Op::Execute(r)) => r,
                     _ => {
-                        let mut r =
-                            Box::new(QueryRecord::new(self.rec.conn_id, Protocol::Extended, ts));
+                        let mut r = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
                         if let Some(Op::Parse(name)) = failed {
                             let name = name.map_or_else(String::new, |n| *n);
                             if let Some(s) = self.statements.remove(&name) {
@@ -1570,7 +1569,7 @@ fn is_answer(body: &Body<'_>) -> bool {
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
-    let mut rec = Box::new(QueryRecord::new(conn_id, Protocol::Simple, ts));
+    let mut rec = QueryRecord::boxed(conn_id, Protocol::Simple, ts);
     rec.text = Some(text);
     rec
 }
