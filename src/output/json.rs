@@ -289,8 +289,10 @@ fn reuse(to: &mut Option<String>, s: Option<&str>) {
 /// thread changes on every statement.
 struct ById<V> {
     map: FxHashMap<u64, V>,
-    /// What was rendered of the last string not worth keeping.
-    once: Option<V>,
+    /// What was rendered of the last string not worth keeping, by its id: a command
+    /// tag the decoder keeps in its front table stays one uncached string, met again
+    /// on every record.
+    once: Option<(u64, V)>,
 }
 
 impl<V> Default for ById<V> {
@@ -306,10 +308,14 @@ impl<V> ById<V> {
     const MAX: usize = 4096;
 
     fn get(&mut self, s: &Text, render: impl FnOnce(&str) -> V) -> &V {
-        if !s.cacheable() {
-            return self.once.insert(render(s));
-        }
         let key = s.id();
+        if !s.cacheable() {
+            let once = match self.once.take() {
+                Some((id, v)) if id == key => (id, v),
+                _ => (key, render(s)),
+            };
+            return &self.once.insert(once).1;
+        }
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
@@ -732,6 +738,26 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect()
+    }
+
+    /// A string not worth caching is rendered once while it comes again (a command
+    /// tag from the decoder's front table is one such string), again for another.
+    #[test]
+    fn an_uncached_string_is_rendered_once_while_it_repeats() {
+        let mut cache = ById::<u32>::default();
+        let (a, b) = (Text::from("SELECT 1"), Text::from("SELECT 1"));
+        assert!(!a.cacheable());
+        let mut renders = 0;
+        let got: Vec<u32> = [&a, &a, &b, &b, &a]
+            .into_iter()
+            .map(|t| {
+                *cache.get(t, |_| {
+                    renders += 1;
+                    renders
+                })
+            })
+            .collect();
+        assert_eq!(got, [1, 1, 2, 2, 3]);
     }
 
     /// A statement's cached prefix holds the session's user: after a new login on
