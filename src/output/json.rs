@@ -130,7 +130,8 @@ struct StatementPart {
 }
 
 impl StatementPart {
-    /// Filled in by [`ConnFields::render`].
+    /// For a text seen once: filled in by [`ConnFields::render`], only its JSON and
+    /// fingerprint are used.
     fn empty(protocol: Protocol) -> Self {
         StatementPart {
             text: None,
@@ -172,13 +173,13 @@ impl ConnFields {
     }
 
     /// The fields of `q` from `event.dataset` to its portal, and its text's
-    /// fingerprint; `text` gives its text as JSON and its fingerprint (called when
-    /// they are not rendered yet).
-    fn statement<'t>(
+    /// fingerprint.
+    fn statement(
         &mut self,
         s: &SessionRecord,
         q: &QueryRecord,
-        text: impl FnOnce() -> Option<(&'t [u8], &'t str)>,
+        texts: &mut TextCache,
+        fingerprints: &mut FingerprintCache,
         operation: Option<Cow<'_, str>>,
     ) -> &StatementPart {
         const MAX: usize = 64;
@@ -187,14 +188,16 @@ impl ConnFields {
             self.statements.clear();
             self.statements_origin = s.origin_version;
         }
-        if q.text.as_ref().is_some_and(|t| !t.cacheable()) {
+        if let Some(t) = q.text.as_ref().filter(|t| !t.cacheable()) {
             // A text seen once (literals inline): rendered for this record alone, into
-            // the last such record's buffers (five allocations a record less).
+            // the last such record's buffers, the text straight from the record (no
+            // rendered copy to cache) and its fingerprint moved in.
             let mut part = self
                 .once
                 .take()
                 .unwrap_or_else(|| StatementPart::empty(q.protocol));
-            self.render(&mut part, s, q, text(), operation);
+            self.render(&mut part.json, s, q, TextJson::Raw(t), operation.as_deref());
+            part.fingerprint = Some(fingerprints.once(t));
             return self.once.insert(part);
         }
         let i = match self
@@ -204,29 +207,42 @@ impl ConnFields {
         {
             Some(i) => i,
             None => {
-                let mut part = StatementPart::empty(q.protocol);
-                self.render(&mut part, s, q, text(), operation);
-                part.json.shrink_to_fit();
+                let text = q.text.as_ref().map(|t| {
+                    let (json, fingerprint) =
+                        texts.get(t, |s| (json_string(s), fingerprints.get(s).into()));
+                    (&json[..], &fingerprint[..])
+                });
+                let mut json = Vec::new();
+                let text_json = text.map_or(TextJson::Null, |t| TextJson::Rendered(t.0));
+                self.render(&mut json, s, q, text_json, operation.as_deref());
+                json.shrink_to_fit();
                 if self.statements.len() >= MAX {
                     self.statements.clear();
                 }
-                self.statements.push(part);
+                self.statements.push(StatementPart {
+                    text: q.text.as_ref().map(Text::id),
+                    operation: operation.map(Cow::into_owned),
+                    protocol: q.protocol,
+                    statement: q.statement.as_deref().map(str::to_owned),
+                    portal: q.portal.as_deref().map(str::to_owned),
+                    json,
+                    fingerprint: text.map(|t| t.1.to_owned()),
+                });
                 self.statements.len() - 1
             }
         };
         &self.statements[i]
     }
 
-    /// Renders `q`'s part into `part`, reusing its buffers.
+    /// Renders `q`'s part into `v`, reusing its buffer.
     fn render(
         &mut self,
-        part: &mut StatementPart,
+        v: &mut Vec<u8>,
         s: &SessionRecord,
         q: &QueryRecord,
-        text: Option<(&[u8], &str)>,
-        operation: Option<Cow<'_, str>>,
+        text: TextJson<'_>,
+        operation: Option<&str>,
     ) {
-        let v = &mut part.json;
         v.clear();
         v.reserve(512);
         let mut o = JsonObj::fragment(v);
@@ -234,10 +250,11 @@ impl ConnFields {
         o.raw(&self.head);
         o.raw(self.origin(s));
         match text {
-            Some((json, _)) => o.rendered("db.query.text", json),
-            None => o.null("db.query.text"),
+            TextJson::Rendered(json) => o.rendered("db.query.text", json),
+            TextJson::Raw(t) => o.str("db.query.text", t),
+            TextJson::Null => o.null("db.query.text"),
         };
-        o.opt_str("db.operation.name", operation.as_deref())
+        o.opt_str("db.operation.name", operation)
             .plain("pgwire.protocol", q.protocol.as_str());
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
@@ -245,12 +262,6 @@ impl ConnFields {
         if let Some(p) = &q.portal {
             o.str("pgwire.portal", p);
         }
-        part.text = q.text.as_ref().map(Text::id);
-        part.protocol = q.protocol;
-        reuse(&mut part.operation, operation.as_deref());
-        reuse(&mut part.statement, q.statement.as_deref());
-        reuse(&mut part.portal, q.portal.as_deref());
-        reuse(&mut part.fingerprint, text.map(|t| t.1));
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -271,16 +282,13 @@ impl ConnFields {
     }
 }
 
-/// Sets `to` to `s`, in the string it already has when it has one.
-fn reuse(to: &mut Option<String>, s: Option<&str>) {
-    match (to.as_mut(), s) {
-        (Some(t), Some(s)) => {
-            t.clear();
-            t.push_str(s);
-        }
-        (None, Some(s)) => *to = Some(s.to_string()),
-        (_, None) => *to = None,
-    }
+/// A statement's text for its part.
+enum TextJson<'t> {
+    /// Rendered as a JSON string already (cached).
+    Rendered(&'t [u8]),
+    /// To be written.
+    Raw(&'t str),
+    Null,
 }
 
 /// What is rendered of a shared string (a statement text or a command tag), by its
@@ -467,20 +475,6 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
-        let (fingerprints, texts) = (&mut self.fingerprints, &mut self.texts);
-        let text = move || {
-            // Moved in, so that what it returns may borrow them past the call.
-            let (texts, fingerprints) = (texts, fingerprints);
-            let t = q.text.as_ref()?;
-            let (json, fingerprint) = texts.get(t, |s| {
-                let fingerprint = match t.cacheable() {
-                    true => fingerprints.get(s).into(),
-                    false => fingerprints.once(s).into(),
-                };
-                (json_string(s), fingerprint)
-            });
-            Some((&json[..], &fingerprint[..]))
-        };
         let tag = q.command_tag.as_ref().map(|t| {
             self.tags.get(t, |t| CachedTag {
                 json: json_string(t),
@@ -488,7 +482,13 @@ impl<W: Write> Sink for JsonSink<W> {
             })
         });
         let operation = q.operation_from(tag.map(|t| &*t.operation));
-        let part = Self::fields(&mut self.conns, conn).statement(s, q, text, operation);
+        let part = Self::fields(&mut self.conns, conn).statement(
+            s,
+            q,
+            &mut self.texts,
+            &mut self.fingerprints,
+            operation,
+        );
         let mut o = JsonObj::begin(&mut self.buf);
         o.time("@timestamp", q.end_ns, &mut self.ts);
         o.raw(&part.json);
