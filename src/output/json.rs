@@ -71,7 +71,7 @@ impl<W: Write> JsonSink<W> {
         conn: Option<(&mut ConnFields, Option<&SessionRecord>)>,
     ) -> JsonObj<'b> {
         let mut o = JsonObj::begin(buf);
-        o.time("@timestamp", ts, times)
+        o.time("@timestamp", &times.stamp(ts))
             .plain("event.dataset", dataset);
         if let Some((fields, origin)) = conn {
             o.raw(&fields.head);
@@ -490,7 +490,9 @@ impl<W: Write> Sink for JsonSink<W> {
             operation,
         );
         let mut o = JsonObj::begin(&mut self.buf);
-        o.time("@timestamp", q.end_ns, &mut self.ts);
+        // The end twice (`@timestamp`, `event.end`), formatted once.
+        let end = self.ts.stamp(q.end_ns);
+        o.time("@timestamp", &end);
         o.raw(&part.json);
         if q.params_withheld {
             o.str("db.query.parameters", REDACTED);
@@ -506,8 +508,8 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.params_missing {
             o.bool("pgwire.query.parameters_missing", true);
         }
-        o.time("event.start", q.start_ns, &mut self.ts)
-            .time("event.end", q.end_ns, &mut self.ts)
+        o.time("event.start", &self.ts.stamp(q.start_ns))
+            .time("event.end", &end)
             .num("event.duration", q.duration_ns())
             .opt_rendered("pgwire.command_tag", tag.map(|t| &*t.json))
             .num("db.response.returned_rows", q.rows_returned);
@@ -671,8 +673,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .num("pgwire.resyncs", s.resyncs)
             .num("pgwire.unsure_records", s.unsure_records)
             .num("pgwire.out_of_step", s.unsure_pairings)
-            .time("event.start", s.start_ns, &mut self.ts)
-            .time("event.end", s.end_ns, &mut self.ts)
+            .time("event.start", &self.ts.stamp(s.start_ns))
+            .time("event.end", &self.ts.stamp(s.end_ns))
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
             .str("pgwire.close_reason", s.close_reason_str())
             .bool("pgwire.terminated", s.terminated);

@@ -78,18 +78,11 @@ impl<'a> JsonObj<'a> {
         unsafe { self.buf.set_len(self.buf.len() + n) };
     }
 
-    /// An RFC 3339 timestamp, formatted through a cache of the last second.
+    /// An RFC 3339 timestamp (see [`super::fmt::TimeCache::stamp`]).
     #[inline(always)]
-    pub(crate) fn time(
-        &mut self,
-        k: &str,
-        ns: i64,
-        cache: &mut super::fmt::TimeCache,
-    ) -> &mut Self {
+    pub(crate) fn time(&mut self, k: &str, t: &super::fmt::Stamp) -> &mut Self {
         self.key(k);
-        self.buf.push(b'"');
-        cache.write(ns, self.buf);
-        self.buf.push(b'"');
+        t.write(self.buf);
         self
     }
 
