@@ -107,8 +107,7 @@ impl<'a> JsonObj<'a> {
             }
             match p {
                 Rendered::Null => self.buf.extend_from_slice(b"null"),
-                Rendered::Ascii(b) if unescaped(b) => self.quoted(b),
-                Rendered::Ascii(b) => self.string(std::str::from_utf8(b).unwrap_or_default()),
+                Rendered::Ascii(b) => self.quoted(b),
                 Rendered::Text(s) => self.string(&s),
             }
         }
