@@ -8,7 +8,8 @@ use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::pgwire::Msg;
 use crate::session::record::{
-    AuthOutcome, CopyDirection, Leg, Link, Protocol, QueryRecord, ServerMessage, SessionRecord,
+    AuthOutcome, CopyDirection, Leg, Link, Outcome, Protocol, QueryRecord, ServerMessage,
+    SessionRecord,
 };
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
@@ -127,6 +128,48 @@ struct StatementPart {
     portal: Option<String>,
     json: Vec<u8>,
     fingerprint: Option<String>,
+    /// A text seen once: rendered for one record, never matched.
+    once: bool,
+    /// The record's fields from its command tag to the end, rendered for the
+    /// outcome they show (see [`Tail`]); empty until one is.
+    tail: Vec<u8>,
+    tail_key: Option<Tail>,
+}
+
+/// What a statement record's fields after its times show, when they are only its
+/// tag, row counts, outcome, transaction status and fingerprint (no error, notice,
+/// COPY, cancel or pooler fields): the same again and again for one statement on a
+/// connection, so written once and copied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Tail {
+    tag: Option<u64>,
+    rows_returned: u64,
+    rows_affected: Option<u64>,
+    outcome: Outcome,
+    tx_status: Option<u8>,
+}
+
+impl Tail {
+    /// `q`'s, when its tail is only these fields.
+    fn of(q: &QueryRecord) -> Option<Tail> {
+        let plain = q.error.is_none()
+            & q.cancelled_by.is_none()
+            & q.notices.is_empty()
+            & (q.notifications == 0)
+            & q.copy.is_none()
+            & !q.skipped
+            & !q.suspended
+            & !q.rolled_back
+            & !q.unsure
+            & q.pooler.is_none();
+        plain.then(|| Tail {
+            tag: q.command_tag.as_ref().map(Text::id),
+            rows_returned: q.rows_returned,
+            rows_affected: q.rows_affected,
+            outcome: q.outcome,
+            tx_status: q.tx_status,
+        })
+    }
 }
 
 impl StatementPart {
@@ -141,6 +184,9 @@ impl StatementPart {
             portal: None,
             json: Vec::new(),
             fingerprint: None,
+            once: true,
+            tail: Vec::new(),
+            tail_key: None,
         }
     }
 
@@ -181,7 +227,7 @@ impl ConnFields {
         texts: &mut TextCache,
         fingerprints: &mut FingerprintCache,
         operation: Option<Cow<'_, str>>,
-    ) -> &StatementPart {
+    ) -> &mut StatementPart {
         const MAX: usize = 64;
         if self.statements_origin != s.origin_version {
             // Who the session is changed (a new login): every part has the old one.
@@ -227,11 +273,14 @@ impl ConnFields {
                     portal: q.portal.as_deref().map(str::to_owned),
                     json,
                     fingerprint: text.map(|t| t.1.to_owned()),
+                    once: false,
+                    tail: Vec::new(),
+                    tail_key: None,
                 });
                 self.statements.len() - 1
             }
         };
-        &self.statements[i]
+        &mut self.statements[i]
     }
 
     /// Renders `q`'s part into `v`, reusing its buffer.
@@ -510,74 +559,23 @@ impl<W: Write> Sink for JsonSink<W> {
         }
         o.time("event.start", &self.ts.stamp(q.start_ns))
             .time("event.end", &end)
-            .num("event.duration", q.duration_ns())
-            .opt_rendered("pgwire.command_tag", tag.map(|t| &*t.json))
-            .num("db.response.returned_rows", q.rows_returned);
-        if let Some(n) = q.rows_affected {
-            o.num("pgwire.rows_affected", n);
-        }
-        o.plain("event.outcome", q.outcome.as_str());
-        if let Some(e) = &q.error {
-            o.str("db.response.status_code", &e.code)
-                .str("error.code", &e.code)
-                .str("error.message", &e.message)
-                .str("pgwire.error.severity", &e.severity);
-            for (c, v) in &e.fields {
-                if let Some(k) = error_key(*c) {
-                    o.str(k, v);
+            .num("event.duration", q.duration_ns());
+        let tag = tag.map(|t| &*t.json);
+        match Tail::of(q) {
+            Some(key) if !part.once => {
+                if part.tail_key != Some(key) {
+                    part.tail.clear();
+                    tail(
+                        &mut JsonObj::fragment(&mut part.tail),
+                        q,
+                        tag,
+                        part.fingerprint.as_deref(),
+                    );
+                    part.tail_key = Some(key);
                 }
+                o.raw(&part.tail);
             }
-        }
-        if let Some(t) = q.tx_status {
-            // `I`, `T` or `E` from the wire: anything else is escaped.
-            let mut c = [0; 4];
-            if t.is_ascii_alphabetic() {
-                o.plain("pgwire.tx_status", char::from(t).encode_utf8(&mut c));
-            } else {
-                o.bytes("pgwire.tx_status", &[t]);
-            }
-        }
-        if let Some(by) = q.cancelled_by {
-            o.num("pgwire.cancelled_by", by);
-        }
-        if let Some(fingerprint) = &part.fingerprint {
-            o.plain("pgwire.fingerprint", fingerprint);
-        }
-        if !q.notices.is_empty() {
-            let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
-            o.value("pgwire.notices", &v);
-        }
-        if q.notifications > 0 {
-            o.num("pgwire.notifications", q.notifications);
-        }
-        if let Some(c) = &q.copy {
-            // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
-            if let Some(d) = c.direction {
-                o.str("pgwire.copy.direction", d.as_str());
-            }
-            o.num("pgwire.copy.messages_in", c.messages_in)
-                .num("pgwire.copy.bytes_in", c.bytes_in)
-                .num("pgwire.copy.messages_out", c.messages_out)
-                .num("pgwire.copy.bytes_out", c.bytes_out);
-            if c.direction == Some(CopyDirection::Both) {
-                o.num("pgwire.copy.xlog_data", c.xlog_data)
-                    .num("pgwire.copy.keepalives", c.keepalives);
-            }
-        }
-        if q.skipped {
-            o.bool("pgwire.skipped", true);
-        }
-        if q.suspended {
-            o.bool("pgwire.suspended", true);
-        }
-        if q.rolled_back {
-            o.bool("pgwire.rolled_back", true);
-        }
-        if q.unsure {
-            o.bool("pgwire.unsure", true);
-        }
-        if let Some(p) = &q.pooler {
-            pooler_fields(&mut o, p);
+            _ => tail(&mut o, q, tag, part.fingerprint.as_deref()),
         }
         o.end();
         self.emit()
@@ -691,6 +689,78 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 }
 
+/// A statement record's fields from its command tag (`tag`, as JSON) to the end.
+fn tail(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>, fingerprint: Option<&str>) {
+    o.opt_rendered("pgwire.command_tag", tag)
+        .num("db.response.returned_rows", q.rows_returned);
+    if let Some(n) = q.rows_affected {
+        o.num("pgwire.rows_affected", n);
+    }
+    o.plain("event.outcome", q.outcome.as_str());
+    if let Some(e) = &q.error {
+        o.str("db.response.status_code", &e.code)
+            .str("error.code", &e.code)
+            .str("error.message", &e.message)
+            .str("pgwire.error.severity", &e.severity);
+        for (c, v) in &e.fields {
+            if let Some(k) = error_key(*c) {
+                o.str(k, v);
+            }
+        }
+    }
+    if let Some(t) = q.tx_status {
+        // `I`, `T` or `E` from the wire: anything else is escaped.
+        let mut c = [0; 4];
+        if t.is_ascii_alphabetic() {
+            o.plain("pgwire.tx_status", char::from(t).encode_utf8(&mut c));
+        } else {
+            o.bytes("pgwire.tx_status", &[t]);
+        }
+    }
+    if let Some(by) = q.cancelled_by {
+        o.num("pgwire.cancelled_by", by);
+    }
+    if let Some(fingerprint) = fingerprint {
+        o.plain("pgwire.fingerprint", fingerprint);
+    }
+    if !q.notices.is_empty() {
+        let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
+        o.value("pgwire.notices", &v);
+    }
+    if q.notifications > 0 {
+        o.num("pgwire.notifications", q.notifications);
+    }
+    if let Some(c) = &q.copy {
+        // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+        if let Some(d) = c.direction {
+            o.str("pgwire.copy.direction", d.as_str());
+        }
+        o.num("pgwire.copy.messages_in", c.messages_in)
+            .num("pgwire.copy.bytes_in", c.bytes_in)
+            .num("pgwire.copy.messages_out", c.messages_out)
+            .num("pgwire.copy.bytes_out", c.bytes_out);
+        if c.direction == Some(CopyDirection::Both) {
+            o.num("pgwire.copy.xlog_data", c.xlog_data)
+                .num("pgwire.copy.keepalives", c.keepalives);
+        }
+    }
+    if q.skipped {
+        o.bool("pgwire.skipped", true);
+    }
+    if q.suspended {
+        o.bool("pgwire.suspended", true);
+    }
+    if q.rolled_back {
+        o.bool("pgwire.rolled_back", true);
+    }
+    if q.unsure {
+        o.bool("pgwire.unsure", true);
+    }
+    if let Some(p) = &q.pooler {
+        pooler_fields(o, p);
+    }
+}
+
 /// `pgwire.pooler.*` (docs/schema.md).
 fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
     o.plain("pgwire.pooler.leg", p.leg.as_str())
@@ -760,6 +830,69 @@ mod tests {
             })
             .collect();
         assert_eq!(got, [1, 1, 2, 2, 3]);
+    }
+
+    /// A statement's tail (tag to fingerprint), kept per statement and connection,
+    /// follows what each record shows: every record is written as by a sink that
+    /// never saw the statement.
+    #[test]
+    fn statement_tail_follows_each_record() {
+        let conn = ConnMeta::for_test(1);
+        let s = SessionRecord {
+            origin_version: 1,
+            ..SessionRecord::default()
+        };
+        let mut q = QueryRecord::new(1, Protocol::Extended, 1_000);
+        q.text = Some(Text::new_cacheable("select a from t where b = $1"));
+        q.command_tag = Some(Text::new_cacheable("SELECT 1"));
+        q.rows_returned = 1;
+        q.tx_status = Some(b'I');
+        let mut recs = vec![q.clone()];
+        let mut next = |change: &dyn Fn(&mut QueryRecord)| {
+            change(&mut q);
+            recs.push(q.clone());
+        };
+        next(&|q| q.rows_returned = 5);
+        next(&|q| q.command_tag = Some(Text::new_cacheable("SELECT 5")));
+        next(&|q| q.tx_status = Some(b'T'));
+        next(&|q| {
+            q.outcome = Outcome::Failure;
+            q.error = Some(Box::new(ServerMessage {
+                severity: "ERROR".into(),
+                code: "57014".into(),
+                message: "canceling statement".into(),
+                fields: vec![],
+            }));
+        });
+        next(&|q| {
+            q.outcome = Outcome::Success;
+            q.error = None;
+            q.rows_affected = Some(3);
+        });
+        next(&|q| q.notifications = 1);
+        next(&|q| q.notifications = 0);
+        let write = |qs: &[QueryRecord]| {
+            let mut out = Vec::new();
+            let mut sink = JsonSink::new(&mut out, vec![RecordKind::Query], false);
+            for q in qs {
+                sink.query(&conn, &s, q).unwrap();
+            }
+            sink.finish(&RunStats::default()).unwrap();
+            drop(sink);
+            String::from_utf8(out).unwrap()
+        };
+        let all = write(&recs);
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), recs.len());
+        for (q, line) in recs.iter().zip(&lines) {
+            assert_eq!(write(std::slice::from_ref(q)).trim_end(), *line);
+        }
+        let tags: Vec<_> = records(all.as_bytes())
+            .iter()
+            .map(|r| r["pgwire.command_tag"].clone())
+            .collect();
+        assert_eq!(tags[1], "SELECT 1");
+        assert_eq!(tags[2], "SELECT 5");
     }
 
     /// A statement's cached prefix holds the session's user: after a new login on
