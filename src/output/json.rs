@@ -44,6 +44,9 @@ pub struct JsonSink<W: Write> {
     tags: TagCache,
     /// The rendered connection fields of each open connection.
     conns: FxHashMap<u64, ConnFields>,
+    /// The tail up to the transaction status of the last statement record of a text
+    /// seen once, for what it shows (see [`Tail`]): the same for most of them.
+    once_tail: (Option<Tail>, Vec<u8>),
 }
 
 impl<W: Write> JsonSink<W> {
@@ -59,6 +62,7 @@ impl<W: Write> JsonSink<W> {
             texts: TextCache::default(),
             tags: TagCache::default(),
             conns: FxHashMap::default(),
+            once_tail: (None, Vec::new()),
         }
     }
 
@@ -111,8 +115,6 @@ struct ConnFields {
     statements: Vec<StatementPart>,
     /// The `SessionRecord::origin_version` the statement parts were rendered with.
     statements_origin: u32,
-    /// The part of the last statement whose text is not cacheable.
-    once: Option<StatementPart>,
 }
 
 /// Everything of a statement record between `@timestamp` and its parameters, which
@@ -128,8 +130,6 @@ struct StatementPart {
     portal: Option<String>,
     json: Vec<u8>,
     fingerprint: Option<String>,
-    /// A text seen once: rendered for one record, never matched.
-    once: bool,
     /// The record's fields from its command tag to the end, rendered for the
     /// outcome they show (see [`Tail`]); empty until one is.
     tail: Vec<u8>,
@@ -173,23 +173,6 @@ impl Tail {
 }
 
 impl StatementPart {
-    /// For a text seen once: filled in by [`ConnFields::render`], only its JSON and
-    /// fingerprint are used.
-    fn empty(protocol: Protocol) -> Self {
-        StatementPart {
-            text: None,
-            operation: None,
-            protocol,
-            statement: None,
-            portal: None,
-            json: Vec::new(),
-            fingerprint: None,
-            once: true,
-            tail: Vec::new(),
-            tail_key: None,
-        }
-    }
-
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
         self.text == q.text.as_ref().map(Text::id)
             && self.protocol == q.protocol
@@ -214,12 +197,11 @@ impl ConnFields {
             origin: None,
             statements: Vec::new(),
             statements_origin: 0,
-            once: None,
         }
     }
 
     /// The fields of `q` from `event.dataset` to its portal, and its text's
-    /// fingerprint.
+    /// fingerprint, for a text worth caching (or none).
     fn statement(
         &mut self,
         s: &SessionRecord,
@@ -234,18 +216,6 @@ impl ConnFields {
             self.statements.clear();
             self.statements_origin = s.origin_version;
         }
-        if let Some(t) = q.text.as_ref().filter(|t| !t.cacheable()) {
-            // A text seen once (literals inline): rendered for this record alone, into
-            // the last such record's buffers, the text straight from the record (no
-            // rendered copy to cache) and its fingerprint moved in.
-            let mut part = self
-                .once
-                .take()
-                .unwrap_or_else(|| StatementPart::empty(q.protocol));
-            self.render(&mut part.json, s, q, TextJson::Raw(t), operation.as_deref());
-            part.fingerprint = Some(fingerprints.once(t));
-            return self.once.insert(part);
-        }
         let i = match self
             .statements
             .iter()
@@ -258,9 +228,10 @@ impl ConnFields {
                         texts.get(t, |s| (json_string(s), fingerprints.get(s).into()));
                     (&json[..], &fingerprint[..])
                 });
-                let mut json = Vec::new();
+                let mut json = Vec::with_capacity(512);
                 let text_json = text.map_or(TextJson::Null, |t| TextJson::Rendered(t.0));
-                self.render(&mut json, s, q, text_json, operation.as_deref());
+                let mut o = JsonObj::fragment(&mut json);
+                self.render(&mut o, s, q, text_json, operation.as_deref());
                 json.shrink_to_fit();
                 if self.statements.len() >= MAX {
                     self.statements.clear();
@@ -273,7 +244,6 @@ impl ConnFields {
                     portal: q.portal.as_deref().map(str::to_owned),
                     json,
                     fingerprint: text.map(|t| t.1.to_owned()),
-                    once: false,
                     tail: Vec::new(),
                     tail_key: None,
                 });
@@ -283,18 +253,15 @@ impl ConnFields {
         &mut self.statements[i]
     }
 
-    /// Renders `q`'s part into `v`, reusing its buffer.
+    /// Writes `q`'s fields from `event.dataset` to its portal.
     fn render(
         &mut self,
-        v: &mut Vec<u8>,
+        o: &mut JsonObj<'_>,
         s: &SessionRecord,
         q: &QueryRecord,
         text: TextJson<'_>,
         operation: Option<&str>,
     ) {
-        v.clear();
-        v.reserve(512);
-        let mut o = JsonObj::fragment(v);
         o.plain("event.dataset", "pgwire.query");
         o.raw(&self.head);
         o.raw(self.origin(s));
@@ -329,6 +296,14 @@ impl ConnFields {
         }
         self.origin.as_ref().map_or(&[], |(_, v)| v)
     }
+}
+
+/// A statement record's part from `event.dataset` to its portal: kept for its
+/// statement and connection, or written for this record (a text seen once), with its
+/// fingerprint.
+enum Part<'p> {
+    Cached(&'p mut StatementPart),
+    Once(String),
 }
 
 /// A statement's text for its part.
@@ -531,18 +506,25 @@ impl<W: Write> Sink for JsonSink<W> {
             })
         });
         let operation = q.operation_from(tag.map(|t| &*t.operation));
-        let part = Self::fields(&mut self.conns, conn).statement(
-            s,
-            q,
-            &mut self.texts,
-            &mut self.fingerprints,
-            operation,
-        );
+        let fields = Self::fields(&mut self.conns, conn);
         let mut o = JsonObj::begin(&mut self.buf);
         // The end twice (`@timestamp`, `event.end`), formatted once.
         let end = self.ts.stamp(q.end_ns);
         o.time("@timestamp", &end);
-        o.raw(&part.json);
+        let part = match q.text.as_ref().filter(|t| !t.cacheable()) {
+            // A text seen once (literals inline): written straight from the record,
+            // with its fingerprint, for this record alone.
+            Some(t) => {
+                fields.render(&mut o, s, q, TextJson::Raw(t), operation.as_deref());
+                Part::Once(self.fingerprints.once(t))
+            }
+            None => {
+                let part =
+                    fields.statement(s, q, &mut self.texts, &mut self.fingerprints, operation);
+                o.raw(&part.json);
+                Part::Cached(part)
+            }
+        };
         if q.params_withheld {
             o.str("db.query.parameters", REDACTED);
         } else if !q.params.is_empty() {
@@ -561,21 +543,29 @@ impl<W: Write> Sink for JsonSink<W> {
             .time("event.end", &end)
             .num("event.duration", q.duration_ns());
         let tag = tag.map(|t| &*t.json);
-        match Tail::of(q) {
-            Some(key) if !part.once => {
+        match (Tail::of(q), part) {
+            (Some(key), Part::Cached(part)) => {
                 if part.tail_key != Some(key) {
                     part.tail.clear();
-                    tail(
-                        &mut JsonObj::fragment(&mut part.tail),
-                        q,
-                        tag,
-                        part.fingerprint.as_deref(),
-                    );
+                    let mut t = JsonObj::fragment(&mut part.tail);
+                    tail(&mut t, q, tag, part.fingerprint.as_deref());
                     part.tail_key = Some(key);
                 }
                 o.raw(&part.tail);
             }
-            _ => tail(&mut o, q, tag, part.fingerprint.as_deref()),
+            (Some(key), Part::Once(fingerprint)) => {
+                // Up to the fingerprint, which is this text's alone.
+                let (kept, to_status) = &mut self.once_tail;
+                if *kept != Some(key) {
+                    to_status.clear();
+                    tail_to_status(&mut JsonObj::fragment(to_status), q, tag);
+                    *kept = Some(key);
+                }
+                o.raw(to_status);
+                o.plain("pgwire.fingerprint", &fingerprint);
+            }
+            (None, Part::Cached(part)) => tail(&mut o, q, tag, part.fingerprint.as_deref()),
+            (None, Part::Once(fingerprint)) => tail(&mut o, q, tag, Some(&fingerprint)),
         }
         o.end();
         self.emit()
@@ -691,6 +681,18 @@ impl<W: Write> Sink for JsonSink<W> {
 
 /// A statement record's fields from its command tag (`tag`, as JSON) to the end.
 fn tail(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>, fingerprint: Option<&str>) {
+    tail_to_status(o, q, tag);
+    if let Some(by) = q.cancelled_by {
+        o.num("pgwire.cancelled_by", by);
+    }
+    if let Some(fingerprint) = fingerprint {
+        o.plain("pgwire.fingerprint", fingerprint);
+    }
+    tail_after_fingerprint(o, q);
+}
+
+/// A statement record's fields from its command tag to its transaction status.
+fn tail_to_status(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>) {
     o.opt_rendered("pgwire.command_tag", tag)
         .num("db.response.returned_rows", q.rows_returned);
     if let Some(n) = q.rows_affected {
@@ -717,12 +719,10 @@ fn tail(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>, fingerprint: O
             o.bytes("pgwire.tx_status", &[t]);
         }
     }
-    if let Some(by) = q.cancelled_by {
-        o.num("pgwire.cancelled_by", by);
-    }
-    if let Some(fingerprint) = fingerprint {
-        o.plain("pgwire.fingerprint", fingerprint);
-    }
+}
+
+/// A statement record's fields after its fingerprint.
+fn tail_after_fingerprint(o: &mut JsonObj<'_>, q: &QueryRecord) {
     if !q.notices.is_empty() {
         let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
         o.value("pgwire.notices", &v);
@@ -832,67 +832,77 @@ mod tests {
         assert_eq!(got, [1, 1, 2, 2, 3]);
     }
 
-    /// A statement's tail (tag to fingerprint), kept per statement and connection,
-    /// follows what each record shows: every record is written as by a sink that
-    /// never saw the statement.
+    /// A statement's tail (tag to fingerprint), kept per statement and connection
+    /// or, up to the fingerprint, for texts seen once, follows what each record
+    /// shows: every record is written as by a sink that never saw the statement.
     #[test]
     fn statement_tail_follows_each_record() {
-        let conn = ConnMeta::for_test(1);
-        let s = SessionRecord {
-            origin_version: 1,
-            ..SessionRecord::default()
-        };
-        let mut q = QueryRecord::new(1, Protocol::Extended, 1_000);
-        q.text = Some(Text::new_cacheable("select a from t where b = $1"));
-        q.command_tag = Some(Text::new_cacheable("SELECT 1"));
-        q.rows_returned = 1;
-        q.tx_status = Some(b'I');
-        let mut recs = vec![q.clone()];
-        let mut next = |change: &dyn Fn(&mut QueryRecord)| {
-            change(&mut q);
-            recs.push(q.clone());
-        };
-        next(&|q| q.rows_returned = 5);
-        next(&|q| q.command_tag = Some(Text::new_cacheable("SELECT 5")));
-        next(&|q| q.tx_status = Some(b'T'));
-        next(&|q| {
-            q.outcome = Outcome::Failure;
-            q.error = Some(Box::new(ServerMessage {
-                severity: "ERROR".into(),
-                code: "57014".into(),
-                message: "canceling statement".into(),
-                fields: vec![],
-            }));
-        });
-        next(&|q| {
-            q.outcome = Outcome::Success;
-            q.error = None;
-            q.rows_affected = Some(3);
-        });
-        next(&|q| q.notifications = 1);
-        next(&|q| q.notifications = 0);
-        let write = |qs: &[QueryRecord]| {
-            let mut out = Vec::new();
-            let mut sink = JsonSink::new(&mut out, vec![RecordKind::Query], false);
-            for q in qs {
-                sink.query(&conn, &s, q).unwrap();
+        let text = "select a from t where b = $1";
+        for text in [Text::new_cacheable(text), Text::from(text)] {
+            let conn = ConnMeta::for_test(1);
+            let s = SessionRecord {
+                origin_version: 1,
+                ..SessionRecord::default()
+            };
+            let mut q = QueryRecord::new(1, Protocol::Extended, 1_000);
+            // A text kept (a part per statement) and one seen once (written per record).
+            q.text = Some(text);
+            q.command_tag = Some(Text::new_cacheable("SELECT 1"));
+            q.rows_returned = 1;
+            q.tx_status = Some(b'I');
+            let mut recs = vec![q.clone()];
+            let mut next = |change: &dyn Fn(&mut QueryRecord)| {
+                change(&mut q);
+                recs.push(q.clone());
+            };
+            next(&|q| q.rows_returned = 5);
+            next(&|q| q.command_tag = Some(Text::new_cacheable("SELECT 5")));
+            next(&|q| q.tx_status = Some(b'T'));
+            next(&|q| {
+                q.outcome = Outcome::Failure;
+                q.error = Some(Box::new(ServerMessage {
+                    severity: "ERROR".into(),
+                    code: "57014".into(),
+                    message: "canceling statement".into(),
+                    fields: vec![],
+                }));
+            });
+            next(&|q| {
+                q.outcome = Outcome::Success;
+                q.error = None;
+                q.rows_affected = Some(3);
+            });
+            next(&|q| q.notifications = 1);
+            next(&|q| q.notifications = 0);
+            next(&|q| q.text = Some(Text::from("select b from u")));
+            let write = |qs: &[QueryRecord]| {
+                let mut out = Vec::new();
+                let mut sink = JsonSink::new(&mut out, vec![RecordKind::Query], false);
+                for q in qs {
+                    sink.query(&conn, &s, q).unwrap();
+                }
+                sink.finish(&RunStats::default()).unwrap();
+                drop(sink);
+                String::from_utf8(out).unwrap()
+            };
+            let all = write(&recs);
+            let lines: Vec<&str> = all.lines().collect();
+            assert_eq!(lines.len(), recs.len());
+            for (q, line) in recs.iter().zip(&lines) {
+                assert_eq!(write(std::slice::from_ref(q)).trim_end(), *line);
             }
-            sink.finish(&RunStats::default()).unwrap();
-            drop(sink);
-            String::from_utf8(out).unwrap()
-        };
-        let all = write(&recs);
-        let lines: Vec<&str> = all.lines().collect();
-        assert_eq!(lines.len(), recs.len());
-        for (q, line) in recs.iter().zip(&lines) {
-            assert_eq!(write(std::slice::from_ref(q)).trim_end(), *line);
+            let field = |k: &str| -> Vec<serde_json::Value> {
+                records(all.as_bytes())
+                    .iter()
+                    .map(|r| r[k].clone())
+                    .collect()
+            };
+            let (tags, fingerprints) = (field("pgwire.command_tag"), field("pgwire.fingerprint"));
+            assert_eq!(tags[1], "SELECT 1");
+            assert_eq!(tags[2], "SELECT 5");
+            assert_eq!(fingerprints[0], fingerprints[7]);
+            assert_ne!(fingerprints[7], fingerprints[8]);
         }
-        let tags: Vec<_> = records(all.as_bytes())
-            .iter()
-            .map(|r| r["pgwire.command_tag"].clone())
-            .collect();
-        assert_eq!(tags[1], "SELECT 1");
-        assert_eq!(tags[2], "SELECT 5");
     }
 
     /// A statement's cached prefix holds the session's user: after a new login on
