@@ -47,6 +47,29 @@ pub struct JsonSink<W: Write> {
     /// The tail up to the transaction status of the last statement record of a text
     /// seen once, for what it shows (see [`Tail`]): the same for most of them.
     once_tail: (Option<Tail>, Vec<u8>),
+    /// The last session record's startup and server parameters, rendered.
+    startup: LastObject,
+    server: LastObject,
+}
+
+/// Name/value pairs and their JSON object: a connection's startup and server
+/// parameters are most often the previous one's (the same client, the same server),
+/// so compared instead of sorted and written again.
+#[derive(Default)]
+struct LastObject {
+    pairs: Vec<(String, String)>,
+    json: Vec<u8>,
+}
+
+impl LastObject {
+    fn json(&mut self, pairs: &[(String, String)]) -> &[u8] {
+        if self.pairs[..] != *pairs {
+            self.pairs = pairs.to_vec();
+            self.json.clear();
+            super::jsonw::write_object(&mut self.json, pairs);
+        }
+        &self.json
+    }
 }
 
 impl<W: Write> JsonSink<W> {
@@ -63,6 +86,8 @@ impl<W: Write> JsonSink<W> {
             tags: TagCache::default(),
             conns: FxHashMap::default(),
             once_tail: (None, Vec::new()),
+            startup: LastObject::default(),
+            server: LastObject::default(),
         }
     }
 
@@ -187,9 +212,9 @@ impl ConnFields {
         let mut v = Vec::with_capacity(192);
         let mut f = JsonObj::fragment(&mut v);
         f.num("pgwire.conn_id", c.id)
-            .display("source.ip", &c.client.0)
+            .ip("source.ip", &c.client.0)
             .num("source.port", c.client.1)
-            .display("destination.ip", &c.server.0)
+            .ip("destination.ip", &c.server.0)
             .num("destination.port", c.server.1)
             .str("network.community_id", &c.community_id);
         ConnFields {
@@ -588,7 +613,10 @@ impl<W: Write> Sink for JsonSink<W> {
             o.str("pgwire.replication", r);
         }
         if !s.startup_params.is_empty() {
-            o.object("pgwire.startup_params", &s.startup_params);
+            o.rendered(
+                "pgwire.startup_params",
+                self.startup.json(&s.startup_params),
+            );
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
             .opt_str(
@@ -641,7 +669,7 @@ impl<W: Write> Sink for JsonSink<W> {
             };
         }
         if !s.server_params.is_empty() {
-            o.object("pgwire.server_params", &s.server_params);
+            o.rendered("pgwire.server_params", self.server.json(&s.server_params));
         }
         if !s.notification_list.is_empty() {
             o.value("pgwire.notification_list", &s.notification_list);
@@ -774,7 +802,7 @@ fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
                 o.num("pgwire.pooler.client_conn_id", id);
             }
             if let Some((ip, port)) = p.client {
-                o.display("pgwire.pooler.client.ip", &ip)
+                o.ip("pgwire.pooler.client.ip", &ip)
                     .num("pgwire.pooler.client.port", port);
             }
             if p.peer_conn_id.is_some() {
@@ -832,6 +860,32 @@ mod tests {
         assert_eq!(got, [1, 1, 2, 2, 3]);
     }
 
+    /// Writes `items` through one sink, checks that each record is the one a sink
+    /// that saw no other writes, and returns the whole output.
+    fn each_as_alone<T>(
+        items: &[T],
+        kind: RecordKind,
+        put: impl Fn(&mut JsonSink<&mut Vec<u8>>, &T),
+    ) -> String {
+        let write = |items: &[T]| {
+            let mut out = Vec::new();
+            let mut sink = JsonSink::new(&mut out, vec![kind], false);
+            for item in items {
+                put(&mut sink, item);
+            }
+            sink.finish(&RunStats::default()).unwrap();
+            drop(sink);
+            String::from_utf8(out).unwrap()
+        };
+        let all = write(items);
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), items.len());
+        for (item, line) in items.iter().zip(&lines) {
+            assert_eq!(write(std::slice::from_ref(item)).trim_end(), *line);
+        }
+        all
+    }
+
     /// A statement's tail (tag to fingerprint), kept per statement and connection
     /// or, up to the fingerprint, for texts seen once, follows what each record
     /// shows: every record is written as by a sink that never saw the statement.
@@ -875,22 +929,9 @@ mod tests {
             next(&|q| q.notifications = 1);
             next(&|q| q.notifications = 0);
             next(&|q| q.text = Some(Text::from("select b from u")));
-            let write = |qs: &[QueryRecord]| {
-                let mut out = Vec::new();
-                let mut sink = JsonSink::new(&mut out, vec![RecordKind::Query], false);
-                for q in qs {
-                    sink.query(&conn, &s, q).unwrap();
-                }
-                sink.finish(&RunStats::default()).unwrap();
-                drop(sink);
-                String::from_utf8(out).unwrap()
-            };
-            let all = write(&recs);
-            let lines: Vec<&str> = all.lines().collect();
-            assert_eq!(lines.len(), recs.len());
-            for (q, line) in recs.iter().zip(&lines) {
-                assert_eq!(write(std::slice::from_ref(q)).trim_end(), *line);
-            }
+            let all = each_as_alone(&recs, RecordKind::Query, |sink, q| {
+                sink.query(&conn, &s, q).unwrap()
+            });
             let field = |k: &str| -> Vec<serde_json::Value> {
                 records(all.as_bytes())
                     .iter()
@@ -903,6 +944,32 @@ mod tests {
             assert_eq!(fingerprints[0], fingerprints[7]);
             assert_ne!(fingerprints[7], fingerprints[8]);
         }
+    }
+
+    /// Startup and server parameters are compared with the previous session's, and
+    /// each session record is written as by a sink that saw no other.
+    #[test]
+    fn session_parameters_follow_each_session() {
+        use crate::output::jsonw::pairs;
+        let (a, b) = (
+            pairs(&[("user", "u"), ("application_name", "x")]),
+            pairs(&[("user", "v")]),
+        );
+        let sessions: Vec<SessionRecord> = [(&a, &b), (&a, &b), (&b, &b), (&a, &a), (&a, &vec![])]
+            .into_iter()
+            .map(|(startup, server)| SessionRecord {
+                startup_params: startup.clone(),
+                server_params: server.clone(),
+                ..SessionRecord::default()
+            })
+            .collect();
+        let all = each_as_alone(&sessions, RecordKind::Session, |sink, s| {
+            sink.session(&ConnMeta::for_test(1), s).unwrap()
+        });
+        let recs = records(all.as_bytes());
+        assert_eq!(recs[2]["pgwire.startup_params"]["user"], "v");
+        assert_eq!(recs[3]["pgwire.server_params"]["application_name"], "x");
+        assert!(recs[4].get("pgwire.server_params").is_none());
     }
 
     /// A statement's cached prefix holds the session's user: after a new login on
