@@ -11,11 +11,12 @@ pub(crate) fn rfc3339(ns: i64, out: &mut String) {
     out.push('Z');
 }
 
-/// RFC 3339 formatting for many records in a row: the last two timestamps are
-/// kept whole (a statement record writes its end, start, then end again), and the
-/// text up to the second is reused while the second does not change.
+/// RFC 3339 formatting for many records in a row: the quoted text up to the second
+/// of the last two seconds seen is kept (a statement's start and end may straddle
+/// one), so a timestamp is a copy of constant length and its six digits of
+/// microseconds.
 pub(crate) struct TimeCache {
-    slots: [TimeSlot; 2],
+    seconds: [Second; 2],
     /// The slot to overwrite next.
     older: usize,
 }
@@ -23,62 +24,67 @@ pub(crate) struct TimeCache {
 impl Default for TimeCache {
     fn default() -> Self {
         TimeCache {
-            slots: [TimeSlot::EMPTY, TimeSlot::EMPTY],
+            seconds: [Second::EMPTY; 2],
             older: 0,
         }
     }
 }
 
-/// The usual length: years 1000 to 9999.
-const USUAL: usize = 27;
+/// The usual length, quotes included: years 1000 to 9999.
+const QUOTED: usize = 29;
 
-/// One timestamp, in place (no pointer to follow): `i64::MIN` marks "none" (it is
-/// not a time a capture gives).
+/// One second's quoted text, in place (no pointer to follow).
 #[derive(Clone, Copy)]
-struct TimeSlot {
-    ns: i64,
+struct Second {
+    /// `i64::MIN` for none: no timestamp is in it (it is below `i64::MIN / 10^9`).
     sec: i64,
-    /// The whole timestamp when it has the usual length, else empty (`long`).
-    text: [u8; USUAL],
-    long: bool,
+    /// None when the text has an unusual length (written directly instead).
+    text: Option<[u8; QUOTED]>,
 }
 
-impl TimeSlot {
-    const EMPTY: TimeSlot = TimeSlot {
-        ns: i64::MIN,
+impl Second {
+    const EMPTY: Second = Second {
         sec: i64::MIN,
-        text: [0; USUAL],
-        long: true,
+        text: None,
     };
 
-    /// Makes this slot `ns`; false if its text has an unusual length (written
-    /// directly instead).
-    fn set(&mut self, ns: i64) -> bool {
-        let sec = ns.div_euclid(1_000_000_000);
-        if self.sec != sec {
-            let mut s = String::new();
-            rfc3339(sec * 1_000_000_000, &mut s);
-            self.sec = sec;
-            self.long = s.len() != USUAL;
-            if !self.long {
-                self.text.copy_from_slice(s.as_bytes());
-            }
+    #[cold]
+    fn new(sec: i64) -> Second {
+        let mut s = String::from('"');
+        // Saturated: the second that holds `i64::MIN` starts before it.
+        rfc3339(sec.saturating_mul(1_000_000_000), &mut s);
+        s.push('"');
+        Second {
+            sec,
+            text: s.as_bytes().try_into().ok(),
         }
-        if self.long {
-            // Never a hit: the text is not kept.
-            self.ns = i64::MIN;
-            return false;
-        }
-        self.ns = ns;
-        // Only the microseconds change within a second: rewrite them in place, two
-        // digits at a time.
-        let m = (ns.rem_euclid(1_000_000_000) / 1000) as usize;
-        for (i, pair) in [m / 10_000, m / 100 % 100, m % 100].into_iter().enumerate() {
-            self.text[USUAL - 7 + 2 * i..USUAL - 5 + 2 * i]
-                .copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
-        }
-        true
     }
+}
+
+/// A timestamp ready to be written: its quoted text, or the time itself when its
+/// text has an unusual length.
+pub(crate) enum Stamp {
+    Quoted([u8; QUOTED]),
+    Long(i64),
+}
+
+impl Stamp {
+    #[inline(always)]
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            // A copy of constant length, inlined (any other length is a `memcpy` call).
+            Stamp::Quoted(t) => out.extend_from_slice(t),
+            Stamp::Long(ns) => write_long(*ns, out),
+        }
+    }
+}
+
+#[cold]
+fn write_long(ns: i64, out: &mut Vec<u8>) {
+    let mut s = String::from('"');
+    rfc3339(ns, &mut s);
+    s.push('"');
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// "00" to "99".
@@ -89,32 +95,30 @@ pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"00010203040506070809101112131415161
     8081828384858687888990919293949596979899";
 
 impl TimeCache {
-    pub(crate) fn write(&mut self, ns: i64, out: &mut Vec<u8>) {
-        if ns == i64::MIN {
-            // The slots' "none" (a saturated corrupt timestamp): not cached.
-            return write_uncached(ns, out);
-        }
-        let i = if self.slots[0].ns == ns {
+    #[inline]
+    pub(crate) fn stamp(&mut self, ns: i64) -> Stamp {
+        let sec = ns.div_euclid(1_000_000_000);
+        let i = if self.seconds[0].sec == sec {
             0
-        } else if self.slots[1].ns == ns {
+        } else if self.seconds[1].sec == sec {
             1
         } else {
             let i = self.older;
             self.older ^= 1;
-            if !self.slots[i].set(ns) {
-                return write_uncached(ns, out);
-            }
+            self.seconds[i] = Second::new(sec);
             i
         };
-        // A copy of constant length, inlined (any other length is a `memcpy` call).
-        out.extend_from_slice(&self.slots[i].text);
+        let Some(mut text) = self.seconds[i].text else {
+            return Stamp::Long(ns);
+        };
+        // Only the microseconds change within a second, two digits at a time.
+        let m = (ns.rem_euclid(1_000_000_000) / 1000) as usize;
+        for (i, pair) in [m / 10_000, m / 100 % 100, m % 100].into_iter().enumerate() {
+            text[QUOTED - 8 + 2 * i..QUOTED - 6 + 2 * i]
+                .copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
+        }
+        Stamp::Quoted(text)
     }
-}
-
-fn write_uncached(ns: i64, out: &mut Vec<u8>) {
-    let mut s = String::new();
-    rfc3339(ns, &mut s);
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// Time of day only, for the text trace: `02:12:12.123456`.
@@ -238,11 +242,13 @@ mod tests {
             t + 1_000,
         ];
         let all = cases.iter().map(|c| c.0);
-        for ns in all.clone().chain(all).chain(seq) {
+        // Near the ends, whose second starts or ends outside the range.
+        let ends = [i64::MIN + 1_000, i64::MAX - 1_000];
+        for ns in all.clone().chain(all).chain(seq).chain(ends) {
             let (mut a, mut b) = (String::new(), Vec::new());
             rfc3339(ns, &mut a);
-            cache.write(ns, &mut b);
-            assert_eq!(a.as_bytes(), b);
+            cache.stamp(ns).write(&mut b);
+            assert_eq!(format!("\"{a}\"").as_bytes(), b);
         }
     }
 

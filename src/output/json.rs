@@ -8,7 +8,8 @@ use super::redact::REDACTED;
 use super::{AnomalyView, RunStats, Sink, dir_str, same};
 use crate::pgwire::Msg;
 use crate::session::record::{
-    AuthOutcome, CopyDirection, Leg, Link, Protocol, QueryRecord, ServerMessage, SessionRecord,
+    AuthOutcome, CopyDirection, Leg, Link, Outcome, Protocol, QueryRecord, ServerMessage,
+    SessionRecord,
 };
 use crate::session::shared::Text;
 use crate::session::sql::FingerprintCache;
@@ -43,6 +44,32 @@ pub struct JsonSink<W: Write> {
     tags: TagCache,
     /// The rendered connection fields of each open connection.
     conns: FxHashMap<u64, ConnFields>,
+    /// The tail up to the transaction status of the last statement record of a text
+    /// seen once, for what it shows (see [`Tail`]): the same for most of them.
+    once_tail: (Option<Tail>, Vec<u8>),
+    /// The last session record's startup and server parameters, rendered.
+    startup: LastObject,
+    server: LastObject,
+}
+
+/// Name/value pairs and their JSON object: a connection's startup and server
+/// parameters are most often the previous one's (the same client, the same server),
+/// so compared instead of sorted and written again.
+#[derive(Default)]
+struct LastObject {
+    pairs: Vec<(String, String)>,
+    json: Vec<u8>,
+}
+
+impl LastObject {
+    fn json(&mut self, pairs: &[(String, String)]) -> &[u8] {
+        if self.pairs[..] != *pairs {
+            self.pairs = pairs.to_vec();
+            self.json.clear();
+            super::jsonw::write_object(&mut self.json, pairs);
+        }
+        &self.json
+    }
 }
 
 impl<W: Write> JsonSink<W> {
@@ -58,6 +85,9 @@ impl<W: Write> JsonSink<W> {
             texts: TextCache::default(),
             tags: TagCache::default(),
             conns: FxHashMap::default(),
+            once_tail: (None, Vec::new()),
+            startup: LastObject::default(),
+            server: LastObject::default(),
         }
     }
 
@@ -71,7 +101,7 @@ impl<W: Write> JsonSink<W> {
         conn: Option<(&mut ConnFields, Option<&SessionRecord>)>,
     ) -> JsonObj<'b> {
         let mut o = JsonObj::begin(buf);
-        o.time("@timestamp", ts, times)
+        o.time("@timestamp", &times.stamp(ts))
             .plain("event.dataset", dataset);
         if let Some((fields, origin)) = conn {
             o.raw(&fields.head);
@@ -110,8 +140,6 @@ struct ConnFields {
     statements: Vec<StatementPart>,
     /// The `SessionRecord::origin_version` the statement parts were rendered with.
     statements_origin: u32,
-    /// The part of the last statement whose text is not cacheable.
-    once: Option<StatementPart>,
 }
 
 /// Everything of a statement record between `@timestamp` and its parameters, which
@@ -127,22 +155,49 @@ struct StatementPart {
     portal: Option<String>,
     json: Vec<u8>,
     fingerprint: Option<String>,
+    /// The record's fields from its command tag to the end, rendered for the
+    /// outcome they show (see [`Tail`]); empty until one is.
+    tail: Vec<u8>,
+    tail_key: Option<Tail>,
+}
+
+/// What a statement record's fields after its times show, when they are only its
+/// tag, row counts, outcome, transaction status and fingerprint (no error, notice,
+/// COPY, cancel or pooler fields): the same again and again for one statement on a
+/// connection, so written once and copied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Tail {
+    tag: Option<u64>,
+    rows_returned: u64,
+    rows_affected: Option<u64>,
+    outcome: Outcome,
+    tx_status: Option<u8>,
+}
+
+impl Tail {
+    /// `q`'s, when its tail is only these fields.
+    fn of(q: &QueryRecord) -> Option<Tail> {
+        let plain = q.error.is_none()
+            & q.cancelled_by.is_none()
+            & q.notices.is_empty()
+            & (q.notifications == 0)
+            & q.copy.is_none()
+            & !q.skipped
+            & !q.suspended
+            & !q.rolled_back
+            & !q.unsure
+            & q.pooler.is_none();
+        plain.then(|| Tail {
+            tag: q.command_tag.as_ref().map(Text::id),
+            rows_returned: q.rows_returned,
+            rows_affected: q.rows_affected,
+            outcome: q.outcome,
+            tx_status: q.tx_status,
+        })
+    }
 }
 
 impl StatementPart {
-    /// Filled in by [`ConnFields::render`].
-    fn empty(protocol: Protocol) -> Self {
-        StatementPart {
-            text: None,
-            operation: None,
-            protocol,
-            statement: None,
-            portal: None,
-            json: Vec::new(),
-            fingerprint: None,
-        }
-    }
-
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
         self.text == q.text.as_ref().map(Text::id)
             && self.protocol == q.protocol
@@ -157,9 +212,9 @@ impl ConnFields {
         let mut v = Vec::with_capacity(192);
         let mut f = JsonObj::fragment(&mut v);
         f.num("pgwire.conn_id", c.id)
-            .display("source.ip", &c.client.0)
+            .ip("source.ip", &c.client.0)
             .num("source.port", c.client.1)
-            .display("destination.ip", &c.server.0)
+            .ip("destination.ip", &c.server.0)
             .num("destination.port", c.server.1)
             .str("network.community_id", &c.community_id);
         ConnFields {
@@ -167,35 +222,24 @@ impl ConnFields {
             origin: None,
             statements: Vec::new(),
             statements_origin: 0,
-            once: None,
         }
     }
 
     /// The fields of `q` from `event.dataset` to its portal, and its text's
-    /// fingerprint; `text` gives its text as JSON and its fingerprint (called when
-    /// they are not rendered yet).
-    fn statement<'t>(
+    /// fingerprint, for a text worth caching (or none).
+    fn statement(
         &mut self,
         s: &SessionRecord,
         q: &QueryRecord,
-        text: impl FnOnce() -> Option<(&'t [u8], &'t str)>,
+        texts: &mut TextCache,
+        fingerprints: &mut FingerprintCache,
         operation: Option<Cow<'_, str>>,
-    ) -> &StatementPart {
+    ) -> &mut StatementPart {
         const MAX: usize = 64;
         if self.statements_origin != s.origin_version {
             // Who the session is changed (a new login): every part has the old one.
             self.statements.clear();
             self.statements_origin = s.origin_version;
-        }
-        if q.text.as_ref().is_some_and(|t| !t.cacheable()) {
-            // A text seen once (literals inline): rendered for this record alone, into
-            // the last such record's buffers (five allocations a record less).
-            let mut part = self
-                .once
-                .take()
-                .unwrap_or_else(|| StatementPart::empty(q.protocol));
-            self.render(&mut part, s, q, text(), operation);
-            return self.once.insert(part);
         }
         let i = match self
             .statements
@@ -204,40 +248,54 @@ impl ConnFields {
         {
             Some(i) => i,
             None => {
-                let mut part = StatementPart::empty(q.protocol);
-                self.render(&mut part, s, q, text(), operation);
-                part.json.shrink_to_fit();
+                let text = q.text.as_ref().map(|t| {
+                    let (json, fingerprint) =
+                        texts.get(t, |s| (json_string(s), fingerprints.get(s).into()));
+                    (&json[..], &fingerprint[..])
+                });
+                let mut json = Vec::with_capacity(512);
+                let text_json = text.map_or(TextJson::Null, |t| TextJson::Rendered(t.0));
+                let mut o = JsonObj::fragment(&mut json);
+                self.render(&mut o, s, q, text_json, operation.as_deref());
+                json.shrink_to_fit();
                 if self.statements.len() >= MAX {
                     self.statements.clear();
                 }
-                self.statements.push(part);
+                self.statements.push(StatementPart {
+                    text: q.text.as_ref().map(Text::id),
+                    operation: operation.map(Cow::into_owned),
+                    protocol: q.protocol,
+                    statement: q.statement.as_deref().map(str::to_owned),
+                    portal: q.portal.as_deref().map(str::to_owned),
+                    json,
+                    fingerprint: text.map(|t| t.1.to_owned()),
+                    tail: Vec::new(),
+                    tail_key: None,
+                });
                 self.statements.len() - 1
             }
         };
-        &self.statements[i]
+        &mut self.statements[i]
     }
 
-    /// Renders `q`'s part into `part`, reusing its buffers.
+    /// Writes `q`'s fields from `event.dataset` to its portal.
     fn render(
         &mut self,
-        part: &mut StatementPart,
+        o: &mut JsonObj<'_>,
         s: &SessionRecord,
         q: &QueryRecord,
-        text: Option<(&[u8], &str)>,
-        operation: Option<Cow<'_, str>>,
+        text: TextJson<'_>,
+        operation: Option<&str>,
     ) {
-        let v = &mut part.json;
-        v.clear();
-        v.reserve(512);
-        let mut o = JsonObj::fragment(v);
         o.plain("event.dataset", "pgwire.query");
         o.raw(&self.head);
         o.raw(self.origin(s));
         match text {
-            Some((json, _)) => o.rendered("db.query.text", json),
-            None => o.null("db.query.text"),
+            TextJson::Rendered(json) => o.rendered("db.query.text", json),
+            TextJson::Raw(t) => o.str("db.query.text", t),
+            TextJson::Null => o.null("db.query.text"),
         };
-        o.opt_str("db.operation.name", operation.as_deref())
+        o.opt_str("db.operation.name", operation)
             .plain("pgwire.protocol", q.protocol.as_str());
         if let Some(st) = &q.statement {
             o.str("pgwire.statement", st);
@@ -245,12 +303,6 @@ impl ConnFields {
         if let Some(p) = &q.portal {
             o.str("pgwire.portal", p);
         }
-        part.text = q.text.as_ref().map(Text::id);
-        part.protocol = q.protocol;
-        reuse(&mut part.operation, operation.as_deref());
-        reuse(&mut part.statement, q.statement.as_deref());
-        reuse(&mut part.portal, q.portal.as_deref());
-        reuse(&mut part.fingerprint, text.map(|t| t.1));
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -271,16 +323,21 @@ impl ConnFields {
     }
 }
 
-/// Sets `to` to `s`, in the string it already has when it has one.
-fn reuse(to: &mut Option<String>, s: Option<&str>) {
-    match (to.as_mut(), s) {
-        (Some(t), Some(s)) => {
-            t.clear();
-            t.push_str(s);
-        }
-        (None, Some(s)) => *to = Some(s.to_string()),
-        (_, None) => *to = None,
-    }
+/// A statement record's part from `event.dataset` to its portal: kept for its
+/// statement and connection, or written for this record (a text seen once), with its
+/// fingerprint.
+enum Part<'p> {
+    Cached(&'p mut StatementPart),
+    Once(String),
+}
+
+/// A statement's text for its part.
+enum TextJson<'t> {
+    /// Rendered as a JSON string already (cached).
+    Rendered(&'t [u8]),
+    /// To be written.
+    Raw(&'t str),
+    Null,
 }
 
 /// What is rendered of a shared string (a statement text or a command tag), by its
@@ -289,8 +346,10 @@ fn reuse(to: &mut Option<String>, s: Option<&str>) {
 /// thread changes on every statement.
 struct ById<V> {
     map: FxHashMap<u64, V>,
-    /// What was rendered of the last string not worth keeping.
-    once: Option<V>,
+    /// What was rendered of the last string not worth keeping, by its id: a command
+    /// tag the decoder keeps in its front table stays one uncached string, met again
+    /// on every record.
+    once: Option<(u64, V)>,
 }
 
 impl<V> Default for ById<V> {
@@ -306,10 +365,14 @@ impl<V> ById<V> {
     const MAX: usize = 4096;
 
     fn get(&mut self, s: &Text, render: impl FnOnce(&str) -> V) -> &V {
-        if !s.cacheable() {
-            return self.once.insert(render(s));
-        }
         let key = s.id();
+        if !s.cacheable() {
+            let once = match self.once.take() {
+                Some((id, v)) if id == key => (id, v),
+                _ => (key, render(s)),
+            };
+            return &self.once.insert(once).1;
+        }
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
         }
@@ -461,20 +524,6 @@ impl<W: Write> Sink for JsonSink<W> {
         if !self.records.contains(&RecordKind::Query) {
             return Ok(());
         }
-        let (fingerprints, texts) = (&mut self.fingerprints, &mut self.texts);
-        let text = move || {
-            // Moved in, so that what it returns may borrow them past the call.
-            let (texts, fingerprints) = (texts, fingerprints);
-            let t = q.text.as_ref()?;
-            let (json, fingerprint) = texts.get(t, |s| {
-                let fingerprint = match t.cacheable() {
-                    true => fingerprints.get(s).into(),
-                    false => fingerprints.once(s).into(),
-                };
-                (json_string(s), fingerprint)
-            });
-            Some((&json[..], &fingerprint[..]))
-        };
         let tag = q.command_tag.as_ref().map(|t| {
             self.tags.get(t, |t| CachedTag {
                 json: json_string(t),
@@ -482,10 +531,25 @@ impl<W: Write> Sink for JsonSink<W> {
             })
         });
         let operation = q.operation_from(tag.map(|t| &*t.operation));
-        let part = Self::fields(&mut self.conns, conn).statement(s, q, text, operation);
+        let fields = Self::fields(&mut self.conns, conn);
         let mut o = JsonObj::begin(&mut self.buf);
-        o.time("@timestamp", q.end_ns, &mut self.ts);
-        o.raw(&part.json);
+        // The end twice (`@timestamp`, `event.end`), formatted once.
+        let end = self.ts.stamp(q.end_ns);
+        o.time("@timestamp", &end);
+        let part = match q.text.as_ref().filter(|t| !t.cacheable()) {
+            // A text seen once (literals inline): written straight from the record,
+            // with its fingerprint, for this record alone.
+            Some(t) => {
+                fields.render(&mut o, s, q, TextJson::Raw(t), operation.as_deref());
+                Part::Once(self.fingerprints.once(t))
+            }
+            None => {
+                let part =
+                    fields.statement(s, q, &mut self.texts, &mut self.fingerprints, operation);
+                o.raw(&part.json);
+                Part::Cached(part)
+            }
+        };
         if q.params_withheld {
             o.str("db.query.parameters", REDACTED);
         } else if !q.params.is_empty() {
@@ -500,76 +564,33 @@ impl<W: Write> Sink for JsonSink<W> {
         if q.params_missing {
             o.bool("pgwire.query.parameters_missing", true);
         }
-        o.time("event.start", q.start_ns, &mut self.ts)
-            .time("event.end", q.end_ns, &mut self.ts)
-            .num("event.duration", q.duration_ns())
-            .opt_rendered("pgwire.command_tag", tag.map(|t| &*t.json))
-            .num("db.response.returned_rows", q.rows_returned);
-        if let Some(n) = q.rows_affected {
-            o.num("pgwire.rows_affected", n);
-        }
-        o.plain("event.outcome", q.outcome.as_str());
-        if let Some(e) = &q.error {
-            o.str("db.response.status_code", &e.code)
-                .str("error.code", &e.code)
-                .str("error.message", &e.message)
-                .str("pgwire.error.severity", &e.severity);
-            for (c, v) in &e.fields {
-                if let Some(k) = error_key(*c) {
-                    o.str(k, v);
+        o.time("event.start", &self.ts.stamp(q.start_ns))
+            .time("event.end", &end)
+            .num("event.duration", q.duration_ns());
+        let tag = tag.map(|t| &*t.json);
+        match (Tail::of(q), part) {
+            (Some(key), Part::Cached(part)) => {
+                if part.tail_key != Some(key) {
+                    part.tail.clear();
+                    let mut t = JsonObj::fragment(&mut part.tail);
+                    tail(&mut t, q, tag, part.fingerprint.as_deref());
+                    part.tail_key = Some(key);
                 }
+                o.raw(&part.tail);
             }
-        }
-        if let Some(t) = q.tx_status {
-            // `I`, `T` or `E` from the wire: anything else is escaped.
-            let mut c = [0; 4];
-            if t.is_ascii_alphabetic() {
-                o.plain("pgwire.tx_status", char::from(t).encode_utf8(&mut c));
-            } else {
-                o.bytes("pgwire.tx_status", &[t]);
+            (Some(key), Part::Once(fingerprint)) => {
+                // Up to the fingerprint, which is this text's alone.
+                let (kept, to_status) = &mut self.once_tail;
+                if *kept != Some(key) {
+                    to_status.clear();
+                    tail_to_status(&mut JsonObj::fragment(to_status), q, tag);
+                    *kept = Some(key);
+                }
+                o.raw(to_status);
+                o.plain("pgwire.fingerprint", &fingerprint);
             }
-        }
-        if let Some(by) = q.cancelled_by {
-            o.num("pgwire.cancelled_by", by);
-        }
-        if let Some(fingerprint) = &part.fingerprint {
-            o.plain("pgwire.fingerprint", fingerprint);
-        }
-        if !q.notices.is_empty() {
-            let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
-            o.value("pgwire.notices", &v);
-        }
-        if q.notifications > 0 {
-            o.num("pgwire.notifications", q.notifications);
-        }
-        if let Some(c) = &q.copy {
-            // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
-            if let Some(d) = c.direction {
-                o.str("pgwire.copy.direction", d.as_str());
-            }
-            o.num("pgwire.copy.messages_in", c.messages_in)
-                .num("pgwire.copy.bytes_in", c.bytes_in)
-                .num("pgwire.copy.messages_out", c.messages_out)
-                .num("pgwire.copy.bytes_out", c.bytes_out);
-            if c.direction == Some(CopyDirection::Both) {
-                o.num("pgwire.copy.xlog_data", c.xlog_data)
-                    .num("pgwire.copy.keepalives", c.keepalives);
-            }
-        }
-        if q.skipped {
-            o.bool("pgwire.skipped", true);
-        }
-        if q.suspended {
-            o.bool("pgwire.suspended", true);
-        }
-        if q.rolled_back {
-            o.bool("pgwire.rolled_back", true);
-        }
-        if q.unsure {
-            o.bool("pgwire.unsure", true);
-        }
-        if let Some(p) = &q.pooler {
-            pooler_fields(&mut o, p);
+            (None, Part::Cached(part)) => tail(&mut o, q, tag, part.fingerprint.as_deref()),
+            (None, Part::Once(fingerprint)) => tail(&mut o, q, tag, Some(&fingerprint)),
         }
         o.end();
         self.emit()
@@ -592,7 +613,10 @@ impl<W: Write> Sink for JsonSink<W> {
             o.str("pgwire.replication", r);
         }
         if !s.startup_params.is_empty() {
-            o.object("pgwire.startup_params", &s.startup_params);
+            o.rendered(
+                "pgwire.startup_params",
+                self.startup.json(&s.startup_params),
+            );
         }
         o.opt_str("pgwire.protocol.requested", s.protocol_requested.as_deref())
             .opt_str(
@@ -645,7 +669,7 @@ impl<W: Write> Sink for JsonSink<W> {
             };
         }
         if !s.server_params.is_empty() {
-            o.object("pgwire.server_params", &s.server_params);
+            o.rendered("pgwire.server_params", self.server.json(&s.server_params));
         }
         if !s.notification_list.is_empty() {
             o.value("pgwire.notification_list", &s.notification_list);
@@ -665,8 +689,8 @@ impl<W: Write> Sink for JsonSink<W> {
             .num("pgwire.resyncs", s.resyncs)
             .num("pgwire.unsure_records", s.unsure_records)
             .num("pgwire.out_of_step", s.unsure_pairings)
-            .time("event.start", s.start_ns, &mut self.ts)
-            .time("event.end", s.end_ns, &mut self.ts)
+            .time("event.start", &self.ts.stamp(s.start_ns))
+            .time("event.end", &self.ts.stamp(s.end_ns))
             .num("event.duration", s.end_ns.saturating_sub(s.start_ns))
             .str("pgwire.close_reason", s.close_reason_str())
             .bool("pgwire.terminated", s.terminated);
@@ -683,6 +707,88 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 }
 
+/// A statement record's fields from its command tag (`tag`, as JSON) to the end.
+fn tail(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>, fingerprint: Option<&str>) {
+    tail_to_status(o, q, tag);
+    if let Some(by) = q.cancelled_by {
+        o.num("pgwire.cancelled_by", by);
+    }
+    if let Some(fingerprint) = fingerprint {
+        o.plain("pgwire.fingerprint", fingerprint);
+    }
+    tail_after_fingerprint(o, q);
+}
+
+/// A statement record's fields from its command tag to its transaction status.
+fn tail_to_status(o: &mut JsonObj<'_>, q: &QueryRecord, tag: Option<&[u8]>) {
+    o.opt_rendered("pgwire.command_tag", tag)
+        .num("db.response.returned_rows", q.rows_returned);
+    if let Some(n) = q.rows_affected {
+        o.num("pgwire.rows_affected", n);
+    }
+    o.plain("event.outcome", q.outcome.as_str());
+    if let Some(e) = &q.error {
+        o.str("db.response.status_code", &e.code)
+            .str("error.code", &e.code)
+            .str("error.message", &e.message)
+            .str("pgwire.error.severity", &e.severity);
+        for (c, v) in &e.fields {
+            if let Some(k) = error_key(*c) {
+                o.str(k, v);
+            }
+        }
+    }
+    if let Some(t) = q.tx_status {
+        // `I`, `T` or `E` from the wire: anything else is escaped.
+        let mut c = [0; 4];
+        if t.is_ascii_alphabetic() {
+            o.plain("pgwire.tx_status", char::from(t).encode_utf8(&mut c));
+        } else {
+            o.bytes("pgwire.tx_status", &[t]);
+        }
+    }
+}
+
+/// A statement record's fields after its fingerprint.
+fn tail_after_fingerprint(o: &mut JsonObj<'_>, q: &QueryRecord) {
+    if !q.notices.is_empty() {
+        let v: Vec<serde_json::Value> = q.notices.iter().map(server_message_json).collect();
+        o.value("pgwire.notices", &v);
+    }
+    if q.notifications > 0 {
+        o.num("pgwire.notifications", q.notifications);
+    }
+    if let Some(c) = &q.copy {
+        // Unknown when no CopyIn/Out/BothResponse was seen (joined mid-COPY).
+        if let Some(d) = c.direction {
+            o.str("pgwire.copy.direction", d.as_str());
+        }
+        o.num("pgwire.copy.messages_in", c.messages_in)
+            .num("pgwire.copy.bytes_in", c.bytes_in)
+            .num("pgwire.copy.messages_out", c.messages_out)
+            .num("pgwire.copy.bytes_out", c.bytes_out);
+        if c.direction == Some(CopyDirection::Both) {
+            o.num("pgwire.copy.xlog_data", c.xlog_data)
+                .num("pgwire.copy.keepalives", c.keepalives);
+        }
+    }
+    if q.skipped {
+        o.bool("pgwire.skipped", true);
+    }
+    if q.suspended {
+        o.bool("pgwire.suspended", true);
+    }
+    if q.rolled_back {
+        o.bool("pgwire.rolled_back", true);
+    }
+    if q.unsure {
+        o.bool("pgwire.unsure", true);
+    }
+    if let Some(p) = &q.pooler {
+        pooler_fields(o, p);
+    }
+}
+
 /// `pgwire.pooler.*` (docs/schema.md).
 fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
     o.plain("pgwire.pooler.leg", p.leg.as_str())
@@ -696,7 +802,7 @@ fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
                 o.num("pgwire.pooler.client_conn_id", id);
             }
             if let Some((ip, port)) = p.client {
-                o.display("pgwire.pooler.client.ip", &ip)
+                o.ip("pgwire.pooler.client.ip", &ip)
                     .num("pgwire.pooler.client.port", port);
             }
             if p.peer_conn_id.is_some() {
@@ -732,6 +838,138 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_slice(l).unwrap())
             .collect()
+    }
+
+    /// A string not worth caching is rendered once while it comes again (a command
+    /// tag from the decoder's front table is one such string), again for another.
+    #[test]
+    fn an_uncached_string_is_rendered_once_while_it_repeats() {
+        let mut cache = ById::<u32>::default();
+        let (a, b) = (Text::from("SELECT 1"), Text::from("SELECT 1"));
+        assert!(!a.cacheable());
+        let mut renders = 0;
+        let got: Vec<u32> = [&a, &a, &b, &b, &a]
+            .into_iter()
+            .map(|t| {
+                *cache.get(t, |_| {
+                    renders += 1;
+                    renders
+                })
+            })
+            .collect();
+        assert_eq!(got, [1, 1, 2, 2, 3]);
+    }
+
+    /// Writes `items` through one sink, checks that each record is the one a sink
+    /// that saw no other writes, and returns the whole output.
+    fn each_as_alone<T>(
+        items: &[T],
+        kind: RecordKind,
+        put: impl Fn(&mut JsonSink<&mut Vec<u8>>, &T),
+    ) -> String {
+        let write = |items: &[T]| {
+            let mut out = Vec::new();
+            let mut sink = JsonSink::new(&mut out, vec![kind], false);
+            for item in items {
+                put(&mut sink, item);
+            }
+            sink.finish(&RunStats::default()).unwrap();
+            drop(sink);
+            String::from_utf8(out).unwrap()
+        };
+        let all = write(items);
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), items.len());
+        for (item, line) in items.iter().zip(&lines) {
+            assert_eq!(write(std::slice::from_ref(item)).trim_end(), *line);
+        }
+        all
+    }
+
+    /// A statement's tail (tag to fingerprint), kept per statement and connection
+    /// or, up to the fingerprint, for texts seen once, follows what each record
+    /// shows: every record is written as by a sink that never saw the statement.
+    #[test]
+    fn statement_tail_follows_each_record() {
+        let text = "select a from t where b = $1";
+        for text in [Text::new_cacheable(text), Text::from(text)] {
+            let conn = ConnMeta::for_test(1);
+            let s = SessionRecord {
+                origin_version: 1,
+                ..SessionRecord::default()
+            };
+            let mut q = QueryRecord::new(1, Protocol::Extended, 1_000);
+            // A text kept (a part per statement) and one seen once (written per record).
+            q.text = Some(text);
+            q.command_tag = Some(Text::new_cacheable("SELECT 1"));
+            q.rows_returned = 1;
+            q.tx_status = Some(b'I');
+            let mut recs = vec![q.clone()];
+            let mut next = |change: &dyn Fn(&mut QueryRecord)| {
+                change(&mut q);
+                recs.push(q.clone());
+            };
+            next(&|q| q.rows_returned = 5);
+            next(&|q| q.command_tag = Some(Text::new_cacheable("SELECT 5")));
+            next(&|q| q.tx_status = Some(b'T'));
+            next(&|q| {
+                q.outcome = Outcome::Failure;
+                q.error = Some(Box::new(ServerMessage {
+                    severity: "ERROR".into(),
+                    code: "57014".into(),
+                    message: "canceling statement".into(),
+                    fields: vec![],
+                }));
+            });
+            next(&|q| {
+                q.outcome = Outcome::Success;
+                q.error = None;
+                q.rows_affected = Some(3);
+            });
+            next(&|q| q.notifications = 1);
+            next(&|q| q.notifications = 0);
+            next(&|q| q.text = Some(Text::from("select b from u")));
+            let all = each_as_alone(&recs, RecordKind::Query, |sink, q| {
+                sink.query(&conn, &s, q).unwrap()
+            });
+            let field = |k: &str| -> Vec<serde_json::Value> {
+                records(all.as_bytes())
+                    .iter()
+                    .map(|r| r[k].clone())
+                    .collect()
+            };
+            let (tags, fingerprints) = (field("pgwire.command_tag"), field("pgwire.fingerprint"));
+            assert_eq!(tags[1], "SELECT 1");
+            assert_eq!(tags[2], "SELECT 5");
+            assert_eq!(fingerprints[0], fingerprints[7]);
+            assert_ne!(fingerprints[7], fingerprints[8]);
+        }
+    }
+
+    /// Startup and server parameters are compared with the previous session's, and
+    /// each session record is written as by a sink that saw no other.
+    #[test]
+    fn session_parameters_follow_each_session() {
+        use crate::output::jsonw::pairs;
+        let (a, b) = (
+            pairs(&[("user", "u"), ("application_name", "x")]),
+            pairs(&[("user", "v")]),
+        );
+        let sessions: Vec<SessionRecord> = [(&a, &b), (&a, &b), (&b, &b), (&a, &a), (&a, &vec![])]
+            .into_iter()
+            .map(|(startup, server)| SessionRecord {
+                startup_params: startup.clone(),
+                server_params: server.clone(),
+                ..SessionRecord::default()
+            })
+            .collect();
+        let all = each_as_alone(&sessions, RecordKind::Session, |sink, s| {
+            sink.session(&ConnMeta::for_test(1), s).unwrap()
+        });
+        let recs = records(all.as_bytes());
+        assert_eq!(recs[2]["pgwire.startup_params"]["user"], "v");
+        assert_eq!(recs[3]["pgwire.server_params"]["application_name"], "x");
+        assert!(recs[4].get("pgwire.server_params").is_none());
     }
 
     /// A statement's cached prefix holds the session's user: after a new login on

@@ -19,9 +19,10 @@ const _: () = assert!(MAX_KEPT >= 4 * MAX_PARAM_CHARS);
 
 /// [`Params`] as text.
 pub trait Render {
-    /// Each value, with whole printable-ASCII text (the common case: numbers, names)
-    /// handed over as its bytes, which render as themselves without a UTF-8 check or
-    /// a copy; anything else is rendered.
+    /// Each value, with whole printable-ASCII text without quotes or backslashes (the
+    /// common case: numbers, names) handed over as its bytes, which render as
+    /// themselves, in JSON too, without a UTF-8 check, a copy or escaping; anything
+    /// else is rendered.
     fn iter_rendered(&self) -> impl Iterator<Item = Rendered<'_>>;
 
     /// Each value as text, `None` for SQL NULL.
@@ -36,7 +37,9 @@ impl Render for Params {
             } else if !e.binary
                 && e.kept.len() == e.wire_len
                 && e.kept.len() <= MAX_PARAM_CHARS
-                && e.kept.iter().all(|b| (0x20..0x7f).contains(b))
+                && e.kept.iter().fold(true, |ok, &b| {
+                    ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+                })
             {
                 Rendered::Ascii(e.kept)
             } else {
@@ -66,7 +69,7 @@ impl serde::Serialize for Params {
 pub enum Rendered<'a> {
     /// SQL NULL.
     Null,
-    /// Printable ASCII text, its own rendering.
+    /// Printable ASCII text without `"` or `\`, its own rendering and JSON string.
     Ascii(&'a [u8]),
     /// The text.
     Text(Cow<'a, str>),
