@@ -334,7 +334,10 @@ pub struct FlowTable<T> {
     limits: Limits,
     next_id: u64,
     buffered: usize,
-    last_sweep_ns: i64,
+    /// When idle connections are looked for next (capture time), and how often:
+    /// kept rather than worked out on every packet.
+    next_sweep_ns: i64,
+    sweep_interval: i64,
     /// The latest capture time seen: idle expiry follows it, so one packet stamped
     /// in the past cannot make a busy connection look idle.
     clock: i64,
@@ -360,13 +363,17 @@ fn seq_diff(to: u32, from: u32) -> i64 {
 impl<T> FlowTable<T> {
     /// An empty table; `ports` are the server ports (`--port`), which set the roles.
     pub fn new(ports: Vec<u16>, limits: Limits) -> Self {
+        // Idle connections are looked for every 10 s, more often with an idle
+        // timeout under 40 s, so one ends at most a quarter of its timeout late.
+        let interval = SWEEP_INTERVAL_NS.min(limits.idle_timeout_ns / 4);
         FlowTable {
             flows: FxHashMap::default(),
             ports,
             limits,
             next_id: 1,
             buffered: 0,
-            last_sweep_ns: i64::MIN,
+            next_sweep_ns: i64::MIN.saturating_add(interval),
+            sweep_interval: interval,
             clock: i64::MIN,
             stats: TcpStats::default(),
         }
@@ -396,8 +403,8 @@ impl<T> FlowTable<T> {
                 self.stats.clock_backwards_max_ns.max(self.clock - ts);
         }
         self.clock = self.clock.max(ts);
-        if self.clock >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
-            self.last_sweep_ns = self.clock;
+        if self.clock >= self.next_sweep_ns {
+            self.next_sweep_ns = self.clock.saturating_add(self.sweep_interval);
             self.sweep_idle(self.clock, h);
         }
         let key = key_of(seg);
@@ -408,19 +415,13 @@ impl<T> FlowTable<T> {
         }
     }
 
-    /// Idle connections are looked for this often: every 10 s, more often with an
-    /// idle timeout under 40 s, so one ends at most a quarter of its timeout late.
-    fn sweep_interval(&self) -> i64 {
-        SWEEP_INTERVAL_NS.min(self.limits.idle_timeout_ns / 4)
-    }
-
     /// Time passes with no packet (live capture, by the wall clock): idle connections
     /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
     /// packet stamped before `now` and still on its way is not counted as the clock
     /// going backwards.
     pub(crate) fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
-        if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
-            self.last_sweep_ns = now;
+        if now > self.clock && now >= self.next_sweep_ns {
+            self.next_sweep_ns = now.saturating_add(self.sweep_interval);
             self.sweep_idle(now, h);
         }
     }
@@ -465,7 +466,8 @@ impl<T> FlowTable<T> {
             self.process(seg, ts, h);
             return true;
         }
-        flow.last_ns = self.clock.max(ts);
+        // `process` moved the clock to this packet's time if it was later.
+        flow.last_ns = self.clock;
         let side = if (seg.src, seg.sport) == flow.meta.client {
             Side::Client
         } else {
@@ -683,7 +685,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let ack = seg.has(FLAG_ACK);
         // An ACK beyond the peer's next byte means the capture missed what was acked:
         // if segments after that hole are waiting, the hole will never fill.
-        if ack {
+        if ack && !other.ooo.is_empty() {
             self.acked(other, side.other(), seg.ack);
         }
         // Bytes of this direction that the other side acknowledged (in a segment
@@ -735,7 +737,9 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         }
         // Bytes of this direction that a held segment of the other acknowledges
         // are not coming if they lie before data queued after a hole.
-        if let Some(h) = other.held.back() {
+        if let Some(h) = other.held.back()
+            && !this.ooo.is_empty()
+        {
             let ack = h.ack;
             self.acked(this, side, ack);
         }
@@ -863,7 +867,10 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
                     (-rel) as u64,
                     acked,
                 );
-                self.drain(half, side);
+                // Nearly always nothing is queued: no call then.
+                if !half.ooo.is_empty() {
+                    self.drain(half, side);
+                }
             } else if rel as u64 > MAX_HOLE as u64 {
                 // Far ahead: a lost stretch rather than a reordering.
                 self.give_up_until(half, side, seq, seg.payload, seg.missing);
