@@ -228,6 +228,7 @@ struct Tail {
 }
 
 impl Tail {
+    #[inline]
     fn push(&mut self, data: &[u8]) {
         let keep = &data[data.len().saturating_sub(TAIL)..];
         if self.ring.is_empty() {
@@ -235,7 +236,10 @@ impl Tail {
         }
         let (wrapped, first) = keep.split_at(keep.len().min(TAIL - self.end));
         self.ring[self.end..self.end + wrapped.len()].copy_from_slice(wrapped);
-        self.ring[..first.len()].copy_from_slice(first);
+        // Most deliveries do not wrap: no second copy call then.
+        if !first.is_empty() {
+            self.ring[..first.len()].copy_from_slice(first);
+        }
         self.end = (self.end + keep.len()) % TAIL;
         self.len = (self.len + keep.len()).min(TAIL);
     }
