@@ -104,6 +104,9 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Inlined: called for every event, and the event is then built in place in
+    /// the batch rather than moved through a call.
+    #[inline(always)]
     fn push(&mut self, shard: u8, ev: Ev) {
         let n = self.shards.len();
         let b = &mut self.shards[usize::from(shard)].batch;
@@ -118,6 +121,8 @@ impl Recorder {
     }
 
     /// Hands every shard its batch: one round.
+    #[cold]
+    #[inline(never)]
     fn send(&mut self) {
         for s in &mut self.shards {
             // Only a stopped decoder keeps the pool: then any batch will do.

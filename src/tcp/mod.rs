@@ -207,13 +207,53 @@ struct Half {
     started: bool,
     /// The last bytes handed on (at most `TAIL`, none across a gap): what a
     /// retransmission is compared with.
-    tail: Vec<u8>,
+    tail: Tail,
 }
 
 /// Bytes of each direction kept to compare retransmissions with: a retransmission
 /// repeats the last unacknowledged segment(s), and 256 bytes per direction keep
 /// the cost per connection small. Differences before them go unnoticed.
 const TAIL: usize = 256;
+
+/// The last `TAIL` bytes handed on, in a ring: a delivery writes over the oldest
+/// instead of shifting the kept ones forward (it was a fifth of a segment's cost).
+#[derive(Default)]
+struct Tail {
+    /// `TAIL` bytes once anything was kept.
+    ring: Vec<u8>,
+    /// Where the next byte goes.
+    end: usize,
+    /// Bytes kept, at most `TAIL`.
+    len: usize,
+}
+
+impl Tail {
+    /// Always inlined: the hint alone left it a call on every delivery.
+    #[inline(always)]
+    fn push(&mut self, data: &[u8]) {
+        let keep = &data[data.len().saturating_sub(TAIL)..];
+        if self.ring.is_empty() {
+            self.ring = vec![0; TAIL];
+        }
+        let (wrapped, first) = keep.split_at(keep.len().min(TAIL - self.end));
+        self.ring[self.end..self.end + wrapped.len()].copy_from_slice(wrapped);
+        // Most deliveries do not wrap: no second copy call then.
+        if !first.is_empty() {
+            self.ring[..first.len()].copy_from_slice(first);
+        }
+        self.end = (self.end + keep.len()) % TAIL;
+        self.len = (self.len + keep.len()).min(TAIL);
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The byte `back` places before the end (1: the last one kept).
+    fn back(&self, back: usize) -> u8 {
+        self.ring[(self.end + TAIL - back) % TAIL]
+    }
+}
 
 /// A segment ahead of a hole: its sequence number, capture time (what its bytes
 /// are stamped with when they go on), how far its ACK reached and payload.
@@ -334,7 +374,10 @@ pub struct FlowTable<T> {
     limits: Limits,
     next_id: u64,
     buffered: usize,
-    last_sweep_ns: i64,
+    /// When idle connections are looked for next (capture time), and how often:
+    /// kept rather than worked out on every packet.
+    next_sweep_ns: i64,
+    sweep_interval: i64,
     /// The latest capture time seen: idle expiry follows it, so one packet stamped
     /// in the past cannot make a busy connection look idle.
     clock: i64,
@@ -360,13 +403,17 @@ fn seq_diff(to: u32, from: u32) -> i64 {
 impl<T> FlowTable<T> {
     /// An empty table; `ports` are the server ports (`--port`), which set the roles.
     pub fn new(ports: Vec<u16>, limits: Limits) -> Self {
+        // Idle connections are looked for every 10 s, more often with an idle
+        // timeout under 40 s, so one ends at most a quarter of its timeout late.
+        let interval = SWEEP_INTERVAL_NS.min(limits.idle_timeout_ns / 4);
         FlowTable {
             flows: FxHashMap::default(),
             ports,
             limits,
             next_id: 1,
             buffered: 0,
-            last_sweep_ns: i64::MIN,
+            next_sweep_ns: i64::MIN.saturating_add(interval),
+            sweep_interval: interval,
             clock: i64::MIN,
             stats: TcpStats::default(),
         }
@@ -396,8 +443,8 @@ impl<T> FlowTable<T> {
                 self.stats.clock_backwards_max_ns.max(self.clock - ts);
         }
         self.clock = self.clock.max(ts);
-        if self.clock >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
-            self.last_sweep_ns = self.clock;
+        if self.clock >= self.next_sweep_ns {
+            self.next_sweep_ns = self.clock.saturating_add(self.sweep_interval);
             self.sweep_idle(self.clock, h);
         }
         let key = key_of(seg);
@@ -408,19 +455,13 @@ impl<T> FlowTable<T> {
         }
     }
 
-    /// Idle connections are looked for this often: every 10 s, more often with an
-    /// idle timeout under 40 s, so one ends at most a quarter of its timeout late.
-    fn sweep_interval(&self) -> i64 {
-        SWEEP_INTERVAL_NS.min(self.limits.idle_timeout_ns / 4)
-    }
-
     /// Time passes with no packet (live capture, by the wall clock): idle connections
     /// expire as if a packet had come at `now`. The packet clock stays as it is, so a
     /// packet stamped before `now` and still on its way is not counted as the clock
     /// going backwards.
     pub(crate) fn tick<H: Handler<T>>(&mut self, now: i64, h: &mut H) {
-        if now > self.clock && now >= self.last_sweep_ns.saturating_add(self.sweep_interval()) {
-            self.last_sweep_ns = now;
+        if now > self.clock && now >= self.next_sweep_ns {
+            self.next_sweep_ns = now.saturating_add(self.sweep_interval);
             self.sweep_idle(now, h);
         }
     }
@@ -465,7 +506,8 @@ impl<T> FlowTable<T> {
             self.process(seg, ts, h);
             return true;
         }
-        flow.last_ns = self.clock.max(ts);
+        // `process` moved the clock to this packet's time if it was later.
+        flow.last_ns = self.clock;
         let side = if (seg.src, seg.sport) == flow.meta.client {
             Side::Client
         } else {
@@ -683,7 +725,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         let ack = seg.has(FLAG_ACK);
         // An ACK beyond the peer's next byte means the capture missed what was acked:
         // if segments after that hole are waiting, the hole will never fill.
-        if ack {
+        if ack && !other.ooo.is_empty() {
             self.acked(other, side.other(), seg.ack);
         }
         // Bytes of this direction that the other side acknowledged (in a segment
@@ -735,7 +777,9 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
         }
         // Bytes of this direction that a held segment of the other acknowledges
         // are not coming if they lie before data queued after a hole.
-        if let Some(h) = other.held.back() {
+        if let Some(h) = other.held.back()
+            && !this.ooo.is_empty()
+        {
             let ack = h.ack;
             self.acked(this, side, ack);
         }
@@ -817,10 +861,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
                 .data(self.meta, self.state, side, self.ts, data, acked);
             half.next = half.next.map(|n| n.wrapping_add(data.len() as u32));
             half.delivered += data.len() as u64;
-            let keep = &data[data.len().saturating_sub(TAIL)..];
-            let drop = (half.tail.len() + keep.len()).saturating_sub(TAIL);
-            half.tail.drain(..drop);
-            half.tail.extend_from_slice(keep);
+            half.tail.push(data);
         }
     }
 
@@ -863,7 +904,10 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
                     (-rel) as u64,
                     acked,
                 );
-                self.drain(half, side);
+                // Nearly always nothing is queued: no call then.
+                if !half.ooo.is_empty() {
+                    self.drain(half, side);
+                }
             } else if rel as u64 > MAX_HOLE as u64 {
                 // Far ahead: a lost stretch rather than a reordering.
                 self.give_up_until(half, side, seq, seg.payload, seg.missing);
@@ -910,7 +954,7 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
     /// Compares the part of `payload` already handed on (its first `skip` bytes)
     /// with the kept tail of this direction.
     fn compare(&mut self, half: &Half, side: Side, payload: &[u8], skip: u64) {
-        let tail = half.tail.len() as u64;
+        let tail = half.tail.len as u64;
         // Offsets back from `delivered`: the payload's old part spans
         // (skip, skip - old], the tail (tail, 0].
         let old = skip.min(payload.len() as u64);
@@ -920,8 +964,10 @@ impl<T, H: Handler<T>> Ctx<'_, T, H> {
             return;
         }
         let mine = &payload[(skip - from) as usize..(skip - to) as usize];
-        let kept = &half.tail[(tail - from) as usize..(tail - to) as usize];
-        let differ = mine.iter().zip(kept).filter(|(a, b)| a != b).count() as u64;
+        // The payload's i-th byte here lies `from - i` bytes back in the tail.
+        let differ = (mine.iter().enumerate())
+            .filter(|&(i, &a)| a != half.tail.back(from as usize - i))
+            .count() as u64;
         if differ > 0 {
             self.stats.conflicts += 1;
             self.stats.conflict_bytes += differ;

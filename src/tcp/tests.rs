@@ -332,3 +332,34 @@ fn ticks_expire_quiet_connections_without_moving_the_packet_clock() {
     assert!(t.is_empty());
     assert_eq!(r.client, b"ab");
 }
+
+/// The ring of last bytes keeps what a plain vector of the last `TAIL` bytes keeps,
+/// whatever the sizes delivered (wrapping, whole rings, clears).
+#[test]
+fn tail_ring_keeps_the_last_bytes() {
+    let mut ring = Tail::default();
+    let mut plain: Vec<u8> = Vec::new();
+    let mut byte = 0u8;
+    for (i, n) in [0usize, 1, 100, 155, 1, 256, 300, 7, 250, 3, 512, 9]
+        .into_iter()
+        .enumerate()
+    {
+        if i == 9 {
+            ring.clear();
+            plain.clear();
+        }
+        let data: Vec<u8> = (0..n)
+            .map(|_| {
+                byte = byte.wrapping_add(7);
+                byte
+            })
+            .collect();
+        ring.push(&data);
+        plain.extend_from_slice(&data);
+        plain.drain(..plain.len().saturating_sub(TAIL));
+        assert_eq!(ring.len, plain.len(), "after {n}");
+        for back in 1..=plain.len() {
+            assert_eq!(ring.back(back), plain[plain.len() - back], "{n}: {back}");
+        }
+    }
+}
