@@ -785,11 +785,11 @@ impl Session {
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
         let mut rec = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
-        rec.portal = Some(portal.to_string());
+        rec.portal = Some(owned(portal));
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
             rec.params_missing = p.params_missing;
-            rec.statement = Some(p.statement.clone());
+            rec.statement = Some(owned(&p.statement));
             if let Some(s) = self.statements.get(&p.statement) {
                 rec.text = Some(s.sql.clone());
                 rec.text_truncated = s.truncated;
@@ -1596,6 +1596,16 @@ fn name(b: &[u8]) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed("");
     }
     crate::text::utf8_lossless(b)
+}
+
+/// A name's copy; the unnamed one's without a zero-byte copy call.
+#[inline(always)]
+fn owned(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        s.to_owned()
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
