@@ -593,7 +593,8 @@ impl Session {
                 params,
                 ..
             } => {
-                let stmt_name = lossy(statement);
+                // Borrowed: the name is copied only into a new portal (see `bind`).
+                let stmt_name = name(statement);
                 let types = self
                     .statements
                     .get(&stmt_name)
@@ -604,7 +605,7 @@ impl Session {
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                self.bind(shared, ts, portal, stmt_name, rendered, false);
+                self.bind(shared, ts, portal, &stmt_name, rendered, false);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -620,7 +621,7 @@ impl Session {
                 self.push(shared, ts, Op::Close);
             }
             Body::Execute { portal, .. } => {
-                let rec = self.extended_record(ts, &lossy(portal));
+                let rec = self.extended_record(ts, &name(portal));
                 self.push(shared, ts, Op::Execute(rec));
             }
             Body::Sync => self.push(shared, ts, Op::Sync),
@@ -676,18 +677,31 @@ impl Session {
         shared: &mut Shared,
         ts: i64,
         portal: &[u8],
-        statement: String,
+        statement: &str,
         params: Params,
         params_missing: bool,
     ) {
-        self.portals.insert(
-            lossy(portal),
-            Portal {
-                statement,
-                params,
-                params_missing,
-            },
-        );
+        // A portal bound again (the unnamed one, on every statement) is updated in
+        // place: its statement name's buffer is reused, not allocated and freed.
+        match self.portals.get_mut(&name(portal)) {
+            Some(p) => {
+                // Unnamed both times (most drivers): no zero-byte copy call.
+                if !(statement.is_empty() && p.statement.is_empty()) {
+                    p.statement.clear();
+                    p.statement.push_str(statement);
+                }
+                p.params = params;
+                p.params_missing = params_missing;
+            }
+            None => self.portals.insert(
+                lossy(portal),
+                Portal {
+                    statement: statement.to_owned(),
+                    params,
+                    params_missing,
+                },
+            ),
+        }
         self.push(shared, ts, Op::Bind);
     }
 
@@ -723,7 +737,7 @@ impl Session {
                     shared,
                     ts,
                     portal,
-                    lossy(statement),
+                    &name(statement),
                     Params::default(),
                     true,
                 );
@@ -771,11 +785,11 @@ impl Session {
 
     fn extended_record(&self, ts: i64, portal: &str) -> Box<QueryRecord> {
         let mut rec = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
-        rec.portal = Some(portal.to_string());
+        rec.portal = Some(owned(portal));
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
             rec.params_missing = p.params_missing;
-            rec.statement = Some(p.statement.clone());
+            rec.statement = Some(owned(&p.statement));
             if let Some(s) = self.statements.get(&p.statement) {
                 rec.text = Some(s.sql.clone());
                 rec.text_truncated = s.truncated;
@@ -1572,6 +1586,26 @@ fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
     let mut rec = QueryRecord::boxed(conn_id, Protocol::Simple, ts);
     rec.text = Some(text);
     rec
+}
+
+/// A statement or portal name to look up, borrowed; the unnamed one (on every
+/// message of most drivers) without the UTF-8 check's call.
+#[inline(always)]
+fn name(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    if b.is_empty() {
+        return std::borrow::Cow::Borrowed("");
+    }
+    crate::text::utf8_lossless(b)
+}
+
+/// A name's copy; the unnamed one's without a zero-byte copy call.
+#[inline(always)]
+fn owned(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        s.to_owned()
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
