@@ -139,6 +139,13 @@ pub fn records(
         } else {
             cli.decoding_threads()
         };
+        if threads > 1 {
+            // The allocator asks for transparent huge pages, and each thread's heap
+            // then takes 2 MiB pages: several decoding threads took peak RSS past
+            // 64 MiB (6 threads: 73 MiB, 36 MiB without). One decoding thread keeps
+            // them: they save it 4-8% of its CPU time (docs/benchmark.md).
+            let _ = nix::sys::prctl::set_thp_disable(true);
+        }
         let sinks = chain(cli, presenter, wrappers, Some(threads));
         let mut staged = Staged::sharded(sinks, ports, cli.tcp_limits());
         if let Some(keys) = tls_keys {
