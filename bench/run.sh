@@ -11,9 +11,12 @@
 #   BENCH_PORT=5432           server port (tshark decode-as)
 #   BENCH_RUNS=3              runs per tool and file (best taken); tshark runs once
 #   PGSCOPE_ARGS="-o json"    extra pgscope arguments after "-r FILE"
-#   SKIP_BUILD=1              do not run cargo build --release
+#   BUILD=pgo                 pgo: scripts/build-pgo.sh, the build the README installs
+#                             (target/pgo/release/pgscope); plain: cargo build --release
+#                             (target/release/pgscope)
+#   SKIP_BUILD=1              do not build
 #   SKIP_TSHARK=1             skip the (slow) tshark runs
-#   PGSCOPE=path              the pgscope binary (default target/release/pgscope)
+#   PGSCOPE=path              the pgscope binary (default: the one BUILD makes)
 #
 # For each file, in the same run, measures wall time (clock, ms) and peak RSS
 # (/usr/bin/time -f '%M') of
@@ -28,7 +31,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PORT=${BENCH_PORT:-5432}
 RUNS=${BENCH_RUNS:-3}
-PGSCOPE=${PGSCOPE:-$ROOT/target/release/pgscope}
+BUILD=${BUILD:-pgo}
+case $BUILD in
+pgo) PGSCOPE=${PGSCOPE:-$ROOT/target/pgo/release/pgscope} ;;
+plain) PGSCOPE=${PGSCOPE:-$ROOT/target/release/pgscope} ;;
+*) echo "[bench] ERROR: BUILD=$BUILD: pgo or plain" >&2; exit 2 ;;
+esac
 read -r -a PGSCOPE_EXTRA <<<"${PGSCOPE_ARGS:--o json}"
 
 die() { echo "[bench] ERROR: $*" >&2; exit 1; }
@@ -60,8 +68,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    echo "[bench] cargo build --release" >&2
-    (cd "$ROOT" && cargo build --release --quiet) || echo "[bench] WARNING: cargo build failed" >&2
+    if [ "$BUILD" = pgo ]; then
+        echo "[bench] scripts/build-pgo.sh" >&2
+        "$ROOT/scripts/build-pgo.sh" || echo "[bench] WARNING: the PGO build failed" >&2
+    else
+        echo "[bench] cargo build --release" >&2
+        (cd "$ROOT" && cargo build --release --quiet) || echo "[bench] WARNING: cargo build failed" >&2
+    fi
 fi
 [ -x "$PGSCOPE" ] || die "$PGSCOPE not found"
 

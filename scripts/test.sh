@@ -68,3 +68,6 @@ cargo test --test properties binary_parameters
 # The statement normaliser against libpg_query (PostgreSQL's parser): a feature of its
 # own, so that only this run builds the C library.
 cargo test --release --features pg-query --test normalize_pg_query
+# The profile-guided build the README installs (scripts/build-pgo.sh) must decode
+# exactly as the plain one: every shipped capture, -o json and -o text, byte for byte.
+scripts/build-pgo.sh --check
