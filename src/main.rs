@@ -207,13 +207,12 @@ fn run_tui(
     let become_user = become_user.cloned();
     let metrics = metrics.cloned();
     let worker = std::thread::spawn(move || {
-        // The TUI filters its views itself, and shows no pooler links
-        // (docs/pooler.md), so its chain is redaction and metrics.
+        // The TUI filters its views itself, so its chain is redaction, pooler
+        // linking (the query detail shows the links) and metrics.
         let presenter = Presenter::new(&cli_owned, tui::state::TuiSink::new(for_capture.clone()));
         let wrappers = Wrappers {
             filter: filter::Filter::default(),
             found: None,
-            link_pooler: false,
             metrics: metrics.as_ref(),
         };
         let mut sinks = pipeline::run::chain(&cli_owned, presenter, wrappers, None);

@@ -446,3 +446,47 @@ fn a_vanished_client_ends_on_a_quiet_link() {
         .unwrap_or_else(|| panic!("no session row:\n{pane}"));
     assert!(row.contains("closed"), "{pane}");
 }
+
+/// `--pooler-port` in the TUI: the correlator runs there too, and the query detail
+/// shows the link of the statement opened, the same link the JSON records give it.
+#[test]
+fn pooler_links_show_in_the_query_detail() {
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/pooler/transaction.pcap");
+    let bin = Path::new(env!("CARGO_BIN_EXE_pgscope"));
+    // As tests/pooler.rs reads these captures.
+    let args = ["-p", "5432", "-p", "6432", "--pooler-port", "6432"];
+    let cmd = format!("{} -r {} {}", quote(bin), quote(&cap), args.join(" "));
+    let t = Tmux::start("pooler", &cmd);
+    t.wait_for(&["end of capture"]);
+    // The latest statement to start.
+    t.keys(&["3"]);
+    t.wait_for(&["by start time ▼"]);
+    t.keys(&["Enter"]);
+    let pane = t.wait_for(&["Query #", "pooler"]);
+    let number_after = |line: &str, tag: &str| -> u64 {
+        let rest = &line[line.find(tag).unwrap_or_else(|| panic!("{tag}: {pane}")) + tag.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap_or_else(|_| panic!("{tag}: {pane}"))
+    };
+    let line_of = |start: &str| pane.lines().find(|l| l.contains(start)).unwrap();
+    let conn = number_after(line_of("session     #"), "session     #");
+    let pooler = line_of("pooler      ");
+    let (leg, peer_field) = if pooler.contains("server leg") {
+        ("server", "pgwire.pooler.client_conn_id")
+    } else {
+        ("client", "pgwire.pooler.server_conn_id")
+    };
+    let peer = number_after(pooler, "connection #");
+    // The JSON records of the same capture: that connection has a statement of
+    // that leg linked to that peer.
+    let records = common::records(&cap, "query", &["--pooler-port", "6432"]);
+    let found = records.iter().any(|v| {
+        v["pgwire.conn_id"] == conn && v["pgwire.pooler.leg"] == leg && v[peer_field] == peer
+    });
+    assert!(
+        found,
+        "no {leg}-leg record of #{conn} linked to #{peer}:\n{pane}"
+    );
+    t.keys(&["q"]);
+    t.wait_dead();
+}

@@ -53,8 +53,6 @@ pub struct Wrappers<'a> {
     pub filter: filter::Filter,
     /// Set at the first PostgreSQL record, for the closing hint; `None`: no watch.
     pub found: Option<Arc<AtomicBool>>,
-    /// `--pooler-port` linking (the TUI shows no links and does not run it).
-    pub link_pooler: bool,
     /// `--metrics`: the registry the statements are counted in.
     pub metrics: Option<&'a Arc<Metrics>>,
 }
@@ -77,7 +75,7 @@ pub fn chain(
     if !w.filter.is_empty() {
         sink = Box::new(output::filtered::Filtered::new(sink, w.filter));
     }
-    if w.link_pooler && !cli.pooler_ports.is_empty() {
+    if !cli.pooler_ports.is_empty() {
         sink = Box::new(crate::pooler::Correlator::new(
             sink,
             cli.pooler_ports.clone(),
@@ -122,7 +120,6 @@ pub fn records(
     let wrappers = Wrappers {
         filter,
         found: Some(found.clone()),
-        link_pooler: true,
         metrics: taps.metrics,
     };
     let found = Some(&found);

@@ -1052,7 +1052,7 @@ impl App {
             }
             new.push(col.key(s));
             m.conns.insert(s.conn);
-            if stats {
+            if stats && s.counted {
                 add_statement(
                     &mut m.stmts,
                     &mut m.fingerprints,
@@ -1301,6 +1301,8 @@ fn running_stmt(e: &SessionEntry, now: i64) -> Stmt {
         error: None,
         text: r.and_then(|r| r.text.clone()),
         who: e.who(),
+        // Only matched against the filter, never counted.
+        counted: false,
     }
 }
 

@@ -220,6 +220,9 @@ pub(crate) struct Stmt {
     /// The first [`TEXT_CAP`] bytes of the SQL; `None` if never seen.
     pub(crate) text: Option<Arc<str>>,
     pub(crate) who: Arc<Who>,
+    /// Counted in the statistics: not the server leg of a pooled statement, whose
+    /// client leg counts it (`--pooler-port`, as the summary counts).
+    pub(crate) counted: bool,
 }
 
 impl Stmt {
@@ -603,7 +606,7 @@ impl State {
     }
 
     /// Keeps a statement in compact form, dropping the oldest beyond the bound.
-    fn push_stmt(&mut self, seq: u64, conn: u64, q: &QueryRecord) {
+    fn push_stmt(&mut self, seq: u64, conn: u64, q: &QueryRecord, counted: bool) {
         let who = self
             .sessions
             .get(&conn)
@@ -621,6 +624,7 @@ impl State {
                 .map(|e| self.interner.error(&e.code, &e.message)),
             text: q.text.as_deref().map(|t| self.interner.text(t)),
             who,
+            counted,
         };
         self.stmts_all.push_back(stmt);
         while self.stmts_all.len() > self.limits.statements.max(1) {
@@ -763,20 +767,24 @@ impl Sink for TuiSink {
         if q.skipped {
             return Ok(());
         }
-        st.push_stmt(st.next_seq, conn.id, q);
-        let failed = q.outcome == Outcome::Failure;
-        st.total_queries += 1;
-        st.total_errors += failed as u64;
-        let b = st.bucket(q.end_ns);
-        b.queries += 1;
-        b.errors += failed as u64;
-        add_statement(
-            &mut st.stmts,
-            &mut st.fingerprints,
-            q,
-            &mut st.rng,
-            st.limits.samples_per_statement,
-        );
+        // Linked records come from the pooler correlator: no ports needed.
+        let counted = q.counted_once(conn, &[]);
+        st.push_stmt(st.next_seq, conn.id, q, counted);
+        if counted {
+            let failed = q.outcome == Outcome::Failure;
+            st.total_queries += 1;
+            st.total_errors += failed as u64;
+            let b = st.bucket(q.end_ns);
+            b.queries += 1;
+            b.errors += failed as u64;
+            add_statement(
+                &mut st.stmts,
+                &mut st.fingerprints,
+                q,
+                &mut st.rng,
+                st.limits.samples_per_statement,
+            );
+        }
         let fingerprint = match q.text.as_deref() {
             Some(t) => st.fingerprints.get(t).to_string(),
             None => "(unknown)".to_string(),
@@ -793,7 +801,7 @@ impl Sink for TuiSink {
             compact: false,
         });
         st.next_seq += 1;
-        if let Some(last) = st.stmts_all.back() {
+        if let Some(last) = st.stmts_all.back().filter(|l| l.counted) {
             add_error(&mut st.errors, last, st.limits.error_groups);
         }
         st.query_bytes += entry.size();

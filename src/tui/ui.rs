@@ -9,12 +9,14 @@ use crate::output::fmt::{push_sanitized, rfc3339, time_of_day};
 use crate::output::params::Render as _;
 use crate::output::redact::REDACTED;
 use crate::pgwire::Dir;
-use crate::session::record::Outcome;
+use crate::session::record::{Leg, Link, Match, Outcome};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 /// Styles, with or without colour (NO_COLOR).
 #[derive(Clone, Copy, Debug)]
@@ -664,6 +666,43 @@ fn draw_queries(f: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) -> Strin
     title
 }
 
+/// `--pooler-port`: which leg the statement is on and the other leg's statement, as
+/// the `pgwire.pooler.*` fields of the JSON records say it (docs/pooler.md).
+fn pooler_line(link: &Link) -> String {
+    let mut s = format!("{} leg", link.leg.as_str());
+    match link.matched {
+        Match::Ambiguous => {
+            let _ = write!(s, ", not linked: {} statements fit", link.candidates);
+        }
+        Match::None => s.push_str(", not linked"),
+        m => {
+            let _ = write!(s, ", linked by {}", m.as_str());
+        }
+    }
+    if let Some(id) = link.peer_conn_id {
+        let _ = match link.leg {
+            Leg::Server => write!(s, " to client connection #{id}"),
+            Leg::Client => write!(s, " to server connection #{id}"),
+        };
+    }
+    if let Some((ip, port)) = link.client {
+        let _ = write!(s, " from {}", esc(&SocketAddr::new(ip, port).to_string()));
+    }
+    if let Some(app) = &link.client_application {
+        let _ = write!(s, " app {}", esc(app));
+    }
+    if let Some(pid) = link.backend_pid {
+        let _ = write!(s, " backend pid {pid}");
+    }
+    if let Some(w) = link.wait_ns {
+        let _ = write!(s, "  pool wait {}", human_ns(w));
+    }
+    if let Some(d) = link.server_ns {
+        let _ = write!(s, "  on the server {}", human_ns(d));
+    }
+    s
+}
+
 /// The lines of the query detail view.
 pub(crate) fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     let r = &q.rec;
@@ -735,6 +774,9 @@ pub(crate) fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
     }
     if let Some(c) = r.cancelled_by {
         out.push(kv("cancelled", format!("by connection #{c}")));
+    }
+    if let Some(link) = &r.pooler {
+        out.push(kv("pooler", pooler_line(link)));
     }
     for n in &r.notices {
         out.push(kv(

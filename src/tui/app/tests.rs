@@ -581,3 +581,53 @@ fn nothing_is_redrawn_while_nothing_changes() {
     app.refresh_at(&lock(&shared), Instant::now(), wall);
     assert!(!app.outdated(&lock(&shared), wall + 5 * s));
 }
+
+/// `--pooler-port`: a pooled statement shows on both legs, and counts once, on its
+/// client leg, as the summary counts it: in the totals, the top queries, the errors
+/// and the filtered statistics.
+#[test]
+fn a_pooled_statement_is_listed_on_both_legs_and_counted_once() {
+    use crate::session::record::{Leg, Link, Match};
+    let shared = Arc::new(Mutex::new(State::new(Limits::default(), "t".into(), None)));
+    let mut sink = TuiSink::new(shared.clone());
+    for (conn, leg) in [(1, Leg::Client), (2, Leg::Server), (3, Leg::Server)] {
+        let mut q = QueryRecord::new(conn, crate::session::record::Protocol::Simple, 1_000);
+        q.end_ns = 2_000;
+        q.text = Some("select broken".into());
+        q.outcome = Outcome::Failure;
+        q.error = Some(Box::new(ServerMessage {
+            severity: "ERROR".into(),
+            code: "42703".into(),
+            message: "column \"broken\" does not exist".into(),
+            ..Default::default()
+        }));
+        // Connection 3: a server leg the correlator could not link still is one.
+        let mut link = Link::unlinked(leg, Match::TextParamsTime, 0);
+        link.peer_conn_id = (conn != 3).then_some(3 - conn);
+        q.pooler = Some(Box::new(link));
+        sink.query(&ConnMeta::for_test(conn), &SessionRecord::default(), &q)
+            .unwrap();
+    }
+    {
+        let st = lock(&shared);
+        assert_eq!(st.stmts_all.len(), 3);
+        assert_eq!((st.total_queries, st.total_errors), (1, 1));
+        let calls: Vec<u64> = st.stmts.values().map(|s| s.calls).collect();
+        assert_eq!(calls, [1]);
+        let errors: Vec<u64> = st.errors.values().map(|g| g.count).collect();
+        assert_eq!(errors, [1]);
+    }
+    // Filtered statistics count the same way.
+    let mut app = app_with(&shared);
+    keys(&mut app, "3");
+    keys(&mut app, "ftext~broken");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.filter.source(), "text~broken");
+    refresh(&mut app, &shared);
+    assert_eq!(app.queries.len(), 3);
+    let m = &app.queries.matched;
+    let calls: Vec<u64> = m.stmts.values().map(|s| s.calls).collect();
+    assert_eq!(calls, [1]);
+    let errors: Vec<u64> = m.errors.values().map(|g| g.count).collect();
+    assert_eq!(errors, [1]);
+}

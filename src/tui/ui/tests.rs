@@ -256,3 +256,50 @@ fn redacted_parameters_never_reach_the_detail_view() {
         assert_eq!(entry.rec.params.is_empty(), redact_params);
     }
 }
+
+/// `--pooler-port`: the detail names the leg, how the link was decided and the other
+/// leg, escaped; an ambiguous statement says how many fitted.
+#[test]
+fn detail_shows_the_pooler_link() {
+    use crate::session::record::{Leg, Link, Match, QueryRecord};
+    use crate::tui::state::{QueryEntry, Who};
+    let detail = |link: Link| {
+        let mut rec = QueryRecord::new(2, crate::session::record::Protocol::Simple, 0);
+        rec.pooler = Some(Box::new(link));
+        let q = QueryEntry {
+            seq: 0,
+            who: Who::default(),
+            rec,
+            fingerprint: String::new(),
+            params_redacted: false,
+            compact: false,
+        };
+        let lines: Vec<String> = detail_lines(&q, PLAIN)
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        lines.into_iter().find(|l| l.starts_with("pooler")).unwrap()
+    };
+    let mut server = Link::unlinked(Leg::Server, Match::ApplicationName, 0);
+    server.peer_conn_id = Some(1);
+    server.client = Some(("127.0.0.1".parse().unwrap(), 55104));
+    server.client_application = Some("app\x1b[2J".into());
+    server.wait_ns = Some(171_000);
+    server.server_ns = Some(270_000);
+    assert_eq!(
+        detail(server),
+        "pooler      server leg, linked by application_name to client connection #1 \
+         from 127.0.0.1:55104 app app\\u{1b}[2J  pool wait 171.0µs  on the server 270.0µs"
+    );
+    let mut client = Link::unlinked(Leg::Client, Match::Transaction, 0);
+    client.peer_conn_id = Some(2);
+    client.backend_pid = Some(4419);
+    assert_eq!(
+        detail(client),
+        "pooler      client leg, linked by transaction to server connection #2 backend pid 4419"
+    );
+    assert_eq!(
+        detail(Link::unlinked(Leg::Client, Match::Ambiguous, 3)),
+        "pooler      client leg, not linked: 3 statements fit"
+    );
+}
