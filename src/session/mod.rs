@@ -593,19 +593,20 @@ impl Session {
                 params,
                 ..
             } => {
-                // Borrowed: the name is copied only into a new portal (see `bind`).
-                let stmt_name = name(statement);
-                let types = self
-                    .statements
-                    .get(&stmt_name)
-                    .map(|s| s.param_types.as_slice())
-                    .unwrap_or(&[]);
+                // Borrowed: the name is copied only into a new portal (see `bind_portal`).
+                let found = self.statements.get_wire(statement);
+                let types = found.map_or(&[][..], |(_, s)| s.param_types.as_slice());
                 let values = params.iter().enumerate().map(|(i, v)| {
                     let oid = types.get(i).copied().unwrap_or(0);
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                self.bind(shared, ts, portal, &stmt_name, rendered, false);
+                let stmt_name = match found {
+                    Some((n, _)) => std::borrow::Cow::Borrowed(n),
+                    None => name(statement),
+                };
+                bind_portal(&mut self.portals, portal, &stmt_name, rendered, false);
+                self.push(shared, ts, Op::Bind);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -671,40 +672,6 @@ impl Session {
         self.push(shared, ts, Op::Parse(name));
     }
 
-    #[inline]
-    fn bind(
-        &mut self,
-        shared: &mut Shared,
-        ts: i64,
-        portal: &[u8],
-        statement: &str,
-        params: Params,
-        params_missing: bool,
-    ) {
-        // A portal bound again (the unnamed one, on every statement) is updated in
-        // place: its statement name's buffer is reused, not allocated and freed.
-        match self.portals.get_mut(&name(portal)) {
-            Some(p) => {
-                // Unnamed both times (most drivers): no zero-byte copy call.
-                if !(statement.is_empty() && p.statement.is_empty()) {
-                    p.statement.clear();
-                    p.statement.push_str(statement);
-                }
-                p.params = params;
-                p.params_missing = params_missing;
-            }
-            None => self.portals.insert(
-                lossy(portal),
-                Portal {
-                    statement: statement.to_owned(),
-                    params,
-                    params_missing,
-                },
-            ),
-        }
-        self.push(shared, ts, Op::Bind);
-    }
-
     /// A message over the buffer cap, of which only the head was kept: a request
     /// keeps its identity (names, the start of its text) and its place in the queue.
     fn oversize_request(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, head: &[u8]) {
@@ -733,14 +700,14 @@ impl Session {
                 self.parse(shared, ts, statement, query, true, std::iter::empty())
             }
             Some(Head::Bind { portal, statement }) => {
-                self.bind(
-                    shared,
-                    ts,
+                bind_portal(
+                    &mut self.portals,
                     portal,
                     &name(statement),
                     Params::default(),
                     true,
                 );
+                self.push(shared, ts, Op::Bind);
             }
             Some(Head::FunctionCall { oid }) => self.function_call(shared, ts, oid),
             None if typ == b'd' => self.copy_data(Dir::Frontend, None, msg.len as usize - 4),
@@ -1580,6 +1547,39 @@ fn is_answer(body: &Body<'_>) -> bool {
             | Body::CopyBothResponse { .. }
             | Body::FunctionCallResponse { .. }
     )
+}
+
+/// Binds `portal` to `statement`. A portal bound again (the unnamed one, on every
+/// statement) is updated in place: its statement name's buffer is reused, not
+/// allocated and freed. Not a method, so that a Bind can pass a statement name
+/// borrowed from the statements while the portals change.
+#[inline]
+fn bind_portal(
+    portals: &mut Named<Portal>,
+    portal: &[u8],
+    statement: &str,
+    params: Params,
+    params_missing: bool,
+) {
+    match portals.get_mut(&name(portal)) {
+        Some(p) => {
+            // Unnamed both times (most drivers): no zero-byte copy call.
+            if !(statement.is_empty() && p.statement.is_empty()) {
+                p.statement.clear();
+                p.statement.push_str(statement);
+            }
+            p.params = params;
+            p.params_missing = params_missing;
+        }
+        None => portals.insert(
+            lossy(portal),
+            Portal {
+                statement: statement.to_owned(),
+                params,
+                params_missing,
+            },
+        ),
+    }
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {
