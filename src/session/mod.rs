@@ -952,7 +952,7 @@ impl Session {
             }
             Body::RowDescription { .. } => {
                 if let Some(Op::Describe(_)) = self.pending.front() {
-                    self.pending.pop_front();
+                    self.pop_answered();
                 }
             }
             // Too large to keep (multi-MB values): still a row.
@@ -1050,9 +1050,25 @@ impl Session {
                 | (Some(Op::Describe(_)), Body::NoData)
         );
         if fits {
-            self.pending.pop_front();
+            self.pop_answered();
         } else {
             self.out_of_step(ts);
+        }
+    }
+
+    /// Drops the oldest operation, answered. Most hold nothing to free: each kind
+    /// dropped by its own arm, they cost no call to the operation's drop code
+    /// (several per statement).
+    #[inline(always)]
+    fn pop_answered(&mut self) {
+        match self.pending.pop_front() {
+            Some(Op::Parse(Some(name)) | Op::Describe(Some(name))) => drop(name),
+            Some(Op::Simple(q)) => drop(q),
+            Some(Op::Execute(r) | Op::FunctionCall(r)) => drop(r),
+            Some(
+                Op::Parse(None) | Op::Describe(None) | Op::Bind | Op::Close | Op::Sync | Op::Lost,
+            )
+            | None => {}
         }
     }
 
@@ -1273,7 +1289,9 @@ impl Session {
         // the login means the exchange is out of step.
         match self.pending.front() {
             Some(Op::Lost) => {}
-            Some(Op::Sync | Op::Simple(_)) => {
+            // A Sync (every extended batch) has no statement: no call.
+            Some(Op::Sync) => self.pop_answered(),
+            Some(Op::Simple(_)) => {
                 if let Some(op) = self.pending.pop_front() {
                     self.unanswered(op, ts);
                 }
