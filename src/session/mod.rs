@@ -651,10 +651,14 @@ impl Session {
         param_types: impl Iterator<Item = u32>,
     ) {
         let name = lossy(statement);
-        let sql = shared.texts.statement(query);
         match self.statements.get_mut(&name) {
             Some(s) => {
-                s.sql = sql;
+                // The same text again (drivers parse the unnamed statement before each
+                // run): kept as it is, not looked up. Equal to a kept text, the bytes
+                // are valid UTF-8 and so that text unchanged.
+                if !crate::text::eq_bytes(s.sql.as_bytes(), query) {
+                    s.sql = shared.texts.statement(query);
+                }
                 s.truncated = truncated;
                 s.param_types.clear();
                 s.param_types.extend(param_types);
@@ -662,7 +666,7 @@ impl Session {
             None => self.statements.insert(
                 name.clone(),
                 Statement {
-                    sql,
+                    sql: shared.texts.statement(query),
                     truncated,
                     param_types: param_types.collect(),
                 },
