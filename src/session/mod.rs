@@ -192,6 +192,10 @@ pub(crate) struct Session {
     statements: Named<Statement>,
     portals: Named<Portal>,
     pending: VecDeque<Op>,
+    /// An `Op::Lost` may be in `pending`: set when one is queued, cleared when the
+    /// queue is emptied. While clear the session is in step without a look at the
+    /// queue (several times per statement).
+    lost_queued: bool,
     /// Finished statements waiting for the ReadyForQuery that gives their tx status.
     done: Vec<Box<QueryRecord>>,
     auth: AuthStage,
@@ -248,6 +252,7 @@ impl Session {
             statements: Named::new(MAX_NAMED),
             portals: Named::new(MAX_NAMED),
             pending: VecDeque::new(),
+            lost_queued: false,
             done: Vec::new(),
             auth: AuthStage::None,
             // Joined mid-stream: the login is over, errors belong to statements.
@@ -266,6 +271,7 @@ impl Session {
         if midstream {
             // Requests sent before the capture began may still be answered.
             s.pending.push_back(Op::Lost);
+            s.lost_queued = true;
         }
         s
     }
@@ -357,11 +363,13 @@ impl Session {
         } else if !matches!(self.pending.back(), Some(Op::Lost)) {
             self.pending.push_back(Op::Lost);
         }
+        self.lost_queued = true;
     }
 
     /// Closes every pending request as unsure: its answers may be lost or another's.
     fn close_unsure(&mut self, ts: i64) {
         let ops: Vec<Op> = self.pending.drain(..).collect();
+        self.lost_queued = false;
         for op in ops {
             self.unanswered(op, ts);
         }
@@ -376,7 +384,7 @@ impl Session {
     /// Whether answers are being paired now; else they are only counted.
     #[inline]
     fn in_step(&self) -> bool {
-        !matches!(self.pending.front(), Some(Op::Lost))
+        !self.lost_queued || !matches!(self.pending.front(), Some(Op::Lost))
     }
 
     /// A request while pending answers are not attributed: it is where the session
