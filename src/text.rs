@@ -32,11 +32,25 @@ pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    if a.len() <= 16 {
-        // A byte loop: padding into a word would itself call `memcpy`.
-        return a.iter().zip(b).all(|(x, y)| x == y);
+    if a.len() > 16 {
+        return a == b;
     }
-    a == b
+    // Two overlapping loads from each end cover 4 to 16 bytes (padding into a word
+    // would itself call `memcpy`); a byte loop the rest.
+    if let Some(eq) = ends_eq::<8>(a, b).or_else(|| ends_eq::<4>(a, b)) {
+        return eq;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Whether `a` and `b` (of one length) agree in their first and last `N` bytes;
+/// `None` when shorter than `N`.
+#[inline(always)]
+fn ends_eq<const N: usize>(a: &[u8], b: &[u8]) -> Option<bool> {
+    Some(
+        a.first_chunk::<N>()? == b.first_chunk::<N>()?
+            && a.last_chunk::<N>()? == b.last_chunk::<N>()?,
+    )
 }
 
 #[cfg(test)]
@@ -69,6 +83,16 @@ mod tests {
             }
         }
         assert!(!eq_bytes(&[b'x'; 17], &[b'x'; 16]));
+        // Every length up to the word cases' end, differing at every position.
+        for n in 0..=20 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(eq_bytes(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(!eq_bytes(&a, &b), "{n} {i}");
+            }
+        }
         assert!(!eq_bytes(b"\0", b""));
     }
 }

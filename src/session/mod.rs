@@ -192,6 +192,10 @@ pub(crate) struct Session {
     statements: Named<Statement>,
     portals: Named<Portal>,
     pending: VecDeque<Op>,
+    /// An `Op::Lost` may be in `pending`: set when one is queued, cleared when the
+    /// queue is emptied. While clear the session is in step without a look at the
+    /// queue (several times per statement).
+    lost_queued: bool,
     /// Finished statements waiting for the ReadyForQuery that gives their tx status.
     done: Vec<Box<QueryRecord>>,
     auth: AuthStage,
@@ -248,6 +252,7 @@ impl Session {
             statements: Named::new(MAX_NAMED),
             portals: Named::new(MAX_NAMED),
             pending: VecDeque::new(),
+            lost_queued: false,
             done: Vec::new(),
             auth: AuthStage::None,
             // Joined mid-stream: the login is over, errors belong to statements.
@@ -266,6 +271,7 @@ impl Session {
         if midstream {
             // Requests sent before the capture began may still be answered.
             s.pending.push_back(Op::Lost);
+            s.lost_queued = true;
         }
         s
     }
@@ -357,11 +363,13 @@ impl Session {
         } else if !matches!(self.pending.back(), Some(Op::Lost)) {
             self.pending.push_back(Op::Lost);
         }
+        self.lost_queued = true;
     }
 
     /// Closes every pending request as unsure: its answers may be lost or another's.
     fn close_unsure(&mut self, ts: i64) {
         let ops: Vec<Op> = self.pending.drain(..).collect();
+        self.lost_queued = false;
         for op in ops {
             self.unanswered(op, ts);
         }
@@ -376,7 +384,7 @@ impl Session {
     /// Whether answers are being paired now; else they are only counted.
     #[inline]
     fn in_step(&self) -> bool {
-        !matches!(self.pending.front(), Some(Op::Lost))
+        !self.lost_queued || !matches!(self.pending.front(), Some(Op::Lost))
     }
 
     /// A request while pending answers are not attributed: it is where the session
@@ -593,19 +601,20 @@ impl Session {
                 params,
                 ..
             } => {
-                // Borrowed: the name is copied only into a new portal (see `bind`).
-                let stmt_name = name(statement);
-                let types = self
-                    .statements
-                    .get(&stmt_name)
-                    .map(|s| s.param_types.as_slice())
-                    .unwrap_or(&[]);
+                // Borrowed: the name is copied only into a new portal (see `bind_portal`).
+                let found = self.statements.get_wire(statement);
+                let types = found.map_or(&[][..], |(_, s)| s.param_types.as_slice());
                 let values = params.iter().enumerate().map(|(i, v)| {
                     let oid = types.get(i).copied().unwrap_or(0);
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                self.bind(shared, ts, portal, &stmt_name, rendered, false);
+                let stmt_name = match found {
+                    Some((n, _)) => std::borrow::Cow::Borrowed(n),
+                    None => name(statement),
+                };
+                bind_portal(&mut self.portals, portal, &stmt_name, rendered, false);
+                self.push(shared, ts, Op::Bind);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -650,10 +659,14 @@ impl Session {
         param_types: impl Iterator<Item = u32>,
     ) {
         let name = lossy(statement);
-        let sql = shared.texts.statement(query);
         match self.statements.get_mut(&name) {
             Some(s) => {
-                s.sql = sql;
+                // The same text again (drivers parse the unnamed statement before each
+                // run): kept as it is, not looked up. Equal to a kept text, the bytes
+                // are valid UTF-8 and so that text unchanged.
+                if !crate::text::eq_bytes(s.sql.as_bytes(), query) {
+                    s.sql = shared.texts.statement(query);
+                }
                 s.truncated = truncated;
                 s.param_types.clear();
                 s.param_types.extend(param_types);
@@ -661,7 +674,7 @@ impl Session {
             None => self.statements.insert(
                 name.clone(),
                 Statement {
-                    sql,
+                    sql: shared.texts.statement(query),
                     truncated,
                     param_types: param_types.collect(),
                 },
@@ -669,40 +682,6 @@ impl Session {
         }
         let name = (!name.is_empty()).then(|| Box::new(name));
         self.push(shared, ts, Op::Parse(name));
-    }
-
-    #[inline]
-    fn bind(
-        &mut self,
-        shared: &mut Shared,
-        ts: i64,
-        portal: &[u8],
-        statement: &str,
-        params: Params,
-        params_missing: bool,
-    ) {
-        // A portal bound again (the unnamed one, on every statement) is updated in
-        // place: its statement name's buffer is reused, not allocated and freed.
-        match self.portals.get_mut(&name(portal)) {
-            Some(p) => {
-                // Unnamed both times (most drivers): no zero-byte copy call.
-                if !(statement.is_empty() && p.statement.is_empty()) {
-                    p.statement.clear();
-                    p.statement.push_str(statement);
-                }
-                p.params = params;
-                p.params_missing = params_missing;
-            }
-            None => self.portals.insert(
-                lossy(portal),
-                Portal {
-                    statement: statement.to_owned(),
-                    params,
-                    params_missing,
-                },
-            ),
-        }
-        self.push(shared, ts, Op::Bind);
     }
 
     /// A message over the buffer cap, of which only the head was kept: a request
@@ -733,14 +712,14 @@ impl Session {
                 self.parse(shared, ts, statement, query, true, std::iter::empty())
             }
             Some(Head::Bind { portal, statement }) => {
-                self.bind(
-                    shared,
-                    ts,
+                bind_portal(
+                    &mut self.portals,
                     portal,
                     &name(statement),
                     Params::default(),
                     true,
                 );
+                self.push(shared, ts, Op::Bind);
             }
             Some(Head::FunctionCall { oid }) => self.function_call(shared, ts, oid),
             None if typ == b'd' => self.copy_data(Dir::Frontend, None, msg.len as usize - 4),
@@ -985,7 +964,7 @@ impl Session {
             }
             Body::RowDescription { .. } => {
                 if let Some(Op::Describe(_)) = self.pending.front() {
-                    self.pending.pop_front();
+                    self.pop_answered();
                 }
             }
             // Too large to keep (multi-MB values): still a row.
@@ -1083,9 +1062,25 @@ impl Session {
                 | (Some(Op::Describe(_)), Body::NoData)
         );
         if fits {
-            self.pending.pop_front();
+            self.pop_answered();
         } else {
             self.out_of_step(ts);
+        }
+    }
+
+    /// Drops the oldest operation, answered. Most hold nothing to free: each kind
+    /// dropped by its own arm, they cost no call to the operation's drop code
+    /// (several per statement).
+    #[inline(always)]
+    fn pop_answered(&mut self) {
+        match self.pending.pop_front() {
+            Some(Op::Parse(Some(name)) | Op::Describe(Some(name))) => drop(name),
+            Some(Op::Simple(q)) => drop(q),
+            Some(Op::Execute(r) | Op::FunctionCall(r)) => drop(r),
+            Some(
+                Op::Parse(None) | Op::Describe(None) | Op::Bind | Op::Close | Op::Sync | Op::Lost,
+            )
+            | None => {}
         }
     }
 
@@ -1306,7 +1301,9 @@ impl Session {
         // the login means the exchange is out of step.
         match self.pending.front() {
             Some(Op::Lost) => {}
-            Some(Op::Sync | Op::Simple(_)) => {
+            // A Sync (every extended batch) has no statement: no call.
+            Some(Op::Sync) => self.pop_answered(),
+            Some(Op::Simple(_)) => {
                 if let Some(op) = self.pending.pop_front() {
                     self.unanswered(op, ts);
                 }
@@ -1580,6 +1577,39 @@ fn is_answer(body: &Body<'_>) -> bool {
             | Body::CopyBothResponse { .. }
             | Body::FunctionCallResponse { .. }
     )
+}
+
+/// Binds `portal` to `statement`. A portal bound again (the unnamed one, on every
+/// statement) is updated in place: its statement name's buffer is reused, not
+/// allocated and freed. Not a method, so that a Bind can pass a statement name
+/// borrowed from the statements while the portals change.
+#[inline]
+fn bind_portal(
+    portals: &mut Named<Portal>,
+    portal: &[u8],
+    statement: &str,
+    params: Params,
+    params_missing: bool,
+) {
+    match portals.get_mut(&name(portal)) {
+        Some(p) => {
+            // Unnamed both times (most drivers): no zero-byte copy call.
+            if !(statement.is_empty() && p.statement.is_empty()) {
+                p.statement.clear();
+                p.statement.push_str(statement);
+            }
+            p.params = params;
+            p.params_missing = params_missing;
+        }
+        None => portals.insert(
+            lossy(portal),
+            Portal {
+                statement: statement.to_owned(),
+                params,
+                params_missing,
+            },
+        ),
+    }
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {

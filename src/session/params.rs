@@ -71,11 +71,13 @@ impl Params {
             };
             let kept = v.map_or(&[][..], |v| &v[..v.len().min(keep)]);
             let flags = if v.is_none() { NULL } else { 0 } | if binary { BINARY } else { 0 };
-            scratch.push(flags);
-            scratch.extend_from_slice(&oid.to_le_bytes());
             let wire_len = v.map_or(0, |v| u32::try_from(v.len()).unwrap_or(u32::MAX));
-            scratch.extend_from_slice(&wire_len.to_le_bytes());
-            scratch.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+            // The head built in place and appended whole: one capacity check, not four.
+            let mut head = [flags; ENTRY_HEAD];
+            head[1..5].copy_from_slice(&oid.to_le_bytes());
+            head[5..9].copy_from_slice(&wire_len.to_le_bytes());
+            head[9..13].copy_from_slice(&(kept.len() as u32).to_le_bytes());
+            scratch.extend_from_slice(&head);
             scratch.extend_from_slice(kept);
         }
         if scratch.is_empty() {

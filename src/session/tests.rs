@@ -842,3 +842,69 @@ fn malformed_data_rows_count_and_an_unfinished_startup_is_incomplete() {
         c.s.close(&mut sh, 5, crate::tcp::CloseReason::Fin, &mut Vec::new());
     assert_eq!(rec.auth_outcome, Some(AuthOutcome::Incomplete));
 }
+
+/// Statements parsed again under the same name (with the same text or another),
+/// closed, and looked up among many names: each Execute runs its statement's
+/// current text.
+#[test]
+fn reparsed_closed_and_many_named_statements_run_their_current_text() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let mut ts = 10;
+    let mut want = Vec::new();
+    // Optionally closes the statement, then optionally parses it, binds and runs it.
+    let mut run =
+        |c: &mut Conn, name: &str, close: bool, sql: Option<&str>, expect: Option<&str>| {
+            let (mut front, mut back) = (Vec::new(), Vec::new());
+            if close {
+                let mut b = vec![b'S'];
+                b.extend(cstr(name));
+                front.push(msg(b'C', &b));
+                back.push(msg(b'3', b""));
+            }
+            if let Some(sql) = sql {
+                front.push(parse(name, sql, &[]));
+                back.push(msg(b'1', b""));
+            }
+            front.extend([bind("", name, &[], &[]), execute(""), sync()]);
+            back.extend([msg(b'2', b""), complete("SELECT 1"), ready(b'I')]);
+            c.feed(&mut sh, ts, Dir::Frontend, &front);
+            c.feed(&mut sh, ts + 1, Dir::Backend, &back);
+            ts += 2;
+            want.push((name.to_string(), expect.map(str::to_string)));
+        };
+    for sql in ["select 1", "select 1", "select 2", "select 2"] {
+        run(&mut c, "", false, Some(sql), Some(sql));
+    }
+    let names: Vec<String> = (0..40).map(|i| format!("P_{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        let sql = format!("select {i}");
+        run(&mut c, n, false, Some(&sql), Some(&sql));
+    }
+    for round in 0..3 {
+        for (i, n) in names.iter().enumerate().rev().step_by(round + 1) {
+            run(&mut c, n, false, None, Some(&format!("select {i}")));
+        }
+    }
+    // Closed, then bound: unknown; parsed again: its new text.
+    for n in ["P_3", "P_39"] {
+        run(&mut c, n, true, None, None);
+        run(&mut c, n, false, Some("select 'new'"), Some("select 'new'"));
+        run(&mut c, n, false, None, Some("select 'new'"));
+    }
+    run(&mut c, "P_38", false, None, Some("select 38"));
+    run(&mut c, "", false, None, Some("select 2"));
+    let got: Vec<_> = c
+        .out
+        .iter()
+        .map(|q| {
+            (
+                q.statement.clone().unwrap_or_default(),
+                q.text.as_deref().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(c.out.iter().all(|q| q.outcome == Outcome::Success));
+}
