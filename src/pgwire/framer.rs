@@ -704,7 +704,19 @@ impl ConnDecoder {
     /// Emits a message, followed by an anomaly if its body was not decoded.
     #[inline(always)]
     fn emit<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
+        // Told before the call, where the decoder has just built the body (on the
+        // fast paths the variant is known there): only this flag lives across it.
+        let bad = matches!(msg.body, Body::Unknown { .. } | Body::Malformed { .. });
         sink(Event::Msg(msg));
+        if bad {
+            self.undecoded(msg, sink);
+        }
+    }
+
+    /// The anomaly that follows a message whose body was not decoded.
+    #[cold]
+    #[inline(never)]
+    fn undecoded<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
         let (dir, len) = (msg.dir, msg.len);
         match msg.body {
             Body::Unknown { .. } => self.anomaly(dir, AnomalyKind::UnknownMessage, sink, || {
