@@ -244,6 +244,7 @@ impl<T> List<'_, T> {
 
 impl<'a, T: Item<'a>> List<'a, T> {
     /// Reads exactly `count` items.
+    #[inline]
     pub(crate) fn read(c: &mut Cursor<'a>, count: usize) -> Result<Self, Bad> {
         let start = c.remaining();
         // Every item consumes at least one byte, so a hostile count ends
@@ -255,6 +256,7 @@ impl<'a, T: Item<'a>> List<'a, T> {
     }
 
     /// Reads an Int16 count followed by that many items.
+    #[inline]
     pub(crate) fn read_counted(c: &mut Cursor<'a>) -> Result<Self, Bad> {
         let n = c.u16()?;
         Self::read(c, n.into())
