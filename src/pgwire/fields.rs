@@ -67,6 +67,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// NUL-terminated string, returned without its terminator.
+    #[inline(always)]
     pub(crate) fn cstr(&mut self) -> Result<&'a [u8], Bad> {
         // Names are mostly empty (the unnamed statement and portal): skip the call.
         if let Some((0, rest)) = self.rest.split_first() {
@@ -89,9 +90,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The first NUL byte. memchr for what may be long (SQL texts, where a byte loop was
-/// a good part of decoding); up to 16 bytes (command tags, names), two overlapping
-/// words tested at once, where memchr's call and dispatch cost more than the search.
+/// The first NUL byte. Names and tags are short but mostly followed by more of the
+/// body (a Bind's statement name, a column's name): the first 16 bytes are tested as
+/// two words, where memchr's call and dispatch cost more than the search; memchr
+/// only past them (SQL texts, where a byte loop was a good part of decoding).
 #[inline]
 pub(crate) fn find_nul(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
@@ -111,13 +113,27 @@ pub(crate) fn find_nul(b: &[u8]) -> Option<usize> {
             let tail = b.len() - 8;
             first_zero(word(0)?).or_else(|| first_zero(word(tail)?).map(|i| tail + i))
         }
-        _ => memchr::memchr(0, b),
+        _ => first_zero(word(0)?)
+            .or_else(|| first_zero(word(8)?).map(|i| 8 + i))
+            .or_else(|| nul_after_16(b)),
     }
+}
+
+/// Out of line, so that `find_nul` stays small enough to inline where strings are read.
+#[inline(never)]
+fn nul_after_16(b: &[u8]) -> Option<usize> {
+    memchr::memchr(0, b.get(16..)?).map(|i| 16 + i)
 }
 
 /// One element of a wire-level list.
 pub trait Item<'a>: Sized {
     fn read(c: &mut Cursor<'a>) -> Result<Self, Bad>;
+    /// Checks and passes one element, as decoding a list does: the same errors as
+    /// `read`, without building what nobody reads yet.
+    #[inline]
+    fn skip(c: &mut Cursor<'a>) -> Result<(), Bad> {
+        Self::read(c).map(drop)
+    }
 }
 
 /// Format codes (Int16).
@@ -192,6 +208,13 @@ impl<'a> Item<'a> for FieldDesc<'a> {
             format: u16::from_be_bytes(two(16)),
         })
     }
+
+    /// Every RowDescription checks its columns, and only message records read them.
+    #[inline]
+    fn skip(c: &mut Cursor<'a>) -> Result<(), Bad> {
+        c.cstr()?;
+        c.take(18).map(drop)
+    }
 }
 
 /// A validated, borrowed list of `T` on the wire (zero copy).
@@ -221,17 +244,19 @@ impl<T> List<'_, T> {
 
 impl<'a, T: Item<'a>> List<'a, T> {
     /// Reads exactly `count` items.
+    #[inline]
     pub(crate) fn read(c: &mut Cursor<'a>, count: usize) -> Result<Self, Bad> {
         let start = c.remaining();
         // Every item consumes at least one byte, so a hostile count ends
         // with an error once the body runs out instead of looping long.
         for _ in 0..count {
-            T::read(c)?;
+            T::skip(c)?;
         }
         Ok(Self::span(start, c, count))
     }
 
     /// Reads an Int16 count followed by that many items.
+    #[inline]
     pub(crate) fn read_counted(c: &mut Cursor<'a>) -> Result<Self, Bad> {
         let n = c.u16()?;
         Self::read(c, n.into())
@@ -242,7 +267,7 @@ impl<'a, T: Item<'a>> List<'a, T> {
         let start = c.remaining();
         let mut count = 0;
         while c.peek_u8().map_err(|_| "list not terminated")? != 0 {
-            T::read(c)?;
+            T::skip(c)?;
             count += 1;
         }
         let list = Self::span(start, c, count);

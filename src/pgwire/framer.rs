@@ -37,8 +37,9 @@ pub enum Event<'a> {
     /// By reference: a body is over a hundred bytes, and copying it per message
     /// right after the decoder wrote it stalled on store forwarding.
     Msg(&'a Msg<'a>),
-    /// What and where.
-    Anomaly(Anomaly),
+    /// What and where. Boxed, as anomalies are rare: the event is then two words,
+    /// handed to the sink in registers on every message rather than through memory.
+    Anomaly(Box<Anomaly>),
 }
 
 /// A framing problem: a gap, a resynchronisation, an oversize or malformed message.
@@ -221,11 +222,11 @@ impl ConnDecoder {
         }
         // Without the lost bytes the startup-phase checks are meaningless.
         self.midstream = true;
-        sink(Event::Anomaly(Anomaly {
+        sink(Event::Anomaly(Box::new(Anomaly {
             dir,
             kind: AnomalyKind::Gap,
             message: format!("{missing_bytes} bytes missing from the capture"),
-        }));
+        })));
         let side = &mut self.sides[dir as usize];
         match side.mode {
             Mode::Ignore => return,
@@ -313,11 +314,11 @@ impl ConnDecoder {
         side.mode = Mode::Synced;
         let dropped = mem::take(&mut side.dropped);
         if dropped > 0 {
-            sink(Event::Anomaly(Anomaly {
+            sink(Event::Anomaly(Box::new(Anomaly {
                 dir,
                 kind: AnomalyKind::Resync,
                 message: format!("message boundary found after skipping {dropped} bytes"),
-            }));
+            })));
         }
         Some(replay)
     }
@@ -704,7 +705,19 @@ impl ConnDecoder {
     /// Emits a message, followed by an anomaly if its body was not decoded.
     #[inline(always)]
     fn emit<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
+        // Told before the call, where the decoder has just built the body (on the
+        // fast paths the variant is known there): only this flag lives across it.
+        let bad = matches!(msg.body, Body::Unknown { .. } | Body::Malformed { .. });
         sink(Event::Msg(msg));
+        if bad {
+            self.undecoded(msg, sink);
+        }
+    }
+
+    /// The anomaly that follows a message whose body was not decoded.
+    #[cold]
+    #[inline(never)]
+    fn undecoded<S: FnMut(Event<'_>) + ?Sized>(&mut self, msg: &Msg<'_>, sink: &mut S) {
         let (dir, len) = (msg.dir, msg.len);
         match msg.body {
             Body::Unknown { .. } => self.anomaly(dir, AnomalyKind::UnknownMessage, sink, || {
@@ -728,11 +741,11 @@ impl ConnDecoder {
         sink: &mut S,
         message: impl FnOnce() -> String,
     ) {
-        sink(Event::Anomaly(Anomaly {
+        sink(Event::Anomaly(Box::new(Anomaly {
             dir,
             kind,
             message: message(),
-        }));
+        })));
     }
 
     /// Stops decoding both directions for good.

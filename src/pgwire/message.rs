@@ -667,6 +667,8 @@ fn cancel_key<'a>(c: &mut Cursor<'a>) -> Result<&'a [u8], Bad> {
 }
 
 /// Describe/Close target: 'S' statement or 'P' portal, then its name.
+// Inlined: a call returned its three-word result through memory.
+#[inline(always)]
 fn target<'a>(c: &mut Cursor<'a>) -> Result<(u8, &'a [u8]), Bad> {
     match c.u8()? {
         k @ (b'S' | b'P') => Ok((k, c.cstr()?)),

@@ -328,7 +328,7 @@ impl<'s> Stage<'s> {
                     self.check(r);
                 }
             }
-            Event::Anomaly(a) => self.framing_anomaly(meta, session, ts, a),
+            Event::Anomaly(a) => self.framing_anomaly(meta, session, ts, *a),
         }
     }
 

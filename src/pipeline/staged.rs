@@ -17,7 +17,6 @@ use crate::anomaly::AnomalyKind;
 use crate::capture::Packet;
 use crate::output::{RunStats, Sink};
 use crate::tcp::{CloseReason, ConnMeta, FlowTable, Handler, Limits, Shape, Side};
-use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -33,30 +32,31 @@ const POOL: usize = 6;
 /// connections' part of a round, and memory grows with the shards.
 const SHARD_POOL: usize = 3;
 
-/// What the flow table reported, in order.
+/// What the flow table reported, in order. Connections are named by their slot in
+/// the decoding thread's table (see [`Place`]).
 enum Ev {
-    Open(Box<ConnMeta>),
+    Open(Box<ConnMeta>, u32),
     /// The next `len` bytes of the batch.
     Data {
-        id: u64,
+        slot: u32,
         side: Side,
         ts: i64,
         len: u32,
         acked: Option<u64>,
     },
     Gap {
-        id: u64,
+        slot: u32,
         side: Side,
         ts: i64,
         bytes: u64,
     },
     Close {
-        id: u64,
+        slot: u32,
         ts: i64,
         reason: CloseReason,
     },
-    /// Connection id, side, time and differing bytes of a conflicting retransmission.
-    Conflict(u64, Side, i64, u64),
+    /// Slot, side, time and differing bytes of a conflicting retransmission.
+    Conflict(u32, Side, i64, u64),
     Warn {
         ts: i64,
         kind: AnomalyKind,
@@ -93,10 +93,23 @@ struct ShardTx {
     tx: Option<SyncSender<Batch>>,
     /// Batches the decoder is done with.
     empty: Receiver<Batch>,
+    /// Slots of closed connections, for the next ones; and the first never used.
+    free_slots: Vec<u32>,
+    next_slot: u32,
+}
+
+/// Where a flow is decoded: its shard, and its slot in that shard's table of
+/// connections, an index the decoding thread looks up on every event instead of
+/// hashing the connection id. A closed connection's slot is reused: its `Close`
+/// comes before the next `Open` in the shard's events.
+#[derive(Clone, Copy)]
+struct Place {
+    shard: u8,
+    slot: u32,
 }
 
 /// The flow table's handler on the reading side: records, does not decode. A flow's
-/// entry holds its shard.
+/// entry holds its [`Place`].
 struct Recorder {
     shards: Vec<ShardTx>,
     /// The number of the last event (sharded).
@@ -150,21 +163,26 @@ pub fn shard_of(meta: &ConnMeta, n: usize) -> u8 {
     (h.finish() % n as u64) as u8
 }
 
-impl Handler<u8> for Recorder {
+impl Handler<Place> for Recorder {
     fn shape(&self, payload: &[u8]) -> Shape {
         shape(payload)
     }
 
-    fn open(&mut self, meta: &ConnMeta) -> u8 {
+    fn open(&mut self, meta: &ConnMeta) -> Place {
         let shard = shard_of(meta, self.shards.len());
-        self.push(shard, Ev::Open(Box::new(meta.clone())));
-        shard
+        let s = &mut self.shards[usize::from(shard)];
+        let slot = s.free_slots.pop().unwrap_or_else(|| {
+            s.next_slot += 1;
+            s.next_slot - 1
+        });
+        self.push(shard, Ev::Open(Box::new(meta.clone()), slot));
+        Place { shard, slot }
     }
 
     fn data(
         &mut self,
-        meta: &ConnMeta,
-        &mut shard: &mut u8,
+        _: &ConnMeta,
+        &mut Place { shard, slot }: &mut Place,
         side: Side,
         ts: i64,
         data: &[u8],
@@ -176,7 +194,7 @@ impl Handler<u8> for Recorder {
         self.push(
             shard,
             Ev::Data {
-                id: meta.id,
+                slot,
                 side,
                 ts,
                 len: data.len() as u32,
@@ -185,12 +203,12 @@ impl Handler<u8> for Recorder {
         );
     }
 
-    fn gap(&mut self, meta: &ConnMeta, &mut shard: &mut u8, side: Side, ts: i64, bytes: u64) {
-        let id = meta.id;
+    fn gap(&mut self, _: &ConnMeta, place: &mut Place, side: Side, ts: i64, bytes: u64) {
+        let Place { shard, slot } = *place;
         self.push(
             shard,
             Ev::Gap {
-                id,
+                slot,
                 side,
                 ts,
                 bytes,
@@ -198,19 +216,20 @@ impl Handler<u8> for Recorder {
         );
     }
 
-    fn conflict(&mut self, meta: &ConnMeta, &mut shard: &mut u8, side: Side, ts: i64, bytes: u64) {
-        self.push(shard, Ev::Conflict(meta.id, side, ts, bytes));
+    fn conflict(&mut self, _: &ConnMeta, place: &mut Place, side: Side, ts: i64, bytes: u64) {
+        let Place { shard, slot } = *place;
+        self.push(shard, Ev::Conflict(slot, side, ts, bytes));
     }
 
-    fn close(&mut self, meta: &ConnMeta, shard: u8, ts: i64, reason: CloseReason) {
-        let id = meta.id;
-        self.push(shard, Ev::Close { id, ts, reason });
+    fn close(&mut self, _: &ConnMeta, Place { shard, slot }: Place, ts: i64, reason: CloseReason) {
+        self.push(shard, Ev::Close { slot, ts, reason });
+        self.shards[usize::from(shard)].free_slots.push(slot);
     }
 }
 
 /// A [`Feed`](super::Feed) that keeps capture, net and tcp on this thread and decodes on others.
 pub struct Staged {
-    table: FlowTable<u8>,
+    table: FlowTable<Place>,
     rec: Recorder,
     workers: Vec<JoinHandle<io::Result<()>>>,
     /// The last packet's time; none before the first.
@@ -239,6 +258,8 @@ impl Staged {
                 batch: Batch::new(),
                 tx: Some(tx),
                 empty,
+                free_slots: Vec::new(),
+                next_slot: 0,
             });
         }
         Staged {
@@ -364,10 +385,9 @@ fn decode_all(
     if sharded {
         stage.shared.facts = Some(Vec::new());
     }
-    // Boxed: the table keeps spare buckets and, with the steady deletes of a capped
-    // flow table, grows to twice the live count; at over a kilobyte a `Conn`, inline
-    // buckets cost hundreds of MB past the flow cap.
-    let mut conns: FxHashMap<u64, Box<(ConnMeta, Conn)>> = FxHashMap::default();
+    // By slot (see `Place`), as many as were open at once. Boxed: at over a kilobyte
+    // a `Conn`, the free slots would cost that much each.
+    let mut conns: Vec<Option<Box<(ConnMeta, Conn)>>> = Vec::new();
     while let Ok(mut batch) = rx.recv() {
         let mut bytes = &batch.bytes[..];
         let mut seqs = batch.seqs.drain(..);
@@ -379,12 +399,16 @@ fn decode_all(
                 }
             }
             match ev {
-                Ev::Open(meta) => {
+                Ev::Open(meta, slot) => {
                     let conn = stage.open(&meta);
-                    conns.insert(meta.id, Box::new((*meta, conn)));
+                    let slot = slot as usize;
+                    if conns.len() <= slot {
+                        conns.resize_with(slot + 1, || None);
+                    }
+                    conns[slot] = Some(Box::new((*meta, conn)));
                 }
                 Ev::Data {
-                    id,
+                    slot,
                     side,
                     ts,
                     len,
@@ -392,27 +416,27 @@ fn decode_all(
                 } => {
                     let (data, rest) = bytes.split_at(len as usize);
                     bytes = rest;
-                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
+                    if let Some((meta, conn)) = open_conn(&mut conns, slot) {
                         stage.data(meta, conn, side, ts, data, acked);
                     }
                 }
                 Ev::Gap {
-                    id,
+                    slot,
                     side,
                     ts,
                     bytes,
                 } => {
-                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
+                    if let Some((meta, conn)) = open_conn(&mut conns, slot) {
                         stage.gap(meta, conn, side, ts, bytes);
                     }
                 }
-                Ev::Conflict(id, side, ts, bytes) => {
-                    if let Some((meta, conn)) = conns.get_mut(&id).map(|c| &mut **c) {
+                Ev::Conflict(slot, side, ts, bytes) => {
+                    if let Some((meta, conn)) = open_conn(&mut conns, slot) {
                         stage.conflict(meta, conn, side, ts, bytes);
                     }
                 }
-                Ev::Close { id, ts, reason } => {
-                    if let Some(c) = conns.remove(&id) {
+                Ev::Close { slot, ts, reason } => {
+                    if let Some(c) = conns.get_mut(slot as usize).and_then(Option::take) {
                         let (meta, conn) = *c;
                         stage.close(&meta, conn, ts, reason);
                     }
@@ -439,4 +463,12 @@ fn decode_all(
         let _ = back.send(batch);
     }
     Ok(())
+}
+
+/// The connection in `slot` of a decoding thread's table, if open.
+fn open_conn(
+    conns: &mut [Option<Box<(ConnMeta, Conn)>>],
+    slot: u32,
+) -> Option<&mut (ConnMeta, Conn)> {
+    conns.get_mut(slot as usize)?.as_deref_mut()
 }
