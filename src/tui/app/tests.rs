@@ -22,6 +22,16 @@ fn keys(app: &mut App, s: &str) {
 
 /// Three sessions: alice on shop (fast ok queries), bob on shop (one failure),
 /// carol on crm (slow), each with a few messages.
+/// A statement's ERROR with this SQLSTATE and message.
+fn error(code: &str, message: &str) -> Option<Box<ServerMessage>> {
+    Some(Box::new(ServerMessage {
+        severity: "ERROR".into(),
+        code: code.into(),
+        message: message.into(),
+        ..Default::default()
+    }))
+}
+
 pub(crate) fn sample_state() -> Arc<Mutex<State>> {
     let shared = Arc::new(Mutex::new(State::new(
         Limits::default(),
@@ -76,12 +86,7 @@ pub(crate) fn sample_state() -> Arc<Mutex<State>> {
             qr.rows_returned = n;
             if user == "bob" && n == 1 {
                 qr.outcome = Outcome::Failure;
-                qr.error = Some(Box::new(ServerMessage {
-                    severity: "ERROR".into(),
-                    code: "23505".into(),
-                    message: "duplicate key".into(),
-                    ..Default::default()
-                }));
+                qr.error = error("23505", "duplicate key");
             } else {
                 qr.outcome = Outcome::Success;
             }
@@ -595,12 +600,7 @@ fn a_pooled_statement_is_listed_on_both_legs_and_counted_once() {
         q.end_ns = 2_000;
         q.text = Some("select broken".into());
         q.outcome = Outcome::Failure;
-        q.error = Some(Box::new(ServerMessage {
-            severity: "ERROR".into(),
-            code: "42703".into(),
-            message: "column \"broken\" does not exist".into(),
-            ..Default::default()
-        }));
+        q.error = error("42703", "column \"broken\" does not exist");
         // Connection 3: a server leg the correlator could not link still is one.
         let mut link = Link::unlinked(leg, Match::TextParamsTime, 0);
         link.peer_conn_id = (conn != 3).then_some(3 - conn);

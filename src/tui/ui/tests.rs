@@ -159,7 +159,6 @@ fn no_color_means_no_colors() {
 #[test]
 fn detail_shows_parameters_notices_and_sql_lines() {
     use crate::session::record::{QueryRecord, ServerMessage};
-    use crate::tui::state::{QueryEntry, Who};
     let mut rec = QueryRecord::new(4, crate::session::record::Protocol::Extended, 1_000_000_000);
     rec.end_ns = 1_002_500_000;
     rec.text = Some("select $1,\n\t$2".into());
@@ -183,17 +182,8 @@ fn detail_shows_parameters_notices_and_sql_lines() {
             (b'n', "u_pkey".into()),
         ],
     }));
-    let q = QueryEntry {
-        seq: 0,
-        who: Who {
-            client: "10.0.0.4".into(),
-            ..Who::default()
-        },
-        rec,
-        fingerprint: String::new(),
-        params_redacted: false,
-        compact: false,
-    };
+    let mut q = entry(rec);
+    q.who.client = "10.0.0.4".into();
     let text: Vec<String> = detail_lines(&q, PLAIN)
         .iter()
         .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
@@ -262,19 +252,10 @@ fn redacted_parameters_never_reach_the_detail_view() {
 #[test]
 fn detail_shows_the_pooler_link() {
     use crate::session::record::{Leg, Link, Match, QueryRecord};
-    use crate::tui::state::{QueryEntry, Who};
     let detail = |link: Link| {
         let mut rec = QueryRecord::new(2, crate::session::record::Protocol::Simple, 0);
         rec.pooler = Some(Box::new(link));
-        let q = QueryEntry {
-            seq: 0,
-            who: Who::default(),
-            rec,
-            fingerprint: String::new(),
-            params_redacted: false,
-            compact: false,
-        };
-        let lines: Vec<String> = detail_lines(&q, PLAIN)
+        let lines: Vec<String> = detail_lines(&entry(rec), PLAIN)
             .iter()
             .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect();
@@ -302,4 +283,16 @@ fn detail_shows_the_pooler_link() {
         detail(Link::unlinked(Leg::Client, Match::Ambiguous, 3)),
         "pooler      client leg, not linked: 3 statements fit"
     );
+}
+
+/// A whole statement of the detail view, as the TUI keeps it.
+fn entry(rec: crate::session::record::QueryRecord) -> crate::tui::state::QueryEntry {
+    crate::tui::state::QueryEntry {
+        seq: 0,
+        who: crate::tui::state::Who::default(),
+        rec,
+        fingerprint: String::new(),
+        params_redacted: false,
+        compact: false,
+    }
 }
