@@ -1,6 +1,6 @@
 //! The records the session stage hands to the presenters.
 
-use super::shared::Text;
+use super::shared::{Name, Text};
 use std::borrow::Cow;
 
 /// How a statement ended.
@@ -121,7 +121,8 @@ pub struct QueryRecord {
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub(crate) operation: Option<&'static str>,
     pub(crate) protocol: Protocol,
-    pub(crate) statement: Option<String>,
+    /// Shared with the prepared statement and portal: no copy per record.
+    pub(crate) statement: Option<Name>,
     pub(crate) portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
     pub(crate) params: super::params::Params,
@@ -183,6 +184,7 @@ impl QueryRecord {
     pub(crate) fn detached(&self) -> Self {
         QueryRecord {
             text: self.text.as_ref().map(super::shared::Text::detached),
+            statement: self.statement.as_ref().map(Name::detached),
             command_tag: self.command_tag.as_ref().map(super::shared::Text::detached),
             params: self.params.detached(),
             ..self.clone()

@@ -900,7 +900,7 @@ fn reparsed_closed_and_many_named_statements_run_their_current_text() {
         .iter()
         .map(|q| {
             (
-                q.statement.clone().unwrap_or_default(),
+                q.statement.as_deref().unwrap_or_default().to_owned(),
                 q.text.as_deref().map(str::to_string),
             )
         })
