@@ -908,3 +908,41 @@ fn reparsed_closed_and_many_named_statements_run_their_current_text() {
     assert_eq!(got, want);
     assert!(c.out.iter().all(|q| q.outcome == Outcome::Success));
 }
+
+#[test]
+fn records_of_a_named_statement_share_its_name() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let run = |c: &mut Conn, sh: &mut Shared, ts, stmt: &str| {
+        c.feed(
+            sh,
+            ts,
+            Dir::Frontend,
+            &[bind("", stmt, &[], &[]), execute(""), sync()],
+        );
+        let answers = [msg(b'2', &[]), complete("SELECT 1"), ready(b'I')];
+        c.feed(sh, ts + 1, Dir::Backend, &answers);
+    };
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[parse("s1", "select 1", &[]), sync()],
+    );
+    c.feed(&mut sh, 11, Dir::Backend, &[msg(b'1', &[]), ready(b'I')]);
+    run(&mut c, &mut sh, 20, "s1");
+    run(&mut c, &mut sh, 30, "s1");
+    // Never prepared in sight: named by its Bind.
+    run(&mut c, &mut sh, 40, "before_capture");
+    let names: Vec<_> = c.out.iter().map(|q| q.statement.as_deref()).collect();
+    assert_eq!(names, [Some("s1"), Some("s1"), Some("before_capture")]);
+    let (a, b) = (c.out[0].statement.as_ref(), c.out[1].statement.as_ref());
+    assert!(super::shared::OwnerRc::ptr_eq(a.unwrap(), b.unwrap()));
+    let d = c.out[0].detached();
+    assert_eq!(d.statement.as_deref(), Some("s1"));
+    assert!(!super::shared::OwnerRc::ptr_eq(
+        d.statement.as_ref().unwrap(),
+        a.unwrap()
+    ));
+}
