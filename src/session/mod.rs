@@ -92,8 +92,8 @@ impl Shared {
 
 struct Statement {
     /// Its name, shared with the portals bound to it and their records: a named
-    /// statement's records cost no copy of it.
-    name: Name,
+    /// statement's records cost no copy of it. `None`: the unnamed statement.
+    name: Option<Name>,
     sql: Text,
     /// `sql` is only the start of the text (an oversize Parse).
     truncated: bool,
@@ -101,7 +101,8 @@ struct Statement {
 }
 
 struct Portal {
-    statement: Name,
+    /// `None`: the unnamed statement.
+    statement: Option<Name>,
     params: Params,
     /// An oversize Bind: `params` are not known.
     params_missing: bool,
@@ -614,7 +615,7 @@ impl Session {
                 let rendered = Params::build(&mut shared.scratch, values);
                 let stmt_name = match found {
                     Some((_, s)) => s.name.clone(),
-                    None => Name::new(&name(statement)),
+                    None => new_name(statement),
                 };
                 bind_portal(&mut self.portals, portal, stmt_name, rendered, false);
                 self.push(shared, ts, Op::Bind);
@@ -677,7 +678,7 @@ impl Session {
             None => self.statements.insert(
                 name.clone(),
                 Statement {
-                    name: Name::new(&name),
+                    name: new_name(name.as_bytes()),
                     sql: shared.texts.statement(query),
                     truncated,
                     param_types: param_types.collect(),
@@ -718,7 +719,7 @@ impl Session {
             Some(Head::Bind { portal, statement }) => {
                 let stmt_name = match self.statements.get_wire(statement) {
                     Some((_, s)) => s.name.clone(),
-                    None => Name::new(&name(statement)),
+                    None => new_name(statement),
                 };
                 bind_portal(
                     &mut self.portals,
@@ -776,8 +777,12 @@ impl Session {
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
             rec.params_missing = p.params_missing;
-            rec.statement = Some(p.statement.clone());
-            if let Some(s) = self.statements.get(&p.statement) {
+            rec.statement_name = p.statement.clone();
+            rec.unnamed_statement = p.statement.is_none();
+            if let Some(s) = self
+                .statements
+                .get(p.statement.as_deref().unwrap_or_default())
+            {
                 rec.text = Some(s.sql.clone());
                 rec.text_truncated = s.truncated;
             }
@@ -1259,14 +1264,15 @@ impl Session {
                         let mut r = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
                         if let Some(Op::Parse(name)) = failed {
                             let name = name.map_or_else(String::new, |n| *n);
-                            r.statement = Some(match self.statements.remove(&name) {
+                            r.statement_name = match self.statements.remove(&name) {
                                 Some(s) => {
                                     r.text = Some(s.sql);
                                     r.text_truncated = s.truncated;
                                     s.name
                                 }
-                                None => Name::new(&name),
-                            });
+                                None => new_name(name.as_bytes()),
+                            };
+                            r.unnamed_statement = name.is_empty();
                         }
                         r
                     }
@@ -1596,7 +1602,7 @@ fn is_answer(body: &Body<'_>) -> bool {
 fn bind_portal(
     portals: &mut Named<Portal>,
     portal: &[u8],
-    statement: Name,
+    statement: Option<Name>,
     params: Params,
     params_missing: bool,
 ) {
@@ -1615,6 +1621,11 @@ fn bind_portal(
             },
         ),
     }
+}
+
+/// A statement's name to share; `None` for the unnamed one (nothing to share).
+fn new_name(wire: &[u8]) -> Option<Name> {
+    (!wire.is_empty()).then(|| Name::new(&name(wire)))
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {

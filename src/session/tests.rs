@@ -347,7 +347,7 @@ fn parse_error_is_reported_on_the_statement_meant_to_run() {
     );
     assert_eq!(c.out.len(), 1);
     assert_eq!(c.out[0].text.as_deref(), Some("selec 1"));
-    assert_eq!(c.out[0].statement.as_deref(), Some("s1"));
+    assert_eq!(c.out[0].statement(), Some("s1"));
     assert_eq!(c.out[0].error.as_ref().unwrap().code, "42601");
 }
 
@@ -900,7 +900,7 @@ fn reparsed_closed_and_many_named_statements_run_their_current_text() {
         .iter()
         .map(|q| {
             (
-                q.statement.as_deref().unwrap_or_default().to_owned(),
+                q.statement().unwrap_or_default().to_owned(),
                 q.text.as_deref().map(str::to_string),
             )
         })
@@ -935,14 +935,21 @@ fn records_of_a_named_statement_share_its_name() {
     run(&mut c, &mut sh, 30, "s1");
     // Never prepared in sight: named by its Bind.
     run(&mut c, &mut sh, 40, "before_capture");
-    let names: Vec<_> = c.out.iter().map(|q| q.statement.as_deref()).collect();
-    assert_eq!(names, [Some("s1"), Some("s1"), Some("before_capture")]);
-    let (a, b) = (c.out[0].statement.as_ref(), c.out[1].statement.as_ref());
+    c.feed(&mut sh, 50, Dir::Frontend, &[parse("", "select 2", &[])]);
+    run(&mut c, &mut sh, 51, "");
+    let names: Vec<_> = c.out.iter().map(|q| q.statement()).collect();
+    let want = [Some("s1"), Some("s1"), Some("before_capture"), Some("")];
+    assert_eq!(names, want);
+    assert_eq!(c.out[3].text.as_deref(), Some("select 2"));
+    let (a, b) = (
+        c.out[0].statement_name.as_ref(),
+        c.out[1].statement_name.as_ref(),
+    );
     assert!(super::shared::OwnerRc::ptr_eq(a.unwrap(), b.unwrap()));
     let d = c.out[0].detached();
-    assert_eq!(d.statement.as_deref(), Some("s1"));
+    assert_eq!(d.statement(), Some("s1"));
     assert!(!super::shared::OwnerRc::ptr_eq(
-        d.statement.as_ref().unwrap(),
+        d.statement_name.as_ref().unwrap(),
         a.unwrap()
     ));
 }
