@@ -202,7 +202,7 @@ impl StatementPart {
         self.text == q.text.as_ref().map(Text::id)
             && self.protocol == q.protocol
             && same(self.operation.as_deref(), operation)
-            && same(self.statement.as_deref(), q.statement.as_deref())
+            && same(self.statement.as_deref(), q.statement())
             && same(self.portal.as_deref(), q.portal.as_deref())
     }
 }
@@ -265,7 +265,7 @@ impl ConnFields {
                     text: q.text.as_ref().map(Text::id),
                     operation: operation.map(Cow::into_owned),
                     protocol: q.protocol,
-                    statement: q.statement.as_deref().map(str::to_owned),
+                    statement: q.statement().map(str::to_owned),
                     portal: q.portal.as_deref().map(str::to_owned),
                     json,
                     fingerprint: text.map(|t| t.1.to_owned()),
@@ -297,7 +297,7 @@ impl ConnFields {
         };
         o.opt_str("db.operation.name", operation)
             .plain("pgwire.protocol", q.protocol.as_str());
-        if let Some(st) = &q.statement {
+        if let Some(st) = q.statement() {
             o.str("pgwire.statement", st);
         }
         if let Some(p) = &q.portal {

@@ -26,7 +26,7 @@ use record::{
     ServerMessage, SessionRecord,
 };
 use rustc_hash::FxHashMap;
-use shared::Text;
+use shared::{Name, Text};
 use std::collections::{HashMap, VecDeque};
 
 /// Pending operations kept per connection: an operation is two words, plus a
@@ -91,6 +91,9 @@ impl Shared {
 }
 
 struct Statement {
+    /// Its name, shared with the portals bound to it and their records: a named
+    /// statement's records cost no copy of it. `None`: the unnamed statement.
+    name: Option<Name>,
     sql: Text,
     /// `sql` is only the start of the text (an oversize Parse).
     truncated: bool,
@@ -98,7 +101,8 @@ struct Statement {
 }
 
 struct Portal {
-    statement: String,
+    /// `None`: the unnamed statement.
+    statement: Option<Name>,
     params: Params,
     /// An oversize Bind: `params` are not known.
     params_missing: bool,
@@ -610,10 +614,10 @@ impl Session {
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
                 let stmt_name = match found {
-                    Some((n, _)) => std::borrow::Cow::Borrowed(n),
-                    None => name(statement),
+                    Some((_, s)) => s.name.clone(),
+                    None => new_name(statement),
                 };
-                bind_portal(&mut self.portals, portal, &stmt_name, rendered, false);
+                bind_portal(&mut self.portals, portal, stmt_name, rendered, false);
                 self.push(shared, ts, Op::Bind);
             }
             Body::Describe { kind, name } => {
@@ -674,6 +678,7 @@ impl Session {
             None => self.statements.insert(
                 name.clone(),
                 Statement {
+                    name: new_name(name.as_bytes()),
                     sql: shared.texts.statement(query),
                     truncated,
                     param_types: param_types.collect(),
@@ -712,10 +717,14 @@ impl Session {
                 self.parse(shared, ts, statement, query, true, std::iter::empty())
             }
             Some(Head::Bind { portal, statement }) => {
+                let stmt_name = match self.statements.get_wire(statement) {
+                    Some((_, s)) => s.name.clone(),
+                    None => new_name(statement),
+                };
                 bind_portal(
                     &mut self.portals,
                     portal,
-                    &name(statement),
+                    stmt_name,
                     Params::default(),
                     true,
                 );
@@ -768,8 +777,12 @@ impl Session {
         if let Some(p) = self.portals.get(portal) {
             rec.params = p.params.clone();
             rec.params_missing = p.params_missing;
-            rec.statement = Some(owned(&p.statement));
-            if let Some(s) = self.statements.get(&p.statement) {
+            rec.statement_name = p.statement.clone();
+            rec.unnamed_statement = p.statement.is_none();
+            if let Some(s) = self
+                .statements
+                .get(p.statement.as_deref().unwrap_or_default())
+            {
                 rec.text = Some(s.sql.clone());
                 rec.text_truncated = s.truncated;
             }
@@ -1251,11 +1264,15 @@ impl Session {
                         let mut r = QueryRecord::boxed(self.rec.conn_id, Protocol::Extended, ts);
                         if let Some(Op::Parse(name)) = failed {
                             let name = name.map_or_else(String::new, |n| *n);
-                            if let Some(s) = self.statements.remove(&name) {
-                                r.text = Some(s.sql);
-                                r.text_truncated = s.truncated;
-                            }
-                            r.statement = Some(name);
+                            r.statement_name = match self.statements.remove(&name) {
+                                Some(s) => {
+                                    r.text = Some(s.sql);
+                                    r.text_truncated = s.truncated;
+                                    s.name
+                                }
+                                None => new_name(name.as_bytes()),
+                            };
+                            r.unnamed_statement = name.is_empty();
                         }
                         r
                     }
@@ -1579,37 +1596,36 @@ fn is_answer(body: &Body<'_>) -> bool {
     )
 }
 
-/// Binds `portal` to `statement`. A portal bound again (the unnamed one, on every
-/// statement) is updated in place: its statement name's buffer is reused, not
-/// allocated and freed. Not a method, so that a Bind can pass a statement name
-/// borrowed from the statements while the portals change.
+/// Binds `portal` to `statement` (its name, shared with the statement). A portal
+/// bound again (the unnamed one, on every statement) is updated in place.
 #[inline]
 fn bind_portal(
     portals: &mut Named<Portal>,
     portal: &[u8],
-    statement: &str,
+    statement: Option<Name>,
     params: Params,
     params_missing: bool,
 ) {
     match portals.get_mut(&name(portal)) {
         Some(p) => {
-            // Unnamed both times (most drivers): no zero-byte copy call.
-            if !(statement.is_empty() && p.statement.is_empty()) {
-                p.statement.clear();
-                p.statement.push_str(statement);
-            }
+            p.statement = statement;
             p.params = params;
             p.params_missing = params_missing;
         }
         None => portals.insert(
             lossy(portal),
             Portal {
-                statement: statement.to_owned(),
+                statement,
                 params,
                 params_missing,
             },
         ),
     }
+}
+
+/// A statement's name to share; `None` for the unnamed one (nothing to share).
+fn new_name(wire: &[u8]) -> Option<Name> {
+    (!wire.is_empty()).then(|| Name::new(&name(wire)))
 }
 
 fn simple_record(conn_id: u64, ts: i64, text: Text) -> Box<QueryRecord> {

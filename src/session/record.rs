@@ -1,6 +1,6 @@
 //! The records the session stage hands to the presenters.
 
-use super::shared::Text;
+use super::shared::{Name, Text};
 use std::borrow::Cow;
 
 /// How a statement ended.
@@ -121,7 +121,13 @@ pub struct QueryRecord {
     /// Set only where neither the command tag nor the text can name it (FunctionCall).
     pub(crate) operation: Option<&'static str>,
     pub(crate) protocol: Protocol,
-    pub(crate) statement: Option<String>,
+    /// The prepared statement's name, shared with it and its portal (no copy per
+    /// record); `None` for the unnamed one or none known. Read through
+    /// [`QueryRecord::statement`].
+    pub(crate) statement_name: Option<Name>,
+    /// It ran the unnamed statement (most drivers'): told by a flag, so that its
+    /// records change no shared count.
+    pub(crate) unnamed_statement: bool,
     pub(crate) portal: Option<String>,
     /// Bind parameters, shared with the portal they were bound to.
     pub(crate) params: super::params::Params,
@@ -183,6 +189,7 @@ impl QueryRecord {
     pub(crate) fn detached(&self) -> Self {
         QueryRecord {
             text: self.text.as_ref().map(super::shared::Text::detached),
+            statement_name: self.statement_name.as_ref().map(Name::detached),
             command_tag: self.command_tag.as_ref().map(super::shared::Text::detached),
             params: self.params.detached(),
             ..self.clone()
@@ -221,7 +228,8 @@ impl QueryRecord {
             text_length: None,
             operation: None,
             protocol,
-            statement: None,
+            statement_name: None,
+            unnamed_statement: false,
             portal: None,
             params: Default::default(),
             params_missing: false,
@@ -245,6 +253,15 @@ impl QueryRecord {
             finish_seq: 0,
             ready_seq: 0,
             pooler: None,
+        }
+    }
+
+    /// The prepared statement it ran (`""` the unnamed one), if known.
+    pub(crate) fn statement(&self) -> Option<&str> {
+        if self.unnamed_statement {
+            Some("")
+        } else {
+            self.statement_name.as_deref()
         }
     }
 

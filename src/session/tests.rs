@@ -347,7 +347,7 @@ fn parse_error_is_reported_on_the_statement_meant_to_run() {
     );
     assert_eq!(c.out.len(), 1);
     assert_eq!(c.out[0].text.as_deref(), Some("selec 1"));
-    assert_eq!(c.out[0].statement.as_deref(), Some("s1"));
+    assert_eq!(c.out[0].statement(), Some("s1"));
     assert_eq!(c.out[0].error.as_ref().unwrap().code, "42601");
 }
 
@@ -900,11 +900,56 @@ fn reparsed_closed_and_many_named_statements_run_their_current_text() {
         .iter()
         .map(|q| {
             (
-                q.statement.clone().unwrap_or_default(),
+                q.statement().unwrap_or_default().to_owned(),
                 q.text.as_deref().map(str::to_string),
             )
         })
         .collect();
     assert_eq!(got, want);
     assert!(c.out.iter().all(|q| q.outcome == Outcome::Success));
+}
+
+#[test]
+fn records_of_a_named_statement_share_its_name() {
+    let mut sh = Shared::default();
+    let mut c = Conn::new(1);
+    c.login(&mut sh, 7, &[0; 4]);
+    let run = |c: &mut Conn, sh: &mut Shared, ts, stmt: &str| {
+        c.feed(
+            sh,
+            ts,
+            Dir::Frontend,
+            &[bind("", stmt, &[], &[]), execute(""), sync()],
+        );
+        let answers = [msg(b'2', &[]), complete("SELECT 1"), ready(b'I')];
+        c.feed(sh, ts + 1, Dir::Backend, &answers);
+    };
+    c.feed(
+        &mut sh,
+        10,
+        Dir::Frontend,
+        &[parse("s1", "select 1", &[]), sync()],
+    );
+    c.feed(&mut sh, 11, Dir::Backend, &[msg(b'1', &[]), ready(b'I')]);
+    run(&mut c, &mut sh, 20, "s1");
+    run(&mut c, &mut sh, 30, "s1");
+    // Never prepared in sight: named by its Bind.
+    run(&mut c, &mut sh, 40, "before_capture");
+    c.feed(&mut sh, 50, Dir::Frontend, &[parse("", "select 2", &[])]);
+    run(&mut c, &mut sh, 51, "");
+    let names: Vec<_> = c.out.iter().map(|q| q.statement()).collect();
+    let want = [Some("s1"), Some("s1"), Some("before_capture"), Some("")];
+    assert_eq!(names, want);
+    assert_eq!(c.out[3].text.as_deref(), Some("select 2"));
+    let (a, b) = (
+        c.out[0].statement_name.as_ref(),
+        c.out[1].statement_name.as_ref(),
+    );
+    assert!(super::shared::OwnerRc::ptr_eq(a.unwrap(), b.unwrap()));
+    let d = c.out[0].detached();
+    assert_eq!(d.statement(), Some("s1"));
+    assert!(!super::shared::OwnerRc::ptr_eq(
+        d.statement_name.as_ref().unwrap(),
+        a.unwrap()
+    ));
 }

@@ -733,8 +733,7 @@ pub(crate) fn detail_lines(q: &QueryEntry, theme: Theme) -> Vec<Line<'static>> {
             format!(
                 "{}  statement {}  portal {}",
                 if q.compact { "" } else { r.protocol.as_str() },
-                r.statement
-                    .as_deref()
+                r.statement()
                     .map_or("-".into(), |s| format!("\"{}\"", esc(s))),
                 r.portal
                     .as_deref()

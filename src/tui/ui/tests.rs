@@ -162,7 +162,7 @@ fn detail_shows_parameters_notices_and_sql_lines() {
     let mut rec = QueryRecord::new(4, crate::session::record::Protocol::Extended, 1_000_000_000);
     rec.end_ns = 1_002_500_000;
     rec.text = Some("select $1,\n\t$2".into());
-    rec.statement = Some("s1".into());
+    rec.statement_name = Some("s1".into());
     rec.portal = Some(String::new());
     rec.params = Params::from_texts(&[Some("it's\x1b"), None]);
     rec.notices = vec![ServerMessage {
