@@ -53,17 +53,23 @@ if [ -x "$profdata" ]; then
     log "instrumented build (target/pgo-gen)"
     RUSTFLAGS="-Cprofile-generate=$work/raw" cargo build --release --quiet --target-dir target/pgo-gen
     log "training on ${#captures[@]} captures"
-    # -Z: stay this user (as root pgscope would become nobody and could not write
-    # the profile). Errors are part of the training: some captures are damaged.
-    me=$(id -un)
+    # As root, -Z root: pgscope would otherwise become nobody and could not write
+    # the profile. Errors are part of the training: some captures are damaged.
+    stay=()
+    [ "$(id -u)" != 0 ] || stay=(-Z root)
     for f in "${captures[@]}"; do
         for o in json text summary; do
             LLVM_PROFILE_FILE="$work/raw/%m_%p.profraw" \
-                target/pgo-gen/release/pgscope -Z "$me" -r "$f" -o "$o" >/dev/null 2>&1 || true
+                target/pgo-gen/release/pgscope "${stay[@]}" -r "$f" -o "$o" >/dev/null 2>&1 || true
         done
     done
-    "$profdata" merge -o "$ROOT/target/pgo.profdata" "$work"/raw/*.profraw
-    flags="-Cprofile-use=$ROOT/target/pgo.profdata"
+    if compgen -G "$work/raw/*.profraw" >/dev/null; then
+        "$profdata" merge -o "$ROOT/target/pgo.profdata" "$work"/raw/*.profraw
+        flags="-Cprofile-use=$ROOT/target/pgo.profdata"
+    else
+        log "the training runs wrote no profile: building without profiles"
+        flags=""
+    fi
 else
     log "no llvm-profdata (rustup's llvm-tools): building without profiles"
     flags=""
