@@ -605,20 +605,15 @@ impl Session {
                 params,
                 ..
             } => {
-                // Borrowed: the name is copied only into a new portal (see `bind_portal`).
                 let found = self.statements.get_wire(statement);
-                let types = found.map_or(&[][..], |(_, s)| s.param_types.as_slice());
+                let types = found.map_or(&[][..], |s| s.param_types.as_slice());
                 let values = params.iter().enumerate().map(|(i, v)| {
                     let oid = types.get(i).copied().unwrap_or(0);
                     (v, param_formats.is_binary(i), oid)
                 });
                 let rendered = Params::build(&mut shared.scratch, values);
-                let stmt_name = match found {
-                    Some((_, s)) => s.name.clone(),
-                    None => new_name(statement),
-                };
-                bind_portal(&mut self.portals, portal, stmt_name, rendered, false);
-                self.push(shared, ts, Op::Bind);
+                let stmt_name = bound_name(found, statement);
+                self.bind(shared, ts, portal, stmt_name, rendered, false);
             }
             Body::Describe { kind, name } => {
                 let stmt = (kind == b'S').then(|| Box::new(lossy(name)));
@@ -689,6 +684,36 @@ impl Session {
         self.push(shared, ts, Op::Parse(name));
     }
 
+    /// Binds `portal` to `statement` (its name, shared with the statement). A portal
+    /// bound again (the unnamed one, on every statement) is updated in place.
+    #[inline(always)]
+    fn bind(
+        &mut self,
+        shared: &mut Shared,
+        ts: i64,
+        portal: &[u8],
+        statement: Option<Name>,
+        params: Params,
+        params_missing: bool,
+    ) {
+        match self.portals.get_mut(&name(portal)) {
+            Some(p) => {
+                p.statement = statement;
+                p.params = params;
+                p.params_missing = params_missing;
+            }
+            None => self.portals.insert(
+                lossy(portal),
+                Portal {
+                    statement,
+                    params,
+                    params_missing,
+                },
+            ),
+        }
+        self.push(shared, ts, Op::Bind);
+    }
+
     /// A message over the buffer cap, of which only the head was kept: a request
     /// keeps its identity (names, the start of its text) and its place in the queue.
     fn oversize_request(&mut self, shared: &mut Shared, ts: i64, msg: &Msg<'_>, head: &[u8]) {
@@ -717,18 +742,8 @@ impl Session {
                 self.parse(shared, ts, statement, query, true, std::iter::empty())
             }
             Some(Head::Bind { portal, statement }) => {
-                let stmt_name = match self.statements.get_wire(statement) {
-                    Some((_, s)) => s.name.clone(),
-                    None => new_name(statement),
-                };
-                bind_portal(
-                    &mut self.portals,
-                    portal,
-                    stmt_name,
-                    Params::default(),
-                    true,
-                );
-                self.push(shared, ts, Op::Bind);
+                let stmt_name = bound_name(self.statements.get_wire(statement), statement);
+                self.bind(shared, ts, portal, stmt_name, Params::default(), true);
             }
             Some(Head::FunctionCall { oid }) => self.function_call(shared, ts, oid),
             None if typ == b'd' => self.copy_data(Dir::Frontend, None, msg.len as usize - 4),
@@ -1596,30 +1611,12 @@ fn is_answer(body: &Body<'_>) -> bool {
     )
 }
 
-/// Binds `portal` to `statement` (its name, shared with the statement). A portal
-/// bound again (the unnamed one, on every statement) is updated in place.
-#[inline]
-fn bind_portal(
-    portals: &mut Named<Portal>,
-    portal: &[u8],
-    statement: Option<Name>,
-    params: Params,
-    params_missing: bool,
-) {
-    match portals.get_mut(&name(portal)) {
-        Some(p) => {
-            p.statement = statement;
-            p.params = params;
-            p.params_missing = params_missing;
-        }
-        None => portals.insert(
-            lossy(portal),
-            Portal {
-                statement,
-                params,
-                params_missing,
-            },
-        ),
+/// The statement name a Bind of `wire` gives its portal: the statement's own,
+/// shared, when it is known (`found`).
+fn bound_name(found: Option<&Statement>, wire: &[u8]) -> Option<Name> {
+    match found {
+        Some(s) => s.name.clone(),
+        None => new_name(wire),
     }
 }
 

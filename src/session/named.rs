@@ -79,21 +79,20 @@ impl<V> Named<V> {
         }
     }
 
-    /// An entry by its name's wire bytes, with the name as kept. A recent name is
-    /// found by its bytes alone: equal to a kept name, they are valid UTF-8 and so
-    /// the name unchanged (see `text::utf8_lossless`), and need no check.
+    /// An entry by its name's wire bytes. A recent name is found by its bytes alone:
+    /// equal to a kept name, they are valid UTF-8 and so the name unchanged (see
+    /// `text::utf8_lossless`), and need no check.
     #[inline(always)]
-    pub(crate) fn get_wire(&self, wire: &[u8]) -> Option<(&str, &V)> {
+    pub(crate) fn get_wire(&self, wire: &[u8]) -> Option<&V> {
         if wire.is_empty() {
-            return self.unnamed.as_ref().map(|v| ("", v));
+            return self.unnamed.as_ref();
         }
         let i = self.recent[recent(wire)].get() as usize;
         let i = match self.slots.get(i) {
             Some((n, _)) if crate::text::eq_bytes(n.as_bytes(), wire) => i,
             _ => self.find(&crate::text::utf8_lossless(wire))?,
         };
-        let (n, v) = &self.slots[i];
-        Some((n, v))
+        Some(&self.slots[i].1)
     }
 
     #[inline(always)]
