@@ -4,7 +4,7 @@
 #   scripts/build-pgo.sh [--install] [--check]
 #
 # `cargo build --release` is enough to run pgscope; this build is the fast one
-# (docs/benchmark.md: 10–16% fewer instructions on the statement mixes). It
+# (docs/benchmark.md: 8–14% fewer instructions than the plain build per mix). It
 #   1. builds pgscope instrumented (-Cprofile-generate, target dir target/pgo-gen),
 #   2. runs it over the shipped captures (captures/: every protocol path the tests
 #      know, -o json, text and summary) to record which branches are hot,
