@@ -66,6 +66,11 @@ where
         self.inner.session(conn, s)
     }
 
+    fn session_owned(&mut self, conn: &ConnMeta, s: SessionRecord) -> Result<()> {
+        self.c.session_closed(conn.id, &s);
+        self.inner.session_owned(conn, s)
+    }
+
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
         self.c.session_update(conn.id, s);
         self.inner.session_update(conn, s)

@@ -116,6 +116,10 @@ pub trait Sink {
     }
     /// A session that ended.
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()>;
+    /// The same, handing the record over (a sink that sends it on saves a copy).
+    fn session_owned(&mut self, conn: &ConnMeta, s: SessionRecord) -> io::Result<()> {
+        self.session(conn, &s)
+    }
     /// The state of a still open session, for live views. Called now and then (see
     /// `pipeline::UPDATE_INTERVAL_NS`), never per message.
     fn session_update(&mut self, _conn: &ConnMeta, _s: &SessionRecord) {}

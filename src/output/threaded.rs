@@ -409,8 +409,12 @@ impl Sink for Threaded {
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
+        self.session_owned(conn, s.clone())
+    }
+
+    fn session_owned(&mut self, conn: &ConnMeta, s: SessionRecord) -> io::Result<()> {
         self.origins.remove(&conn.id);
-        self.push(Item::Session(Box::new((conn.clone(), s.clone()))))
+        self.push(Item::Session(Box::new((conn.clone(), s))))
     }
 
     fn threaded(&mut self) -> Option<&mut Threaded> {

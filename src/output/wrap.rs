@@ -57,6 +57,11 @@ pub(crate) trait Wrap {
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> Result<()> {
         self.inner().session(conn, s)
     }
+    /// Through `session` by default, so a wrapper that changes that cannot be
+    /// bypassed; one that does not may hand the record straight on.
+    fn session_owned(&mut self, conn: &ConnMeta, s: SessionRecord) -> Result<()> {
+        Wrap::session(self, conn, &s)
+    }
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {
         self.inner().session_update(conn, s)
     }
@@ -104,6 +109,10 @@ impl<W: Wrap> Sink for W {
     #[inline]
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> Result<()> {
         Wrap::session(self, conn, s)
+    }
+    #[inline]
+    fn session_owned(&mut self, conn: &ConnMeta, s: SessionRecord) -> Result<()> {
+        Wrap::session_owned(self, conn, s)
     }
     #[inline]
     fn session_update(&mut self, conn: &ConnMeta, s: &SessionRecord) {

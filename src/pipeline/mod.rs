@@ -509,7 +509,7 @@ impl Handler<Conn> for Stage<'_> {
         // Another protocol on a PostgreSQL port: its anomaly record said so; a session
         // record would only be noise.
         if !session_rec.not_postgres {
-            let r = self.sink.session(meta, &session_rec);
+            let r = self.sink.session_owned(meta, session_rec);
             self.check(r);
         }
     }
