@@ -17,6 +17,10 @@
 #   SKIP_BUILD=1              do not build
 #   SKIP_TSHARK=1             skip the (slow) tshark runs
 #   PGSCOPE=path              the pgscope binary (default: the one BUILD makes)
+#   BENCH_STAGE=/dev/shm      where each file is copied before it is measured (a tmpfs:
+#                             the page cache of this VM loses pages of a file within
+#                             seconds, so disk reads came into some runs and not others);
+#                             BENCH_STAGE= measures the file where it is
 #
 # For each file, in the same run, measures wall time (clock, ms) and peak RSS
 # (/usr/bin/time -f '%M') of
@@ -25,12 +29,15 @@
 #   tshark -r F -d tcp.port==5432,pgsql -Y pgsql > /dev/null
 # and prints one line per file: seconds, packets/s, the throughput ratios of
 # pgscope to tcpdump and to tshark, and peak RSS; then the same ratios in CPU time.
+# pgscope's and tcpdump's runs alternate, so a slow stretch of the machine falls on
+# both rather than on one tool's whole series.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PORT=${BENCH_PORT:-5432}
 RUNS=${BENCH_RUNS:-3}
+STAGE=${BENCH_STAGE-/dev/shm}
 BUILD=${BUILD:-pgo}
 case $BUILD in
 pgo) PGSCOPE=${PGSCOPE:-$ROOT/target/pgo/release/pgscope} ;;
@@ -79,35 +86,39 @@ fi
 [ -x "$PGSCOPE" ] || die "$PGSCOPE not found"
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.err"' EXIT
+staged=""
+if [ -n "$STAGE" ]; then
+    staged=$(mktemp -d "$STAGE/pgscope-bench.XXXXXX")
+fi
+trap 'rm -f "$tmp" "$tmp.err"; [ -z "$staged" ] || rm -rf "$staged"' EXIT
 
-# best_of N cmd... -> prints "ELAPSED RSS_KIB CPU": wall time and peak RSS of the
-# fastest run, and the least CPU time (user + system, 10 ms steps) of all runs
-best_of() {
-    local n=$1; shift
-    local best_e="" best_m="" best_c="" e m u sy c i t0 t1
-    for ((i = 0; i < n; i++)); do
-        # Wall time to the millisecond from the clock (time's %e has 10 ms steps,
-        # as coarse as the differences measured here); peak RSS from time's %M.
-        t0=$(date +%s.%N)
-        if ! /usr/bin/time -f '%M %U %S' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
-            echo "[bench] command failed: $*" >&2
-            tail -5 "$tmp.err" >&2
-            return 1
-        fi
-        t1=$(date +%s.%N)
-        e=$(printf '%.3f' "$(echo "$t1 - $t0" | bc)")
-        read -r m u sy <"$tmp"
-        c=$(echo "$u + $sy" | bc)
-        if [ -z "$best_e" ] || [ "$(echo "$e < $best_e" | bc)" = 1 ]; then
-            best_e=$e
-            best_m=$m
-        fi
-        if [ -z "$best_c" ] || [ "$(echo "$c < $best_c" | bc)" = 1 ]; then
-            best_c=$c
-        fi
-    done
-    echo "$best_e $best_m $best_c"
+# run cmd... -> prints "ELAPSED RSS_KIB CPU" of one run: wall time, peak RSS and CPU
+# time (user + system, 10 ms steps)
+run() {
+    local t0 t1 m u sy
+    # Wall time to the millisecond from the clock (time's %e has 10 ms steps, as
+    # coarse as the differences measured here); peak RSS from time's %M.
+    t0=$(date +%s.%N)
+    if ! /usr/bin/time -f '%M %U %S' -o "$tmp" "$@" >/dev/null 2>"$tmp.err"; then
+        echo "[bench] command failed: $*" >&2
+        tail -5 "$tmp.err" >&2
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    read -r m u sy <"$tmp"
+    echo "$(printf '%.3f' "$(echo "$t1 - $t0" | bc)") $m $(echo "$u + $sy" | bc)"
+}
+
+# best BEST RUN -> the better of two "ELAPSED RSS_KIB CPU": the wall time and peak RSS
+# of the faster run, the least CPU time of both
+best() {
+    local be bm bc e m c
+    read -r be bm bc <<<"$1"
+    read -r e m c <<<"$2"
+    if [ -z "$be" ]; then echo "$2"; return; fi
+    if [ "$(echo "$e < $be" | bc)" = 1 ]; then be=$e; bm=$m; fi
+    if [ "$(echo "$c < $bc" | bc)" = 1 ]; then bc=$c; fi
+    echo "$be $bm $bc"
 }
 
 # ratio TA TB -> throughput(a)/throughput(b) = time(b)/time(a)
@@ -122,7 +133,7 @@ pps() { # packets seconds
 }
 mib() { echo "scale=1; $1 / 1024" | bc; }
 
-echo "pgscope: $PGSCOPE -r F ${PGSCOPE_EXTRA[*]} > /dev/null; best of $RUNS (tshark: 1 run)"
+echo "pgscope: $PGSCOPE -r F ${PGSCOPE_EXTRA[*]} > /dev/null; best of $RUNS (tshark: 1 run); files read from ${STAGE:-where they are}"
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 # Wall-time columns first; then CPU seconds (user + system), which a machine busy
@@ -137,12 +148,23 @@ for f in "${FILES[@]}"; do
     packets=$(capinfos -M -c "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}')
     size=$(($(stat -c %s "$f") / 1024 / 1024))
     echo "[bench] $name..." >&2
-    read -r tp mp cp <<<"$(best_of "$RUNS" "$PGSCOPE" -r "$f" "${PGSCOPE_EXTRA[@]}")"
-    read -r td md cd <<<"$(best_of "$RUNS" tcpdump -r "$f" -w /dev/null)"
+    src=$f
+    if [ -n "$STAGE" ]; then
+        src=$staged/$(basename "$f")
+        cp "$f" "$src"
+    fi
+    bp="" bd=""
+    for ((i = 0; i < RUNS; i++)); do
+        bp=$(best "$bp" "$(run "$PGSCOPE" -r "$src" "${PGSCOPE_EXTRA[@]}")")
+        bd=$(best "$bd" "$(run tcpdump -r "$src" -w /dev/null)")
+    done
+    read -r tp mp cp <<<"$bp"
+    read -r td md cd <<<"$bd"
     ts="" ms="" cs=""
     if [ -z "${SKIP_TSHARK:-}" ]; then
-        read -r ts ms cs <<<"$(best_of 1 tshark -r "$f" -d "tcp.port==$PORT,pgsql" -Y pgsql)"
+        read -r ts ms cs <<<"$(run tshark -r "$src" -d "tcp.port==$PORT,pgsql" -Y pgsql)"
     fi
+    [ "$src" = "$f" ] || rm -f "$src"
     # shellcheck disable=SC2059
     printf "$fmt" "$name" "$packets" "$size" "$tp" "$(pps "$packets" "$tp")" "$(mib "$mp")" \
         "$td" "${ts:-skipped}" "$(ratio "$tp" "$td")" "$(ratio "$tp" "$ts")" \
