@@ -4,6 +4,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use clap::Parser;
+use libmimalloc_sys as mi;
 use pgscope::cli::{Cli, OutputMode};
 use pgscope::metrics::Metrics;
 use pgscope::output;
@@ -31,6 +32,28 @@ struct MiMalloc;
 /// The alignment of every block `mi_malloc` returns.
 const WORD: usize = std::mem::size_of::<usize>();
 
+/// `plain(size)` for a layout aligned to a word or less, else `aligned(size, align)`.
+///
+/// # Safety
+/// The two are mimalloc's allocation calls of one kind (plain and aligned).
+#[allow(unsafe_code, reason = "calls mimalloc")]
+#[inline(always)]
+unsafe fn by_alignment(
+    layout: std::alloc::Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
+) -> *mut u8 {
+    // SAFETY: the caller passes mimalloc's calls, which take any size and a
+    // power-of-two alignment (a layout's).
+    unsafe {
+        if layout.align() <= WORD {
+            plain(layout.size()).cast()
+        } else {
+            aligned(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 #[allow(
     unsafe_code,
     reason = "a global allocator is an unsafe trait; each call forwards to mimalloc"
@@ -41,45 +64,30 @@ const WORD: usize = std::mem::size_of::<usize>();
 unsafe impl std::alloc::GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
-        // SAFETY: plain FFI calls with a size and a power-of-two alignment.
-        unsafe {
-            if layout.align() <= WORD {
-                mi_malloc(layout.size()).cast()
-            } else {
-                mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: mimalloc's allocation calls take any size and alignment.
+        unsafe { by_alignment(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
         // SAFETY: as in `alloc`.
-        unsafe {
-            if layout.align() <= WORD {
-                mi_zalloc(layout.size()).cast()
-            } else {
-                mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { by_alignment(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
         // SAFETY: `ptr` came from this allocator (the trait's contract).
-        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+        unsafe { mi::mi_free(ptr.cast()) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        use libmimalloc_sys::{mi_realloc, mi_realloc_aligned};
         // SAFETY: `ptr` came from this allocator with `layout` (the trait's contract).
         unsafe {
             if layout.align() <= WORD {
-                mi_realloc(ptr.cast(), new).cast()
+                mi::mi_realloc(ptr.cast(), new).cast()
             } else {
-                mi_realloc_aligned(ptr.cast(), new, layout.align()).cast()
+                mi::mi_realloc_aligned(ptr.cast(), new, layout.align()).cast()
             }
         }
     }
