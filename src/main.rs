@@ -342,3 +342,57 @@ fn ctrlc_handler() -> Result<(), ctrlc::Error> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MiMalloc;
+    use std::alloc::{GlobalAlloc, Layout};
+
+    /// Every size and alignment gets blocks aligned as asked (several at once, so
+    /// that a block size class whose blocks are only word-aligned would show), whose
+    /// bytes all hold and survive a reallocation, smaller and larger, on both paths.
+    #[test]
+    #[allow(unsafe_code, reason = "drives the global allocator directly")]
+    fn blocks_are_aligned_as_asked_and_keep_their_bytes() {
+        let a = MiMalloc;
+        let aligned = |p: *mut u8, align: usize| !p.is_null() && (p as usize).is_multiple_of(align);
+        let fill = |p: *mut u8, n: usize| {
+            // SAFETY: `p` holds at least `n` bytes.
+            unsafe { (0..n).for_each(|i| p.add(i).write(i as u8)) }
+        };
+        let check = |p: *mut u8, n: usize| {
+            // SAFETY: `p` holds at least `n` bytes, written by `fill`.
+            (0..n).all(|i| unsafe { p.add(i).read() } == i as u8)
+        };
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in (1..=300).chain([4095, 4096, 70_000]) {
+                let layout = |n| Layout::from_size_align(n, align).unwrap();
+                let small = (size / 2).max(1);
+                for zeroed in [false, true] {
+                    // SAFETY: layouts of a non-zero size; each block is freed once,
+                    // with the layout it has then.
+                    unsafe {
+                        let blocks: Vec<*mut u8> = (0..4)
+                            .map(|_| match zeroed {
+                                true => a.alloc_zeroed(layout(size)),
+                                false => a.alloc(layout(size)),
+                            })
+                            .collect();
+                        for p in blocks {
+                            assert!(aligned(p, align), "{size} {align}");
+                            if zeroed {
+                                assert!((0..size).all(|i| p.add(i).read() == 0));
+                            }
+                            fill(p, size);
+                            let p = a.realloc(p, layout(size), small);
+                            assert!(aligned(p, align) && check(p, small), "{size} {align}");
+                            let p = a.realloc(p, layout(small), size * 3);
+                            assert!(aligned(p, align) && check(p, small), "{size} {align}");
+                            a.dealloc(p, layout(size * 3));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
