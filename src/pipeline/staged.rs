@@ -114,6 +114,9 @@ struct Recorder {
     shards: Vec<ShardTx>,
     /// The number of the last event (sharded).
     seq: u64,
+    /// A shard's decoder stopped (its `tx` is gone): set where that happens, so the
+    /// per-packet check reads one flag rather than every shard.
+    stopped: bool,
 }
 
 impl Recorder {
@@ -144,12 +147,13 @@ impl Recorder {
             // A failed send means the decoder stopped (output error): `Staged` asks it why.
             if s.tx.as_ref().is_some_and(|tx| tx.send(batch).is_err()) {
                 s.tx = None;
+                self.stopped = true;
             }
         }
     }
 
     fn stopped(&self) -> bool {
-        self.shards.iter().any(|s| s.tx.is_none())
+        self.stopped
     }
 }
 
@@ -264,7 +268,11 @@ impl Staged {
         }
         Staged {
             table: FlowTable::new(ports, limits),
-            rec: Recorder { shards, seq: 0 },
+            rec: Recorder {
+                shards,
+                seq: 0,
+                stopped: false,
+            },
             workers,
             last_ts: None,
             stats: RunStats::default(),
@@ -300,6 +308,7 @@ impl Staged {
         for s in &mut self.rec.shards {
             s.tx = None;
         }
+        self.rec.stopped = true;
         let mut result = Ok(());
         for w in self.workers.drain(..) {
             let r = match w.join() {
