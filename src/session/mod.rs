@@ -764,8 +764,9 @@ impl Session {
     }
 
     fn startup(&mut self, major: u16, minor: u16, raw: &[u8]) {
-        self.rec.protocol_requested = Some(format!("{major}.{minor}"));
-        self.rec.protocol_negotiated = Some(format!("{major}.{minor}"));
+        let version = protocol_version(major, minor);
+        self.rec.protocol_negotiated = Some(version.clone());
+        self.rec.protocol_requested = Some(version);
         if self.rec.encryption.is_none() {
             self.rec.encryption = Some(Encryption::None);
         }
@@ -960,24 +961,7 @@ impl Session {
                 self.rec.protocol_negotiated = Some(format!("{major}.{newest_minor}"));
                 self.rec.unsupported_options = options.iter().map(lossy).collect();
             }
-            Body::ParameterStatus { name, value } => {
-                let (name, value) = (lossy(name), lossy(value));
-                if self.ready_seen {
-                    self.rec.parameter_changes += 1;
-                }
-                // `SET application_name` is announced: later records carry the new name.
-                if self.ready_seen
-                    && name == "application_name"
-                    && self.rec.application.as_ref() != Some(&value)
-                {
-                    self.rec.application = Some(value.clone());
-                    self.rec.origin_version += 1;
-                }
-                match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
-                    Some(slot) => slot.1 = value,
-                    None => self.rec.server_params.push((name, value)),
-                }
-            }
+            Body::ParameterStatus { name, value } => self.parameter_status(name, value),
             Body::ReadyForQuery { status } => self.ready(shared, ts, status, out),
             Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
                 self.pop_simple_op(ts, &msg.body);
@@ -1070,6 +1054,34 @@ impl Session {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Out of `backend`: a login's dozen and the odd `SET` are all that come, and
+    /// inline its code grew the function every statement's answers go through.
+    #[inline(never)]
+    fn parameter_status(&mut self, name: &[u8], value: &[u8]) {
+        let (name, value) = (lossy(name), lossy(value));
+        if self.ready_seen {
+            self.rec.parameter_changes += 1;
+        }
+        // `SET application_name` is announced: later records carry the new name.
+        if self.ready_seen
+            && name == "application_name"
+            && self.rec.application.as_ref() != Some(&value)
+        {
+            self.rec.application = Some(value.clone());
+            self.rec.origin_version += 1;
+        }
+        match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => {
+                // A login announces some 14 of them: one allocation, not four.
+                if self.rec.server_params.is_empty() {
+                    self.rec.server_params.reserve(16);
+                }
+                self.rec.server_params.push((name, value))
+            }
         }
     }
 
@@ -1648,6 +1660,18 @@ fn owned(s: &str) -> String {
         String::new()
     } else {
         s.to_owned()
+    }
+}
+
+/// "3.0": one digit each (every version so far) without the formatting machinery,
+/// which is most of a startup's own cost on a mix of short connections.
+fn protocol_version(major: u16, minor: u16) -> String {
+    match (
+        char::from_digit(major.into(), 10),
+        char::from_digit(minor.into(), 10),
+    ) {
+        (Some(a), Some(b)) => [a, '.', b].into_iter().collect(),
+        _ => format!("{major}.{minor}"),
     }
 }
 

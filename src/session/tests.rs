@@ -953,3 +953,11 @@ fn records_of_a_named_statement_share_its_name() {
         a.unwrap()
     ));
 }
+
+#[test]
+fn protocol_version_spelled_as_formatted() {
+    // The one-digit shortcut and the formatted fallback agree on every shape.
+    for (major, minor) in [(3, 0), (3, 2), (9, 9), (3, 10), (10, 0), (1234, 5679)] {
+        assert_eq!(protocol_version(major, minor), format!("{major}.{minor}"));
+    }
+}
