@@ -27,6 +27,7 @@ use record::{
 };
 use rustc_hash::FxHashMap;
 use shared::{Name, Text};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 /// Pending operations kept per connection: an operation is two words, plus a
@@ -78,13 +79,14 @@ pub(crate) enum CrossFact {
 }
 
 impl Shared {
-    /// Forgets a closed connection's key.
-    fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: &[u8]) {
-        if let Some(pid) = pid {
-            let k = (pid, key.to_vec());
-            if self.keys.get(&k) == Some(&conn_id) {
-                self.keys.remove(&k);
-            }
+    /// Forgets a closed connection's key: its own buffer is the lookup key, and one
+    /// hash finds and removes the entry (once per connection).
+    fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: Vec<u8>) {
+        if let Some(pid) = pid
+            && let Entry::Occupied(e) = self.keys.entry((pid, key))
+            && *e.get() == conn_id
+        {
+            e.remove();
         }
         self.cancels.remove(&conn_id);
     }
@@ -1489,7 +1491,11 @@ impl Session {
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);
         self.rec.close_reason = Some(reason);
-        shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
+        shared.forget(
+            self.rec.conn_id,
+            self.rec.backend_pid,
+            std::mem::take(&mut self.key),
+        );
         self.rec
     }
 }

@@ -961,3 +961,36 @@ fn protocol_version_spelled_as_formatted() {
         assert_eq!(protocol_version(major, minor), format!("{major}.{minor}"));
     }
 }
+
+#[test]
+fn a_closed_connection_forgets_its_cancel_key_but_not_a_successors() {
+    let mut sh = Shared::default();
+    let key = [7u8; 4];
+    let target_of = |sh: &mut Shared, id: u64| {
+        let mut c = Conn::new(id);
+        let mut cancel = 16u32.to_be_bytes().to_vec();
+        cancel.extend_from_slice(&80877102u32.to_be_bytes());
+        cancel.extend_from_slice(&4242u32.to_be_bytes());
+        cancel.extend_from_slice(&key);
+        c.feed(sh, 20, Dir::Frontend, &[cancel]);
+        c.s.record().cancel_request.as_ref().unwrap().target_conn_id
+    };
+    let close = |sh: &mut Shared, c: Conn| {
+        c.s.close(sh, 30, crate::tcp::CloseReason::Fin, &mut Vec::new());
+    };
+    let mut first = Conn::new(1);
+    first.login(&mut sh, 4242, &key);
+    assert_eq!(target_of(&mut sh, 10), Some(1));
+    close(&mut sh, first);
+    assert_eq!(target_of(&mut sh, 11), None);
+
+    // The same pid and key reused by a later backend: the earlier connection's
+    // close must leave the later one's entry.
+    let (mut old, mut new) = (Conn::new(2), Conn::new(3));
+    old.login(&mut sh, 4242, &key);
+    new.login(&mut sh, 4242, &key);
+    close(&mut sh, old);
+    assert_eq!(target_of(&mut sh, 12), Some(3));
+    close(&mut sh, new);
+    assert_eq!(target_of(&mut sh, 13), None);
+}
