@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
     scratch: Vec<u8>,
+    /// The server parameters of the last login by position (bounded, see
+    /// [`Shared::login_param`]): most connections are sent the same dozen.
+    login_params: Vec<(String, String)>,
     /// Sharded decoding: the number of the flow-table event being decoded, stamped on
     /// finished statements (see [`CrossFact`]).
     pub(crate) seq: u64,
@@ -78,7 +81,34 @@ pub(crate) enum CrossFact {
     },
 }
 
+/// Login parameters kept for the next login: how many, and how long a pair may be.
+const LOGIN_PARAMS: usize = 32;
+const LOGIN_PARAM_BYTES: usize = 256;
+
 impl Shared {
+    /// The `i`-th ParameterStatus of a login as strings: copies of the last login's
+    /// when the wire bytes are the same (bytes equal to a string are valid UTF-8 and
+    /// that very string), which saves validating them (a third of a short
+    /// connection's session work).
+    fn login_param(&mut self, i: usize, name: &[u8], value: &[u8]) -> (String, String) {
+        use crate::text::eq_bytes;
+        if let Some((n, v)) = self.login_params.get(i)
+            && eq_bytes(n.as_bytes(), name)
+            && eq_bytes(v.as_bytes(), value)
+        {
+            return (n.clone(), v.clone());
+        }
+        let pair = (lossy(name), lossy(value));
+        if i <= self.login_params.len()
+            && i < LOGIN_PARAMS
+            && name.len() + value.len() <= LOGIN_PARAM_BYTES
+        {
+            self.login_params.truncate(i);
+            self.login_params.push(pair.clone());
+        }
+        pair
+    }
+
     /// Forgets a closed connection's key: its own buffer is the lookup key, and one
     /// hash finds and removes the entry (once per connection).
     fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: Vec<u8>) {
@@ -963,7 +993,7 @@ impl Session {
                 self.rec.protocol_negotiated = Some(format!("{major}.{newest_minor}"));
                 self.rec.unsupported_options = options.iter().map(lossy).collect();
             }
-            Body::ParameterStatus { name, value } => self.parameter_status(name, value),
+            Body::ParameterStatus { name, value } => self.parameter_status(shared, name, value),
             Body::ReadyForQuery { status } => self.ready(shared, ts, status, out),
             Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
                 self.pop_simple_op(ts, &msg.body);
@@ -1062,8 +1092,12 @@ impl Session {
     /// Out of `backend`: a login's dozen and the odd `SET` are all that come, and
     /// inline its code grew the function every statement's answers go through.
     #[inline(never)]
-    fn parameter_status(&mut self, name: &[u8], value: &[u8]) {
-        let (name, value) = (lossy(name), lossy(value));
+    fn parameter_status(&mut self, shared: &mut Shared, name: &[u8], value: &[u8]) {
+        let (name, value) = if self.ready_seen {
+            (lossy(name), lossy(value))
+        } else {
+            shared.login_param(self.rec.server_params.len(), name, value)
+        };
         if self.ready_seen {
             self.rec.parameter_changes += 1;
         }

@@ -994,3 +994,51 @@ fn a_closed_connection_forgets_its_cancel_key_but_not_a_successors() {
     close(&mut sh, new);
     assert_eq!(target_of(&mut sh, 13), None);
 }
+
+#[test]
+fn login_parameters_are_the_wire_bytes_whatever_the_last_login_sent() {
+    let status = |name: &[u8], value: &[u8]| {
+        let mut b = name.to_vec();
+        b.push(0);
+        b.extend_from_slice(value);
+        b.push(0);
+        msg(b'S', &b)
+    };
+    let mut sh = Shared::default();
+    // Each login's parameters; later ones share some with earlier ones (at the same
+    // or another position), differ in a value, or are not UTF-8.
+    let logins: [&[(&[u8], &[u8])]; 5] = [
+        &[(b"TimeZone", b"UTC"), (b"client_encoding", b"UTF8")],
+        &[(b"TimeZone", b"UTC"), (b"client_encoding", b"UTF8")],
+        &[
+            (b"TimeZone", b"Etc/\xff"),
+            (b"TimeZone", b"UTC"),
+            (b"DateStyle", b"ISO"),
+        ],
+        // Against the escaped string kept from the login before.
+        &[(b"TimeZone", b"Etc/\xff")],
+        &[(b"client_encoding", b"UTF8"), (b"TimeZone", b"UTC")],
+    ];
+    let wants: [&[(&str, &str)]; 5] = [
+        &[("TimeZone", "UTC"), ("client_encoding", "UTF8")],
+        &[("TimeZone", "UTC"), ("client_encoding", "UTF8")],
+        &[("TimeZone", "UTC"), ("DateStyle", "ISO")],
+        &[("TimeZone", "Etc/\\xff")],
+        &[("client_encoding", "UTF8"), ("TimeZone", "UTC")],
+    ];
+    for (i, (params, want)) in logins.iter().zip(wants).enumerate() {
+        let mut c = Conn::new(i as u64);
+        c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "u")], 0)]);
+        let mut answers = vec![auth(0, b"")];
+        answers.extend(params.iter().map(|(n, v)| status(n, v)));
+        answers.push(ready(b'I'));
+        c.feed(&mut sh, 2, Dir::Backend, &answers);
+        let got: Vec<(&str, &str)> =
+            c.s.record()
+                .server_params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+        assert_eq!(got, want, "login {i}");
+    }
+}
