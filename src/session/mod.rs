@@ -27,6 +27,7 @@ use record::{
 };
 use rustc_hash::FxHashMap;
 use shared::{Name, Text};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 /// Pending operations kept per connection: an operation is two words, plus a
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     texts: texts::Texts,
     /// Reused while building each Bind's parameters.
     scratch: Vec<u8>,
+    /// The server parameters of the last login by position (bounded, see
+    /// [`Shared::login_param`]): most connections are sent the same dozen.
+    login_params: Vec<(String, String)>,
     /// Sharded decoding: the number of the flow-table event being decoded, stamped on
     /// finished statements (see [`CrossFact`]).
     pub(crate) seq: u64,
@@ -77,14 +81,42 @@ pub(crate) enum CrossFact {
     },
 }
 
+/// Login parameters kept for the next login: how many, and how long a pair may be.
+const LOGIN_PARAMS: usize = 32;
+const LOGIN_PARAM_BYTES: usize = 256;
+
 impl Shared {
-    /// Forgets a closed connection's key.
-    fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: &[u8]) {
-        if let Some(pid) = pid {
-            let k = (pid, key.to_vec());
-            if self.keys.get(&k) == Some(&conn_id) {
-                self.keys.remove(&k);
-            }
+    /// The `i`-th ParameterStatus of a login as strings: copies of the last login's
+    /// when the wire bytes are the same (bytes equal to a string are valid UTF-8 and
+    /// that very string), which saves validating them (a third of a short
+    /// connection's session work).
+    fn login_param(&mut self, i: usize, name: &[u8], value: &[u8]) -> (String, String) {
+        use crate::text::eq_bytes;
+        if let Some((n, v)) = self.login_params.get(i)
+            && eq_bytes(n.as_bytes(), name)
+            && eq_bytes(v.as_bytes(), value)
+        {
+            return (n.clone(), v.clone());
+        }
+        let pair = (lossy(name), lossy(value));
+        if i <= self.login_params.len()
+            && i < LOGIN_PARAMS
+            && name.len() + value.len() <= LOGIN_PARAM_BYTES
+        {
+            self.login_params.truncate(i);
+            self.login_params.push(pair.clone());
+        }
+        pair
+    }
+
+    /// Forgets a closed connection's key: its own buffer is the lookup key, and one
+    /// hash finds and removes the entry (once per connection).
+    fn forget(&mut self, conn_id: u64, pid: Option<u32>, key: Vec<u8>) {
+        if let Some(pid) = pid
+            && let Entry::Occupied(e) = self.keys.entry((pid, key))
+            && *e.get() == conn_id
+        {
+            e.remove();
         }
         self.cancels.remove(&conn_id);
     }
@@ -764,8 +796,9 @@ impl Session {
     }
 
     fn startup(&mut self, major: u16, minor: u16, raw: &[u8]) {
-        self.rec.protocol_requested = Some(format!("{major}.{minor}"));
-        self.rec.protocol_negotiated = Some(format!("{major}.{minor}"));
+        let version = protocol_version(major, minor);
+        self.rec.protocol_negotiated = Some(version.clone());
+        self.rec.protocol_requested = Some(version);
         if self.rec.encryption.is_none() {
             self.rec.encryption = Some(Encryption::None);
         }
@@ -960,24 +993,7 @@ impl Session {
                 self.rec.protocol_negotiated = Some(format!("{major}.{newest_minor}"));
                 self.rec.unsupported_options = options.iter().map(lossy).collect();
             }
-            Body::ParameterStatus { name, value } => {
-                let (name, value) = (lossy(name), lossy(value));
-                if self.ready_seen {
-                    self.rec.parameter_changes += 1;
-                }
-                // `SET application_name` is announced: later records carry the new name.
-                if self.ready_seen
-                    && name == "application_name"
-                    && self.rec.application.as_ref() != Some(&value)
-                {
-                    self.rec.application = Some(value.clone());
-                    self.rec.origin_version += 1;
-                }
-                match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
-                    Some(slot) => slot.1 = value,
-                    None => self.rec.server_params.push((name, value)),
-                }
-            }
+            Body::ParameterStatus { name, value } => self.parameter_status(shared, name, value),
             Body::ReadyForQuery { status } => self.ready(shared, ts, status, out),
             Body::ParseComplete | Body::BindComplete | Body::CloseComplete | Body::NoData => {
                 self.pop_simple_op(ts, &msg.body);
@@ -1070,6 +1086,38 @@ impl Session {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Out of `backend`: a login's dozen and the odd `SET` are all that come, and
+    /// inline its code grew the function every statement's answers go through.
+    #[inline(never)]
+    fn parameter_status(&mut self, shared: &mut Shared, name: &[u8], value: &[u8]) {
+        let (name, value) = if self.ready_seen {
+            (lossy(name), lossy(value))
+        } else {
+            shared.login_param(self.rec.server_params.len(), name, value)
+        };
+        if self.ready_seen {
+            self.rec.parameter_changes += 1;
+        }
+        // `SET application_name` is announced: later records carry the new name.
+        if self.ready_seen
+            && name == "application_name"
+            && self.rec.application.as_ref() != Some(&value)
+        {
+            self.rec.application = Some(value.clone());
+            self.rec.origin_version += 1;
+        }
+        match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => {
+                // A login announces some 14 of them: one allocation, not four.
+                if self.rec.server_params.is_empty() {
+                    self.rec.server_params.reserve(16);
+                }
+                self.rec.server_params.push((name, value))
+            }
         }
     }
 
@@ -1477,7 +1525,11 @@ impl Session {
         }
         self.rec.end_ns = ts.max(self.rec.end_ns);
         self.rec.close_reason = Some(reason);
-        shared.forget(self.rec.conn_id, self.rec.backend_pid, &self.key);
+        shared.forget(
+            self.rec.conn_id,
+            self.rec.backend_pid,
+            std::mem::take(&mut self.key),
+        );
         self.rec
     }
 }
@@ -1648,6 +1700,18 @@ fn owned(s: &str) -> String {
         String::new()
     } else {
         s.to_owned()
+    }
+}
+
+/// "3.0": one digit each (every version so far) without the formatting machinery,
+/// which is most of a startup's own cost on a mix of short connections.
+fn protocol_version(major: u16, minor: u16) -> String {
+    match (
+        char::from_digit(major.into(), 10),
+        char::from_digit(minor.into(), 10),
+    ) {
+        (Some(a), Some(b)) => [a, '.', b].into_iter().collect(),
+        _ => format!("{major}.{minor}"),
     }
 }
 

@@ -953,3 +953,92 @@ fn records_of_a_named_statement_share_its_name() {
         a.unwrap()
     ));
 }
+
+#[test]
+fn protocol_version_spelled_as_formatted() {
+    // The one-digit shortcut and the formatted fallback agree on every shape.
+    for (major, minor) in [(3, 0), (3, 2), (9, 9), (3, 10), (10, 0), (1234, 5679)] {
+        assert_eq!(protocol_version(major, minor), format!("{major}.{minor}"));
+    }
+}
+
+#[test]
+fn a_closed_connection_forgets_its_cancel_key_but_not_a_successors() {
+    let mut sh = Shared::default();
+    let key = [7u8; 4];
+    let target_of = |sh: &mut Shared, id: u64| {
+        let mut c = Conn::new(id);
+        let mut cancel = 16u32.to_be_bytes().to_vec();
+        cancel.extend_from_slice(&80877102u32.to_be_bytes());
+        cancel.extend_from_slice(&4242u32.to_be_bytes());
+        cancel.extend_from_slice(&key);
+        c.feed(sh, 20, Dir::Frontend, &[cancel]);
+        c.s.record().cancel_request.as_ref().unwrap().target_conn_id
+    };
+    let close = |sh: &mut Shared, c: Conn| {
+        c.s.close(sh, 30, crate::tcp::CloseReason::Fin, &mut Vec::new());
+    };
+    let mut first = Conn::new(1);
+    first.login(&mut sh, 4242, &key);
+    assert_eq!(target_of(&mut sh, 10), Some(1));
+    close(&mut sh, first);
+    assert_eq!(target_of(&mut sh, 11), None);
+
+    // The same pid and key reused by a later backend: the earlier connection's
+    // close must leave the later one's entry.
+    let (mut old, mut new) = (Conn::new(2), Conn::new(3));
+    old.login(&mut sh, 4242, &key);
+    new.login(&mut sh, 4242, &key);
+    close(&mut sh, old);
+    assert_eq!(target_of(&mut sh, 12), Some(3));
+    close(&mut sh, new);
+    assert_eq!(target_of(&mut sh, 13), None);
+}
+
+#[test]
+fn login_parameters_are_the_wire_bytes_whatever_the_last_login_sent() {
+    let status = |name: &[u8], value: &[u8]| {
+        let mut b = name.to_vec();
+        b.push(0);
+        b.extend_from_slice(value);
+        b.push(0);
+        msg(b'S', &b)
+    };
+    let mut sh = Shared::default();
+    // Each login's parameters; later ones share some with earlier ones (at the same
+    // or another position), differ in a value, or are not UTF-8.
+    let logins: [&[(&[u8], &[u8])]; 5] = [
+        &[(b"TimeZone", b"UTC"), (b"client_encoding", b"UTF8")],
+        &[(b"TimeZone", b"UTC"), (b"client_encoding", b"UTF8")],
+        &[
+            (b"TimeZone", b"Etc/\xff"),
+            (b"TimeZone", b"UTC"),
+            (b"DateStyle", b"ISO"),
+        ],
+        // Against the escaped string kept from the login before.
+        &[(b"TimeZone", b"Etc/\xff")],
+        &[(b"client_encoding", b"UTF8"), (b"TimeZone", b"UTC")],
+    ];
+    let wants: [&[(&str, &str)]; 5] = [
+        &[("TimeZone", "UTC"), ("client_encoding", "UTF8")],
+        &[("TimeZone", "UTC"), ("client_encoding", "UTF8")],
+        &[("TimeZone", "UTC"), ("DateStyle", "ISO")],
+        &[("TimeZone", "Etc/\\xff")],
+        &[("client_encoding", "UTF8"), ("TimeZone", "UTC")],
+    ];
+    for (i, (params, want)) in logins.iter().zip(wants).enumerate() {
+        let mut c = Conn::new(i as u64);
+        c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "u")], 0)]);
+        let mut answers = vec![auth(0, b"")];
+        answers.extend(params.iter().map(|(n, v)| status(n, v)));
+        answers.push(ready(b'I'));
+        c.feed(&mut sh, 2, Dir::Backend, &answers);
+        let got: Vec<(&str, &str)> =
+            c.s.record()
+                .server_params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+        assert_eq!(got, want, "login {i}");
+    }
+}
