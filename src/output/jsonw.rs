@@ -86,8 +86,11 @@ impl<'a> JsonObj<'a> {
         self
     }
 
-    fn string(&mut self, s: &str) {
+    /// A string value alone, its key already written (at the end of fields appended
+    /// with [`JsonObj::raw`]).
+    pub(crate) fn string(&mut self, s: &str) -> &mut Self {
         write_str(self.buf, s);
+        self
     }
 
     /// Bytes that need no escaping, between quotes.
@@ -108,7 +111,7 @@ impl<'a> JsonObj<'a> {
             match p {
                 Rendered::Null => self.buf.extend_from_slice(b"null"),
                 Rendered::Ascii(b) => self.quoted(b),
-                Rendered::Text(s) => self.string(&s),
+                Rendered::Text(s) => write_str(self.buf, &s),
             }
         }
         self.buf.push(b']');
@@ -483,7 +486,7 @@ mod tests {
         ];
         for s in cases {
             let mut buf = Vec::new();
-            JsonObj::fragment(&mut buf).string(s);
+            write_str(&mut buf, s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
     }
