@@ -31,12 +31,20 @@ pub enum RecordKind {
     Anomaly,
 }
 
+const RECORD_KINDS: usize = 4;
+const _: () = assert!(
+    RecordKind::Anomaly as usize == RECORD_KINDS - 1,
+    "the last kind"
+);
+
 /// The JSON Lines presenter (docs/schema.md): one record per line.
 pub struct JsonSink<W: Write> {
     out: W,
     buf: Vec<u8>,
     ts: TimeCache,
-    records: Vec<RecordKind>,
+    /// The `--records` kinds, by `RecordKind as usize` (a lookup per record, not a
+    /// search of the list).
+    records: [bool; RECORD_KINDS],
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
     fingerprints: FingerprintCache,
@@ -79,7 +87,7 @@ impl<W: Write> JsonSink<W> {
             out,
             buf: Vec::with_capacity(64 << 10),
             ts: TimeCache::default(),
-            records,
+            records: std::array::from_fn(|i| records.iter().any(|&k| k as usize == i)),
             flush_each,
             fingerprints: FingerprintCache::default(),
             texts: TextCache::default(),
@@ -528,7 +536,7 @@ fn server_message_json(m: &ServerMessage) -> serde_json::Value {
 
 impl<W: Write> Sink for JsonSink<W> {
     fn wants_messages(&self) -> bool {
-        self.records.contains(&RecordKind::Message)
+        self.records[RecordKind::Message as usize]
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
@@ -557,7 +565,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Anomaly) {
+        if !self.records[RecordKind::Anomaly as usize] {
             return Ok(());
         }
         let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
@@ -572,7 +580,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Query) {
+        if !self.records[RecordKind::Query as usize] {
             return Ok(());
         }
         let tag = q.command_tag.as_ref().map(|t| {
@@ -650,7 +658,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Session) {
+        if !self.records[RecordKind::Session as usize] {
             self.conns.remove(&conn.id);
             return Ok(());
         }
