@@ -391,25 +391,20 @@ pub(crate) mod itoa_like {
     fn write_u64(buf: &mut Vec<u8>, mut v: u64) {
         let n = digits(v);
         buf.reserve(n);
-        let out = &mut buf.spare_capacity_mut()[..n];
-        let mut i = n;
-        while v >= 100 {
+        // Pairs from the end, and the first digit alone when `n` is odd: chunks of
+        // the slice, so that no write needs a bounds check.
+        let (first, pairs) = buf.spare_capacity_mut()[..n].as_rchunks_mut::<2>();
+        for pair in pairs.iter_mut().rev() {
             let d = (v % 100) as usize * 2;
             v /= 100;
-            i -= 2;
-            out[i].write(PAIRS[d]);
-            out[i + 1].write(PAIRS[d + 1]);
+            pair[0].write(PAIRS[d]);
+            pair[1].write(PAIRS[d + 1]);
         }
-        if v >= 10 {
-            let d = v as usize * 2;
-            out[0].write(PAIRS[d]);
-            out[1].write(PAIRS[d + 1]);
-        } else {
-            out[0].write(b'0' + v as u8);
+        if let [digit] = first {
+            digit.write(b'0' + v as u8);
         }
         // SAFETY: `reserve(n)` made room for `n` bytes and all `n` were initialised:
-        // pairs from the end down to index 1 or 2, then the first one or two (`n` is
-        // the digit count, so `i` ends at exactly 1 or 2).
+        // the `n / 2` pairs from the end, then the first digit when `n` is odd.
         unsafe { buf.set_len(buf.len() + n) };
     }
 
