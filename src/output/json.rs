@@ -31,12 +31,20 @@ pub enum RecordKind {
     Anomaly,
 }
 
+const RECORD_KINDS: usize = 4;
+const _: () = assert!(
+    RecordKind::Anomaly as usize == RECORD_KINDS - 1,
+    "the last kind"
+);
+
 /// The JSON Lines presenter (docs/schema.md): one record per line.
 pub struct JsonSink<W: Write> {
     out: W,
     buf: Vec<u8>,
     ts: TimeCache,
-    records: Vec<RecordKind>,
+    /// The `--records` kinds, by `RecordKind as usize` (a lookup per record, not a
+    /// search of the list).
+    records: [bool; RECORD_KINDS],
     /// Live capture: flush every record so `| jq` sees it at once.
     flush_each: bool,
     fingerprints: FingerprintCache,
@@ -79,7 +87,7 @@ impl<W: Write> JsonSink<W> {
             out,
             buf: Vec::with_capacity(64 << 10),
             ts: TimeCache::default(),
-            records,
+            records: std::array::from_fn(|i| records.iter().any(|&k| k as usize == i)),
             flush_each,
             fingerprints: FingerprintCache::default(),
             texts: TextCache::default(),
@@ -140,6 +148,8 @@ struct ConnFields {
     statements: Vec<StatementPart>,
     /// The `SessionRecord::origin_version` the statement parts were rendered with.
     statements_origin: u32,
+    /// The part around the text of the last statement record of a text seen once.
+    once: Option<OncePart>,
 }
 
 /// Everything of a statement record between `@timestamp` and its parameters, which
@@ -149,10 +159,7 @@ struct ConnFields {
 struct StatementPart {
     /// The id of its text.
     text: Option<u64>,
-    operation: Option<String>,
-    protocol: Protocol,
-    statement: Option<String>,
-    portal: Option<String>,
+    key: PartKey,
     json: Vec<u8>,
     fingerprint: Option<String>,
     /// The record's fields from its command tag to the end, rendered for the
@@ -197,14 +204,49 @@ impl Tail {
     }
 }
 
-impl StatementPart {
+/// What a statement record's part shows besides its text and the connection's and
+/// session's fields.
+struct PartKey {
+    operation: Option<String>,
+    protocol: Protocol,
+    statement: Option<String>,
+    portal: Option<String>,
+}
+
+impl PartKey {
+    fn of(q: &QueryRecord, operation: Option<&str>) -> Self {
+        PartKey {
+            operation: operation.map(str::to_owned),
+            protocol: q.protocol,
+            statement: q.statement().map(str::to_owned),
+            portal: q.portal.as_deref().map(str::to_owned),
+        }
+    }
+
     fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
-        self.text == q.text.as_ref().map(Text::id)
-            && self.protocol == q.protocol
+        self.protocol == q.protocol
             && same(self.operation.as_deref(), operation)
             && same(self.statement.as_deref(), q.statement())
             && same(self.portal.as_deref(), q.portal.as_deref())
     }
+}
+
+impl StatementPart {
+    fn matches(&self, q: &QueryRecord, operation: Option<&str>) -> bool {
+        self.text == q.text.as_ref().map(Text::id) && self.key.matches(q, operation)
+    }
+}
+
+/// A statement record's part from `event.dataset` to its portal for a text seen once
+/// (written per record): the fields before the text and after it, rendered for the
+/// last such record's connection, session and [`PartKey`], the same for most of them.
+struct OncePart {
+    origin: u32,
+    key: PartKey,
+    /// `event.dataset` to `"db.query.text":`.
+    before: Vec<u8>,
+    /// `db.operation.name` to the portal.
+    after: Vec<u8>,
 }
 
 impl ConnFields {
@@ -222,6 +264,7 @@ impl ConnFields {
             origin: None,
             statements: Vec::new(),
             statements_origin: 0,
+            once: None,
         }
     }
 
@@ -254,19 +297,15 @@ impl ConnFields {
                     (&json[..], &fingerprint[..])
                 });
                 let mut json = Vec::with_capacity(512);
-                let text_json = text.map_or(TextJson::Null, |t| TextJson::Rendered(t.0));
                 let mut o = JsonObj::fragment(&mut json);
-                self.render(&mut o, s, q, text_json, operation.as_deref());
+                self.render(&mut o, s, q, text.map(|t| t.0), operation.as_deref());
                 json.shrink_to_fit();
                 if self.statements.len() >= MAX {
                     self.statements.clear();
                 }
                 self.statements.push(StatementPart {
                     text: q.text.as_ref().map(Text::id),
-                    operation: operation.map(Cow::into_owned),
-                    protocol: q.protocol,
-                    statement: q.statement().map(str::to_owned),
-                    portal: q.portal.as_deref().map(str::to_owned),
+                    key: PartKey::of(q, operation.as_deref()),
                     json,
                     fingerprint: text.map(|t| t.1.to_owned()),
                     tail: Vec::new(),
@@ -284,25 +323,42 @@ impl ConnFields {
         o: &mut JsonObj<'_>,
         s: &SessionRecord,
         q: &QueryRecord,
-        text: TextJson<'_>,
+        text: Option<&[u8]>,
         operation: Option<&str>,
     ) {
+        self.render_before_text(o, s);
+        o.opt_rendered("db.query.text", text);
+        render_after_text(o, q, operation);
+    }
+
+    /// `event.dataset` to the session's fields.
+    fn render_before_text(&mut self, o: &mut JsonObj<'_>, s: &SessionRecord) {
         o.plain("event.dataset", "pgwire.query");
         o.raw(&self.head);
         o.raw(self.origin(s));
-        match text {
-            TextJson::Rendered(json) => o.rendered("db.query.text", json),
-            TextJson::Raw(t) => o.str("db.query.text", t),
-            TextJson::Null => o.null("db.query.text"),
-        };
-        o.opt_str("db.operation.name", operation)
-            .plain("pgwire.protocol", q.protocol.as_str());
-        if let Some(st) = q.statement() {
-            o.str("pgwire.statement", st);
+    }
+
+    /// The part of `q`'s record around its text, a text seen once.
+    fn once(&mut self, s: &SessionRecord, q: &QueryRecord, operation: Option<&str>) -> &OncePart {
+        let fresh = self
+            .once
+            .as_ref()
+            .is_some_and(|p| p.origin == s.origin_version && p.key.matches(q, operation));
+        if !fresh {
+            let mut before = Vec::with_capacity(320);
+            let mut o = JsonObj::fragment(&mut before);
+            self.render_before_text(&mut o, s);
+            o.rendered("db.query.text", b"");
+            let mut after = Vec::with_capacity(96);
+            render_after_text(&mut JsonObj::fragment(&mut after), q, operation);
+            self.once = Some(OncePart {
+                origin: s.origin_version,
+                key: PartKey::of(q, operation),
+                before,
+                after,
+            });
         }
-        if let Some(p) = &q.portal {
-            o.str("pgwire.portal", p);
-        }
+        self.once.as_ref().expect("rendered above")
     }
 
     fn origin(&mut self, s: &SessionRecord) -> &[u8] {
@@ -323,21 +379,24 @@ impl ConnFields {
     }
 }
 
+/// `q`'s fields after its text: `db.operation.name` to its portal.
+fn render_after_text(o: &mut JsonObj<'_>, q: &QueryRecord, operation: Option<&str>) {
+    o.opt_str("db.operation.name", operation)
+        .plain("pgwire.protocol", q.protocol.as_str());
+    if let Some(st) = q.statement() {
+        o.str("pgwire.statement", st);
+    }
+    if let Some(p) = &q.portal {
+        o.str("pgwire.portal", p);
+    }
+}
+
 /// A statement record's part from `event.dataset` to its portal: kept for its
 /// statement and connection, or written for this record (a text seen once), with its
 /// fingerprint.
 enum Part<'p> {
     Cached(&'p mut StatementPart),
     Once(String),
-}
-
-/// A statement's text for its part.
-enum TextJson<'t> {
-    /// Rendered as a JSON string already (cached).
-    Rendered(&'t [u8]),
-    /// To be written.
-    Raw(&'t str),
-    Null,
 }
 
 /// What is rendered of a shared string (a statement text or a command tag), by its
@@ -477,7 +536,7 @@ fn server_message_json(m: &ServerMessage) -> serde_json::Value {
 
 impl<W: Write> Sink for JsonSink<W> {
     fn wants_messages(&self) -> bool {
-        self.records.contains(&RecordKind::Message)
+        self.records[RecordKind::Message as usize]
     }
 
     fn message(&mut self, conn: &ConnMeta, ts: i64, msg: &Msg<'_>) -> io::Result<()> {
@@ -506,7 +565,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn anomaly(&mut self, conn: Option<&ConnMeta>, ts: i64, a: &AnomalyView<'_>) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Anomaly) {
+        if !self.records[RecordKind::Anomaly as usize] {
             return Ok(());
         }
         let fields = conn.map(|c| (Self::fields(&mut self.conns, c), None));
@@ -521,7 +580,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn query(&mut self, conn: &ConnMeta, s: &SessionRecord, q: &QueryRecord) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Query) {
+        if !self.records[RecordKind::Query as usize] {
             return Ok(());
         }
         let tag = q.command_tag.as_ref().map(|t| {
@@ -537,10 +596,12 @@ impl<W: Write> Sink for JsonSink<W> {
         let end = self.ts.stamp(q.end_ns);
         o.time("@timestamp", &end);
         let part = match q.text.as_ref().filter(|t| !t.cacheable()) {
-            // A text seen once (literals inline): written straight from the record,
-            // with its fingerprint, for this record alone.
+            // A text seen once (literals inline): written straight from the record
+            // between the connection's fields around such texts, with its
+            // fingerprint, for this record alone.
             Some(t) => {
-                fields.render(&mut o, s, q, TextJson::Raw(t), operation.as_deref());
+                let part = fields.once(s, q, operation.as_deref());
+                o.raw(&part.before).string(t).raw(&part.after);
                 Part::Once(self.fingerprints.once(t))
             }
             None => {
@@ -597,7 +658,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn session(&mut self, conn: &ConnMeta, s: &SessionRecord) -> io::Result<()> {
-        if !self.records.contains(&RecordKind::Session) {
+        if !self.records[RecordKind::Session as usize] {
             self.conns.remove(&conn.id);
             return Ok(());
         }
@@ -944,6 +1005,43 @@ mod tests {
             assert_eq!(fingerprints[0], fingerprints[7]);
             assert_ne!(fingerprints[7], fingerprints[8]);
         }
+    }
+
+    /// Texts seen once take the fields around them from what the connection's last
+    /// such record showed: each record is written as by a sink that saw no other, when
+    /// its operation, protocol, statement or portal, or the session, differ.
+    #[test]
+    fn fields_around_a_text_seen_once_follow_each_record() {
+        let conn = ConnMeta::for_test(1);
+        let s = SessionRecord {
+            user: Some("u".into()),
+            origin_version: 1,
+            ..SessionRecord::default()
+        };
+        let mut q = QueryRecord::new(1, Protocol::Simple, 1_000);
+        q.text = Some(Text::from("select 1"));
+        let mut recs = vec![q.clone()];
+        let mut next = |change: &dyn Fn(&mut QueryRecord)| {
+            change(&mut q);
+            recs.push(q.clone());
+        };
+        next(&|q| q.text = Some(Text::from("select \"é\"\n")));
+        next(&|q| q.operation = Some("INSERT"));
+        next(&|q| q.protocol = Protocol::Extended);
+        next(&|q| q.unnamed_statement = true);
+        next(&|q| q.portal = Some("p1".into()));
+        next(&|q| q.portal = Some("p2".into()));
+        next(&|q| q.text = None);
+        next(&|q| q.text = Some(Text::from("select 2")));
+        let all = each_as_alone(&recs, RecordKind::Query, |sink, q| {
+            sink.query(&conn, &s, q).unwrap()
+        });
+        let recs = records(all.as_bytes());
+        assert_eq!(recs[1]["db.query.text"], "select \"é\"\n");
+        assert_eq!(recs[2]["db.operation.name"], "INSERT");
+        assert_eq!(recs[6]["pgwire.portal"], "p2");
+        assert_eq!(recs[8]["pgwire.statement"], "");
+        assert_eq!(recs[8]["user.name"], "u");
     }
 
     /// Startup and server parameters are compared with the previous session's, and

@@ -86,8 +86,11 @@ impl<'a> JsonObj<'a> {
         self
     }
 
-    fn string(&mut self, s: &str) {
+    /// A string value alone, its key already written (at the end of fields appended
+    /// with [`JsonObj::raw`]).
+    pub(crate) fn string(&mut self, s: &str) -> &mut Self {
         write_str(self.buf, s);
+        self
     }
 
     /// Bytes that need no escaping, between quotes.
@@ -108,7 +111,7 @@ impl<'a> JsonObj<'a> {
             match p {
                 Rendered::Null => self.buf.extend_from_slice(b"null"),
                 Rendered::Ascii(b) => self.quoted(b),
-                Rendered::Text(s) => self.string(&s),
+                Rendered::Text(s) => write_str(self.buf, &s),
             }
         }
         self.buf.push(b']');
@@ -132,7 +135,12 @@ impl<'a> JsonObj<'a> {
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         );
         self.key(k);
-        self.quoted(v.as_bytes());
+        match <&[u8; 16]>::try_from(v.as_bytes()) {
+            // A fingerprint's 16 digits (per record for texts seen once): a copy of
+            // constant length, not a `memcpy` call.
+            Ok(digest) => self.quoted(digest),
+            Err(_) => self.quoted(v.as_bytes()),
+        }
         self
     }
 
@@ -313,24 +321,61 @@ impl serde_json::ser::Formatter for C1Escaped {
 /// stays as it is. A C1 control starts with 0xC2, as do U+00A0 to U+00BF: those few
 /// take the escaping path too.
 fn unescaped(b: &[u8]) -> bool {
-    // `&`, not `&&`: no branch per byte, so that the compiler vectorises the chunks.
-    let plain = |&c: &u8| (c >= 0x20) & (c != b'"') & (c != b'\\') & (c != 0x7F) & (c != 0xC2);
-    // The tail (all of most strings: names, addresses, tags) by table, one load a byte.
-    static PLAIN: [bool; 256] = {
+    const fn plain(c: u8) -> u8 {
+        let c0 = c.saturating_sub(0x1F);
+        min(min(c0, c ^ b'"'), min(min(c ^ b'\\', c ^ 0x7F), c ^ 0xC2))
+    }
+    static PLAIN: [bool; 256] = class_table!(plain);
+    all_bytes(b, plain, &PLAIN)
+}
+
+/// `a.min(b)` in a `const fn` (a byte class's, for its table).
+pub(crate) const fn min(a: u8, b: u8) -> u8 {
+    if a < b { a } else { b }
+}
+
+/// Whether each byte value's class (a `const fn` of a byte) is non-zero, for
+/// [`all_bytes`].
+macro_rules! class_table {
+    ($class:path) => {{
         let mut t = [false; 256];
         let mut c = 0;
         while c < 256 {
-            let b = c as u8;
-            t[c] = b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7F && b != 0xC2;
+            t[c] = $class(c as u8) != 0;
             c += 1;
         }
         t
-    };
-    let (chunks, rest) = b.as_chunks::<16>();
-    chunks
-        .iter()
-        .all(|ch| ch.iter().fold(true, |ok, c| ok & plain(c)))
-        && rest.iter().all(|&c| PLAIN[usize::from(c)])
+    }};
+}
+pub(crate) use class_table;
+
+/// Whether `class` is non-zero for every byte of `b` (`table`: the same for each
+/// byte value). From 16 bytes on, by 16-byte chunks (the last one overlapping the
+/// others) folded with `min`, without a branch per byte: the compiler turns a class
+/// made of saturating subtractions, `xor`s and `min`s into a few vector instructions
+/// a chunk (written with `==` and `|`, into a set-membership test of four times as
+/// many). Shorter strings (names, tags, most parameters) by table, a load a byte.
+#[inline(always)]
+pub(crate) fn all_bytes(b: &[u8], class: impl Fn(u8) -> u8 + Copy, table: &[bool; 256]) -> bool {
+    #[inline(always)]
+    fn fold(mut acc: [u8; 16], ch: &[u8; 16], class: impl Fn(u8) -> u8) -> [u8; 16] {
+        for (a, &c) in acc.iter_mut().zip(ch) {
+            *a = (*a).min(class(c));
+        }
+        acc
+    }
+    match b.last_chunk::<16>() {
+        Some(last) => {
+            let (chunks, _) = b.as_chunks::<16>();
+            let acc = chunks
+                .iter()
+                .fold(fold([0xFF; 16], last, class), |acc, ch| {
+                    fold(acc, ch, class)
+                });
+            acc.iter().fold(0xFF, |a, &x| a.min(x)) != 0
+        }
+        None => b.iter().all(|&c| table[usize::from(c)]),
+    }
 }
 
 pub(crate) mod itoa_like {
@@ -351,25 +396,20 @@ pub(crate) mod itoa_like {
     fn write_u64(buf: &mut Vec<u8>, mut v: u64) {
         let n = digits(v);
         buf.reserve(n);
-        let out = &mut buf.spare_capacity_mut()[..n];
-        let mut i = n;
-        while v >= 100 {
+        // Pairs from the end, and the first digit alone when `n` is odd: chunks of
+        // the slice, so that no write needs a bounds check.
+        let (first, pairs) = buf.spare_capacity_mut()[..n].as_rchunks_mut::<2>();
+        for pair in pairs.iter_mut().rev() {
             let d = (v % 100) as usize * 2;
             v /= 100;
-            i -= 2;
-            out[i].write(PAIRS[d]);
-            out[i + 1].write(PAIRS[d + 1]);
+            pair[0].write(PAIRS[d]);
+            pair[1].write(PAIRS[d + 1]);
         }
-        if v >= 10 {
-            let d = v as usize * 2;
-            out[0].write(PAIRS[d]);
-            out[1].write(PAIRS[d + 1]);
-        } else {
-            out[0].write(b'0' + v as u8);
+        if let [digit] = first {
+            digit.write(b'0' + v as u8);
         }
         // SAFETY: `reserve(n)` made room for `n` bytes and all `n` were initialised:
-        // pairs from the end down to index 1 or 2, then the first one or two (`n` is
-        // the digit count, so `i` ends at exactly 1 or 2).
+        // the `n / 2` pairs from the end, then the first digit when `n` is odd.
         unsafe { buf.set_len(buf.len() + n) };
     }
 
@@ -446,7 +486,7 @@ mod tests {
         ];
         for s in cases {
             let mut buf = Vec::new();
-            JsonObj::fragment(&mut buf).string(s);
+            write_str(&mut buf, s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
     }
@@ -493,6 +533,24 @@ mod tests {
                 assert_eq!(buf, want, "{s:?}");
                 assert_ne!(buf.len(), s.len() + 2, "{s:?} escaped");
             }
+        }
+    }
+
+    /// Every byte value at every place of strings of 0 to 40 bytes (by table below 16
+    /// bytes, by chunks from 16 on, the last chunk overlapping) is classed as a
+    /// byte-by-byte check classes it.
+    #[test]
+    fn all_bytes_finds_any_byte_anywhere() {
+        let json = |c: u8| c >= 0x20 && !matches!(c, b'"' | b'\\' | 0x7F | 0xC2);
+        for len in 0..=40 {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(unescaped(&b), json(c), "{len} {at} {c}");
+                }
+            }
+            assert!(unescaped(&vec![b'a'; len]));
         }
     }
 

@@ -7,6 +7,7 @@ mod binary;
 
 pub use binary::SCALAR_TYPES;
 
+use super::jsonw::{all_bytes, class_table, min};
 use crate::session::params::{Entry, MAX_KEPT, Params};
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -37,9 +38,7 @@ impl Render for Params {
             } else if !e.binary
                 && e.kept.len() == e.wire_len
                 && e.kept.len() <= MAX_PARAM_CHARS
-                && e.kept.iter().fold(true, |ok, &b| {
-                    ok & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
-                })
+                && all_bytes(e.kept, plain_ascii, &PLAIN_ASCII)
             {
                 Rendered::Ascii(e.kept)
             } else {
@@ -64,6 +63,13 @@ impl serde::Serialize for Params {
         s.collect_seq(self.texts())
     }
 }
+
+/// Non-zero for printable ASCII other than `"` and `\` (see [`all_bytes`]).
+const fn plain_ascii(c: u8) -> u8 {
+    let printable = min(c.saturating_sub(0x1F), 0x7Fu8.saturating_sub(c));
+    min(printable, min(c ^ b'"', c ^ b'\\'))
+}
+static PLAIN_ASCII: [bool; 256] = class_table!(plain_ascii);
 
 /// A parameter as [`Render::iter_rendered`] gives it.
 pub enum Rendered<'a> {
@@ -114,6 +120,23 @@ fn render_kept(value: &[u8], wire_len: usize, binary: bool, type_oid: u32) -> Co
 mod tests {
     use super::*;
     use crate::session::params::{ENTRY_HEAD, oid};
+
+    /// A byte other than printable ASCII, `"` or `\`, at any place of a value, makes
+    /// it rendered (escaped) rather than copied.
+    #[test]
+    fn plain_ascii_finds_any_other_byte() {
+        for len in 0..=40 {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    let plain = (0x20..0x7F).contains(&c) && c != b'"' && c != b'\\';
+                    let got = all_bytes(&b, plain_ascii, &PLAIN_ASCII);
+                    assert_eq!(got, plain, "{len} {at} {c}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn binary_values_by_type() {

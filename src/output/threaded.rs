@@ -49,8 +49,33 @@ enum Item {
 
 /// Written statement records come back to be dropped where they were made: their
 /// shared texts and parameters have counts that only that thread changes
-/// (`session::shared`), and their memory is freed into the heap it came from.
-type Done = Vec<Box<QueryRecord>>;
+/// (`session::shared`), and their memory is freed into the heap it came from. So do
+/// written session records and the origins the writer let go of: mimalloc frees
+/// memory of another thread's heap through that heap's shared list, at several
+/// times the cost (a fifth of the writer's instructions on the connect mix).
+#[derive(Default)]
+#[allow(
+    clippy::vec_box,
+    reason = "the records' own boxes, handed back to be freed"
+)]
+struct Done {
+    queries: Vec<Box<QueryRecord>>,
+    sessions: Vec<Box<(ConnMeta, SessionRecord)>>,
+    origins: Vec<Origin>,
+}
+
+impl Done {
+    fn new() -> Self {
+        Done {
+            queries: Vec::with_capacity(BATCH),
+            ..Done::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.queries.len() + self.sessions.len() + self.origins.len()
+    }
+}
 
 /// One hand-over: items and, with shards, each one's event number.
 struct Chunk {
@@ -275,7 +300,7 @@ impl Writer {
         Writer {
             sink,
             origins: FxHashMap::default(),
-            done: back.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            done: back.iter().map(|_| Done::new()).collect(),
             back,
             cancels: Cancels::default(),
             finished: 0,
@@ -329,7 +354,9 @@ impl Writer {
         let sharded = self.back.len() > 1;
         match item {
             Item::Origin(o) => {
-                self.origins.insert(o.0.id, o);
+                if let Some(old) = self.origins.insert(o.0.id, o) {
+                    self.done[from].origins.push(old);
+                }
             }
             Item::Query(mut q) => {
                 if sharded {
@@ -339,17 +366,24 @@ impl Writer {
                     Some(o) => self.sink.query(&o.0, &o.1, &q)?,
                     None => debug_assert!(false, "statement before its origin"),
                 }
-                self.done[from].push(q);
-                if self.done[from].len() >= BATCH {
-                    give_back(&self.back[from], &mut self.done[from]);
+                let done = &mut self.done[from];
+                done.queries.push(q);
+                if done.queries.len() >= BATCH {
+                    self.give_back(from);
                 }
             }
             Item::Session(mut b) => {
-                self.origins.remove(&b.0.id);
+                let origin = self.origins.remove(&b.0.id);
                 if sharded {
                     self.cancels.session(&mut b.1);
                 }
-                self.sink.session(&b.0, &b.1)?
+                self.sink.session(&b.0, &b.1)?;
+                let done = &mut self.done[from];
+                done.origins.extend(origin);
+                done.sessions.push(b);
+                if done.len() >= BATCH {
+                    self.give_back(from);
+                }
             }
             Item::Anomaly(a) => a.replay(self.sink.as_mut())?,
             Item::Fact(f) => self.cancels.fact(*f, seq),
@@ -378,14 +412,19 @@ impl Writer {
     }
 }
 
-/// Sends written records back to the decoding thread. If its channel is full they
-/// are kept for the next try: dropped here, their shared values would be leaked (see
-/// `session::shared`).
-fn give_back(back: &SyncSender<Done>, done: &mut Done) {
-    let batch = std::mem::replace(done, Vec::with_capacity(BATCH));
-    if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) = back.try_send(batch)
-    {
-        *done = batch;
+impl Writer {
+    /// Sends a batch of written records back to producer `from`. If its channel is
+    /// full they are kept for the next try: dropped here, their shared values would
+    /// be leaked (see `session::shared`).
+    #[inline(never)]
+    fn give_back(&mut self, from: usize) {
+        let done = &mut self.done[from];
+        let batch = std::mem::replace(done, Done::new());
+        if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) =
+            self.back[from].try_send(batch)
+        {
+            *done = batch;
+        }
     }
 }
 
