@@ -423,6 +423,13 @@ impl Session {
         !self.lost_queued || !matches!(self.pending.front(), Some(Op::Lost))
     }
 
+    /// Whether `backend` pairs answers with requests (logged in and out of step, it
+    /// only counts them).
+    #[inline]
+    fn pairing(&self) -> bool {
+        self.in_step() || !self.ready_seen
+    }
+
     /// A request while pending answers are not attributed: it is where the session
     /// becomes certain again if the client had received all the server sent (its
     /// ACK), the server's last message was a ReadyForQuery, and the server had then
@@ -509,9 +516,37 @@ impl Session {
             Dir::Backend => {
                 self.rec.messages_server += 1;
                 self.lost_answers_end = None;
-                self.backend(shared, ts, msg, out);
+                if !self.row(msg) {
+                    self.backend(shared, ts, msg, out);
+                }
             }
         }
+    }
+
+    /// A table's rows (DataRow, CopyData) are most of what servers send: counted
+    /// here as `backend` would, without its prologue and dispatch for every row.
+    /// False for any other message, and for a DataRow on probation.
+    #[inline(always)]
+    fn row(&mut self, msg: &Msg<'_>) -> bool {
+        match msg.body {
+            Body::DataRow { .. } if self.probation.is_none() => {
+                self.last_ready = None;
+                if self.pairing()
+                    && let Some(r) = self.running()
+                {
+                    r.rows_returned += 1;
+                }
+                self.rec.rows += 1;
+            }
+            // Not an answer; binary COPY's -1 trailer is not a row (`backend`).
+            Body::CopyData { data } if data != [0xff, 0xff] => {
+                if self.pairing() {
+                    self.copy_data(Dir::Backend, data.first().copied(), data.len());
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     // Inlined so each operation is built in the queue's slot, not copied there from
@@ -910,7 +945,7 @@ impl Session {
                 self.out_of_step(ts);
             }
         }
-        if !self.in_step() && self.ready_seen {
+        if !self.pairing() {
             // Answers to requests we never saw: count what the session counts, no more.
             match msg.body {
                 Body::DataRow { .. } | Body::Oversize { .. } if msg.typ == Some(b'D') => {
