@@ -873,18 +873,13 @@ impl Session {
         rec
     }
 
-    /// A walsender connection: a Query is one replication command, which may answer
-    /// with several result sets (and a COPY) before its own tag.
-    fn walsender(&self) -> bool {
-        let v = self.rec.replication.as_deref();
-        v.is_some_and(|v| !matches!(v, "false" | "off" | "no" | "0"))
-    }
-
-    /// The record of the statement the server is working on, if any.
+    /// The record of the statement the server is working on, if any. Asked for
+    /// every row: the walsender test, only for a simple query past its last
+    /// statement, comes last.
+    #[inline]
     fn running(&mut self) -> Option<&mut QueryRecord> {
-        let walsender = self.walsender();
         match self.pending.front_mut()? {
-            Op::Simple(q) if q.current.is_none() && q.answered && walsender => {
+            Op::Simple(q) if q.current.is_none() && q.answered && walsender(&self.rec) => {
                 self.done.last_mut().map(|r| r.as_mut())
             }
             Op::Simple(q) => q.current.as_deref_mut(),
@@ -1223,7 +1218,7 @@ impl Session {
         error: Option<ServerMessage>,
     ) {
         let conn_id = self.rec.conn_id;
-        let walsender = self.walsender();
+        let walsender = walsender(&self.rec);
         let finished = match self.pending.front_mut() {
             Some(Op::Simple(q)) => {
                 let SimpleQuery {
@@ -1696,6 +1691,13 @@ fn is_answer(body: &Body<'_>) -> bool {
             | Body::CopyBothResponse { .. }
             | Body::FunctionCallResponse { .. }
     )
+}
+
+/// A walsender connection: a Query is one replication command, which may answer
+/// with several result sets (and a COPY) before its own tag.
+fn walsender(rec: &SessionRecord) -> bool {
+    let v = rec.replication.as_deref();
+    v.is_some_and(|v| !matches!(v, "false" | "off" | "no" | "0"))
 }
 
 /// The statement name a Bind of `wire` gives its portal: the statement's own,
