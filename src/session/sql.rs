@@ -643,11 +643,24 @@ fn write_param(buf: &mut [u8; 21], mut n: u64) -> &[u8] {
 /// lower-cased, comments dropped, spacing folded, so the texts pg_stat_statements
 /// counts as one statement share it however they were typed.
 pub(crate) fn fingerprint(sql: &[u8]) -> String {
-    Shape::default().fingerprint(sql)
+    Shape::default().fingerprint(sql).as_str().to_owned()
+}
+
+/// A fingerprint's 16 hex digits, held without an allocation: a text seen once
+/// needs them for its record alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Digits([u8; 16]);
+
+impl Digits {
+    pub(crate) fn as_str(&self) -> &str {
+        // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
+        // conversion's.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl Shape {
-    fn fingerprint(&mut self, sql: &[u8]) -> String {
+    fn fingerprint(&mut self, sql: &[u8]) -> Digits {
         match std::str::from_utf8(sql) {
             Ok(s) => self.fingerprint_str(s),
             Err(_) => {
@@ -660,7 +673,7 @@ impl Shape {
 
     /// [`Shape::fingerprint`] of a text already known to be UTF-8 (the caches' texts
     /// are `str`): validating it again was a tenth of the fingerprint's cost.
-    fn fingerprint_str(&mut self, sql: &str) -> String {
+    fn fingerprint_str(&mut self, sql: &str) -> Digits {
         self.read(sql.as_bytes());
         hex16(self.hash(sql.as_bytes()))
     }
@@ -668,14 +681,12 @@ impl Shape {
 
 /// `h` as 16 lower-case hex digits (what `format!("{h:016x}")` writes, for less
 /// than the formatting machinery costs once per new text).
-fn hex16(h: u64) -> String {
+fn hex16(h: u64) -> Digits {
     let mut buf = [0u8; 16];
     for (i, d) in buf.iter_mut().enumerate() {
         *d = crate::text::HEX_DIGITS[(h >> (60 - 4 * i)) as usize & 15];
     }
-    // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
-    // conversion's.
-    std::str::from_utf8(&buf).unwrap_or_default().to_owned()
+    Digits(buf)
 }
 
 /// The fingerprint's definition: FNV-1a over the tokens of a normalised text.
@@ -706,7 +717,7 @@ fn fingerprint_of_text(s: &[u8]) -> u64 {
 /// lookups cost one hash of the raw text instead of a normalisation.
 #[derive(Default)]
 pub(crate) struct FingerprintCache {
-    map: std::collections::HashMap<u64, String>,
+    map: std::collections::HashMap<u64, Digits>,
     fresh: Fresh,
 }
 
@@ -716,7 +727,7 @@ pub(crate) struct FingerprintCache {
 #[derive(Default)]
 struct Fresh {
     /// Skeletons (see [`skeleton`]) of texts whose every literal became a constant.
-    by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, String>,
+    by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, Digits>,
     /// The skeletons' bytes, bounded as their number is.
     bytes: usize,
     /// Lookups since the cache started over, and how many found their skeleton.
@@ -725,6 +736,9 @@ struct Fresh {
     /// Texts to normalise without a lookup: when a full cache's lookups mostly
     /// missed (every text a shape of its own), skeletons cost more than they save.
     pause: usize,
+    /// The last skeleton found or cached, and its fingerprint: consecutive texts
+    /// mostly share one, and comparing it costs less than hashing it for the map.
+    last: (Vec<u8>, Option<Digits>),
     /// Buffers reused from one text to the next.
     key: Vec<u8>,
     shape: Shape,
@@ -738,7 +752,7 @@ impl Fresh {
     /// Longer texts are normalised each time (a skeleton is at most twice its text).
     const MAX_TEXT: usize = 16 << 10;
 
-    fn fingerprint(&mut self, text: &str) -> String {
+    fn fingerprint(&mut self, text: &str) -> Digits {
         let sql = text.as_bytes();
         if sql.len() > Self::MAX_TEXT || self.pause > 0 {
             self.pause = self.pause.saturating_sub(1);
@@ -746,13 +760,18 @@ impl Fresh {
         }
         skeleton(sql, &mut self.key);
         self.lookups += 1;
-        if let Some(fp) = self.by_skeleton.get(&self.key[..]) {
+        let found = match self.last {
+            (ref last, Some(fp)) if *last == self.key => Some(fp),
+            _ => self.by_skeleton.get(&self.key[..]).copied(),
+        };
+        if let Some(fp) = found {
             self.found += 1;
             #[cfg(test)]
             {
                 self.hits += 1;
             }
-            return fp.clone();
+            self.remember(fp);
+            return fp;
         }
         let fp = self.shape.fingerprint_str(text);
         if !self.shape.kept_literal {
@@ -765,9 +784,17 @@ impl Fresh {
                 (self.bytes, self.lookups, self.found) = (0, 0, 0);
             }
             self.bytes += self.key.len();
-            self.by_skeleton.insert(self.key[..].into(), fp.clone());
+            self.by_skeleton.insert(self.key[..].into(), fp);
+            self.remember(fp);
         }
         fp
+    }
+
+    /// Keeps the skeleton in `key` as the last one, with its fingerprint (swapped,
+    /// not copied: `key` is written afresh for each text).
+    fn remember(&mut self, fp: Digits) {
+        std::mem::swap(&mut self.last.0, &mut self.key);
+        self.last.1 = Some(fp);
     }
 }
 
@@ -818,10 +845,11 @@ impl FingerprintCache {
         self.map
             .entry(key)
             .or_insert_with(|| fresh.fingerprint(text))
+            .as_str()
     }
 
     /// The fingerprint of a text not worth caching (seen once).
-    pub(crate) fn once(&mut self, text: &str) -> String {
+    pub(crate) fn once(&mut self, text: &str) -> Digits {
         self.fresh.fingerprint(text)
     }
 }
@@ -1082,7 +1110,11 @@ mod tests {
                 sql.push_str(PARTS[next(PARTS.len())]);
                 sql.push_str(LITERALS[next(LITERALS.len())]);
             }
-            assert_eq!(cache.once(&sql), fingerprint(sql.as_bytes()), "{sql:?}");
+            assert_eq!(
+                cache.once(&sql).as_str(),
+                fingerprint(sql.as_bytes()),
+                "{sql:?}"
+            );
         }
         // Texts shared skeletons: thousands were found by theirs.
         assert!(cache.fresh.hits > 2_000, "{}", cache.fresh.hits);
@@ -1095,7 +1127,10 @@ mod tests {
         let mut fresh = Fresh::default();
         for i in 0..=Fresh::MAX {
             let text = format!("select c{i} from t where a = {i}");
-            assert_eq!(fresh.fingerprint(&text), fingerprint(text.as_bytes()));
+            assert_eq!(
+                fresh.fingerprint(&text).as_str(),
+                fingerprint(text.as_bytes())
+            );
         }
         assert_eq!(fresh.pause, 4 * Fresh::MAX);
         for i in 0..4 * Fresh::MAX {
@@ -1132,7 +1167,7 @@ mod tests {
         );
         let mut cache = FingerprintCache::default();
         assert_eq!(
-            cache.once("SELECT 1 FROM T"),
+            cache.once("SELECT 1 FROM T").as_str(),
             fingerprint(b"select 2 from t")
         );
         assert_eq!(cache.get("select 3"), fingerprint(b"select 4"));
@@ -1148,7 +1183,7 @@ mod tests {
             u64::MAX,
             0x0123_4567_89ab_cdef,
         ] {
-            assert_eq!(hex16(h), format!("{h:016x}"));
+            assert_eq!(hex16(h).as_str(), format!("{h:016x}"));
         }
     }
 
