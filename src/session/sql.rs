@@ -25,6 +25,9 @@ enum Tok {
 const SPACE: u8 = 1;
 /// Continues a word: ASCII alphanumerics, `_`, `$` and every non-ASCII byte.
 const WORD: u8 = 2;
+/// A token of its own whatever follows, never a literal's start nor a comment's
+/// (the scanner's `Other` and `Semicolon` bytes but `-`, `/`, `.`, `$` and 0; `_` is a word's).
+const PUNCT: u8 = 4;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -39,6 +42,10 @@ static CLASS: [u8; 256] = {
         }
         if c == b'$' || c >= 0x80 {
             t[i] |= WORD;
+        }
+        if c.is_ascii_punctuation() && !matches!(c, b'-' | b'/' | b'.' | b'$' | b'_' | b'\'' | b'"')
+        {
+            t[i] |= PUNCT;
         }
         i += 1;
     }
@@ -806,31 +813,67 @@ impl Fresh {
 /// fingerprint. The encoding is exact (no hash), so it cannot confuse two texts.
 fn skeleton(sql: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let copy = |out: &mut Vec<u8>, part: &[u8]| {
-        if !part.contains(&0) {
-            return out.extend_from_slice(part);
-        }
-        // 0 introduces a tag: a 0 of the text is written twice.
-        for piece in part.split_inclusive(|&c| c == 0) {
-            out.extend_from_slice(piece);
-            if piece.last() == Some(&0) {
-                out.push(0);
-            }
-        }
-    };
+    // The text up to `i` is in `out` but from `run`.
     let mut run = 0;
-    for (tok, a, b) in scan(sql) {
-        let tag = match tok {
-            Tok::Str => 1,
-            Tok::Number if sql[a..b].iter().all(u8::is_ascii_digit) => 2,
-            Tok::Number => 3,
-            _ => continue,
+    let mut i = 0;
+    // White space, punctuation, words, numbers and plain strings (nearly every token)
+    // read here as the scanner reads them, without its other cases' tests; the rest
+    // by the scanner.
+    while let Some(&c) = sql.get(i) {
+        let start = i;
+        let class = CLASS[c as usize];
+        let tag = if class & SPACE != 0 {
+            i = skip(sql, i + 1, SPACE);
+            continue;
+        } else if class & PUNCT != 0 {
+            i += 1;
+            continue;
+        } else if c.is_ascii_digit() {
+            i = end_of_number(sql, i);
+            number_tag(&sql[start..i])
+        } else if c == b'\'' {
+            i = end_of_quoted(sql, i + 1, b'\'', false);
+            1
+        } else if class & WORD != 0 && c != b'$' && !matches!(sql.get(i + 1), Some(b'\'' | b'&')) {
+            i = skip(sql, i + 1, WORD);
+            continue;
+        } else {
+            let Some((tok, _, end)) = (Scanner { s: sql, i }).next() else {
+                break;
+            };
+            i = end;
+            match tok {
+                Tok::Str => 1,
+                Tok::Number => number_tag(&sql[start..end]),
+                // 0 introduces a tag: a 0 of the text is written twice (no other
+                // token than these can hold one).
+                _ if sql[start..end].contains(&0) => {
+                    for piece in sql[run..end].split_inclusive(|&c| c == 0) {
+                        out.extend_from_slice(piece);
+                        if piece.last() == Some(&0) {
+                            out.push(0);
+                        }
+                    }
+                    run = end;
+                    continue;
+                }
+                _ => continue,
+            }
         };
-        copy(out, &sql[run..a]);
+        out.extend_from_slice(&sql[run..start]);
         out.extend_from_slice(&[0, tag]);
-        run = b;
+        run = i;
     }
-    copy(out, &sql[run..]);
+    out.extend_from_slice(&sql[run..]);
+}
+
+/// A number's tag in a skeleton: whether it is all digits counts.
+fn number_tag(number: &[u8]) -> u8 {
+    if number.iter().all(u8::is_ascii_digit) {
+        2
+    } else {
+        3
+    }
 }
 
 impl FingerprintCache {
@@ -1118,6 +1161,110 @@ mod tests {
         }
         // Texts shared skeletons: thousands were found by theirs.
         assert!(cache.fresh.hits > 2_000, "{}", cache.fresh.hits);
+    }
+
+    /// The skeleton's definition: the text between literal tokens, 0 bytes doubled,
+    /// and a tag for each literal.
+    fn skeleton_by_tokens(sql: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let copy = |out: &mut Vec<u8>, part: &[u8]| {
+            if !part.contains(&0) {
+                return out.extend_from_slice(part);
+            }
+            // 0 introduces a tag: a 0 of the text is written twice.
+            for piece in part.split_inclusive(|&c| c == 0) {
+                out.extend_from_slice(piece);
+                if piece.last() == Some(&0) {
+                    out.push(0);
+                }
+            }
+        };
+        let mut run = 0;
+        for (tok, a, b) in scan(sql) {
+            let tag = match tok {
+                Tok::Str => 1,
+                Tok::Number if sql[a..b].iter().all(u8::is_ascii_digit) => 2,
+                Tok::Number => 3,
+                _ => continue,
+            };
+            copy(out, &sql[run..a]);
+            out.extend_from_slice(&[0, tag]);
+            run = b;
+        }
+        copy(out, &sql[run..]);
+    }
+
+    /// The skeleton read by its own loop is the one read token by token, over texts
+    /// built at random from every kind of token and fragments of them.
+    #[test]
+    fn skeleton_is_the_one_read_token_by_token() {
+        const PARTS: &[&str] = &[
+            "select",
+            " ",
+            "\t\n",
+            "x1",
+            "_a$b",
+            "é",
+            "1",
+            "42",
+            "1.5e-3",
+            ".5",
+            "0x1F",
+            "1_000",
+            "1e+",
+            "'s'",
+            "'it''s'",
+            "E'\\''",
+            "e'",
+            "b'01'",
+            "X'1F'",
+            "U&'d'",
+            "u&",
+            "N'x'",
+            "$1",
+            "$",
+            "$$d$$",
+            "$t$x$t$",
+            "$q$",
+            "\"Q\"\"\"",
+            "\"",
+            "-- c\n",
+            "--",
+            "-",
+            "/* a /* b */ */",
+            "/*",
+            "/",
+            "*",
+            ".",
+            "::",
+            "(",
+            ")",
+            ",",
+            ";",
+            "=",
+            "&",
+            "\\",
+            "\0",
+            "'",
+            "@",
+            "a'",
+            "1a",
+            "9.",
+            "..",
+        ];
+        let mut rng = 0x853c_49e6_748f_ea9bu64;
+        let (mut sql, mut got, mut want) = (String::new(), Vec::new(), Vec::new());
+        for _ in 0..50_000 {
+            sql.clear();
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            for _ in 0..(rng >> 59) + 1 {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                sql.push_str(PARTS[(rng >> 33) as usize % PARTS.len()]);
+            }
+            skeleton(sql.as_bytes(), &mut got);
+            skeleton_by_tokens(sql.as_bytes(), &mut want);
+            assert_eq!(got, want, "{sql:?}");
+        }
     }
 
     /// Texts of distinct shapes fill the skeleton cache without a hit: it pauses
