@@ -396,7 +396,7 @@ fn render_after_text(o: &mut JsonObj<'_>, q: &QueryRecord, operation: Option<&st
 /// fingerprint.
 enum Part<'p> {
     Cached(&'p mut StatementPart),
-    Once(String),
+    Once(crate::session::sql::Digits),
 }
 
 /// What is rendered of a shared string (a statement text or a command tag), by its
@@ -648,10 +648,10 @@ impl<W: Write> Sink for JsonSink<W> {
                     *kept = Some(key);
                 }
                 o.raw(to_status);
-                o.plain("pgwire.fingerprint", &fingerprint);
+                o.plain("pgwire.fingerprint", fingerprint.as_str());
             }
             (None, Part::Cached(part)) => tail(&mut o, q, tag, part.fingerprint.as_deref()),
-            (None, Part::Once(fingerprint)) => tail(&mut o, q, tag, Some(&fingerprint)),
+            (None, Part::Once(fingerprint)) => tail(&mut o, q, tag, Some(fingerprint.as_str())),
         }
         o.end();
         self.emit()

@@ -25,6 +25,9 @@ enum Tok {
 const SPACE: u8 = 1;
 /// Continues a word: ASCII alphanumerics, `_`, `$` and every non-ASCII byte.
 const WORD: u8 = 2;
+/// A token of its own whatever follows, never a literal's start nor a comment's
+/// (the scanner's `Other` and `Semicolon` bytes but `-`, `/`, `.`, `$` and 0; `_` is a word's).
+const PUNCT: u8 = 4;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -39,6 +42,10 @@ static CLASS: [u8; 256] = {
         }
         if c == b'$' || c >= 0x80 {
             t[i] |= WORD;
+        }
+        if c.is_ascii_punctuation() && !matches!(c, b'-' | b'/' | b'.' | b'$' | b'_' | b'\'' | b'"')
+        {
+            t[i] |= PUNCT;
         }
         i += 1;
     }
@@ -643,11 +650,24 @@ fn write_param(buf: &mut [u8; 21], mut n: u64) -> &[u8] {
 /// lower-cased, comments dropped, spacing folded, so the texts pg_stat_statements
 /// counts as one statement share it however they were typed.
 pub(crate) fn fingerprint(sql: &[u8]) -> String {
-    Shape::default().fingerprint(sql)
+    Shape::default().fingerprint(sql).as_str().to_owned()
+}
+
+/// A fingerprint's 16 hex digits, held without an allocation: a text seen once
+/// needs them for its record alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Digits([u8; 16]);
+
+impl Digits {
+    pub(crate) fn as_str(&self) -> &str {
+        // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
+        // conversion's.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl Shape {
-    fn fingerprint(&mut self, sql: &[u8]) -> String {
+    fn fingerprint(&mut self, sql: &[u8]) -> Digits {
         match std::str::from_utf8(sql) {
             Ok(s) => self.fingerprint_str(s),
             Err(_) => {
@@ -660,7 +680,7 @@ impl Shape {
 
     /// [`Shape::fingerprint`] of a text already known to be UTF-8 (the caches' texts
     /// are `str`): validating it again was a tenth of the fingerprint's cost.
-    fn fingerprint_str(&mut self, sql: &str) -> String {
+    fn fingerprint_str(&mut self, sql: &str) -> Digits {
         self.read(sql.as_bytes());
         hex16(self.hash(sql.as_bytes()))
     }
@@ -668,14 +688,12 @@ impl Shape {
 
 /// `h` as 16 lower-case hex digits (what `format!("{h:016x}")` writes, for less
 /// than the formatting machinery costs once per new text).
-fn hex16(h: u64) -> String {
+fn hex16(h: u64) -> Digits {
     let mut buf = [0u8; 16];
     for (i, d) in buf.iter_mut().enumerate() {
         *d = crate::text::HEX_DIGITS[(h >> (60 - 4 * i)) as usize & 15];
     }
-    // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
-    // conversion's.
-    std::str::from_utf8(&buf).unwrap_or_default().to_owned()
+    Digits(buf)
 }
 
 /// The fingerprint's definition: FNV-1a over the tokens of a normalised text.
@@ -706,7 +724,7 @@ fn fingerprint_of_text(s: &[u8]) -> u64 {
 /// lookups cost one hash of the raw text instead of a normalisation.
 #[derive(Default)]
 pub(crate) struct FingerprintCache {
-    map: std::collections::HashMap<u64, String>,
+    map: std::collections::HashMap<u64, Digits>,
     fresh: Fresh,
 }
 
@@ -716,7 +734,7 @@ pub(crate) struct FingerprintCache {
 #[derive(Default)]
 struct Fresh {
     /// Skeletons (see [`skeleton`]) of texts whose every literal became a constant.
-    by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, String>,
+    by_skeleton: rustc_hash::FxHashMap<Box<[u8]>, Digits>,
     /// The skeletons' bytes, bounded as their number is.
     bytes: usize,
     /// Lookups since the cache started over, and how many found their skeleton.
@@ -725,6 +743,9 @@ struct Fresh {
     /// Texts to normalise without a lookup: when a full cache's lookups mostly
     /// missed (every text a shape of its own), skeletons cost more than they save.
     pause: usize,
+    /// The last skeleton found or cached, and its fingerprint: consecutive texts
+    /// mostly share one, and comparing it costs less than hashing it for the map.
+    last: (Vec<u8>, Option<Digits>),
     /// Buffers reused from one text to the next.
     key: Vec<u8>,
     shape: Shape,
@@ -738,7 +759,7 @@ impl Fresh {
     /// Longer texts are normalised each time (a skeleton is at most twice its text).
     const MAX_TEXT: usize = 16 << 10;
 
-    fn fingerprint(&mut self, text: &str) -> String {
+    fn fingerprint(&mut self, text: &str) -> Digits {
         let sql = text.as_bytes();
         if sql.len() > Self::MAX_TEXT || self.pause > 0 {
             self.pause = self.pause.saturating_sub(1);
@@ -746,13 +767,18 @@ impl Fresh {
         }
         skeleton(sql, &mut self.key);
         self.lookups += 1;
-        if let Some(fp) = self.by_skeleton.get(&self.key[..]) {
+        let found = match self.last {
+            (ref last, Some(fp)) if *last == self.key => Some(fp),
+            _ => self.by_skeleton.get(&self.key[..]).copied(),
+        };
+        if let Some(fp) = found {
             self.found += 1;
             #[cfg(test)]
             {
                 self.hits += 1;
             }
-            return fp.clone();
+            self.remember(fp);
+            return fp;
         }
         let fp = self.shape.fingerprint_str(text);
         if !self.shape.kept_literal {
@@ -765,9 +791,17 @@ impl Fresh {
                 (self.bytes, self.lookups, self.found) = (0, 0, 0);
             }
             self.bytes += self.key.len();
-            self.by_skeleton.insert(self.key[..].into(), fp.clone());
+            self.by_skeleton.insert(self.key[..].into(), fp);
+            self.remember(fp);
         }
         fp
+    }
+
+    /// Keeps the skeleton in `key` as the last one, with its fingerprint (swapped,
+    /// not copied: `key` is written afresh for each text).
+    fn remember(&mut self, fp: Digits) {
+        std::mem::swap(&mut self.last.0, &mut self.key);
+        self.last.1 = Some(fp);
     }
 }
 
@@ -779,31 +813,67 @@ impl Fresh {
 /// fingerprint. The encoding is exact (no hash), so it cannot confuse two texts.
 fn skeleton(sql: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let copy = |out: &mut Vec<u8>, part: &[u8]| {
-        if !part.contains(&0) {
-            return out.extend_from_slice(part);
-        }
-        // 0 introduces a tag: a 0 of the text is written twice.
-        for piece in part.split_inclusive(|&c| c == 0) {
-            out.extend_from_slice(piece);
-            if piece.last() == Some(&0) {
-                out.push(0);
-            }
-        }
-    };
+    // The text up to `i` is in `out` but from `run`.
     let mut run = 0;
-    for (tok, a, b) in scan(sql) {
-        let tag = match tok {
-            Tok::Str => 1,
-            Tok::Number if sql[a..b].iter().all(u8::is_ascii_digit) => 2,
-            Tok::Number => 3,
-            _ => continue,
+    let mut i = 0;
+    // White space, punctuation, words, numbers and plain strings (nearly every token)
+    // read here as the scanner reads them, without its other cases' tests; the rest
+    // by the scanner.
+    while let Some(&c) = sql.get(i) {
+        let start = i;
+        let class = CLASS[c as usize];
+        let tag = if class & SPACE != 0 {
+            i = skip(sql, i + 1, SPACE);
+            continue;
+        } else if class & PUNCT != 0 {
+            i += 1;
+            continue;
+        } else if c.is_ascii_digit() {
+            i = end_of_number(sql, i);
+            number_tag(&sql[start..i])
+        } else if c == b'\'' {
+            i = end_of_quoted(sql, i + 1, b'\'', false);
+            1
+        } else if class & WORD != 0 && c != b'$' && !matches!(sql.get(i + 1), Some(b'\'' | b'&')) {
+            i = skip(sql, i + 1, WORD);
+            continue;
+        } else {
+            let Some((tok, _, end)) = (Scanner { s: sql, i }).next() else {
+                break;
+            };
+            i = end;
+            match tok {
+                Tok::Str => 1,
+                Tok::Number => number_tag(&sql[start..end]),
+                // 0 introduces a tag: a 0 of the text is written twice (no other
+                // token than these can hold one).
+                _ if sql[start..end].contains(&0) => {
+                    for piece in sql[run..end].split_inclusive(|&c| c == 0) {
+                        out.extend_from_slice(piece);
+                        if piece.last() == Some(&0) {
+                            out.push(0);
+                        }
+                    }
+                    run = end;
+                    continue;
+                }
+                _ => continue,
+            }
         };
-        copy(out, &sql[run..a]);
+        out.extend_from_slice(&sql[run..start]);
         out.extend_from_slice(&[0, tag]);
-        run = b;
+        run = i;
     }
-    copy(out, &sql[run..]);
+    out.extend_from_slice(&sql[run..]);
+}
+
+/// A number's tag in a skeleton: whether it is all digits counts.
+fn number_tag(number: &[u8]) -> u8 {
+    if number.iter().all(u8::is_ascii_digit) {
+        2
+    } else {
+        3
+    }
 }
 
 impl FingerprintCache {
@@ -818,10 +888,11 @@ impl FingerprintCache {
         self.map
             .entry(key)
             .or_insert_with(|| fresh.fingerprint(text))
+            .as_str()
     }
 
     /// The fingerprint of a text not worth caching (seen once).
-    pub(crate) fn once(&mut self, text: &str) -> String {
+    pub(crate) fn once(&mut self, text: &str) -> Digits {
         self.fresh.fingerprint(text)
     }
 }
@@ -1082,10 +1153,118 @@ mod tests {
                 sql.push_str(PARTS[next(PARTS.len())]);
                 sql.push_str(LITERALS[next(LITERALS.len())]);
             }
-            assert_eq!(cache.once(&sql), fingerprint(sql.as_bytes()), "{sql:?}");
+            assert_eq!(
+                cache.once(&sql).as_str(),
+                fingerprint(sql.as_bytes()),
+                "{sql:?}"
+            );
         }
         // Texts shared skeletons: thousands were found by theirs.
         assert!(cache.fresh.hits > 2_000, "{}", cache.fresh.hits);
+    }
+
+    /// The skeleton's definition: the text between literal tokens, 0 bytes doubled,
+    /// and a tag for each literal.
+    fn skeleton_by_tokens(sql: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let copy = |out: &mut Vec<u8>, part: &[u8]| {
+            if !part.contains(&0) {
+                return out.extend_from_slice(part);
+            }
+            // 0 introduces a tag: a 0 of the text is written twice.
+            for piece in part.split_inclusive(|&c| c == 0) {
+                out.extend_from_slice(piece);
+                if piece.last() == Some(&0) {
+                    out.push(0);
+                }
+            }
+        };
+        let mut run = 0;
+        for (tok, a, b) in scan(sql) {
+            let tag = match tok {
+                Tok::Str => 1,
+                Tok::Number if sql[a..b].iter().all(u8::is_ascii_digit) => 2,
+                Tok::Number => 3,
+                _ => continue,
+            };
+            copy(out, &sql[run..a]);
+            out.extend_from_slice(&[0, tag]);
+            run = b;
+        }
+        copy(out, &sql[run..]);
+    }
+
+    /// The skeleton read by its own loop is the one read token by token, over texts
+    /// built at random from every kind of token and fragments of them.
+    #[test]
+    fn skeleton_is_the_one_read_token_by_token() {
+        const PARTS: &[&str] = &[
+            "select",
+            " ",
+            "\t\n",
+            "x1",
+            "_a$b",
+            "é",
+            "1",
+            "42",
+            "1.5e-3",
+            ".5",
+            "0x1F",
+            "1_000",
+            "1e+",
+            "'s'",
+            "'it''s'",
+            "E'\\''",
+            "e'",
+            "b'01'",
+            "X'1F'",
+            "U&'d'",
+            "u&",
+            "N'x'",
+            "$1",
+            "$",
+            "$$d$$",
+            "$t$x$t$",
+            "$q$",
+            "\"Q\"\"\"",
+            "\"",
+            "-- c\n",
+            "--",
+            "-",
+            "/* a /* b */ */",
+            "/*",
+            "/",
+            "*",
+            ".",
+            "::",
+            "(",
+            ")",
+            ",",
+            ";",
+            "=",
+            "&",
+            "\\",
+            "\0",
+            "'",
+            "@",
+            "a'",
+            "1a",
+            "9.",
+            "..",
+        ];
+        let mut rng = 0x853c_49e6_748f_ea9bu64;
+        let (mut sql, mut got, mut want) = (String::new(), Vec::new(), Vec::new());
+        for _ in 0..50_000 {
+            sql.clear();
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+            for _ in 0..(rng >> 59) + 1 {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                sql.push_str(PARTS[(rng >> 33) as usize % PARTS.len()]);
+            }
+            skeleton(sql.as_bytes(), &mut got);
+            skeleton_by_tokens(sql.as_bytes(), &mut want);
+            assert_eq!(got, want, "{sql:?}");
+        }
     }
 
     /// Texts of distinct shapes fill the skeleton cache without a hit: it pauses
@@ -1095,7 +1274,10 @@ mod tests {
         let mut fresh = Fresh::default();
         for i in 0..=Fresh::MAX {
             let text = format!("select c{i} from t where a = {i}");
-            assert_eq!(fresh.fingerprint(&text), fingerprint(text.as_bytes()));
+            assert_eq!(
+                fresh.fingerprint(&text).as_str(),
+                fingerprint(text.as_bytes())
+            );
         }
         assert_eq!(fresh.pause, 4 * Fresh::MAX);
         for i in 0..4 * Fresh::MAX {
@@ -1132,7 +1314,7 @@ mod tests {
         );
         let mut cache = FingerprintCache::default();
         assert_eq!(
-            cache.once("SELECT 1 FROM T"),
+            cache.once("SELECT 1 FROM T").as_str(),
             fingerprint(b"select 2 from t")
         );
         assert_eq!(cache.get("select 3"), fingerprint(b"select 4"));
@@ -1148,7 +1330,7 @@ mod tests {
             u64::MAX,
             0x0123_4567_89ab_cdef,
         ] {
-            assert_eq!(hex16(h), format!("{h:016x}"));
+            assert_eq!(hex16(h).as_str(), format!("{h:016x}"));
         }
     }
 
