@@ -542,9 +542,16 @@ mod tests {
     #[test]
     fn all_bytes_finds_any_byte_anywhere() {
         let json = |c: u8| c >= 0x20 && !matches!(c, b'"' | b'\\' | 0x7F | 0xC2);
-        for len in 0..=40 {
+        // Miri (scripts/test.sh) runs this for undefined behaviour, not the classes: a
+        // few lengths and bytes there (every one takes it hours), all of them here.
+        let (lens, bytes): (Vec<usize>, Vec<u8>) = if cfg!(miri) {
+            (vec![0, 15, 16, 17, 40], vec![0x1F, b'"', b'a', 0xC2])
+        } else {
+            ((0..=40).collect(), (0..=255).collect())
+        };
+        for len in lens {
             for at in 0..len {
-                for c in 0..=255u8 {
+                for &c in &bytes {
                     let mut b = vec![b'a'; len];
                     b[at] = c;
                     assert_eq!(unescaped(&b), json(c), "{len} {at} {c}");

@@ -746,8 +746,9 @@ struct Fresh {
     /// The last skeleton found or cached, and its fingerprint: consecutive texts
     /// mostly share one, and comparing it costs less than hashing it for the map.
     last: (Vec<u8>, Option<Digits>),
-    /// Buffers reused from one text to the next.
-    key: Vec<u8>,
+    /// The last text's skeleton, the next one's starting point.
+    key: Skeleton,
+    /// Reused from one text to the next.
     shape: Shape,
     #[cfg(test)]
     hits: usize,
@@ -765,44 +766,133 @@ impl Fresh {
             self.pause = self.pause.saturating_sub(1);
             return self.shape.fingerprint_str(text);
         }
-        skeleton(sql, &mut self.key);
+        self.key.read(sql);
+        let key = &self.key.out;
         self.lookups += 1;
         let found = match self.last {
-            (ref last, Some(fp)) if *last == self.key => Some(fp),
-            _ => self.by_skeleton.get(&self.key[..]).copied(),
+            (ref last, Some(fp)) if last == key => {
+                // The next text may take up from this one's marks (after a miss,
+                // the skeleton went to `last`, and a text of another shape rarely
+                // shares one with the next).
+                self.key.keep(sql);
+                return self.hit(fp);
+            }
+            _ => self.by_skeleton.get(&key[..]).copied(),
         };
         if let Some(fp) = found {
-            self.found += 1;
-            #[cfg(test)]
-            {
-                self.hits += 1;
-            }
             self.remember(fp);
-            return fp;
+            return self.hit(fp);
         }
         let fp = self.shape.fingerprint_str(text);
         if !self.shape.kept_literal {
-            if self.by_skeleton.len() >= Self::MAX || self.bytes + self.key.len() > Self::MAX_BYTES
-            {
+            let key = &self.key.out;
+            if self.by_skeleton.len() >= Self::MAX || self.bytes + key.len() > Self::MAX_BYTES {
                 if self.found < self.lookups / 8 {
                     self.pause = 4 * Self::MAX;
                 }
                 self.by_skeleton.clear();
                 (self.bytes, self.lookups, self.found) = (0, 0, 0);
             }
-            self.bytes += self.key.len();
-            self.by_skeleton.insert(self.key[..].into(), fp);
+            self.bytes += key.len();
+            self.by_skeleton.insert(key[..].into(), fp);
             self.remember(fp);
         }
         fp
     }
 
+    fn hit(&mut self, fp: Digits) -> Digits {
+        self.found += 1;
+        #[cfg(test)]
+        {
+            self.hits += 1;
+        }
+        fp
+    }
+
     /// Keeps the skeleton in `key` as the last one, with its fingerprint (swapped,
-    /// not copied: `key` is written afresh for each text).
+    /// not copied: `key` is written afresh for the next text).
     fn remember(&mut self, fp: Digits) {
-        std::mem::swap(&mut self.last.0, &mut self.key);
+        std::mem::swap(&mut self.last.0, &mut self.key.out);
         self.last.1 = Some(fp);
     }
+}
+
+/// Where a literal starts in a text read by [`Skeleton::read`], and the loop's state
+/// there: `out` holds the skeleton of the text up to `run`.
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    i: usize,
+    run: usize,
+    out: usize,
+}
+
+/// The skeleton of the last text read, with its literals' marks and, when
+/// [`Skeleton::keep`] kept it, that text.
+#[derive(Default)]
+struct Skeleton {
+    out: Vec<u8>,
+    marks: Vec<Mark>,
+    text: Vec<u8>,
+}
+
+impl Skeleton {
+    /// `sql`'s skeleton into `out`. A statement sent again with other literals
+    /// parts from the last text at a literal: the loop read the same bytes up to
+    /// there, so it takes up from that literal's mark instead of the start. Before a
+    /// token the loop reads at most the class of the next byte (space, word,
+    /// alphanumeric, digit, or one punctuation byte), which never tells two digits
+    /// apart: a mark at the first differing byte holds when both bytes are digits.
+    fn read(&mut self, sql: &[u8]) {
+        let common = common_prefix(sql, &self.text);
+        let digits = |i: usize| {
+            (sql.get(i).zip(self.text.get(i)))
+                .is_some_and(|(a, b)| a.is_ascii_digit() && b.is_ascii_digit())
+        };
+        let from = match self
+            .marks
+            .iter()
+            .rposition(|m| m.i < common || (m.i == common && digits(m.i)))
+        {
+            Some(k) => {
+                let m = self.marks[k];
+                self.marks.truncate(k);
+                m
+            }
+            None => {
+                self.marks.clear();
+                Mark::default()
+            }
+        };
+        self.out.truncate(from.out);
+        skeleton(sql, from, &mut self.out, &mut self.marks);
+        self.text.clear();
+    }
+
+    /// Keeps `sql`, the text just read, for the next [`Skeleton::read`] to start
+    /// where the two part.
+    fn keep(&mut self, sql: &[u8]) {
+        self.text.extend_from_slice(sql);
+    }
+}
+
+/// How many bytes `a` and `b` begin with alike, compared by 8.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or_default());
+    let mut i = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let d = word(x) ^ word(y);
+        if d != 0 {
+            return i + d.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// `sql` with each number and string literal's value left out (a tag byte for its
@@ -811,11 +901,12 @@ impl Fresh {
 /// every decision the normaliser takes reads the tokens around literals, never their
 /// values: so when no literal of one of them was kept as written, both have the same
 /// fingerprint. The encoding is exact (no hash), so it cannot confuse two texts.
-fn skeleton(sql: &[u8], out: &mut Vec<u8>) {
-    out.clear();
+///
+/// Starts at `from` (`out` holding the skeleton up to its `run`); each literal's
+/// start goes to `marks`.
+fn skeleton(sql: &[u8], from: Mark, out: &mut Vec<u8>, marks: &mut Vec<Mark>) {
     // The text up to `i` is in `out` but from `run`.
-    let mut run = 0;
-    let mut i = 0;
+    let Mark { mut i, mut run, .. } = from;
     // White space, punctuation, words, numbers and plain strings (nearly every token)
     // read here as the scanner reads them, without its other cases' tests; the rest
     // by the scanner.
@@ -860,6 +951,11 @@ fn skeleton(sql: &[u8], out: &mut Vec<u8>) {
                 _ => continue,
             }
         };
+        marks.push(Mark {
+            i: start,
+            run,
+            out: out.len(),
+        });
         out.extend_from_slice(&sql[run..start]);
         out.extend_from_slice(&[0, tag]);
         run = i;
@@ -1253,17 +1349,32 @@ mod tests {
             "..",
         ];
         let mut rng = 0x853c_49e6_748f_ea9bu64;
-        let (mut sql, mut got, mut want) = (String::new(), Vec::new(), Vec::new());
-        for _ in 0..50_000 {
-            sql.clear();
+        let mut next = || {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-            for _ in 0..(rng >> 59) + 1 {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
-                sql.push_str(PARTS[(rng >> 33) as usize % PARTS.len()]);
+            (rng >> 33) as usize
+        };
+        let (mut sql, mut parts, mut want) = (String::new(), Vec::new(), Vec::new());
+        let mut got = Skeleton::default();
+        for _ in 0..100_000 {
+            // Half the texts are the last one with one part replaced, as a statement
+            // sent again with another literal: the skeleton takes up from a mark.
+            if parts.is_empty() || next() % 2 == 0 {
+                parts.clear();
+                for _ in 0..next() % 32 + 1 {
+                    parts.push(next() % PARTS.len());
+                }
+            } else {
+                let at = next() % parts.len();
+                parts[at] = next() % PARTS.len();
             }
-            skeleton(sql.as_bytes(), &mut got);
+            sql.clear();
+            parts.iter().for_each(|&p| sql.push_str(PARTS[p]));
+            got.read(sql.as_bytes());
             skeleton_by_tokens(sql.as_bytes(), &mut want);
-            assert_eq!(got, want, "{sql:?}");
+            assert_eq!(got.out, want, "{sql:?}");
+            if next() % 8 != 0 {
+                got.keep(sql.as_bytes());
+            }
         }
     }
 
