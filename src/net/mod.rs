@@ -108,36 +108,43 @@ pub fn parse(linktype: i32, frame: &[u8], orig_len: u32) -> Option<Segment<'_>> 
 }
 
 /// The TCP segment in an IP packet (`captured` is the whole frame's captured length).
+/// Plain IPv4, the usual case, goes through etherparse's header slice alone: half
+/// the work of its lax IP slicer. Other packets go to that slicer: not IPv4, or
+/// lengths that need its rules (a zero total length from segmentation offload, a
+/// total length shorter than the header). The choice is made here, not by a nested
+/// `Option` returned from the IPv4 path, which cost a copy of the segment per packet.
 fn from_ip(ip: &[u8], captured: usize, orig_len: u32) -> Option<Segment<'_>> {
-    match from_ipv4(ip, captured, orig_len) {
-        Some(seg) => seg,
+    match plain_ipv4(ip) {
+        Some(h) => from_ipv4(&h, ip, captured, orig_len),
         None => from_ip_lax(ip, captured, orig_len),
     }
 }
 
-/// Plain IPv4, the usual case, through etherparse's header slice alone: half the work
-/// of its lax IP slicer. `None` leaves the packet to that slicer: not IPv4, or
-/// lengths that need its rules (a zero total length from segmentation offload, a
-/// total length shorter than the header).
-fn from_ipv4(ip: &[u8], captured: usize, orig_len: u32) -> Option<Option<Segment<'_>>> {
+/// The IPv4 header heading `ip` if `from_ipv4` can take the packet.
+fn plain_ipv4(ip: &[u8]) -> Option<Ipv4HeaderSlice<'_>> {
     let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
+    (usize::from(h.total_len()) >= h.slice().len()).then_some(h)
+}
+
+/// The TCP segment of a plain IPv4 packet whose header `h` heads `ip`.
+fn from_ipv4<'a>(
+    h: &Ipv4HeaderSlice<'_>,
+    ip: &'a [u8],
+    captured: usize,
+    orig_len: u32,
+) -> Option<Segment<'a>> {
     let (header, total) = (h.slice().len(), usize::from(h.total_len()));
-    if total < header {
+    if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
         return None;
     }
-    if h.protocol() != IpNumber::TCP || h.is_fragmenting_payload() {
-        return Some(None);
-    }
     // Ethernet padding past the total length is not payload; a snaplen may cut it.
-    let Ok(tcp) = TcpSlice::from_slice(&ip[header..total.min(ip.len())]) else {
-        return Some(None);
-    };
-    Some(segment(
+    let tcp = TcpSlice::from_slice(&ip[header..total.min(ip.len())]).ok()?;
+    segment(
         IpAddr::V4(h.source_addr()),
         IpAddr::V4(h.destination_addr()),
         &tcp,
         missing(total > ip.len(), captured, orig_len),
-    ))
+    )
 }
 
 /// The general path (IPv6 and its extension headers, unusual IPv4 lengths).
@@ -280,12 +287,14 @@ mod tests {
                 let ip = &v[..cut];
                 let orig = v.len() as u32;
                 let lax = from_ip_lax(ip, ip.len(), orig);
-                if let Some(fast) = from_ipv4(ip, ip.len(), orig) {
+                if let Some(h) = plain_ipv4(ip) {
+                    let fast = from_ipv4(&h, ip, ip.len(), orig);
                     assert_eq!(fast, lax, "{v:02x?} cut at {cut}");
                 }
             }
         }
-        assert!(from_ipv4(&base, base.len(), base.len() as u32).is_some());
+        let h = plain_ipv4(&base).unwrap();
+        assert!(from_ipv4(&h, &base, base.len(), base.len() as u32).is_some());
         assert!(from_ip(&base, base.len(), base.len() as u32).is_some());
     }
 
