@@ -1218,7 +1218,6 @@ impl Session {
         error: Option<ServerMessage>,
     ) {
         let conn_id = self.rec.conn_id;
-        let walsender = walsender(&self.rec);
         let finished = match self.pending.front_mut() {
             Some(Op::Simple(q)) => {
                 let SimpleQuery {
@@ -1237,7 +1236,8 @@ impl Session {
                     // (BASE_BACKUP sends result sets and a COPY before its own tag) is
                     // still the last statement, not yet reported (that waits for
                     // ReadyForQuery).
-                    None if *answered && walsender => {
+                    // Tested only here: string comparisons, not for every answer.
+                    None if *answered && walsender(&self.rec) => {
                         if let Some(last) = self.done.last_mut() {
                             Self::fold(&mut self.rec, last, ts, outcome, tag, error);
                         }
@@ -1287,6 +1287,9 @@ impl Session {
         }
     }
 
+    // Inlined into `complete`, every statement's path: the tag and the error are
+    // not passed through a call.
+    #[inline(always)]
     fn finish(
         &mut self,
         shared: &mut Shared,
