@@ -70,11 +70,16 @@ struct LastObject {
 }
 
 impl LastObject {
-    fn json(&mut self, pairs: &[(String, String)]) -> &[u8] {
-        if self.pairs[..] != *pairs {
-            self.pairs = pairs.to_vec();
+    /// Of owned or shared strings (startup or server parameters).
+    fn json<S: std::ops::Deref<Target = str>>(&mut self, pairs: &[(S, S)]) -> &[u8] {
+        let same = self.pairs.len() == pairs.len()
+            && (self.pairs.iter().zip(pairs)).all(|(a, b)| a.0 == *b.0 && a.1 == *b.1);
+        if !same {
+            self.pairs = (pairs.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             self.json.clear();
-            super::jsonw::write_object(&mut self.json, pairs);
+            super::jsonw::write_object(&mut self.json, &self.pairs);
         }
         &self.json
     }
@@ -1057,7 +1062,9 @@ mod tests {
             .into_iter()
             .map(|(startup, server)| SessionRecord {
                 startup_params: startup.clone(),
-                server_params: server.clone(),
+                server_params: (server.iter())
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect(),
                 ..SessionRecord::default()
             })
             .collect();

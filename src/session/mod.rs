@@ -26,7 +26,7 @@ use record::{
     ServerMessage, SessionRecord,
 };
 use rustc_hash::FxHashMap;
-use shared::{Name, Text};
+use shared::{Name, ParamStr, Text};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
@@ -56,7 +56,7 @@ pub(crate) struct Shared {
     scratch: Vec<u8>,
     /// The server parameters of the last login by position (bounded, see
     /// [`Shared::login_param`]): most connections are sent the same dozen.
-    login_params: Vec<(String, String)>,
+    login_params: Vec<(ParamStr, ParamStr)>,
     /// Sharded decoding: the number of the flow-table event being decoded, stamped on
     /// finished statements (see [`CrossFact`]).
     pub(crate) seq: u64,
@@ -86,11 +86,11 @@ const LOGIN_PARAMS: usize = 32;
 const LOGIN_PARAM_BYTES: usize = 256;
 
 impl Shared {
-    /// The `i`-th ParameterStatus of a login as strings: copies of the last login's
+    /// The `i`-th ParameterStatus of a login as strings: the last login's, shared,
     /// when the wire bytes are the same (bytes equal to a string are valid UTF-8 and
-    /// that very string), which saves validating them (a third of a short
+    /// that very string), which saves validating and copying them (most of a short
     /// connection's session work).
-    fn login_param(&mut self, i: usize, name: &[u8], value: &[u8]) -> (String, String) {
+    fn login_param(&mut self, i: usize, name: &[u8], value: &[u8]) -> (ParamStr, ParamStr) {
         use crate::text::eq_bytes;
         if let Some((n, v)) = self.login_params.get(i)
             && eq_bytes(n.as_bytes(), name)
@@ -98,7 +98,7 @@ impl Shared {
         {
             return (n.clone(), v.clone());
         }
-        let pair = (lossy(name), lossy(value));
+        let pair = (param_str(name), param_str(value));
         if i <= self.login_params.len()
             && i < LOGIN_PARAMS
             && name.len() + value.len() <= LOGIN_PARAM_BYTES
@@ -1124,7 +1124,7 @@ impl Session {
     #[inline(never)]
     fn parameter_status(&mut self, shared: &mut Shared, name: &[u8], value: &[u8]) {
         let (name, value) = if self.ready_seen {
-            (lossy(name), lossy(value))
+            (param_str(name), param_str(value))
         } else {
             shared.login_param(self.rec.server_params.len(), name, value)
         };
@@ -1133,10 +1133,10 @@ impl Session {
         }
         // `SET application_name` is announced: later records carry the new name.
         if self.ready_seen
-            && name == "application_name"
-            && self.rec.application.as_ref() != Some(&value)
+            && &*name == "application_name"
+            && self.rec.application.as_deref() != Some(&*value)
         {
-            self.rec.application = Some(value.clone());
+            self.rec.application = Some(value.to_string());
             self.rec.origin_version += 1;
         }
         match self.rec.server_params.iter_mut().find(|(k, _)| *k == name) {
@@ -1753,6 +1753,11 @@ fn protocol_version(major: u16, minor: u16) -> String {
         (Some(a), Some(b)) => [a, '.', b].into_iter().collect(),
         _ => format!("{major}.{minor}"),
     }
+}
+
+/// A server parameter's name or value, to share.
+fn param_str(b: &[u8]) -> ParamStr {
+    ParamStr::new(&crate::text::utf8_lossless(b))
 }
 
 fn lossy(b: &[u8]) -> String {

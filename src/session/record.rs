@@ -1,6 +1,6 @@
 //! The records the session stage hands to the presenters.
 
-use super::shared::{Name, Text};
+use super::shared::{Name, ParamStr, Text};
 use std::borrow::Cow;
 
 /// How a statement ended.
@@ -326,7 +326,7 @@ pub struct SessionRecord {
     pub(crate) auth_error: Option<ServerMessage>,
     pub(crate) backend_pid: Option<u32>,
     pub(crate) cancel_key_len: Option<usize>,
-    pub(crate) server_params: Vec<(String, String)>,
+    pub(crate) server_params: Vec<(ParamStr, ParamStr)>,
     pub(crate) parameter_changes: u64,
     pub(crate) tx_status: Option<u8>,
     pub(crate) queries: u64,

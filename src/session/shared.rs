@@ -173,6 +173,11 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for OwnerRc<T> {
 /// more than the copy saved.
 pub(crate) type Name = OwnerRc<str>;
 
+/// A server parameter's name or value (ParameterStatus): a login is sent some 14
+/// pairs, nearly always the last login's, and each record holding them shares the
+/// last login's strings instead of copying 28 of them per connection.
+pub(crate) type ParamStr = OwnerRc<str>;
+
 impl From<&str> for Name {
     fn from(s: &str) -> Self {
         OwnerRc::new(s)

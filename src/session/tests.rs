@@ -1037,7 +1037,7 @@ fn login_parameters_are_the_wire_bytes_whatever_the_last_login_sent() {
             c.s.record()
                 .server_params
                 .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .map(|(n, v)| (&**n, &**v))
                 .collect();
         assert_eq!(got, want, "login {i}");
     }
