@@ -1,6 +1,7 @@
 //! The session state machine fed with wire bytes through the real framer.
 
 use super::record::{AuthOutcome, CopyDirection, Outcome};
+use super::shared::OwnerRc;
 use super::*;
 use crate::pgwire::{ConnDecoder, Event};
 
@@ -1026,6 +1027,7 @@ fn login_parameters_are_the_wire_bytes_whatever_the_last_login_sent() {
         &[("TimeZone", "Etc/\\xff")],
         &[("client_encoding", "UTF8"), ("TimeZone", "UTC")],
     ];
+    let mut kept = Vec::new();
     for (i, (params, want)) in logins.iter().zip(wants).enumerate() {
         let mut c = Conn::new(i as u64);
         c.feed(&mut sh, 1, Dir::Frontend, &[startup(&[("user", "u")], 0)]);
@@ -1040,5 +1042,12 @@ fn login_parameters_are_the_wire_bytes_whatever_the_last_login_sent() {
                 .map(|(n, v)| (&**n, &**v))
                 .collect();
         assert_eq!(got, want, "login {i}");
+        kept.push(c.s.record().server_params.clone());
     }
+    // The second login, the same bytes as the first, shares the first's strings.
+    let shared = |a: &(ParamStr, ParamStr), b: &(ParamStr, ParamStr)| {
+        OwnerRc::ptr_eq(&a.0, &b.0) && OwnerRc::ptr_eq(&a.1, &b.1)
+    };
+    assert!(kept[0].iter().zip(&kept[1]).all(|(a, b)| shared(a, b)));
+    assert!(!kept[1].iter().zip(&kept[2]).any(|(a, b)| shared(a, b)));
 }
