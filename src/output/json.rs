@@ -145,9 +145,10 @@ impl<W: Write> JsonSink<W> {
 /// A connection's fields, rendered once: its addresses, and who it is (as of the
 /// last statement; that changes only with a new login on the same connection).
 struct ConnFields {
-    head: Box<[u8]>,
+    /// Kept as rendered: a boxed slice shrank it by a reallocation per connection.
+    head: Vec<u8>,
     /// Rendered for this `SessionRecord::origin_version`.
-    origin: Option<(u32, Box<[u8]>)>,
+    origin: Option<(u32, Vec<u8>)>,
     /// The statement fields of the statements this connection runs (a few, again
     /// and again), rendered once each.
     statements: Vec<StatementPart>,
@@ -265,7 +266,7 @@ impl ConnFields {
             .num("destination.port", c.server.1)
             .str("network.community_id", &c.community_id);
         ConnFields {
-            head: v.into(),
+            head: v,
             origin: None,
             statements: Vec::new(),
             statements_origin: 0,
@@ -350,7 +351,8 @@ impl ConnFields {
             .as_ref()
             .is_some_and(|p| p.origin == s.origin_version && p.key.matches(q, operation));
         if !fresh {
-            let mut before = Vec::with_capacity(320);
+            // The connection's fields and the names: no reallocation for most.
+            let mut before = Vec::with_capacity(512);
             let mut o = JsonObj::fragment(&mut before);
             self.render_before_text(&mut o, s);
             o.rendered("db.query.text", b"");
@@ -372,13 +374,19 @@ impl ConnFields {
             .as_ref()
             .is_none_or(|(v, _)| *v != s.origin_version)
         {
-            let mut v = Vec::with_capacity(96);
+            let names = [&s.user, &s.database, &s.application];
+            let len: usize = names
+                .iter()
+                .map(|n| n.as_ref().map_or(0, String::len))
+                .sum();
+            // The keys take under 96 bytes: one allocation unless names need escaping.
+            let mut v = Vec::with_capacity(96 + len);
             let mut f = JsonObj::fragment(&mut v);
             f.plain("db.system.name", "postgresql")
                 .opt_str("user.name", s.user.as_deref())
                 .opt_str("db.namespace", s.database.as_deref())
                 .opt_str("service.name", s.application.as_deref());
-            self.origin = Some((s.origin_version, v.into()));
+            self.origin = Some((s.origin_version, v));
         }
         self.origin.as_ref().map_or(&[], |(_, v)| v)
     }
