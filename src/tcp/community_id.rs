@@ -6,14 +6,15 @@ use sha1::{Digest, Sha1};
 use std::net::IpAddr;
 
 /// `1:` + base64(SHA1(seed(0) ‖ lower endpoint ‖ higher endpoint ‖ proto ‖ pad ‖ ports)).
-/// Once per connection: built without allocating for the comparison or formatting
-/// (a short connection's reading thread spent a fifth of its work here).
 pub(crate) fn community_id(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> String {
-    let (lo, hi) = if addr_port_key(&a) <= addr_port_key(&b) {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    // Endpoints ordered by address bytes, then port: `IpAddr`'s order within a family
+    // (a flow's two ends are of one), without copying the addresses to compare them.
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    ordered_id(lo, hi, proto)
+}
+
+/// The id of endpoints already in order.
+fn ordered_id(lo: (IpAddr, u16), hi: (IpAddr, u16), proto: u8) -> String {
     let mut h = Sha1::new();
     h.update(0u16.to_be_bytes());
     put_ip(&mut h, lo.0);
@@ -22,48 +23,11 @@ pub(crate) fn community_id(a: (IpAddr, u16), b: (IpAddr, u16), proto: u8) -> Str
     h.update(lo.1.to_be_bytes());
     h.update(hi.1.to_be_bytes());
     let digest = h.finalize();
-    // "1:" and 28 base64 characters.
+    // "1:" and 28 base64 characters, in one allocation.
     let mut id = String::with_capacity(30);
     id.push_str("1:");
     base64::engine::general_purpose::STANDARD.encode_string(digest, &mut id);
     id
-}
-
-/// An endpoint ordered as the spec orders them: address bytes, then port.
-fn addr_port_key(e: &(IpAddr, u16)) -> (Octets, u16) {
-    let octets = match e.0 {
-        IpAddr::V4(v) => Octets::V4(v.octets()),
-        IpAddr::V6(v) => Octets::V6(v.octets()),
-    };
-    (octets, e.1)
-}
-
-/// An address's bytes, compared as byte strings (a flow's two ends are of one family).
-#[derive(PartialEq, Eq)]
-enum Octets {
-    V4([u8; 4]),
-    V6([u8; 16]),
-}
-
-impl Octets {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Octets::V4(b) => b,
-            Octets::V6(b) => b,
-        }
-    }
-}
-
-impl PartialOrd for Octets {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Octets {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes().cmp(other.bytes())
-    }
 }
 
 fn put_ip(h: &mut Sha1, ip: IpAddr) {
@@ -92,5 +56,49 @@ mod tests {
             6,
         );
         assert_eq!(rev, id);
+    }
+
+    #[test]
+    fn endpoints_are_ordered_by_address_bytes_then_port() {
+        // The spec's order, as bytes: what `IpAddr`'s order must agree with.
+        let bytes = |e: &(IpAddr, u16)| {
+            let a = match e.0 {
+                IpAddr::V4(v) => v.octets().to_vec(),
+                IpAddr::V6(v) => v.octets().to_vec(),
+            };
+            (a, e.1)
+        };
+        let families: [&[&str]; 2] = [
+            &[
+                "127.0.0.1",
+                "9.255.255.255",
+                "10.0.0.2",
+                "10.0.1.1",
+                "255.0.0.0",
+            ],
+            &[
+                "::1",
+                "fe80::1",
+                "fe80::1:0",
+                "2001:db8::ff00",
+                "ff02::1",
+                "::",
+            ],
+        ];
+        for addrs in families {
+            let ends: Vec<(IpAddr, u16)> = (addrs.iter())
+                .flat_map(|a| [(a.parse().unwrap(), 5432), (a.parse().unwrap(), 40000)])
+                .collect();
+            for a in &ends {
+                for b in &ends {
+                    let (lo, hi) = if bytes(a) <= bytes(b) { (a, b) } else { (b, a) };
+                    assert_eq!(
+                        community_id(*a, *b, 6),
+                        ordered_id(*lo, *hi, 6),
+                        "{a:?} {b:?}"
+                    );
+                }
+            }
+        }
     }
 }
