@@ -11,6 +11,9 @@ pub(crate) const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// Wire bytes as a string: unchanged when valid UTF-8, otherwise every byte that is
 /// not part of a valid sequence becomes `\xNN` (never dropped).
 pub(crate) fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
+    if let Some(s) = ascii(bytes) {
+        return Cow::Borrowed(s);
+    }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(s);
     }
@@ -22,6 +25,20 @@ pub(crate) fn utf8_lossless(bytes: &[u8]) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `bytes` as a string if they are all ASCII, the common case of SQL texts, names
+/// and hex digits: `is_ascii` reads a word at a time from the first byte, where
+/// `from_utf8` goes byte by byte up to an aligned address and after the last whole
+/// pair of words (about 120 instructions for pgbench's 55-byte text, a fifth of that
+/// here).
+#[inline]
+#[allow(unsafe_code, reason = "ASCII checked just before: see below")]
+pub(crate) fn ascii(bytes: &[u8]) -> Option<&str> {
+    // SAFETY: every byte is below 0x80, and a string of ASCII bytes is valid UTF-8.
+    bytes
+        .is_ascii()
+        .then(|| unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// Byte-string equality without a `memcmp` call for short strings (tags, names):
@@ -64,6 +81,20 @@ mod tests {
             Cow::Borrowed("café")
         ));
         assert_eq!(utf8_lossless(b"a\xffb\xc3"), "a\\xffb\\xc3");
+    }
+
+    #[test]
+    fn ascii_only_when_every_byte_is() {
+        assert_eq!(ascii(b""), Some(""));
+        let text = b"SELECT abalance FROM pgbench_accounts WHERE aid = 106260;";
+        assert_eq!(ascii(text), std::str::from_utf8(text).ok());
+        // A byte above 0x7f anywhere (word heads, middles, tails) is not ASCII.
+        for at in 0..text.len() {
+            let mut t = text.to_vec();
+            t[at] = 0xc3;
+            assert_eq!(ascii(&t), None, "byte {at}");
+        }
+        assert_eq!(utf8_lossless(b"caf\xc3\xa9"), "caf\u{e9}");
     }
 
     #[test]

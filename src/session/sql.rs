@@ -660,9 +660,8 @@ pub(crate) struct Digits([u8; 16]);
 
 impl Digits {
     pub(crate) fn as_str(&self) -> &str {
-        // Hex digits are ASCII: the check cannot fail, and is cheaper than the lossy
-        // conversion's.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Hex digits are ASCII: the check cannot fail.
+        crate::text::ascii(&self.0).unwrap_or_default()
     }
 }
 
