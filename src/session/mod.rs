@@ -1585,21 +1585,57 @@ impl Settled {
 
 /// Walks a batch from the transaction status before it; `None` when a statement's
 /// effect cannot be told or the walk does not end at the ReadyForQuery's `status`.
-fn settle(batch: &[Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> {
-    let mut tx = start;
-    // First statement of the current implicit transaction.
-    let mut run = 0;
+fn settle(batch: &mut [Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> {
     let mut out = Settled {
         status: vec![None; batch.len()],
         rolled_back: vec![false; batch.len()],
     };
-    for (i, r) in batch.iter().enumerate() {
+    walk(batch, start, status, Some(&mut out)).then_some(out)
+}
+
+/// [`settle`] from a known status, writing each record's status and rolled-back
+/// flag; whether the walk came out at `status` (if not, what was written is void).
+fn settle_in_place(batch: &mut [Box<QueryRecord>], start: u8, status: u8) -> bool {
+    if let [r] = batch
+        && r.outcome == Outcome::Success
+        && start == status
+        && !matches!(
+            r.command_tag.as_deref(),
+            Some("BEGIN" | "START TRANSACTION" | "COMMIT" | "ROLLBACK" | "PREPARE TRANSACTION")
+        )
+    {
+        // One statement that changed nothing of the transaction (most batches).
+        r.tx_status = Some(status);
+        return true;
+    }
+    // Into the records themselves: a BEGIN or COMMIT alone (twice a transaction)
+    // then costs no allocation.
+    walk(batch, start, status, None)
+}
+
+/// The walk of [`settle`]: each statement's status and rolled-back flag go to
+/// `out`, or without it into the records (whose fields the walk does not read).
+fn walk(
+    batch: &mut [Box<QueryRecord>],
+    start: u8,
+    status: u8,
+    mut out: Option<&mut Settled>,
+) -> bool {
+    let mut tx = start;
+    // First statement of the current implicit transaction.
+    let mut run = 0;
+    for i in 0..batch.len() {
+        let r = &batch[i];
         match r.outcome {
             _ if r.skipped => {}
-            Outcome::Unknown => return None,
+            Outcome::Unknown => return false,
             Outcome::Failure if tx == b'I' => {
-                for (p, rb) in batch[run..i].iter().zip(&mut out.rolled_back[run..i]) {
-                    *rb = p.outcome == Outcome::Success;
+                for (p, prev) in batch[run..i].iter_mut().enumerate() {
+                    let rb = prev.outcome == Outcome::Success;
+                    match out.as_deref_mut() {
+                        Some(o) => o.rolled_back[run + p] = rb,
+                        None => prev.rolled_back = rb,
+                    }
                 }
                 run = i + 1;
             }
@@ -1618,9 +1654,10 @@ fn settle(batch: &[Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> 
                         tx = b'I';
                         run = i + 1;
                     }
-                    "COMMIT" | "ROLLBACK" => match keeps()? {
-                        true => tx = b'T',
-                        false => {
+                    "COMMIT" | "ROLLBACK" => match keeps() {
+                        None => return false,
+                        Some(true) => tx = b'T',
+                        Some(false) => {
                             tx = b'I';
                             run = i + 1;
                         }
@@ -1629,36 +1666,16 @@ fn settle(batch: &[Box<QueryRecord>], start: u8, status: u8) -> Option<Settled> 
                 }
             }
         }
-        out.status[i] = Some(tx);
-    }
-    (tx == status).then_some(out)
-}
-
-/// [`settle`] from a known status, writing each record's status and rolled-back
-/// flag; whether the walk came out at `status` (if not, what was written is void).
-fn settle_in_place(batch: &mut [Box<QueryRecord>], start: u8, status: u8) -> bool {
-    if let [r] = batch
-        && r.outcome == Outcome::Success
-        && start == status
-        && !matches!(
-            r.command_tag.as_deref(),
-            Some("BEGIN" | "START TRANSACTION" | "COMMIT" | "ROLLBACK" | "PREPARE TRANSACTION")
-        )
-    {
-        // One statement that changed nothing of the transaction (most batches).
-        r.tx_status = Some(status);
-        return true;
-    }
-    match settle(batch, start, status) {
-        Some(d) => {
-            for ((r, st), rb) in batch.iter_mut().zip(d.status).zip(d.rolled_back) {
-                r.tx_status = st;
-                r.rolled_back = rb;
+        match out.as_deref_mut() {
+            Some(o) => o.status[i] = Some(tx),
+            None => {
+                batch[i].tx_status = Some(tx);
+                // A later failure in the same implicit transaction sets it again.
+                batch[i].rolled_back = false;
             }
-            true
         }
-        None => false,
     }
+    tx == status
 }
 
 /// A record whose result cannot be vouched for: it says so and gives none.
