@@ -271,14 +271,17 @@ pub(crate) fn operation(sql: &[u8]) -> Option<String> {
 /// Whether a statement whose tag is COMMIT or ROLLBACK leaves a transaction open:
 /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] s`, or `… AND CHAIN`.
 pub(crate) fn keeps_transaction(sql: &[u8]) -> bool {
+    // Compared as written, without a lower-cased copy per word: this runs on every
+    // COMMIT inside a transaction (once a pgbench TPC-B transaction).
+    let is = |w: &[u8], k: &[u8]| w.eq_ignore_ascii_case(k);
     let mut words = scan(sql)
         .filter(|(t, _, _)| *t == Tok::Word)
-        .map(|(_, a, b)| sql[a..b].to_ascii_lowercase())
+        .map(|(_, a, b)| &sql[a..b])
         .skip(1)
-        .skip_while(|w| w == b"work" || w == b"transaction");
-    match words.next().as_deref() {
-        Some(b"to") => true,
-        Some(b"and") => words.next().as_deref() == Some(b"chain"),
+        .skip_while(|w| is(w, b"work") || is(w, b"transaction"));
+    match words.next() {
+        Some(w) if is(w, b"to") => true,
+        Some(w) if is(w, b"and") => words.next().is_some_and(|w| is(w, b"chain")),
         _ => false,
     }
 }
@@ -1046,6 +1049,7 @@ mod tests {
             ("ROLLBACK TRANSACTION TO s", true),
             ("commit and chain", true),
             ("commit and no chain", false),
+            ("Commit And CHAIN", true),
             ("end /* to */ work", false),
         ] {
             assert_eq!(keeps_transaction(sql.as_bytes()), keeps, "{sql}");
