@@ -54,7 +54,7 @@ pub struct JsonSink<W: Write> {
     conns: FxHashMap<u64, ConnFields>,
     /// The tail up to the transaction status of the last statement record of a text
     /// seen once, for what it shows (see [`Tail`]): the same for most of them.
-    once_tail: (Option<Tail>, Vec<u8>),
+    once_tail: Recent<Tail, Vec<u8>>,
     /// The last session record's startup and server parameters, rendered.
     startup: LastObject,
     server: LastObject,
@@ -98,7 +98,7 @@ impl<W: Write> JsonSink<W> {
             texts: TextCache::default(),
             tags: TagCache::default(),
             conns: FxHashMap::default(),
-            once_tail: (None, Vec::new()),
+            once_tail: Recent::default(),
             startup: LastObject::default(),
             server: LastObject::default(),
         }
@@ -418,32 +418,74 @@ enum Part<'p> {
 /// thread changes on every statement.
 struct ById<V> {
     map: FxHashMap<u64, V>,
-    /// What was rendered of the last string not worth keeping, by its id: a command
-    /// tag the decoder keeps in its front table stays one uncached string, met again
-    /// on every record.
-    once: Option<(u64, V)>,
+    /// What was rendered of the last strings not worth keeping, by their ids: a
+    /// command tag the decoder keeps in its front table stays one uncached string,
+    /// met again on every record (one per decoding thread).
+    once: Recent<u64, V>,
 }
 
-impl<V> Default for ById<V> {
+impl<V: Default> Default for ById<V> {
     fn default() -> Self {
         ById {
             map: FxHashMap::default(),
-            once: None,
+            once: Recent::default(),
         }
     }
 }
 
-impl<V> ById<V> {
+/// The last few keys met and what was rendered for each: records of `--threads N`
+/// come from N decoding threads in turn, each with its own shared strings (ids),
+/// and a single slot was rendered again at every turn (a tenth of the writing
+/// thread's instructions with two).
+struct Recent<K, V> {
+    keys: [Option<K>; RECENT],
+    values: [V; RECENT],
+    /// The slot of the last key met, looked at first.
+    last: usize,
+    /// The slot the next new key takes.
+    next: usize,
+}
+
+const RECENT: usize = 8;
+
+impl<K, V: Default> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent {
+            keys: std::array::from_fn(|_| None),
+            values: std::array::from_fn(|_| V::default()),
+            last: 0,
+            next: 0,
+        }
+    }
+}
+
+impl<K: PartialEq + Copy, V> Recent<K, V> {
+    /// The value kept for `key`; `fill` writes it first when `key` is not kept,
+    /// into the slot of the oldest key (whose value it may reuse).
+    fn get(&mut self, key: K, fill: impl FnOnce(&mut V)) -> &mut V {
+        let i = if self.keys[self.last] == Some(key) {
+            self.last
+        } else if let Some(i) = self.keys.iter().position(|k| *k == Some(key)) {
+            i
+        } else {
+            let i = self.next;
+            self.next = (i + 1) % RECENT;
+            self.keys[i] = Some(key);
+            fill(&mut self.values[i]);
+            i
+        };
+        self.last = i;
+        &mut self.values[i]
+    }
+}
+
+impl<V: Default> ById<V> {
     const MAX: usize = 4096;
 
     fn get(&mut self, s: &Text, render: impl FnOnce(&str) -> V) -> &V {
         let key = s.id();
         if !s.cacheable() {
-            let once = match self.once.take() {
-                Some((id, v)) if id == key => (id, v),
-                _ => (key, render(s)),
-            };
-            return &self.once.insert(once).1;
+            return self.once.get(key, |v| *v = render(s));
         }
         if self.map.len() >= Self::MAX && !self.map.contains_key(&key) {
             self.map.clear();
@@ -456,6 +498,7 @@ impl<V> ById<V> {
 type TextCache = ById<(Box<[u8]>, Box<str>)>;
 
 /// A command tag as a JSON string, and its first word.
+#[derive(Default)]
 struct CachedTag {
     json: Box<[u8]>,
     operation: Box<str>,
@@ -654,12 +697,10 @@ impl<W: Write> Sink for JsonSink<W> {
             }
             (Some(key), Part::Once(fingerprint)) => {
                 // Up to the fingerprint, which is this text's alone.
-                let (kept, to_status) = &mut self.once_tail;
-                if *kept != Some(key) {
-                    to_status.clear();
-                    tail_to_status(&mut JsonObj::fragment(to_status), q, tag);
-                    *kept = Some(key);
-                }
+                let to_status = self.once_tail.get(key, |v| {
+                    v.clear();
+                    tail_to_status(&mut JsonObj::fragment(v), q, tag);
+                });
                 o.raw(to_status);
                 o.plain("pgwire.fingerprint", fingerprint.as_str());
             }
@@ -907,6 +948,31 @@ fn pooler_fields(o: &mut JsonObj<'_>, p: &Link) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn recent_renders_each_of_keys_in_turn_once() {
+        let mut r: Recent<u64, String> = Recent::default();
+        let renders = std::cell::Cell::new(0);
+        let get = |r: &mut Recent<u64, String>, k: u64| {
+            r.get(k, |v| {
+                renders.set(renders.get() + 1);
+                *v = format!("v{k}");
+            })
+            .clone()
+        };
+        // Two decoding threads' tags, in turn: rendered once each.
+        for _ in 0..3 {
+            assert_eq!(get(&mut r, 1), "v1");
+            assert_eq!(get(&mut r, 2), "v2");
+        }
+        // More keys than slots: the oldest goes first and is rendered again.
+        for k in 3..=RECENT as u64 + 1 {
+            assert_eq!(get(&mut r, k), format!("v{k}"));
+        }
+        assert_eq!(get(&mut r, 2), "v2");
+        assert_eq!(get(&mut r, 1), "v1");
+        assert_eq!(renders.get(), RECENT + 2);
+    }
+
     fn records(out: &[u8]) -> Vec<serde_json::Value> {
         out.split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -915,7 +981,8 @@ mod tests {
     }
 
     /// A string not worth caching is rendered once while it comes again (a command
-    /// tag from the decoder's front table is one such string), again for another.
+    /// tag from the decoder's front table is one such string), and kept while a few
+    /// others come in turn (one such tag from each decoding thread).
     #[test]
     fn an_uncached_string_is_rendered_once_while_it_repeats() {
         let mut cache = ById::<u32>::default();
@@ -931,7 +998,7 @@ mod tests {
                 })
             })
             .collect();
-        assert_eq!(got, [1, 1, 2, 2, 3]);
+        assert_eq!(got, [1, 1, 2, 2, 1]);
     }
 
     /// Writes `items` through one sink, checks that each record is the one a sink
