@@ -168,9 +168,9 @@ pub struct Cli {
     )]
     pub(crate) snaplen: i32,
 
-    /// Decoding threads for JSON and summary records from files: connections are
-    /// sharded across them by address, and records come out in the same order as with
-    /// one. Default: the cores available less two (the reading and the writing threads
+    /// Decoding threads for JSON and summary records from files: each new connection
+    /// goes to the one with the fewest open, and records come out in the same order as
+    /// with one. Default: the cores available less two (the reading and the writing threads
     /// have theirs), at least one. Example: --threads 4
     #[arg(
         long = "threads",

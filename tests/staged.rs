@@ -9,12 +9,10 @@ use pgscope::capture::{self, Flow};
 use pgscope::output::Sink;
 use pgscope::output::json::{JsonSink, RecordKind};
 use pgscope::output::threaded::Threaded;
-use pgscope::pipeline::staged::{Staged, shard_of};
+use pgscope::pipeline::staged::{Spread, Staged};
 use pgscope::pipeline::{Feed, Pipeline};
 use pgscope::session::shared::foreign_drops;
-use pgscope::tcp::ConnMeta;
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -134,20 +132,29 @@ fn staged_and_sharded_pipelines_write_what_one_thread_writes() {
     );
 }
 
-/// The connection of a session record, as the flow table names it.
-fn meta(rec: &serde_json::Value) -> ConnMeta {
-    let end = |ip: &str, port: &str| {
-        let ip: IpAddr = rec[ip].as_str().unwrap().parse().unwrap();
-        (ip, rec[port].as_u64().unwrap() as u16)
-    };
-    ConnMeta {
-        id: rec["pgwire.conn_id"].as_u64().unwrap(),
-        client: end("source.ip", "source.port"),
-        server: end("destination.ip", "destination.port"),
-        start_ns: 0,
-        midstream: false,
-        community_id: String::new(),
-    }
+#[test]
+fn connections_go_to_the_shard_with_the_fewest_open() {
+    let mut s = Spread::new(2);
+    // Four long connections: two a shard (a hash of their addresses put pgbench's
+    // four three to one).
+    let four: Vec<u8> = (0..4).map(|_| s.open()).collect();
+    assert_eq!(four, [0, 1, 0, 1]);
+    // One closes: the next goes where it was.
+    s.close(1);
+    assert_eq!(s.open(), 1);
+    // Connections one at a time (connect, query, disconnect) take turns.
+    let mut s = Spread::new(3);
+    let turns: Vec<u8> = (0..6)
+        .map(|_| {
+            let shard = s.open();
+            s.close(shard);
+            shard
+        })
+        .collect();
+    assert_eq!(turns, [0, 1, 2, 0, 1, 2]);
+    // Out-of-range input is ignored rather than trusted.
+    s.close(200);
+    assert!(s.open() < 3);
 }
 
 #[test]
@@ -178,12 +185,16 @@ fn cancels_are_matched_across_shards() {
                 r["event.dataset"] == "pgwire.session" && r["pgwire.conn_id"].as_u64() == target_id
             })
             .unwrap();
-        // Thread counts that put the two connections on different shards.
-        let apart: Vec<usize> = (2..=8)
-            .filter(|&n| shard_of(&meta(cancel), n) != shard_of(&meta(target), n))
-            .collect();
-        assert!(!apart.is_empty(), "{name}: never on different shards");
-        for n in apart {
+        // The target is the first connection and still open when the cancel's opens
+        // (each record's start is its first packet, its end its last): `Spread`
+        // then puts the two on different shards, whatever the number of threads.
+        let stamp = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap().to_owned();
+        assert!(recs.iter().all(|r| r["event.dataset"] != "pgwire.session"
+            || stamp(r, "event.start") >= stamp(target, "event.start")));
+        assert!(stamp(target, "event.end") > stamp(cancel, "event.start"));
+        for n in 2..=8 {
+            let mut spread = Spread::new(n);
+            assert_ne!(spread.open(), spread.open(), "{name}: {n} threads");
             assert!(staged(&path, n) == one, "{name}: {n} threads");
         }
     }

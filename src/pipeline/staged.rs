@@ -6,9 +6,9 @@
 //! Used for offline record output, where decoding one busy thread's worth of
 //! messages is what limits the rate (see docs/benchmark.md).
 //!
-//! With `--threads N` (N > 1) decoding is sharded by connection: a hash of the
-//! connection's addresses and ports picks one of N decoding threads, so both
-//! directions of a flow go to one. Every event is numbered; each round of batches
+//! With `--threads N` (N > 1) decoding is sharded by connection: a new connection
+//! goes to the decoding thread with the fewest open ones ([`Spread`]), and both
+//! directions of a flow to that one. Every event is numbered; each round of batches
 //! goes to all shards at once, and the writer (`output::threaded`) merges their
 //! records back into capture order by those numbers.
 
@@ -112,6 +112,7 @@ struct Place {
 /// entry holds its [`Place`].
 struct Recorder {
     shards: Vec<ShardTx>,
+    spread: Spread,
     /// The number of the last event (sharded).
     seq: u64,
     /// A shard's decoder stopped (its `tx` is gone): set where that happens, so the
@@ -157,14 +158,46 @@ impl Recorder {
     }
 }
 
-/// The shard of a connection: both directions hash alike, since `ConnMeta` names the
-/// client and server ends whichever way a packet went. FxHash: the same on every run.
-pub fn shard_of(meta: &ConnMeta, n: usize) -> u8 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    (meta.client, meta.server).hash(&mut h);
-    // At most 255 shards (`--threads` is capped below that).
-    (h.finish() % n as u64) as u8
+/// Which shard a new connection goes to: the one with the fewest open connections,
+/// ties taken in turn. A hash of the addresses left a few long connections unevenly
+/// spread (pgbench's four clients went three to one of two shards, which then
+/// decoded five times what the other did). Decided on the reading thread, in capture
+/// order, so the same on every run.
+pub struct Spread {
+    open: Vec<u32>,
+    /// Where the search for a least-loaded shard starts next.
+    next: usize,
+}
+
+impl Spread {
+    /// `n` shards, 1 to 255.
+    pub fn new(n: usize) -> Self {
+        Spread {
+            open: vec![0; n.clamp(1, 255)],
+            next: 0,
+        }
+    }
+
+    /// The shard of a connection opening now.
+    pub fn open(&mut self) -> u8 {
+        let n = self.open.len();
+        let least = self.open.iter().copied().min().unwrap_or_default();
+        let shard = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| self.open[i] == least)
+            .unwrap_or_default();
+        self.open[shard] += 1;
+        self.next = (shard + 1) % n;
+        // At most 255 shards (`new`).
+        shard as u8
+    }
+
+    /// A connection of `shard` closed.
+    pub fn close(&mut self, shard: u8) {
+        if let Some(c) = self.open.get_mut(usize::from(shard)) {
+            *c = c.saturating_sub(1);
+        }
+    }
 }
 
 impl Handler<Place> for Recorder {
@@ -173,7 +206,7 @@ impl Handler<Place> for Recorder {
     }
 
     fn open(&mut self, meta: &ConnMeta) -> Place {
-        let shard = shard_of(meta, self.shards.len());
+        let shard = self.spread.open();
         let s = &mut self.shards[usize::from(shard)];
         let slot = s.free_slots.pop().unwrap_or_else(|| {
             s.next_slot += 1;
@@ -228,6 +261,7 @@ impl Handler<Place> for Recorder {
     fn close(&mut self, _: &ConnMeta, Place { shard, slot }: Place, ts: i64, reason: CloseReason) {
         self.push(shard, Ev::Close { slot, ts, reason });
         self.shards[usize::from(shard)].free_slots.push(slot);
+        self.spread.close(shard);
     }
 }
 
@@ -269,6 +303,7 @@ impl Staged {
         Staged {
             table: FlowTable::new(ports, limits),
             rec: Recorder {
+                spread: Spread::new(shards.len()),
                 shards,
                 seq: 0,
                 stopped: false,
